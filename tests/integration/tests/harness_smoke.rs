@@ -1,0 +1,142 @@
+//! Proves the harness itself: Envoy with the empty Wasm filter in front of the echo upstream,
+//! the raw client, the admin helpers, and refusal of a bad config.
+
+use apim_integration::{send_raw, upstream_port, Envoy, Request};
+
+/// Listener → Wasm noop → router → the echo upstream.
+const NOOP_PROXY: &str = r#"
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: main
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: "/"}
+                route: {cluster: upstream}
+          http_filters:
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: wasm_noop
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:wasm_noop}}"}}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    type: STATIC
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
+"#;
+
+#[test]
+fn request_reaches_echo_through_wasm_noop() {
+    let envoy = Envoy::start(NOOP_PROXY).unwrap();
+    let response = Request::new("POST", "/hello/world?q=1&q=2")
+        .header("x-dup", "first")
+        .header("x-dup", "second")
+        .header_bytes("x-bytes", b"caf\xe9")
+        .body("payload")
+        .send(envoy.port())
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("Content-Type"), Some("application/json"));
+
+    let echo = response.json();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["path"], "/hello/world?q=1&q=2");
+    assert_eq!(echo["body"], "payload");
+    let headers = echo["headers"].as_array().unwrap();
+    let values = |name: &str| -> Vec<&str> {
+        headers
+            .iter()
+            .filter(|h| h[0] == name)
+            .map(|h| h[1].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(values("x-dup"), ["first", "second"]);
+    assert_eq!(values("x-bytes"), ["caf\u{fffd}"]);
+    assert_eq!(values(":authority"), Vec::<&str>::new());
+    assert_eq!(values("host"), ["localhost"]);
+
+    assert_eq!(envoy.counter("http.ingress.downstream_rq_2xx"), Some(1));
+    assert_eq!(envoy.counter("no.such.stat"), None);
+    assert!(envoy.stats_prometheus().contains(
+        "envoy_http_downstream_rq_completed{envoy_http_conn_manager_prefix=\"ingress\"}"
+    ));
+    assert!(envoy.log().contains("starting main dispatch loop"));
+}
+
+#[test]
+fn upstream_status_handler_through_envoy() {
+    let envoy = Envoy::builder()
+        .concurrency(1)
+        .log_level("warn")
+        .start(NOOP_PROXY)
+        .unwrap();
+    let response = Request::get("/status/418").send(envoy.port()).unwrap();
+    assert_eq!(response.status, 418);
+    assert_eq!(response.json()["path"], "/status/418");
+    assert_eq!(envoy.counter("http.ingress.downstream_rq_4xx"), Some(1));
+}
+
+#[test]
+fn raw_client_talks_to_the_upstream_directly() {
+    let response = send_raw(
+        upstream_port(),
+        b"GET /raw HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.json()["headers"][1],
+        serde_json::json!(["x-a", "1"])
+    );
+}
+
+#[test]
+fn malformed_request_gets_400_from_envoy() {
+    let envoy = Envoy::start(NOOP_PROXY).unwrap();
+    let response = send_raw(
+        envoy.port(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(response.status, 400);
+}
+
+#[test]
+fn bad_config_is_refused_with_a_message() {
+    let bad = NOOP_PROXY.replacen(
+        "static_resources:",
+        "no_such_field: 1\nstatic_resources:",
+        1,
+    );
+    let log = Envoy::start_expect_failure(&bad).unwrap();
+    assert!(log.contains("no_such_field"), "{log}");
+    assert!(log.contains("unknown fields"), "{log}");
+}
+
+#[test]
+fn good_config_is_not_a_failure() {
+    let err = Envoy::start_expect_failure(NOOP_PROXY).unwrap_err();
+    assert!(err.contains("became ready"), "{err}");
+}

@@ -1,0 +1,47 @@
+//! `apim`: the suite's helper CLI.
+//!
+//! ```text
+//! apim key new [--consumer ID]     a new API key (32 random bytes, base64url) and its config entry
+//! apim key hash [KEY]              the config entry for an existing key (KEY or stdin)
+//! apim validate FILTER FILE        check a filter's JSON config (FILE or - for stdin) with the
+//!                                  filter's own types; prints the same errors Envoy would log
+//! ```
+//! Exit codes: 0 ok, 1 invalid config, 2 usage or I/O error.
+
+mod keys;
+mod validate;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  apim key new [--consumer ID]   generate an API key and print its config entry
+  apim key hash [KEY]            print the config entry for KEY (or the key read from stdin)
+  apim validate FILTER FILE      validate a filter config (FILE may be - for stdin)
+filters: api-key-auth";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["key", "new"] => keys::new(None),
+        ["key", "new", "--consumer", id] => keys::new(Some(id)),
+        ["key", "hash"] => keys::hash_stdin(),
+        ["key", "hash", key] => Ok(keys::hash(key)),
+        ["validate", filter, file] => return validate::run(filter, file),
+        ["help" | "--help" | "-h"] => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}

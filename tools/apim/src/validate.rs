@@ -1,0 +1,48 @@
+//! Offline config validation with the filters' own parsers, so the message is exactly the one
+//! Envoy would log when refusing the config.
+
+use std::io::Read as _;
+use std::process::ExitCode;
+
+const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
+
+pub fn run(filter: &str, file: &str) -> ExitCode {
+    let bytes = match read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match filter {
+        "api-key-auth" => api_key_auth::config::Config::parse(&bytes).map(|c| c.warnings),
+        other => {
+            eprintln!("unknown filter \"{other}\"; known: api-key-auth");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(warnings) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            println!("{file}: valid {filter} config");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{file}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn read(file: &str) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    let res = if file == "-" {
+        std::io::stdin().take(MAX_FILE_BYTES).read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(file).and_then(|f| f.take(MAX_FILE_BYTES).read_to_end(&mut bytes))
+    };
+    res.map_err(|e| format!("reading {file}: {e}"))?;
+    Ok(bytes)
+}
