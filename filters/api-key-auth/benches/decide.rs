@@ -11,13 +11,27 @@ use std::hint::black_box;
 
 fn config_json(consumers: usize) -> String {
     let list: Vec<String> = (0..consumers)
-        .map(|i| format!(r#"{{"id":"c{i}","plan":"gold","keys":[{{"sha256":"{}"}}]}}"#, to_hex(&sha256(format!("key-{i}").as_bytes()))))
+        .map(|i| {
+            format!(
+                r#"{{"id":"c{i}","plan":"gold","keys":[{{"sha256":"{}"}}]}}"#,
+                to_hex(&sha256(format!("key-{i}").as_bytes()))
+            )
+        })
         .collect();
-    format!(r#"{{"consumers":[{}],"forward":{{"consumer_id_header":"x-consumer-id"}}}}"#, list.join(","))
+    format!(
+        r#"{{"consumers":[{}],"forward":{{"consumer_id_header":"x-consumer-id"}}}}"#,
+        list.join(",")
+    )
 }
 
 fn head(key: Option<&str>) -> RequestHead {
-    let mut h = vec![(":method", "GET"), (":path", "/pets/1"), (":authority", "api.example.com"), ("user-agent", "wrk"), ("accept", "*/*")];
+    let mut h = vec![
+        (":method", "GET"),
+        (":path", "/pets/1"),
+        (":authority", "api.example.com"),
+        ("user-agent", "wrk"),
+        ("accept", "*/*"),
+    ];
     if let Some(k) = key {
         h.push(("x-api-key", k));
     }
@@ -31,11 +45,22 @@ fn bench(c: &mut Criterion) {
     let missing = head(None);
     let unknown = head(Some("nope"));
     c.bench_function("decide/valid_key", |b| {
-        b.iter(|| assert!(matches!(decide(black_box(&config), black_box(&valid), None, 0), Decision::Allow { .. })))
+        b.iter(|| {
+            assert!(matches!(
+                decide(black_box(&config), black_box(&valid), None, 0),
+                Decision::Allow { .. }
+            ))
+        })
     });
-    c.bench_function("decide/missing_key", |b| b.iter(|| decide(black_box(&config), black_box(&missing), None, 0)));
-    c.bench_function("decide/unknown_key", |b| b.iter(|| decide(black_box(&config), black_box(&unknown), None, 0)));
-    c.bench_function("config/parse_1000_consumers", |b| b.iter(|| Config::parse(black_box(json.as_bytes())).unwrap()));
+    c.bench_function("decide/missing_key", |b| {
+        b.iter(|| decide(black_box(&config), black_box(&missing), None, 0))
+    });
+    c.bench_function("decide/unknown_key", |b| {
+        b.iter(|| decide(black_box(&config), black_box(&unknown), None, 0))
+    });
+    c.bench_function("config/parse_1000_consumers", |b| {
+        b.iter(|| Config::parse(black_box(json.as_bytes())).unwrap())
+    });
 }
 
 criterion_group!(benches, bench);

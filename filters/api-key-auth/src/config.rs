@@ -185,6 +185,8 @@ pub struct Config {
     pub consumer_plan_header: Option<String>,
     pub strip_credential: bool,
     pub allow_cors_preflight: bool,
+    /// The request headers every request needs fetched (key sources, rule conditions).
+    pub fetch: Vec<String>,
     /// Whether any key has `not_before`/`expires_at`: only then is the clock read per request.
     pub needs_clock: bool,
     /// Things worth a warning in Envoy's log (plaintext keys).
@@ -200,11 +202,20 @@ impl Config {
     pub fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
         let root = Field::root();
         let realm = &raw.realm;
-        if realm.is_empty() || realm.len() > MAX_NAME_LENGTH || !realm.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
-            return Err(root.key("realm").error("must be 1-256 printable ASCII characters without quotes or backslashes"));
+        if realm.is_empty()
+            || realm.len() > MAX_NAME_LENGTH
+            || !realm
+                .bytes()
+                .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        {
+            return Err(root
+                .key("realm")
+                .error("must be 1-256 printable ASCII characters without quotes or backslashes"));
         }
         if raw.max_key_length == 0 || raw.max_key_length > MAX_KEY_LENGTH_LIMIT {
-            return Err(root.key("max_key_length").error(format!("must be between 1 and {MAX_KEY_LENGTH_LIMIT}")));
+            return Err(root
+                .key("max_key_length")
+                .error(format!("must be between 1 and {MAX_KEY_LENGTH_LIMIT}")));
         }
         let sources = check_sources(&raw.sources, &root.key("sources"))?;
         let mut warnings = Vec::new();
@@ -223,7 +234,9 @@ impl Config {
             .as_deref()
             .map(|h| check_header_name(&fwd.key("consumer_plan_header"), h))
             .transpose()?;
+        let fetch = headers_to_fetch(&sources, &rules, raw.allow_cors_preflight);
         Ok(Self {
+            fetch,
             www_authenticate: format!("ApiKey realm=\"{realm}\""),
             sources,
             max_key_length: raw.max_key_length,
@@ -233,11 +246,40 @@ impl Config {
             consumer_plan_header,
             strip_credential: raw.strip_credential,
             allow_cors_preflight: raw.allow_cors_preflight,
-            needs_clock: keys.values().any(|k| k.not_before.is_some() || k.expires_at.is_some()),
+            needs_clock: keys
+                .values()
+                .any(|k| k.not_before.is_some() || k.expires_at.is_some()),
             keys,
             warnings,
         })
     }
+}
+
+/// The preflight's own headers, fetched only once `:method` says OPTIONS.
+pub const CORS_HEADERS: [&str; 2] = ["origin", "access-control-request-method"];
+
+fn headers_to_fetch(sources: &[Source], rules: &RuleSet<Rule>, cors: bool) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut add = |n: &str| {
+        if !names.iter().any(|x| x == n) {
+            names.push(n.to_string());
+        }
+    };
+    for s in sources {
+        match s {
+            Source::Header(h) => add(h),
+            Source::Authorization(_) => add("authorization"),
+            Source::Query(_) => add(":path"),
+            Source::Cookie(_) => add("cookie"),
+        }
+    }
+    for n in rules.needed_headers() {
+        add(n);
+    }
+    if cors {
+        add(":method");
+    }
+    names
 }
 
 fn check_sources(raw: &[RawSource], field: &Field) -> Result<Vec<Source>, ConfigError> {
@@ -251,13 +293,17 @@ fn check_sources(raw: &[RawSource], field: &Field) -> Result<Vec<Source>, Config
             RawSource::Header(h) => {
                 let name = check_header_name(&f.key("header"), h)?;
                 if matches!(name.as_str(), "authorization" | "cookie" | "host") {
-                    return Err(f.key("header").error(format!("use the {name} source for \"{name}\"")));
+                    return Err(f
+                        .key("header")
+                        .error(format!("use the {name} source for \"{name}\"")));
                 }
                 Source::Header(name)
             }
             RawSource::Authorization(scheme) => {
                 if scheme.is_empty() || !scheme.bytes().all(kit::config_error::is_token_byte) {
-                    return Err(f.key("authorization").error("scheme must be a non-empty token such as \"ApiKey\""));
+                    return Err(f
+                        .key("authorization")
+                        .error("scheme must be a non-empty token such as \"ApiKey\""));
                 }
                 Source::Authorization(scheme.clone())
             }
@@ -273,7 +319,10 @@ fn check_sources(raw: &[RawSource], field: &Field) -> Result<Vec<Source>, Config
 }
 
 fn check_plain_name(name: &str, field: &Field) -> Result<String, ConfigError> {
-    if name.is_empty() || name.len() > MAX_NAME_LENGTH || !name.bytes().all(kit::config_error::is_token_byte) {
+    if name.is_empty()
+        || name.len() > MAX_NAME_LENGTH
+        || !name.bytes().all(kit::config_error::is_token_byte)
+    {
         return Err(field.error(format!("\"{name}\" is not a valid name")));
     }
     Ok(name.to_string())
@@ -283,11 +332,15 @@ fn check_plain_name(name: &str, field: &Field) -> Result<String, ConfigError> {
 fn check_label(value: &str, field: &Field) -> Result<(), ConfigError> {
     let ok = !value.is_empty()
         && value.len() <= MAX_NAME_LENGTH
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-~:@+/".contains(&b));
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-~:@+/".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(field.error(format!("\"{value}\" must be 1-256 characters of letters, digits and . _ - ~ : @ + /")))
+        Err(field.error(format!(
+            "\"{value}\" must be 1-256 characters of letters, digits and . _ - ~ : @ + /"
+        )))
     }
 }
 
@@ -295,7 +348,9 @@ fn check_label(value: &str, field: &Field) -> Result<(), ConfigError> {
 fn check_scope(value: &str, field: &Field) -> Result<(), ConfigError> {
     let ok = !value.is_empty()
         && value.len() <= MAX_NAME_LENGTH
-        && value.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        && value
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
     if ok {
         Ok(())
     } else {
@@ -319,7 +374,9 @@ fn build_consumers(raw: &RawConfig, warnings: &mut Vec<String>) -> Result<Built,
         let f = field.index(ci);
         check_label(&c.id, &f.key("id"))?;
         if by_id.insert(c.id.clone(), ci).is_some() {
-            return Err(f.key("id").error(format!("duplicate consumer id \"{}\"", c.id)));
+            return Err(f
+                .key("id")
+                .error(format!("duplicate consumer id \"{}\"", c.id)));
         }
         if let Some(plan) = &c.plan {
             check_label(plan, &f.key("plan"))?;
@@ -331,13 +388,25 @@ fn build_consumers(raw: &RawConfig, warnings: &mut Vec<String>) -> Result<Built,
             check_scope(s, &f.key("scopes").index(si))?;
         }
         if c.keys.len() > MAX_KEYS_PER_CONSUMER {
-            return Err(f.key("keys").error(format!("more than {MAX_KEYS_PER_CONSUMER} keys")));
+            return Err(f
+                .key("keys")
+                .error(format!("more than {MAX_KEYS_PER_CONSUMER} keys")));
         }
         for (ki, k) in c.keys.iter().enumerate() {
             let kf = f.key("keys").index(ki);
             let digest = key_digest(k, raw, &kf, warnings)?;
-            let not_before = k.not_before.as_deref().map(parse_rfc3339).transpose().map_err(|e| kf.key("not_before").error(e))?;
-            let expires_at = k.expires_at.as_deref().map(parse_rfc3339).transpose().map_err(|e| kf.key("expires_at").error(e))?;
+            let not_before = k
+                .not_before
+                .as_deref()
+                .map(parse_rfc3339)
+                .transpose()
+                .map_err(|e| kf.key("not_before").error(e))?;
+            let expires_at = k
+                .expires_at
+                .as_deref()
+                .map(parse_rfc3339)
+                .transpose()
+                .map_err(|e| kf.key("expires_at").error(e))?;
             if let (Some(nb), Some(exp)) = (not_before, expires_at) {
                 if exp <= nb {
                     return Err(kf.key("expires_at").error("must be later than not_before"));
@@ -346,7 +415,14 @@ fn build_consumers(raw: &RawConfig, warnings: &mut Vec<String>) -> Result<Built,
             if let Some(first) = seen_at.insert(digest, kf.as_str().to_string()) {
                 return Err(kf.error(format!("the same key is already configured at {first}")));
             }
-            keys.insert(digest, KeyEntry { consumer: ci, not_before, expires_at });
+            keys.insert(
+                digest,
+                KeyEntry {
+                    consumer: ci,
+                    not_before,
+                    expires_at,
+                },
+            );
         }
         let identity = Identity {
             id: c.id.clone(),
@@ -366,7 +442,12 @@ fn build_consumers(raw: &RawConfig, warnings: &mut Vec<String>) -> Result<Built,
     Ok((consumers, keys, by_id))
 }
 
-fn key_digest(k: &RawKey, raw: &RawConfig, kf: &Field, warnings: &mut Vec<String>) -> Result<[u8; 32], ConfigError> {
+fn key_digest(
+    k: &RawKey,
+    raw: &RawConfig,
+    kf: &Field,
+    warnings: &mut Vec<String>,
+) -> Result<[u8; 32], ConfigError> {
     match (&k.sha256, &k.plaintext) {
         (Some(d), None) => parse_sha256(d).map_err(|e| kf.key("sha256").error(e)),
         (None, Some(p)) => {
@@ -374,30 +455,51 @@ fn key_digest(k: &RawKey, raw: &RawConfig, kf: &Field, warnings: &mut Vec<String
                 return Err(kf.key("plaintext").error("plaintext keys are refused; store the SHA-256 digest (`apim key hash`) or set allow_plaintext_keys"));
             }
             if p.is_empty() || p.len() > raw.max_key_length {
-                return Err(kf.key("plaintext").error(format!("must be 1 to max_key_length ({}) bytes", raw.max_key_length)));
+                return Err(kf.key("plaintext").error(format!(
+                    "must be 1 to max_key_length ({}) bytes",
+                    raw.max_key_length
+                )));
             }
-            warnings.push(format!("{}: plaintext API key in config (allow_plaintext_keys is set)", kf.as_str()));
+            warnings.push(format!(
+                "{}: plaintext API key in config (allow_plaintext_keys is set)",
+                kf.as_str()
+            ));
             Ok(sha256(p.as_bytes()))
         }
         (Some(_), Some(_)) => Err(kf.error("give either sha256 or plaintext, not both")),
-        (None, None) => Err(kf.error("a key needs sha256 (or plaintext with allow_plaintext_keys)")),
+        (None, None) => {
+            Err(kf.error("a key needs sha256 (or plaintext with allow_plaintext_keys)"))
+        }
     }
 }
 
-fn build_rules(raw: &[RawRule], by_id: &HashMap<String, usize>, field: &Field) -> Result<RuleSet<Rule>, ConfigError> {
+fn build_rules(
+    raw: &[RawRule],
+    by_id: &HashMap<String, usize>,
+    field: &Field,
+) -> Result<RuleSet<Rule>, ConfigError> {
     let mut rules = Vec::with_capacity(raw.len());
     for (ri, r) in raw.iter().enumerate() {
         let f = field.index(ri);
         let matcher = RouteMatcher::compile(&r.matcher, &f.key("match"))?;
         if r.skip && (r.allow.is_some() || r.anonymous.is_some()) {
-            return Err(f.key("skip").error("a skipped route cannot also set allow or anonymous"));
+            return Err(f
+                .key("skip")
+                .error("a skipped route cannot also set allow or anonymous"));
         }
-        let lookup = |id: &str, at: Field| by_id.get(id).copied().ok_or_else(|| at.error(format!("unknown consumer \"{id}\"")));
+        let lookup = |id: &str, at: Field| {
+            by_id
+                .get(id)
+                .copied()
+                .ok_or_else(|| at.error(format!("unknown consumer \"{id}\"")))
+        };
         let allow = match &r.allow {
             None => None,
             Some(a) => {
                 if a.consumers.is_empty() && a.groups.is_empty() {
-                    return Err(f.key("allow").error("allows nobody: list consumers or groups (or remove allow)"));
+                    return Err(f
+                        .key("allow")
+                        .error("allows nobody: list consumers or groups (or remove allow)"));
                 }
                 let ids = a
                     .consumers
@@ -411,8 +513,19 @@ fn build_rules(raw: &[RawRule], by_id: &HashMap<String, usize>, field: &Field) -
                 Some((ids, a.groups.clone()))
             }
         };
-        let anonymous = r.anonymous.as_deref().map(|id| lookup(id, f.key("anonymous"))).transpose()?;
-        rules.push((matcher, Rule { skip: r.skip, allow, anonymous }));
+        let anonymous = r
+            .anonymous
+            .as_deref()
+            .map(|id| lookup(id, f.key("anonymous")))
+            .transpose()?;
+        rules.push((
+            matcher,
+            Rule {
+                skip: r.skip,
+                allow,
+                anonymous,
+            },
+        ));
     }
     Ok(RuleSet::new(rules))
 }

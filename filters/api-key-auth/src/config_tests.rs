@@ -15,7 +15,10 @@ fn parse(json: &str) -> Result<Config, String> {
 
 #[test]
 fn minimal_config_gets_the_documented_defaults() {
-    let c = parse(&format!(r#"{{"consumers":[{{"id":"alice","keys":[{{"sha256":"{D_ABC}"}}]}}]}}"#)).unwrap();
+    let c = parse(&format!(
+        r#"{{"consumers":[{{"id":"alice","keys":[{{"sha256":"{D_ABC}"}}]}}]}}"#
+    ))
+    .unwrap();
     assert_eq!(c.www_authenticate, "ApiKey realm=\"apim\"");
     assert_eq!(c.sources, vec![Source::Header("x-api-key".into())]);
     assert_eq!(c.max_key_length, 256);
@@ -24,7 +27,15 @@ fn minimal_config_gets_the_documented_defaults() {
     assert_eq!(c.consumer_id_header, None);
     assert_eq!(c.keys.len(), 1);
     assert!(c.rules.is_empty());
-    assert_eq!(c.consumers[0].identity, br#"{"id":"alice","source":"api-key-auth"}"#.to_vec());
+    assert_eq!(
+        c.fetch,
+        vec!["x-api-key".to_string()],
+        "the default costs one header read"
+    );
+    assert_eq!(
+        c.consumers[0].identity,
+        br#"{"id":"alice","source":"api-key-auth"}"#.to_vec()
+    );
 }
 
 #[test]
@@ -53,6 +64,10 @@ fn full_config_is_accepted() {
     );
     let c = parse(&json).unwrap();
     assert_eq!(c.sources.len(), 4);
+    assert_eq!(
+        c.fetch,
+        vec!["x-key", "authorization", ":path", "cookie", ":method"]
+    );
     assert_eq!(c.sources[0], Source::Header("x-key".into()));
     assert_eq!(c.keys.len(), 3);
     assert_eq!(c.rules.len(), 3);
@@ -60,7 +75,10 @@ fn full_config_is_accepted() {
     assert_eq!(c.warnings.len(), 1);
     assert!(c.warnings[0].starts_with("consumers[0].keys[1]: plaintext"));
     let alice = c.keys.get(&kit::digest::sha256(b"abc")).unwrap();
-    assert_eq!((alice.consumer, alice.not_before, alice.expires_at), (0, Some(1_767_225_600), Some(1_798_761_600)));
+    assert_eq!(
+        (alice.consumer, alice.not_before, alice.expires_at),
+        (0, Some(1_767_225_600), Some(1_798_761_600))
+    );
 }
 
 #[test]
@@ -72,36 +90,126 @@ fn bad_configs_name_the_field() {
     let cases: Vec<(String, &str)> = vec![
         ("".into(), "config is empty; expected a JSON object"),
         ("{}".into(), "missing field `consumers`"),
-        (one("", r#","sourcse":[]"#), "sourcse: unknown field `sourcse`"),
-        (one("", r#","sources":[]"#), "sources: at least one key source is needed"),
-        (one("", r#","sources":[{"header":"x-a"},{"header":"X-A"}]"#), "sources[1]: duplicate key source"),
-        (one("", r#","sources":[{"header":"authorization"}]"#), "sources[0].header: use the authorization source for \"authorization\""),
-        (one("", r#","sources":[{"header":":path"}]"#), "sources[0].header: \":path\" is a pseudo-header"),
-        (one("", r#","sources":[{"authorization":"Api Key"}]"#), "sources[0].authorization: scheme must be a non-empty token"),
-        (one("", r#","sources":[{"body":"k"}]"#), "sources[0]: unknown variant `body`"),
-        (one("", r#","max_key_length":0"#), "max_key_length: must be between 1 and 4096"),
-        (one("", r#","realm":"a\"b""#), "realm: must be 1-256 printable ASCII"),
-        (r#"{"consumers":[{"id":"","keys":[]}]}"#.into(), "consumers[0].id: \"\" must be 1-256 characters"),
-        (r#"{"consumers":[{"id":"a b","keys":[]}]}"#.into(), "consumers[0].id: \"a b\" must be"),
-        (r#"{"consumers":[{"id":"a"},{"id":"a"}]}"#.into(), "consumers[1].id: duplicate consumer id \"a\""),
-        (r#"{"consumers":[{"id":"a","keys":[{"sha256":"zz"}]}]}"#.into(), "consumers[0].keys[0].sha256: not a SHA-256 digest"),
-        (r#"{"consumers":[{"id":"a","keys":[{"plaintext":"k"}]}]}"#.into(), "consumers[0].keys[0].plaintext: plaintext keys are refused"),
-        (r#"{"consumers":[{"id":"a","keys":[{}]}]}"#.into(), "consumers[0].keys[0]: a key needs sha256"),
-        (format!(r#"{{"consumers":[{{"id":"a","keys":[{key},{key}]}}]}}"#), "consumers[0].keys[1]: the same key is already configured at consumers[0].keys[0]"),
-        (format!(r#"{{"consumers":[{{"id":"a","keys":[{{"sha256":"{D_ABC}","expires_at":"tomorrow"}}]}}]}}"#), "consumers[0].keys[0].expires_at: \"tomorrow\" is not an RFC 3339"),
-        (format!(r#"{{"consumers":[{{"id":"a","keys":[{{"sha256":"{D_ABC}","not_before":"2027-01-01T00:00:00Z","expires_at":"2026-01-01T00:00:00Z"}}]}}]}}"#), "consumers[0].keys[0].expires_at: must be later than not_before"),
-        (one(r#","scopes":["a b"]"#, ""), "consumers[0].scopes[0]: \"a b\" is not a valid OAuth2 scope token"),
-        (one(r#","keys_":[]"#, ""), "consumers[0].keys_: unknown field `keys_`"),
-        (one("", r#","rules":[{"match":{"path":{"prefix":"x"}}}]"#), "rules[0].match.path.prefix: \"x\" must start with '/'"),
-        (one("", r#","rules":[{"allow":{"consumers":["mallory"]}}]"#), "rules[0].allow.consumers[0]: unknown consumer \"mallory\""),
-        (one("", r#","rules":[{"allow":{}}]"#), "rules[0].allow: allows nobody"),
-        (one("", r#","rules":[{"anonymous":"nobody"}]"#), "rules[0].anonymous: unknown consumer \"nobody\""),
-        (one("", r#","rules":[{"skip":true,"anonymous":"alice"}]"#), "rules[0].skip: a skipped route cannot also set allow or anonymous"),
-        (one("", r#","rules":[{"macth":{}}]"#), "rules[0].macth: unknown field `macth`"),
-        (one("", r#","forward":{"consumer_id_header":"bad header"}"#), "forward.consumer_id_header: \"bad header\" is not a valid header name"),
+        (
+            one("", r#","sourcse":[]"#),
+            "sourcse: unknown field `sourcse`",
+        ),
+        (
+            one("", r#","sources":[]"#),
+            "sources: at least one key source is needed",
+        ),
+        (
+            one("", r#","sources":[{"header":"x-a"},{"header":"X-A"}]"#),
+            "sources[1]: duplicate key source",
+        ),
+        (
+            one("", r#","sources":[{"header":"authorization"}]"#),
+            "sources[0].header: use the authorization source for \"authorization\"",
+        ),
+        (
+            one("", r#","sources":[{"header":":path"}]"#),
+            "sources[0].header: \":path\" is a pseudo-header",
+        ),
+        (
+            one("", r#","sources":[{"authorization":"Api Key"}]"#),
+            "sources[0].authorization: scheme must be a non-empty token",
+        ),
+        (
+            one("", r#","sources":[{"body":"k"}]"#),
+            "sources[0]: unknown variant `body`",
+        ),
+        (
+            one("", r#","max_key_length":0"#),
+            "max_key_length: must be between 1 and 4096",
+        ),
+        (
+            one("", r#","realm":"a\"b""#),
+            "realm: must be 1-256 printable ASCII",
+        ),
+        (
+            r#"{"consumers":[{"id":"","keys":[]}]}"#.into(),
+            "consumers[0].id: \"\" must be 1-256 characters",
+        ),
+        (
+            r#"{"consumers":[{"id":"a b","keys":[]}]}"#.into(),
+            "consumers[0].id: \"a b\" must be",
+        ),
+        (
+            r#"{"consumers":[{"id":"a"},{"id":"a"}]}"#.into(),
+            "consumers[1].id: duplicate consumer id \"a\"",
+        ),
+        (
+            r#"{"consumers":[{"id":"a","keys":[{"sha256":"zz"}]}]}"#.into(),
+            "consumers[0].keys[0].sha256: not a SHA-256 digest",
+        ),
+        (
+            r#"{"consumers":[{"id":"a","keys":[{"plaintext":"k"}]}]}"#.into(),
+            "consumers[0].keys[0].plaintext: plaintext keys are refused",
+        ),
+        (
+            r#"{"consumers":[{"id":"a","keys":[{}]}]}"#.into(),
+            "consumers[0].keys[0]: a key needs sha256",
+        ),
+        (
+            format!(r#"{{"consumers":[{{"id":"a","keys":[{key},{key}]}}]}}"#),
+            "consumers[0].keys[1]: the same key is already configured at consumers[0].keys[0]",
+        ),
+        (
+            format!(
+                r#"{{"consumers":[{{"id":"a","keys":[{{"sha256":"{D_ABC}","expires_at":"tomorrow"}}]}}]}}"#
+            ),
+            "consumers[0].keys[0].expires_at: \"tomorrow\" is not an RFC 3339",
+        ),
+        (
+            format!(
+                r#"{{"consumers":[{{"id":"a","keys":[{{"sha256":"{D_ABC}","not_before":"2027-01-01T00:00:00Z","expires_at":"2026-01-01T00:00:00Z"}}]}}]}}"#
+            ),
+            "consumers[0].keys[0].expires_at: must be later than not_before",
+        ),
+        (
+            one(r#","scopes":["a b"]"#, ""),
+            "consumers[0].scopes[0]: \"a b\" is not a valid OAuth2 scope token",
+        ),
+        (
+            one(r#","keys_":[]"#, ""),
+            "consumers[0].keys_: unknown field `keys_`",
+        ),
+        (
+            one("", r#","rules":[{"match":{"path":{"prefix":"x"}}}]"#),
+            "rules[0].match.path.prefix: \"x\" must start with '/'",
+        ),
+        (
+            one("", r#","rules":[{"allow":{"consumers":["mallory"]}}]"#),
+            "rules[0].allow.consumers[0]: unknown consumer \"mallory\"",
+        ),
+        (
+            one("", r#","rules":[{"allow":{}}]"#),
+            "rules[0].allow: allows nobody",
+        ),
+        (
+            one("", r#","rules":[{"anonymous":"nobody"}]"#),
+            "rules[0].anonymous: unknown consumer \"nobody\"",
+        ),
+        (
+            one("", r#","rules":[{"skip":true,"anonymous":"alice"}]"#),
+            "rules[0].skip: a skipped route cannot also set allow or anonymous",
+        ),
+        (
+            one("", r#","rules":[{"macth":{}}]"#),
+            "rules[0].macth: unknown field `macth`",
+        ),
+        (
+            one("", r#","forward":{"consumer_id_header":"bad header"}"#),
+            "forward.consumer_id_header: \"bad header\" is not a valid header name",
+        ),
     ];
     for (json, want) in cases {
-        let got = parse(&json).err().unwrap_or_else(|| format!("accepted: {json}"));
-        assert!(got.starts_with(want), "config {json}\n got: {got}\nwant: {want}");
+        let got = parse(&json)
+            .err()
+            .unwrap_or_else(|| format!("accepted: {json}"));
+        assert!(
+            got.starts_with(want),
+            "config {json}\n got: {got}\nwant: {want}"
+        );
     }
 }

@@ -25,7 +25,10 @@ pub enum Location {
 pub enum Presented {
     Missing,
     /// One key (possibly sent several times), and every place it was found.
-    One { key: Vec<u8>, locations: Vec<Location> },
+    One {
+        key: Vec<u8>,
+        locations: Vec<Location>,
+    },
     /// Two or more different keys.
     Ambiguous,
     /// More than [`MAX_COPIES`] copies.
@@ -42,17 +45,22 @@ pub fn find(sources: &[Source], head: &RequestHead) -> Presented {
         let more = match source {
             Source::Header(name) => head
                 .all(name)
+                .flat_map(copies)
                 .all(|v| push(trim(v).to_vec(), Location::Header(name.clone()))),
-            Source::Authorization(scheme) => head.all("authorization").all(|v| match split_scheme(v, scheme) {
-                Some(key) => push(key.to_vec(), Location::Authorization),
-                None => true,
+            Source::Authorization(scheme) => {
+                head.all("authorization")
+                    .flat_map(copies)
+                    .all(|v| match split_scheme(v, scheme) {
+                        Some(key) => push(key.to_vec(), Location::Authorization),
+                        None => true,
+                    })
+            }
+            Source::Query(name) => head.query().is_none_or(|q| {
+                query_values(q, name).all(|v| push(v, Location::Query(name.clone())))
             }),
-            Source::Query(name) => head
-                .query()
-                .map_or(true, |q| query_values(q, name).all(|v| push(v, Location::Query(name.clone())))),
-            Source::Cookie(name) => head
-                .all("cookie")
-                .all(|h| cookie_values(h, name).all(|v| push(v.to_vec(), Location::Cookie(name.clone())))),
+            Source::Cookie(name) => head.all("cookie").all(|h| {
+                cookie_values(h, name).all(|v| push(v.to_vec(), Location::Cookie(name.clone())))
+            }),
         };
         if !more {
             return Presented::TooMany;
@@ -74,17 +82,30 @@ pub fn find(sources: &[Source], head: &RequestHead) -> Presented {
     Presented::One { key, locations }
 }
 
+/// The copies of a header the host joined with ','. API keys never contain a comma (they are
+/// base64url), so a comma can only separate two presented credentials.
+fn copies(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|b| *b == b',')
+}
+
 /// `<scheme> <credentials>` with the scheme compared case-insensitively (RFC 9110 §11.1).
 fn split_scheme<'a>(value: &'a [u8], scheme: &str) -> Option<&'a [u8]> {
     let value = trim(value);
     let space = value.iter().position(|b| *b == b' ')?;
     let (s, rest) = (value.get(..space)?, value.get(space..)?);
-    s.eq_ignore_ascii_case(scheme.as_bytes()).then(|| trim(rest))
+    s.eq_ignore_ascii_case(scheme.as_bytes())
+        .then(|| trim(rest))
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|b| *b != b' ' && *b != b'\t').unwrap_or(s.len());
-    let end = s.iter().rposition(|b| *b != b' ' && *b != b'\t').map_or(start, |e| e + 1);
+    let start = s
+        .iter()
+        .position(|b| *b != b' ' && *b != b'\t')
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| *b != b' ' && *b != b'\t')
+        .map_or(start, |e| e + 1);
     s.get(start..end).unwrap_or_default()
 }
 
@@ -118,7 +139,10 @@ mod tests {
     }
 
     fn one(key: &str, locs: Vec<Location>) -> Presented {
-        Presented::One { key: key.as_bytes().to_vec(), locations: locs }
+        Presented::One {
+            key: key.as_bytes().to_vec(),
+            locations: locs,
+        }
     }
 
     #[test]
@@ -128,18 +152,61 @@ mod tests {
         let c = || Location::Cookie("api_key".into());
         let cases: Vec<(Vec<(&str, &str)>, Presented)> = vec![
             (vec![(":path", "/")], Presented::Missing),
-            (vec![(":path", "/"), ("x-api-key", "k1")], one("k1", vec![h()])),
-            (vec![(":path", "/"), ("x-api-key", "  k1 ")], one("k1", vec![h()])),
-            (vec![(":path", "/"), ("authorization", "apikey k1")], one("k1", vec![Location::Authorization])),
-            (vec![(":path", "/"), ("authorization", "Bearer tok")], Presented::Missing),
-            (vec![(":path", "/"), ("authorization", "ApiKey")], Presented::Missing),
+            (
+                vec![(":path", "/"), ("x-api-key", "k1")],
+                one("k1", vec![h()]),
+            ),
+            (
+                vec![(":path", "/"), ("x-api-key", "  k1 ")],
+                one("k1", vec![h()]),
+            ),
+            (
+                vec![(":path", "/"), ("authorization", "apikey k1")],
+                one("k1", vec![Location::Authorization]),
+            ),
+            (
+                vec![(":path", "/"), ("authorization", "Bearer tok")],
+                Presented::Missing,
+            ),
+            (
+                vec![(":path", "/"), ("authorization", "ApiKey")],
+                Presented::Missing,
+            ),
             (vec![(":path", "/x?api_key=k%31")], one("k1", vec![q()])),
-            (vec![(":path", "/"), ("cookie", "a=b; api_key=k1")], one("k1", vec![c()])),
-            (vec![(":path", "/x?api_key=k1"), ("x-api-key", "k1")], one("k1", vec![h(), q()])),
-            (vec![(":path", "/"), ("x-api-key", "k1"), ("x-api-key", "k1")], one("k1", vec![h()])),
-            (vec![(":path", "/"), ("x-api-key", "k1"), ("x-api-key", "k2")], Presented::Ambiguous),
-            (vec![(":path", "/x?api_key=k2"), ("x-api-key", "k1")], Presented::Ambiguous),
+            (
+                vec![(":path", "/"), ("cookie", "a=b; api_key=k1")],
+                one("k1", vec![c()]),
+            ),
+            (
+                vec![(":path", "/x?api_key=k1"), ("x-api-key", "k1")],
+                one("k1", vec![h(), q()]),
+            ),
+            (
+                vec![(":path", "/"), ("x-api-key", "k1"), ("x-api-key", "k1")],
+                one("k1", vec![h()]),
+            ),
+            (
+                vec![(":path", "/"), ("x-api-key", "k1"), ("x-api-key", "k2")],
+                Presented::Ambiguous,
+            ),
+            (
+                vec![(":path", "/x?api_key=k2"), ("x-api-key", "k1")],
+                Presented::Ambiguous,
+            ),
             (vec![(":path", "/"), ("x-api-key", "")], one("", vec![h()])),
+            // The host joins repeated headers with ','.
+            (
+                vec![(":path", "/"), ("x-api-key", "k1,k2")],
+                Presented::Ambiguous,
+            ),
+            (
+                vec![(":path", "/"), ("x-api-key", "k1, k1")],
+                one("k1", vec![h()]),
+            ),
+            (
+                vec![(":path", "/"), ("authorization", "Bearer t,ApiKey k1")],
+                one("k1", vec![Location::Authorization]),
+            ),
         ];
         for (headers, want) in cases {
             let head = RequestHead::from_pairs(&headers);
@@ -150,18 +217,28 @@ mod tests {
     #[test]
     fn copies_are_bounded() {
         let mut headers = vec![(":path", "/")];
-        headers.extend(std::iter::repeat(("x-api-key", "same")).take(MAX_COPIES + 1));
-        assert_eq!(find(&all_sources(), &RequestHead::from_pairs(&headers)), Presented::TooMany);
+        headers.extend(std::iter::repeat_n(("x-api-key", "same"), MAX_COPIES + 1));
+        assert_eq!(
+            find(&all_sources(), &RequestHead::from_pairs(&headers)),
+            Presented::TooMany
+        );
         headers.truncate(MAX_COPIES + 1);
-        assert!(matches!(find(&all_sources(), &RequestHead::from_pairs(&headers)), Presented::One { .. }));
+        assert!(matches!(
+            find(&all_sources(), &RequestHead::from_pairs(&headers)),
+            Presented::One { .. }
+        ));
     }
 
     #[test]
     fn malformed_table() {
         assert_eq!(malformed(b"abc", 256), None);
         assert!(malformed(b"", 256).unwrap().contains("empty"));
-        assert!(malformed(&[b'a'; 257], 256).unwrap().contains("longer than 256"));
+        assert!(malformed(&[b'a'; 257], 256)
+            .unwrap()
+            .contains("longer than 256"));
         assert!(malformed(b"a b", 256).unwrap().contains("visible ASCII"));
-        assert!(malformed(&[0xff, 0xfe], 256).unwrap().contains("visible ASCII"));
+        assert!(malformed(&[0xff, 0xfe], 256)
+            .unwrap()
+            .contains("visible ASCII"));
     }
 }

@@ -43,7 +43,10 @@ impl RootContext for Root {
             Err(e) => {
                 // Returning false makes Envoy refuse the config (bootstrap exits, xDS update is
                 // rejected); the message names the field.
-                host.log(LogLevel::Error, &format!("api-key-auth: invalid configuration: {e}"));
+                host.log(
+                    LogLevel::Error,
+                    &format!("api-key-auth: invalid configuration: {e}"),
+                );
                 false
             }
         }
@@ -73,7 +76,12 @@ impl HttpContext for Http {
         let host = ProxyHost;
         let Some(config) = &self.config else {
             // Unreachable while Envoy honours on_configure's false; fail closed all the same.
-            let d = Denial::new(503, "not_configured", "Filter not configured", "The API-key filter has no valid configuration.");
+            let d = Denial::new(
+                503,
+                "not_configured",
+                "Filter not configured",
+                "The API-key filter has no valid configuration.",
+            );
             host.send_reply(&d.render(Format::Problem));
             return Action::Pause;
         };

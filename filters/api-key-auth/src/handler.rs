@@ -2,7 +2,7 @@
 //! headers, strip the credential, send the denial, count. Generic over `kit::host::Host`, so
 //! every effect is unit-tested with the mock; `filter.rs` only wires it to proxy-wasm.
 
-use crate::config::Config;
+use crate::config::{Config, CORS_HEADERS};
 use crate::credential::Location;
 use crate::policy::{decide, Decision, DenyReason};
 use kit::denial::Format;
@@ -32,7 +32,10 @@ const ANONYMOUS: usize = 1;
 const PASSED: usize = 2;
 
 fn counter_index(reason: DenyReason) -> usize {
-    3 + DenyReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)
+    3 + DenyReason::ALL
+        .iter()
+        .position(|r| *r == reason)
+        .unwrap_or(0)
 }
 
 /// Whether the request goes on to the next filter.
@@ -44,17 +47,33 @@ pub enum Action {
 }
 
 pub fn on_request_headers(host: &dyn Host, config: &Config, counters: &Counters) -> Action {
-    let head = RequestHead::new(host.request_headers());
+    let mut head = RequestHead::fetch(host, &config.fetch);
+    if config.allow_cors_preflight && head.method() == "OPTIONS" {
+        let cors: Vec<String> = CORS_HEADERS.iter().map(|s| (*s).to_string()).collect();
+        head.fetch_more(host, &cors);
+    }
     // Host calls cost more than the logic: fetch the route name and clock only when used.
-    let route = if config.rules.needs_route_name() { host.route_name() } else { None };
-    let now = if config.needs_clock { host.now_unix() } else { 0 };
+    let route = if config.rules.needs_route_name() {
+        host.route_name()
+    } else {
+        None
+    };
+    let now = if config.needs_clock {
+        host.now_unix()
+    } else {
+        0
+    };
     match decide(config, &head, route.as_deref(), now) {
         Decision::Pass => {
-            scrub_consumer_headers(host, config, &head);
+            scrub_consumer_headers(host, config);
             counters.inc(host, PASSED);
             Action::Continue
         }
-        Decision::Allow { consumer, anonymous, strip } => {
+        Decision::Allow {
+            consumer,
+            anonymous,
+            strip,
+        } => {
             host.set_property(identity::PROPERTY, &consumer.identity);
             // Setting replaces every copy the client sent; a header with nothing to say is
             // removed so the client's copy cannot stand in for ours.
@@ -64,8 +83,7 @@ pub fn on_request_headers(host: &dyn Host, config: &Config, counters: &Counters)
             if let Some(h) = &config.consumer_plan_header {
                 match &consumer.plan {
                     Some(plan) => host.set_request_header(h, plan.as_bytes()),
-                    None if head.contains(h) => host.remove_request_header(h),
-                    None => {}
+                    None => host.remove_request_header(h),
                 }
             }
             if config.strip_credential {
@@ -83,11 +101,13 @@ pub fn on_request_headers(host: &dyn Host, config: &Config, counters: &Counters)
 }
 
 /// On routes this filter lets through unauthenticated, consumer headers can only be forged.
-fn scrub_consumer_headers(host: &dyn Host, config: &Config, head: &RequestHead) {
-    for h in [&config.consumer_id_header, &config.consumer_plan_header].into_iter().flatten() {
-        if head.contains(h) {
-            host.remove_request_header(h);
-        }
+/// (Removing unconditionally costs one host call; checking first would cost one too.)
+fn scrub_consumer_headers(host: &dyn Host, config: &Config) {
+    for h in [&config.consumer_id_header, &config.consumer_plan_header]
+        .into_iter()
+        .flatten()
+    {
+        host.remove_request_header(h);
     }
 }
 
@@ -101,7 +121,10 @@ fn strip_credential(host: &dyn Host, head: &RequestHead, locations: &[Location])
                 host.set_request_header(":path", path.as_bytes());
             }
             Location::Cookie(name) => {
-                let rest: Vec<Vec<u8>> = head.all("cookie").filter_map(|c| remove_cookie(c, name)).collect();
+                let rest: Vec<Vec<u8>> = head
+                    .all("cookie")
+                    .filter_map(|c| remove_cookie(c, name))
+                    .collect();
                 if rest.is_empty() {
                     host.remove_request_header("cookie");
                 } else {

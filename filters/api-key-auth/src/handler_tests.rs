@@ -1,10 +1,10 @@
 //! What reaches the host for each kind of decision, checked on the mock.
 
 use super::*;
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use wasm_bindgen_test::wasm_bindgen_test as test;
 use kit::digest::{sha256, to_hex};
 use kit::host::{Call, MockHost};
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 fn config(extra: &str) -> Config {
     let json = format!(
@@ -36,7 +36,12 @@ fn allowed_request_publishes_identity_forwards_and_strips() {
     let c = config("");
     let (action, host) = run(
         &c,
-        &[(":method", "GET"), (":path", "/pets"), ("x-api-key", "alice-key"), ("x-consumer-id", "forged")],
+        &[
+            (":method", "GET"),
+            (":path", "/pets"),
+            ("x-api-key", "alice-key"),
+            ("x-consumer-id", "forged"),
+        ],
     );
     assert_eq!(action, Action::Continue);
     let published = host.published("apim_consumer").unwrap();
@@ -59,26 +64,46 @@ fn allowed_request_publishes_identity_forwards_and_strips() {
 #[test]
 fn consumer_without_plan_scrubs_a_forged_plan_header() {
     let c = config("");
-    let (_, host) = run(&c, &[(":path", "/"), ("x-api-key", "bob-key"), ("x-consumer-plan", "platinum")]);
-    assert!(host.header_changes().contains(&Call::RemoveHeader("x-consumer-plan".into())));
+    let (_, host) = run(
+        &c,
+        &[
+            (":path", "/"),
+            ("x-api-key", "bob-key"),
+            ("x-consumer-plan", "platinum"),
+        ],
+    );
+    assert!(host
+        .header_changes()
+        .contains(&Call::RemoveHeader("x-consumer-plan".into())));
 }
 
 #[test]
 fn query_and_cookie_credentials_are_stripped_in_place() {
     let c = config("");
     let (_, host) = run(&c, &[(":path", "/p?a=1&api_key=alice-key&b=2")]);
-    assert_eq!(host.header_changes().last(), Some(&Call::SetHeader(":path".into(), b"/p?a=1&b=2".to_vec())));
+    assert_eq!(
+        host.header_changes().last(),
+        Some(&Call::SetHeader(":path".into(), b"/p?a=1&b=2".to_vec()))
+    );
     let (_, host) = run(&c, &[(":path", "/p"), ("cookie", "a=1; api_key=alice-key")]);
-    assert_eq!(host.header_changes().last(), Some(&Call::SetHeader("cookie".into(), b"a=1".to_vec())));
+    assert_eq!(
+        host.header_changes().last(),
+        Some(&Call::SetHeader("cookie".into(), b"a=1".to_vec()))
+    );
     let (_, host) = run(&c, &[(":path", "/p"), ("cookie", "api_key=alice-key")]);
-    assert_eq!(host.header_changes().last(), Some(&Call::RemoveHeader("cookie".into())));
+    assert_eq!(
+        host.header_changes().last(),
+        Some(&Call::RemoveHeader("cookie".into()))
+    );
 }
 
 #[test]
 fn strip_can_be_turned_off() {
     let c = config(r#","strip_credential": false"#);
     let (_, host) = run(&c, &[(":path", "/"), ("x-api-key", "alice-key")]);
-    assert!(!host.header_changes().contains(&Call::RemoveHeader("x-api-key".into())));
+    assert!(!host
+        .header_changes()
+        .contains(&Call::RemoveHeader("x-api-key".into())));
 }
 
 #[test]
@@ -88,8 +113,12 @@ fn denial_sends_problem_json_and_counts_the_reason() {
     assert_eq!(action, Action::Stop);
     let reply = host.reply().unwrap();
     assert_eq!(reply.status, 401);
-    assert!(reply.headers.contains(&("www-authenticate".into(), "ApiKey realm=\"apim\"".into())));
-    assert!(reply.headers.contains(&("content-type".into(), "application/problem+json".into())));
+    assert!(reply
+        .headers
+        .contains(&("www-authenticate".into(), "ApiKey realm=\"apim\"".into())));
+    assert!(reply
+        .headers
+        .contains(&("content-type".into(), "application/problem+json".into())));
     assert_eq!(host.counter("apim.api_key_auth.denied.unknown"), 1);
     assert_eq!(host.published("apim_consumer"), None);
     assert!(host.header_changes().is_empty());
@@ -100,7 +129,13 @@ fn skipped_route_passes_but_scrubs_forged_consumer_headers() {
     let c = config("");
     let (action, host) = run(&c, &[(":path", "/open/x"), ("x-consumer-id", "admin")]);
     assert_eq!(action, Action::Continue);
-    assert_eq!(host.header_changes(), vec![Call::RemoveHeader("x-consumer-id".into())]);
+    assert_eq!(
+        host.header_changes(),
+        vec![
+            Call::RemoveHeader("x-consumer-id".into()),
+            Call::RemoveHeader("x-consumer-plan".into())
+        ]
+    );
     assert_eq!(host.counter("apim.api_key_auth.passed"), 1);
     assert_eq!(host.published("apim_consumer"), None);
 }
@@ -120,6 +155,53 @@ fn route_name_and_clock_are_fetched_only_when_needed() {
     .unwrap();
     let (_, host) = run(&named, &[(":path", "/"), ("x-api-key", "k")]);
     assert!(host.calls().contains(&Call::RouteName));
+}
+
+#[test]
+fn only_the_needed_headers_are_read() {
+    let c = config("");
+    let (_, host) = run(
+        &c,
+        &[
+            (":method", "GET"),
+            (":path", "/"),
+            ("x-api-key", "alice-key"),
+            ("user-agent", "x"),
+        ],
+    );
+    let reads: Vec<Call> = host
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, Call::GetHeader(_)))
+        .collect();
+    let names = |v: &[&str]| {
+        v.iter()
+            .map(|n| Call::GetHeader((*n).to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(reads, names(&["x-api-key", ":path", "cookie"]));
+    // CORS headers are read only for an OPTIONS request, when preflights are let through.
+    let cors = config(r#","allow_cors_preflight": true"#);
+    let (_, host) = run(
+        &cors,
+        &[
+            (":method", "GET"),
+            (":path", "/"),
+            ("x-api-key", "alice-key"),
+        ],
+    );
+    assert!(!host.calls().contains(&Call::GetHeader("origin".into())));
+    let (action, host) = run(
+        &cors,
+        &[
+            (":method", "OPTIONS"),
+            (":path", "/"),
+            ("origin", "https://a"),
+            ("access-control-request-method", "GET"),
+        ],
+    );
+    assert_eq!(action, Action::Continue);
+    assert!(host.calls().contains(&Call::GetHeader("origin".into())));
 }
 
 #[test]

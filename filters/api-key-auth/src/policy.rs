@@ -69,7 +69,12 @@ const DEFAULT_RULE: Rule = Rule {
     anonymous: None,
 };
 
-pub fn decide<'c>(config: &'c Config, head: &RequestHead, route_name: Option<&str>, now: u64) -> Decision<'c> {
+pub fn decide<'c>(
+    config: &'c Config,
+    head: &RequestHead,
+    route_name: Option<&str>,
+    now: u64,
+) -> Decision<'c> {
     if config.allow_cors_preflight && head.is_cors_preflight() {
         return Decision::Pass;
     }
@@ -85,10 +90,22 @@ pub fn decide<'c>(config: &'c Config, head: &RequestHead, route_name: Option<&st
                 None => deny(config, DenyReason::Missing, "No API key was presented."),
             }
         }
-        Presented::Ambiguous => return deny(config, DenyReason::Ambiguous, "More than one different API key was presented."),
+        Presented::Ambiguous => {
+            return deny(
+                config,
+                DenyReason::Ambiguous,
+                "More than one different API key was presented.",
+            )
+        }
         Presented::TooMany => {
-            let detail = format!("The API key was presented more than {} times.", credential::MAX_COPIES);
-            return Decision::Deny(DenyReason::TooMany, Denial::new(400, "too_many_api_keys", "Too many API keys", detail));
+            let detail = format!(
+                "The API key was presented more than {} times.",
+                credential::MAX_COPIES
+            );
+            return Decision::Deny(
+                DenyReason::TooMany,
+                Denial::new(400, "too_many_api_keys", "Too many API keys", detail),
+            );
         }
         Presented::One { key, locations } => (key, locations),
     };
@@ -113,16 +130,36 @@ pub fn decide<'c>(config: &'c Config, head: &RequestHead, route_name: Option<&st
     authorize(config, rule, consumer, false, locations)
 }
 
-fn authorize<'c>(config: &'c Config, rule: &Rule, consumer: &'c Consumer, anonymous: bool, strip: Vec<Location>) -> Decision<'c> {
+fn authorize<'c>(
+    config: &'c Config,
+    rule: &Rule,
+    consumer: &'c Consumer,
+    anonymous: bool,
+    strip: Vec<Location>,
+) -> Decision<'c> {
     if let Some((ids, groups)) = &rule.allow {
-        let by_id = ids.iter().any(|i| config.consumers.get(*i).is_some_and(|c| std::ptr::eq(c, consumer)));
+        let by_id = ids.iter().any(|i| {
+            config
+                .consumers
+                .get(*i)
+                .is_some_and(|c| std::ptr::eq(c, consumer))
+        });
         let by_group = consumer.groups.iter().any(|g| groups.contains(g));
         if !by_id && !by_group {
-            let denial = Denial::new(403, "consumer_not_allowed", "Consumer not allowed", "This consumer may not call this route.");
+            let denial = Denial::new(
+                403,
+                "consumer_not_allowed",
+                "Consumer not allowed",
+                "This consumer may not call this route.",
+            );
             return Decision::Deny(DenyReason::Forbidden, denial);
         }
     }
-    Decision::Allow { consumer, anonymous, strip }
+    Decision::Allow {
+        consumer,
+        anonymous,
+        strip,
+    }
 }
 
 /// Unknown, expired, not yet valid and disabled keys read the same to the caller, so a caller
@@ -137,7 +174,8 @@ fn deny<'c>(config: &Config, reason: DenyReason, detail: &str) -> Decision<'c> {
         DenyReason::Ambiguous => ("ambiguous_api_key", "Ambiguous API key"),
         _ => ("invalid_api_key", "Invalid API key"),
     };
-    let denial = Denial::new(401, code, title, detail).with_header("www-authenticate", config.www_authenticate.clone());
+    let denial = Denial::new(401, code, title, detail)
+        .with_header("www-authenticate", config.www_authenticate.clone());
     Decision::Deny(reason, denial)
 }
 

@@ -1,9 +1,9 @@
 //! The decision table: every outcome, from request heads built by hand.
 
 use super::*;
+use kit::digest::to_hex;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 use wasm_bindgen_test::wasm_bindgen_test as test;
-use kit::digest::to_hex;
 
 const NOW: u64 = 1_800_000_000; // 2027-01-15
 
@@ -49,32 +49,108 @@ fn decision_table() {
         h.extend(extra);
         h
     };
-    let cases: Vec<(Vec<(&str, &str)>, Option<&str>, &str)> = vec![
-        (with("/pets", vec![("x-api-key", "alice-key")]), None, "allow alice"),
-        (with("/pets", vec![("authorization", "ApiKey alice-key")]), None, "allow alice"),
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Option<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            with("/pets", vec![("x-api-key", "alice-key")]),
+            None,
+            "allow alice",
+        ),
+        (
+            with("/pets", vec![("authorization", "ApiKey alice-key")]),
+            None,
+            "allow alice",
+        ),
         (get("/pets?api_key=alice-key"), None, "allow alice"),
         (get("/pets"), None, "deny missing 401"),
-        (with("/pets", vec![("x-api-key", "nope")]), None, "deny unknown 401"),
-        (with("/pets", vec![("x-api-key", "alice-old")]), None, "deny expired 401"),
-        (with("/pets", vec![("x-api-key", "bob-key")]), None, "deny not_yet_valid 401"),
-        (with("/pets", vec![("x-api-key", "carol-key")]), None, "deny disabled 401"),
-        (with("/pets", vec![("x-api-key", "")]), None, "deny malformed 401"),
-        (with("/pets", vec![("x-api-key", "alice-key"), ("authorization", "ApiKey dave-key")]), None, "deny ambiguous 401"),
-        (with("/health", vec![]), None, "pass"),
-        (with("/admin/x", vec![("x-api-key", "dave-key")]), None, "allow dave"),
-        (with("/admin/x", vec![("x-api-key", "alice-key")]), None, "deny forbidden 403"),
-        (with("/admin/x", vec![("x-api-key", "nope")]), None, "deny unknown 401"),
-        (with("/partners", vec![("x-api-key", "alice-key")]), None, "allow alice"),
-        (with("/partners", vec![("x-api-key", "dave-key")]), None, "deny forbidden 403"),
-        (get("/anything"), Some("public"), "allow guest"),
-        (with("/anything", vec![("x-api-key", "alice-key")]), Some("public"), "allow alice"),
-        (with("/anything", vec![("x-api-key", "nope")]), Some("public"), "deny unknown 401"),
         (
-            vec![(":method", "OPTIONS"), (":path", "/pets"), ("origin", "https://a"), ("access-control-request-method", "GET")],
+            with("/pets", vec![("x-api-key", "nope")]),
+            None,
+            "deny unknown 401",
+        ),
+        (
+            with("/pets", vec![("x-api-key", "alice-old")]),
+            None,
+            "deny expired 401",
+        ),
+        (
+            with("/pets", vec![("x-api-key", "bob-key")]),
+            None,
+            "deny not_yet_valid 401",
+        ),
+        (
+            with("/pets", vec![("x-api-key", "carol-key")]),
+            None,
+            "deny disabled 401",
+        ),
+        (
+            with("/pets", vec![("x-api-key", "")]),
+            None,
+            "deny malformed 401",
+        ),
+        (
+            with(
+                "/pets",
+                vec![
+                    ("x-api-key", "alice-key"),
+                    ("authorization", "ApiKey dave-key"),
+                ],
+            ),
+            None,
+            "deny ambiguous 401",
+        ),
+        (with("/health", vec![]), None, "pass"),
+        (
+            with("/admin/x", vec![("x-api-key", "dave-key")]),
+            None,
+            "allow dave",
+        ),
+        (
+            with("/admin/x", vec![("x-api-key", "alice-key")]),
+            None,
+            "deny forbidden 403",
+        ),
+        (
+            with("/admin/x", vec![("x-api-key", "nope")]),
+            None,
+            "deny unknown 401",
+        ),
+        (
+            with("/partners", vec![("x-api-key", "alice-key")]),
+            None,
+            "allow alice",
+        ),
+        (
+            with("/partners", vec![("x-api-key", "dave-key")]),
+            None,
+            "deny forbidden 403",
+        ),
+        (get("/anything"), Some("public"), "allow guest"),
+        (
+            with("/anything", vec![("x-api-key", "alice-key")]),
+            Some("public"),
+            "allow alice",
+        ),
+        (
+            with("/anything", vec![("x-api-key", "nope")]),
+            Some("public"),
+            "deny unknown 401",
+        ),
+        (
+            vec![
+                (":method", "OPTIONS"),
+                (":path", "/pets"),
+                ("origin", "https://a"),
+                ("access-control-request-method", "GET"),
+            ],
             None,
             "pass",
         ),
-        (vec![(":method", "OPTIONS"), (":path", "/pets")], None, "deny missing 401"),
+        (
+            vec![(":method", "OPTIONS"), (":path", "/pets")],
+            None,
+            "deny missing 401",
+        ),
     ];
     for (headers, route, want) in cases {
         let head = RequestHead::from_pairs(&headers);
@@ -91,10 +167,17 @@ fn decision_table() {
 fn denials_say_missing_or_invalid_and_never_which_key_exists() {
     let c = config();
     let detail = |key: &str| {
-        let head = RequestHead::from_pairs(&[(":method", "GET"), (":path", "/"), ("x-api-key", key)]);
+        let head =
+            RequestHead::from_pairs(&[(":method", "GET"), (":path", "/"), ("x-api-key", key)]);
         match decide(&c, &head, None, NOW) {
             Decision::Deny(_, denial) => {
-                assert_eq!(denial.headers, vec![("www-authenticate".to_string(), "ApiKey realm=\"apim\"".to_string())]);
+                assert_eq!(
+                    denial.headers,
+                    vec![(
+                        "www-authenticate".to_string(),
+                        "ApiKey realm=\"apim\"".to_string()
+                    )]
+                );
                 (denial.code, denial.detail)
             }
             other => panic!("{other:?}"),
@@ -102,7 +185,10 @@ fn denials_say_missing_or_invalid_and_never_which_key_exists() {
     };
     // Unknown, expired, not yet valid and disabled keys are indistinguishable to the caller.
     let unknown = detail("nope");
-    assert_eq!(unknown, ("invalid_api_key", "The API key is not valid.".to_string()));
+    assert_eq!(
+        unknown,
+        ("invalid_api_key", "The API key is not valid.".to_string())
+    );
     for key in ["alice-old", "bob-key", "carol-key"] {
         assert_eq!(detail(key), unknown, "{key}");
     }
@@ -112,7 +198,7 @@ fn denials_say_missing_or_invalid_and_never_which_key_exists() {
 fn too_many_copies_is_a_400() {
     let c = config();
     let mut headers = vec![(":method", "GET"), (":path", "/")];
-    headers.extend(std::iter::repeat(("x-api-key", "alice-key")).take(200));
+    headers.extend(std::iter::repeat_n(("x-api-key", "alice-key"), 200));
     let head = RequestHead::from_pairs(&headers);
     match decide(&c, &head, None, NOW) {
         Decision::Deny(DenyReason::TooMany, denial) => assert_eq!(denial.status, 400),
@@ -123,11 +209,23 @@ fn too_many_copies_is_a_400() {
 #[test]
 fn strip_lists_every_place_the_key_was_found() {
     let c = config();
-    let head = RequestHead::from_pairs(&[(":method", "GET"), (":path", "/p?api_key=alice-key"), ("x-api-key", "alice-key")]);
+    let head = RequestHead::from_pairs(&[
+        (":method", "GET"),
+        (":path", "/p?api_key=alice-key"),
+        ("x-api-key", "alice-key"),
+    ]);
     match decide(&c, &head, None, NOW) {
-        Decision::Allow { strip, anonymous, .. } => {
+        Decision::Allow {
+            strip, anonymous, ..
+        } => {
             assert!(!anonymous);
-            assert_eq!(strip, vec![Location::Header("x-api-key".into()), Location::Query("api_key".into())]);
+            assert_eq!(
+                strip,
+                vec![
+                    Location::Header("x-api-key".into()),
+                    Location::Query("api_key".into())
+                ]
+            );
         }
         other => panic!("{other:?}"),
     }

@@ -85,11 +85,17 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Con
     if bytes.len() > MAX_CONFIG_BYTES {
         return Err(ConfigError::new(
             "",
-            format!("config is {} bytes; the limit is {MAX_CONFIG_BYTES}", bytes.len()),
+            format!(
+                "config is {} bytes; the limit is {MAX_CONFIG_BYTES}",
+                bytes.len()
+            ),
         ));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ConfigError::new("", "config is empty; expected a JSON object"));
+        return Err(ConfigError::new(
+            "",
+            "config is empty; expected a JSON object",
+        ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -166,14 +172,22 @@ mod tests {
     #[test]
     fn parse_errors_name_the_field() {
         let cases: &[(&str, &str)] = &[
-            (r#"{"rules":[{"name":"a"},{"nmae":"b"}]}"#, "rules[1].nmae: unknown field `nmae`, expected `name`"),
-            (r#"{"rules":[{"name":7}]}"#, "rules[0].name: invalid type: integer `7`"),
+            (
+                r#"{"rules":[{"name":"a"},{"nmae":"b"}]}"#,
+                "rules[1].nmae: unknown field `nmae`, expected `name`",
+            ),
+            (
+                r#"{"rules":[{"name":7}]}"#,
+                "rules[0].name: invalid type: integer `7`",
+            ),
             (r#"{"rules":[]} x"#, "trailing data"),
             ("  ", "config is empty"),
             (r#"{"rules":"#, "EOF while parsing"),
         ];
         for (input, want) in cases {
-            let err = parse_json::<Outer>(input.as_bytes()).unwrap_err().to_string();
+            let err = parse_json::<Outer>(input.as_bytes())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{input}: got {err:?}, want {want:?}");
         }
     }

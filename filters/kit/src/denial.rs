@@ -46,7 +46,12 @@ pub struct Reply {
 }
 
 impl Denial {
-    pub fn new(status: u16, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: u16,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             code,
@@ -99,7 +104,10 @@ impl Denial {
 
     fn problem_body(&self) -> Vec<u8> {
         let mut body = Map::new();
-        body.insert("type".into(), json!(format!("urn:apim:problem:{}", self.code)));
+        body.insert(
+            "type".into(),
+            json!(format!("urn:apim:problem:{}", self.code)),
+        );
         body.insert("title".into(), json!(self.title));
         body.insert("status".into(), json!(self.status));
         body.insert("detail".into(), json!(self.detail));
@@ -128,16 +136,25 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn sample() -> Denial {
-        Denial::new(401, "missing_api_key", "API key required", "No API key was presented.")
-            .with_header("www-authenticate", "ApiKey realm=\"apim\"")
+        Denial::new(
+            401,
+            "missing_api_key",
+            "API key required",
+            "No API key was presented.",
+        )
+        .with_header("www-authenticate", "ApiKey realm=\"apim\"")
     }
 
     #[test]
     fn problem_json_carries_status_code_and_headers() {
         let r = sample().render(Format::Problem);
         assert_eq!(r.status, 401);
-        assert!(r.headers.contains(&("content-type".into(), "application/problem+json".into())));
-        assert!(r.headers.contains(&("www-authenticate".into(), "ApiKey realm=\"apim\"".into())));
+        assert!(r
+            .headers
+            .contains(&("content-type".into(), "application/problem+json".into())));
+        assert!(r
+            .headers
+            .contains(&("www-authenticate".into(), "ApiKey realm=\"apim\"".into())));
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["status"], 401);
         assert_eq!(v["code"], "missing_api_key");
@@ -150,7 +167,11 @@ mod tests {
         let d = Denial::new(400, "MAX_DEPTH_EXCEEDED", "Too deep", "depth 12 exceeds 10")
             .with_extension("limit", json!(10));
         let cases = [
-            (Format::GraphQlResponse, 400, "application/graphql-response+json"),
+            (
+                Format::GraphQlResponse,
+                400,
+                "application/graphql-response+json",
+            ),
             (Format::GraphQlJson, 200, "application/json"),
         ];
         for (format, status, ct) in cases {

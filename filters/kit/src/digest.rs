@@ -30,16 +30,17 @@ pub fn parse_sha256(text: &str) -> Result<Sha256Digest, String> {
     match decoded {
         Ok(bytes) => <[u8; 32]>::try_from(bytes.as_slice())
             .map_err(|_| format!("decodes to {} bytes; a SHA-256 digest has 32", bytes.len())),
-        Err(_) => Err("not a SHA-256 digest: expected 64 hex digits or 43/44 base64 characters".into()),
+        Err(_) => {
+            Err("not a SHA-256 digest: expected 64 hex digits or 43/44 base64 characters".into())
+        }
     }
 }
 
 pub fn to_hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    use core::fmt::Write as _;
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 15)]));
+        let _ = write!(s, "{b:02x}");
     }
     s
 }
@@ -59,7 +60,12 @@ mod tests {
         assert_eq!(to_hex(&d), ABC_HEX);
         let std_b64 = base64::engine::general_purpose::STANDARD.encode(d);
         let url_b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d);
-        for spelling in [ABC_HEX.to_string(), ABC_HEX.to_uppercase(), std_b64, url_b64] {
+        for spelling in [
+            ABC_HEX.to_string(),
+            ABC_HEX.to_uppercase(),
+            std_b64,
+            url_b64,
+        ] {
             assert_eq!(parse_sha256(&spelling).unwrap(), d, "{spelling}");
         }
     }

@@ -20,6 +20,10 @@ pub enum LogLevel {
 pub trait Host {
     /// Every request header, pseudo-headers included, in one call.
     fn request_headers(&self) -> Vec<(String, Vec<u8>)>;
+    /// One request header. A header sent several times comes back as one value with the
+    /// copies joined by `,` (RFC 9110 §5.3), so callers that must see duplicates split on it.
+    /// One host call, far cheaper than fetching the whole map.
+    fn request_header(&self, name: &str) -> Option<Vec<u8>>;
     /// Envoy's matched route name (`xds.route_name`).
     fn route_name(&self) -> Option<String>;
     /// A filter-state or other property, by path.
@@ -49,6 +53,7 @@ pub enum Call {
     Increment(String, i64),
     Log(LogLevel, String),
     RouteName,
+    GetHeader(String),
 }
 
 /// A host for unit tests: canned request, recorded effects.
@@ -123,6 +128,16 @@ impl MockHost {
 impl Host for MockHost {
     fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
         self.headers.clone()
+    }
+    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        self.record(Call::GetHeader(name.to_string()));
+        let values: Vec<&[u8]> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+            .collect();
+        (!values.is_empty()).then(|| values.join(b",".as_slice()))
     }
     fn route_name(&self) -> Option<String> {
         self.record(Call::RouteName);

@@ -78,8 +78,12 @@ impl RouteMatcher {
         }
         let path = match &raw.path {
             None => None,
-            Some(RawPathMatch::Prefix(p)) => Some(PathMatch::Prefix(check_path(p, &field.key("path.prefix"))?)),
-            Some(RawPathMatch::Exact(p)) => Some(PathMatch::Exact(check_path(p, &field.key("path.exact"))?)),
+            Some(RawPathMatch::Prefix(p)) => {
+                Some(PathMatch::Prefix(check_path(p, &field.key("path.prefix"))?))
+            }
+            Some(RawPathMatch::Exact(p)) => {
+                Some(PathMatch::Exact(check_path(p, &field.key("path.exact"))?))
+            }
             Some(RawPathMatch::Regex(r)) => {
                 let f = field.key("path.regex");
                 if r.len() > MAX_REGEX_LEN {
@@ -93,7 +97,10 @@ impl RouteMatcher {
         let mut methods = Vec::with_capacity(raw.methods.len());
         for (i, m) in raw.methods.iter().enumerate() {
             if m.is_empty() || !m.bytes().all(crate::config_error::is_token_byte) {
-                return Err(field.key("methods").index(i).error(format!("\"{m}\" is not an HTTP method")));
+                return Err(field
+                    .key("methods")
+                    .index(i)
+                    .error(format!("\"{m}\" is not an HTTP method")));
             }
             methods.push(m.clone());
         }
@@ -107,7 +114,9 @@ impl RouteMatcher {
                 }
                 hosts.push(HostMatch::Suffix(format!(".{rest}")));
             } else if h.is_empty() || h.contains('*') {
-                return Err(f.error(format!("\"{h}\" is not a valid host (a wildcard must lead: *.example.com)")));
+                return Err(f.error(format!(
+                    "\"{h}\" is not a valid host (a wildcard must lead: *.example.com)"
+                )));
             } else {
                 hosts.push(HostMatch::Exact(h));
             }
@@ -122,6 +131,21 @@ impl RouteMatcher {
 
     pub fn needs_route_name(&self) -> bool {
         self.route_name.is_some()
+    }
+
+    /// The request headers this matcher reads, so the glue fetches only those.
+    pub fn needed_headers(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.path.is_some() {
+            names.push(":path");
+        }
+        if !self.methods.is_empty() {
+            names.push(":method");
+        }
+        if !self.hosts.is_empty() {
+            names.push(":authority");
+        }
+        names
     }
 
     pub fn matches(&self, input: &MatchInput<'_>) -> bool {
@@ -198,8 +222,22 @@ impl<T> RuleSet<T> {
         self.needs_route_name
     }
 
+    /// Every request header some rule reads.
+    pub fn needed_headers(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Vec::new();
+        for n in self.rules.iter().flat_map(|(m, _)| m.needed_headers()) {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+        names
+    }
+
     pub fn first(&self, input: &MatchInput<'_>) -> Option<&T> {
-        self.rules.iter().find(|(m, _)| m.matches(input)).map(|(_, t)| t)
+        self.rules
+            .iter()
+            .find(|(m, _)| m.matches(input))
+            .map(|(_, t)| t)
     }
 
     pub fn len(&self) -> usize {
@@ -230,40 +268,148 @@ mod tests {
     fn match_table() {
         let cases: &[(&str, &str, &str, &str, Option<&str>, bool)] = &[
             (r#"{}"#, "GET", "/x", "a", None, true),
-            (r#"{"path":{"prefix":"/api"}}"#, "GET", "/api/v1?q=1", "a", None, true),
-            (r#"{"path":{"prefix":"/api"}}"#, "GET", "/ap?api", "a", None, false),
-            (r#"{"path":{"exact":"/health"}}"#, "GET", "/health?x", "a", None, true),
-            (r#"{"path":{"exact":"/health"}}"#, "GET", "/health/x", "a", None, false),
-            (r#"{"path":{"regex":"/pets/[0-9]+"}}"#, "GET", "/pets/12", "a", None, true),
-            (r#"{"path":{"regex":"/pets/[0-9]+"}}"#, "GET", "/pets/12/x", "a", None, false),
-            (r#"{"methods":["GET","HEAD"]}"#, "HEAD", "/", "a", None, true),
+            (
+                r#"{"path":{"prefix":"/api"}}"#,
+                "GET",
+                "/api/v1?q=1",
+                "a",
+                None,
+                true,
+            ),
+            (
+                r#"{"path":{"prefix":"/api"}}"#,
+                "GET",
+                "/ap?api",
+                "a",
+                None,
+                false,
+            ),
+            (
+                r#"{"path":{"exact":"/health"}}"#,
+                "GET",
+                "/health?x",
+                "a",
+                None,
+                true,
+            ),
+            (
+                r#"{"path":{"exact":"/health"}}"#,
+                "GET",
+                "/health/x",
+                "a",
+                None,
+                false,
+            ),
+            (
+                r#"{"path":{"regex":"/pets/[0-9]+"}}"#,
+                "GET",
+                "/pets/12",
+                "a",
+                None,
+                true,
+            ),
+            (
+                r#"{"path":{"regex":"/pets/[0-9]+"}}"#,
+                "GET",
+                "/pets/12/x",
+                "a",
+                None,
+                false,
+            ),
+            (
+                r#"{"methods":["GET","HEAD"]}"#,
+                "HEAD",
+                "/",
+                "a",
+                None,
+                true,
+            ),
             (r#"{"methods":["GET"]}"#, "get", "/", "a", None, false),
-            (r#"{"hosts":["*.example.com"]}"#, "GET", "/", "API.example.com:443", None, true),
-            (r#"{"hosts":["*.example.com"]}"#, "GET", "/", "example.com", None, false),
-            (r#"{"hosts":["example.com"]}"#, "GET", "/", "example.com", None, true),
-            (r#"{"route_name":"pets"}"#, "GET", "/", "a", Some("pets"), true),
+            (
+                r#"{"hosts":["*.example.com"]}"#,
+                "GET",
+                "/",
+                "API.example.com:443",
+                None,
+                true,
+            ),
+            (
+                r#"{"hosts":["*.example.com"]}"#,
+                "GET",
+                "/",
+                "example.com",
+                None,
+                false,
+            ),
+            (
+                r#"{"hosts":["example.com"]}"#,
+                "GET",
+                "/",
+                "example.com",
+                None,
+                true,
+            ),
+            (
+                r#"{"route_name":"pets"}"#,
+                "GET",
+                "/",
+                "a",
+                Some("pets"),
+                true,
+            ),
             (r#"{"route_name":"pets"}"#, "GET", "/", "a", None, false),
-            (r#"{"route_name":"pets","methods":["POST"]}"#, "GET", "/", "a", Some("pets"), false),
+            (
+                r#"{"route_name":"pets","methods":["POST"]}"#,
+                "GET",
+                "/",
+                "a",
+                Some("pets"),
+                false,
+            ),
         ];
         for (json, method, path, host, route, want) in cases {
             let h = head(method, path, host);
-            let input = MatchInput { route_name: *route, head: &h };
-            assert_eq!(m(json).matches(&input), *want, "{json} {method} {path} {host}");
+            let input = MatchInput {
+                route_name: *route,
+                head: &h,
+            };
+            assert_eq!(
+                m(json).matches(&input),
+                *want,
+                "{json} {method} {path} {host}"
+            );
         }
     }
 
     #[test]
     fn bad_matchers_name_the_field() {
         let cases = [
-            (r#"{"path":{"prefix":"api"}}"#, "match.path.prefix: \"api\" must start with '/'"),
-            (r#"{"path":{"regex":"("}}"#, "match.path.regex: invalid regex"),
-            (r#"{"methods":["GE T"]}"#, "match.methods[0]: \"GE T\" is not an HTTP method"),
-            (r#"{"hosts":["a.*.com"]}"#, "match.hosts[0]: \"a.*.com\" is not a valid host"),
-            (r#"{"route_name":""}"#, "match.route_name: must not be empty"),
+            (
+                r#"{"path":{"prefix":"api"}}"#,
+                "match.path.prefix: \"api\" must start with '/'",
+            ),
+            (
+                r#"{"path":{"regex":"("}}"#,
+                "match.path.regex: invalid regex",
+            ),
+            (
+                r#"{"methods":["GE T"]}"#,
+                "match.methods[0]: \"GE T\" is not an HTTP method",
+            ),
+            (
+                r#"{"hosts":["a.*.com"]}"#,
+                "match.hosts[0]: \"a.*.com\" is not a valid host",
+            ),
+            (
+                r#"{"route_name":""}"#,
+                "match.route_name: must not be empty",
+            ),
         ];
         for (json, want) in cases {
             let raw: RawMatch = serde_json::from_str(json).unwrap();
-            let err = RouteMatcher::compile(&raw, &Field::root().key("match")).unwrap_err().to_string();
+            let err = RouteMatcher::compile(&raw, &Field::root().key("match"))
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with(want), "{json}: {err}");
         }
     }
@@ -273,10 +419,31 @@ mod tests {
         let rules = RuleSet::new(vec![(m(r#"{"path":{"prefix":"/a"}}"#), 1), (m(r#"{}"#), 2)]);
         assert!(!rules.needs_route_name());
         let h = head("GET", "/a/b", "x");
-        assert_eq!(rules.first(&MatchInput { route_name: None, head: &h }), Some(&1));
+        assert_eq!(
+            rules.first(&MatchInput {
+                route_name: None,
+                head: &h
+            }),
+            Some(&1)
+        );
         let h = head("GET", "/b", "x");
-        assert_eq!(rules.first(&MatchInput { route_name: None, head: &h }), Some(&2));
+        assert_eq!(
+            rules.first(&MatchInput {
+                route_name: None,
+                head: &h
+            }),
+            Some(&2)
+        );
         let named = RuleSet::new(vec![(m(r#"{"route_name":"r"}"#), 1)]);
         assert!(named.needs_route_name());
+        assert!(named.needed_headers().is_empty());
+        let full = RuleSet::new(vec![
+            (m(r#"{"path":{"prefix":"/"},"methods":["GET"]}"#), 1),
+            (m(r#"{"hosts":["a"],"path":{"exact":"/"}}"#), 2),
+        ]);
+        assert_eq!(
+            full.needed_headers(),
+            vec![":path", ":method", ":authority"]
+        );
     }
 }

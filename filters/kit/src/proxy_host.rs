@@ -16,6 +16,21 @@ impl Host for ProxyHost {
         hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default()
     }
 
+    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        if name.starts_with(':') {
+            // Pseudo-headers are single-valued.
+            return hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
+                .ok()
+                .flatten();
+        }
+        // Envoy's header-map read returns only the first copy of a repeated header; the
+        // `request.headers` attribute joins every copy with ',' at the same cost, so a second,
+        // different credential cannot hide behind the first.
+        hostcalls::get_property(vec!["request", "headers", name])
+            .ok()
+            .flatten()
+    }
+
     fn route_name(&self) -> Option<String> {
         hostcalls::get_property(vec!["xds", "route_name"])
             .ok()
@@ -29,19 +44,30 @@ impl Host for ProxyHost {
 
     fn set_property(&self, key: &str, value: &[u8]) {
         if let Err(e) = hostcalls::set_property(vec![key], Some(value)) {
-            self.log(LogLevel::Warn, &format!("set_property({key}) failed: {e:?}"));
+            self.log(
+                LogLevel::Warn,
+                &format!("set_property({key}) failed: {e:?}"),
+            );
         }
     }
 
     fn set_request_header(&self, name: &str, value: &[u8]) {
-        if let Err(e) = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value)) {
-            self.log(LogLevel::Warn, &format!("setting header {name} failed: {e:?}"));
+        if let Err(e) =
+            hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value))
+        {
+            self.log(
+                LogLevel::Warn,
+                &format!("setting header {name} failed: {e:?}"),
+            );
         }
     }
 
     fn remove_request_header(&self, name: &str) {
         if let Err(e) = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name) {
-            self.log(LogLevel::Warn, &format!("removing header {name} failed: {e:?}"));
+            self.log(
+                LogLevel::Warn,
+                &format!("removing header {name} failed: {e:?}"),
+            );
         }
     }
 
@@ -53,7 +79,10 @@ impl Host for ProxyHost {
             .collect();
         let status = u32::from(reply.status);
         if let Err(e) = hostcalls::send_http_response(status, headers, Some(&reply.body)) {
-            self.log(LogLevel::Error, &format!("sending the local reply failed: {e:?}"));
+            self.log(
+                LogLevel::Error,
+                &format!("sending the local reply failed: {e:?}"),
+            );
         }
     }
 

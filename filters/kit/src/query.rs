@@ -79,8 +79,11 @@ pub fn remove_cookie(header: &[u8], name: &str) -> Option<Vec<u8>> {
         .map(trim)
         .filter(|pair| {
             !pair.is_empty() && {
-                let k = pair.iter().position(|b| *b == b'=').and_then(|eq| pair.get(..eq));
-                k.map_or(true, |k| trim(k) != name.as_bytes())
+                let k = pair
+                    .iter()
+                    .position(|b| *b == b'=')
+                    .and_then(|eq| pair.get(..eq));
+                k.is_none_or(|k| trim(k) != name.as_bytes())
             }
         })
         .collect();
@@ -88,8 +91,14 @@ pub fn remove_cookie(header: &[u8], name: &str) -> Option<Vec<u8>> {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     s.get(start..end).unwrap_or_default()
 }
 
@@ -143,6 +152,9 @@ mod tests {
         assert_eq!(vals, vec![b"k1".as_slice(), b"k2"]);
         assert_eq!(remove_cookie(h, "api_key").unwrap(), b"a=1; b=2".to_vec());
         assert_eq!(remove_cookie(b"api_key=x", "api_key"), None);
-        assert_eq!(remove_cookie(b"novalue; api_key=x", "api_key").unwrap(), b"novalue".to_vec());
+        assert_eq!(
+            remove_cookie(b"novalue; api_key=x", "api_key").unwrap(),
+            b"novalue".to_vec()
+        );
     }
 }

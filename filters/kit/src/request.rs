@@ -26,6 +26,26 @@ impl RequestHead {
         Self { headers }
     }
 
+    /// A view holding only `names`, one host call each (absent headers are left out). Filters
+    /// work out at config time which headers they can need, so the common request costs one
+    /// or two host calls instead of a copy of the whole header map.
+    pub fn fetch(host: &dyn crate::host::Host, names: &[String]) -> Self {
+        let mut head = Self::default();
+        head.fetch_more(host, names);
+        head
+    }
+
+    /// Adds headers fetched later, when the first ones show they are needed (CORS preflight).
+    pub fn fetch_more(&mut self, host: &dyn crate::host::Host, names: &[String]) {
+        for name in names {
+            if self.headers.len() < MAX_HEADERS && !self.contains(name) {
+                if let Some(value) = host.request_header(name) {
+                    self.headers.push((name.clone(), value));
+                }
+            }
+        }
+    }
+
     /// Convenience for tests and tools: string pairs.
     pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
         Self::new(
@@ -109,7 +129,9 @@ impl RequestHead {
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         // IPv6 literal: [::1]:8080
-        return host.split_once(']').map_or(host, |(h, _)| h.get(1..).unwrap_or(h));
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| h.get(1..).unwrap_or(h));
     }
     host.rsplit_once(':')
         .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
@@ -135,13 +157,22 @@ mod tests {
         assert_eq!(h.path(), "/pets/1");
         assert_eq!(h.query(), Some("api_key=x&b=2"));
         assert_eq!(h.host(), "Example.com");
-        assert_eq!(h.all("x-api-key").collect::<Vec<_>>(), vec![b"a".as_slice(), b"b"]);
+        assert_eq!(
+            h.all("x-api-key").collect::<Vec<_>>(),
+            vec![b"a".as_slice(), b"b"]
+        );
         assert!(!h.is_cors_preflight());
     }
 
     #[test]
     fn hosts_lose_their_port() {
-        for (input, want) in [("a.com", "a.com"), ("a.com:80", "a.com"), ("[::1]:80", "::1"), ("[::1]", "::1"), ("", "")] {
+        for (input, want) in [
+            ("a.com", "a.com"),
+            ("a.com:80", "a.com"),
+            ("[::1]:80", "::1"),
+            ("[::1]", "::1"),
+            ("", ""),
+        ] {
             assert_eq!(strip_port(input), want, "{input}");
         }
     }
@@ -160,7 +191,9 @@ mod tests {
 
     #[test]
     fn header_count_is_bounded() {
-        let many: Vec<(String, Vec<u8>)> = (0..5000).map(|i| ("x".to_string(), vec![i as u8])).collect();
+        let many: Vec<(String, Vec<u8>)> = (0..5000)
+            .map(|i| ("x".to_string(), vec![i as u8]))
+            .collect();
         assert_eq!(RequestHead::new(many).len(), MAX_HEADERS);
     }
 }

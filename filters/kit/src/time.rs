@@ -15,7 +15,10 @@ pub fn parse_rfc3339(s: &str) -> Result<u64, String> {
         part.parse::<i64>().map_err(|_| err())
     };
     let sep = |at: usize, allowed: &[u8]| -> Result<(), String> {
-        b.get(at).filter(|c| allowed.contains(c)).map(|_| ()).ok_or_else(err)
+        b.get(at)
+            .filter(|c| allowed.contains(c))
+            .map(|_| ())
+            .ok_or_else(err)
     };
     sep(4, b"-")?;
     sep(7, b"-")?;

@@ -39,7 +39,9 @@ pub fn run(filter: &str, file: &str) -> ExitCode {
 fn read(file: &str) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     let res = if file == "-" {
-        std::io::stdin().take(MAX_FILE_BYTES).read_to_end(&mut bytes)
+        std::io::stdin()
+            .take(MAX_FILE_BYTES)
+            .read_to_end(&mut bytes)
     } else {
         std::fs::File::open(file).and_then(|f| f.take(MAX_FILE_BYTES).read_to_end(&mut bytes))
     };
