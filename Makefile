@@ -15,9 +15,9 @@ WASM_OUT      := target/$(WASM_TARGET)/release
 WBG_VERSION   := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p;}' Cargo.lock)
 WBG_RUNNER    := $(TOOLS)/bin/wasm-bindgen-test-runner
 # Filter crates (their logic runs in the Wasm lane too) and the modules `make build` produces.
-LOGIC_CRATES  := kit api-key-auth
-MODULE_CRATES := api-key-auth wasm-noop
-MODULES       := api_key_auth wasm_noop
+LOGIC_CRATES  := kit api-key-auth scope-authz graphql-guard transform
+MODULE_CRATES := api-key-auth scope-authz graphql-guard transform wasm-noop
+MODULES       := api_key_auth scope_authz graphql_guard transform wasm_noop
 
 export ENVOY_BIN ?= $(abspath $(ENVOY))
 
@@ -92,7 +92,7 @@ smoke: build setup-envoy ## Start the demo stack, run the scripted tour, check e
 bench: build setup-envoy setup-bench bench-criterion bench-e2e ## Criterion benches and the e2e CPU-per-request bench
 
 bench-criterion: ## Criterion benches of the filters' logic
-	cargo bench -p api-key-auth
+	cargo bench $(addprefix -p ,$(filter-out kit,$(LOGIC_CRATES)))
 
 bench-e2e: build setup-envoy setup-bench ## End-to-end CPU µs per request, every row in one run (target/bench/e2e.json)
 	cargo run --release -p apim-integration --bin e2e_bench

@@ -1,5 +1,6 @@
-//! The bench rows, declared in `tests/integration/bench/rows.json` so adding a configuration
-//! needs no code.
+//! The bench rows, declared in `tests/integration/bench/rows.json` plus one file per filter in
+//! `bench/rows.d/*.json` (read in name order), so adding a configuration needs no code and
+//! filters do not share a file.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,9 +63,21 @@ fn read(path: &Path) -> Result<String, String> {
 
 /// All rows from `rows.json`, checked: unique names, a `none` baseline, a token method.
 pub fn load_rows() -> Result<Vec<Row>, String> {
-    let path = bench_dir().join("rows.json");
-    let rows: Vec<Row> =
-        serde_json::from_str(&read(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut paths = vec![bench_dir().join("rows.json")];
+    if let Ok(entries) = std::fs::read_dir(bench_dir().join("rows.d")) {
+        let mut extra: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        extra.sort();
+        paths.extend(extra);
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    for path in &paths {
+        let more: Vec<Row> =
+            serde_json::from_str(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+        rows.extend(more);
+    }
     for (i, row) in rows.iter().enumerate() {
         if rows.iter().take(i).any(|r| r.name == row.name) {
             return Err(format!("rows.json: duplicate row name {:?}", row.name));

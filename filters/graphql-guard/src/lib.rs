@@ -1,0 +1,1 @@
+//! GraphQL guard filter for Envoy (proxy-wasm): depth, cost and other operation limits.

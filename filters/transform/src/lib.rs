@@ -1,0 +1,1 @@
+//! Transformation filter for Envoy (proxy-wasm): reshape requests and responses.
