@@ -97,6 +97,11 @@ fn split_scheme<'a>(value: &'a [u8], scheme: &str) -> Option<&'a [u8]> {
         .then(|| trim(rest))
 }
 
+/// Whether one `Authorization` value uses `scheme`.
+pub fn is_scheme(value: &[u8], scheme: &str) -> bool {
+    split_scheme(value, scheme).is_some()
+}
+
 fn trim(s: &[u8]) -> &[u8] {
     let start = s
         .iter()

@@ -3,7 +3,7 @@
 //! every effect is unit-tested with the mock; `filter.rs` only wires it to proxy-wasm.
 
 use crate::config::{Config, CORS_HEADERS};
-use crate::credential::Location;
+use crate::credential::{self, Location};
 use crate::policy::{decide, Decision, DenyReason};
 use kit::denial::Format;
 use kit::host::Host;
@@ -87,7 +87,7 @@ pub fn on_request_headers(host: &dyn Host, config: &Config, counters: &Counters)
                 }
             }
             if config.strip_credential {
-                strip_credential(host, &head, &strip);
+                strip_credential(host, config, &head, &strip);
             }
             counters.inc(host, if anonymous { ANONYMOUS } else { ALLOWED });
             Action::Continue
@@ -111,11 +111,11 @@ fn scrub_consumer_headers(host: &dyn Host, config: &Config) {
     }
 }
 
-fn strip_credential(host: &dyn Host, head: &RequestHead, locations: &[Location]) {
+fn strip_credential(host: &dyn Host, config: &Config, head: &RequestHead, locations: &[Location]) {
     for loc in locations {
         match loc {
             Location::Header(name) => host.remove_request_header(name),
-            Location::Authorization => host.remove_request_header("authorization"),
+            Location::Authorization => strip_authorization(host, head, config),
             Location::Query(name) => {
                 let path = remove_query_param(head.path_and_query(), name);
                 host.set_request_header(":path", path.as_bytes());
@@ -138,3 +138,24 @@ fn strip_credential(host: &dyn Host, head: &RequestHead, locations: &[Location])
 #[cfg(test)]
 #[path = "handler_tests.rs"]
 mod tests;
+
+/// Removes only our scheme's credentials from `Authorization`: another scheme's credentials
+/// (a Bearer token for the next filter) sent alongside stay, rejoined as Envoy joined them.
+fn strip_authorization(host: &dyn Host, head: &RequestHead, config: &Config) {
+    let ours = |part: &[u8]| {
+        config.sources.iter().any(|s| match s {
+            crate::config::Source::Authorization(scheme) => credential::is_scheme(part, scheme),
+            _ => false,
+        })
+    };
+    let rest: Vec<&[u8]> = head
+        .all("authorization")
+        .flat_map(|v| v.split(|b| *b == b','))
+        .filter(|part| !ours(part))
+        .collect();
+    if rest.is_empty() {
+        host.remove_request_header("authorization");
+    } else {
+        host.set_request_header("authorization", &rest.join(b",".as_slice()));
+    }
+}

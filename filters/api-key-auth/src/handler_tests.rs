@@ -98,6 +98,19 @@ fn query_and_cookie_credentials_are_stripped_in_place() {
 }
 
 #[test]
+fn authorization_keeps_other_schemes_when_our_key_is_stripped() {
+    let json = format!(
+        r#"{{"sources":[{{"authorization":"ApiKey"}}],"consumers":[{{"id":"a","keys":[{{"sha256":"{}"}}]}}]}}"#,
+        to_hex(&sha256(b"k"))
+    );
+    let c = Config::parse(json.as_bytes()).unwrap();
+    let (_, host) = run(&c, &[(":path", "/"), ("authorization", "Bearer tok"), ("authorization", "ApiKey k")]);
+    assert_eq!(host.header_changes(), vec![Call::SetHeader("authorization".into(), b"Bearer tok".to_vec())]);
+    let (_, host) = run(&c, &[(":path", "/"), ("authorization", "apikey k")]);
+    assert_eq!(host.header_changes(), vec![Call::RemoveHeader("authorization".into())]);
+}
+
+#[test]
 fn strip_can_be_turned_off() {
     let c = config(r#","strip_credential": false"#);
     let (_, host) = run(&c, &[(":path", "/"), ("x-api-key", "alice-key")]);

@@ -1,7 +1,9 @@
 //! Counters, defined once per root context and incremented by index.
 //!
-//! Envoy 1.40 lists a proxy-wasm counter named `apim.api_key_auth.allowed` in `/stats` under
-//! that name and in `/stats/prometheus` as `apim_api_key_auth_allowed` (no `envoy_` prefix).
+//! Envoy 1.40 lists a proxy-wasm counter named `apim.api_key_auth.allowed` in `/stats` as
+//! `wasmcustom.apim.api_key_auth.allowed` and in `/stats/prometheus` as
+//! `apim_api_key_auth_allowed` (no `envoy_` prefix). Counts are exact as soon as the request
+//! is served.
 
 use crate::host::Host;
 

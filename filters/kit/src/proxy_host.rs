@@ -26,9 +26,14 @@ impl Host for ProxyHost {
         // Envoy's header-map read returns only the first copy of a repeated header; the
         // `request.headers` attribute joins every copy with ',' at the same cost, so a second,
         // different credential cannot hide behind the first.
-        hostcalls::get_property(vec!["request", "headers", name])
-            .ok()
-            .flatten()
+        match hostcalls::get_property(vec!["request", "headers", name]) {
+            Ok(Some(value)) => Some(value),
+            // The attribute reads an empty value as absent; only the map read can tell an empty
+            // header from a missing one (which matters: an empty key is invalid, not missing).
+            _ => hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
+                .ok()
+                .flatten(),
+        }
     }
 
     fn route_name(&self) -> Option<String> {
