@@ -7,7 +7,9 @@ SHELL := /bin/bash
 ENVOY_VERSION := $(shell cat .envoy-version)
 VENV          := .venv
 ENVOY         := $(VENV)/bin/envoy
-TOOLS         := .tools
+# wasm-bindgen's CLI takes minutes to compile: it is kept outside the work tree so fresh clones
+# on the same machine (CI) reuse it; it is installed whenever the right version is missing.
+TOOLS         ?= $(HOME)/.cache/apim-filters/tools
 WASM_TARGET   := wasm32-wasip1
 WASM_OUT      := target/$(WASM_TARGET)/release
 # The Wasm test lane runs the logic's unit tests under Node with wasm-bindgen-test; its runner
@@ -97,5 +99,5 @@ bench-criterion: ## Criterion benches of the filters' logic
 bench-e2e: build setup-envoy setup-bench ## End-to-end CPU µs per request, every row in one run (target/bench/e2e.json)
 	cargo run --release -p apim-integration --bin e2e_bench
 
-clean: ## Remove build output (keeps .venv and .tools)
+clean: ## Remove build output (keeps .venv and the cached wasm-bindgen CLI)
 	cargo clean

@@ -5,7 +5,7 @@
 //! rules) and precompiles what the request path needs: a digest → key map, the identity bytes
 //! each consumer publishes, the route rules.
 
-use kit::config_error::{check_header_name, parse_json, ConfigError, Field};
+use kit::config_error::{check_header_name, check_label, parse_json, ConfigError, Field};
 use kit::digest::{parse_sha256, sha256, DigestMap};
 use kit::identity::Identity;
 use kit::matcher::{RawMatch, RouteMatcher, RuleSet};
@@ -326,22 +326,6 @@ fn check_plain_name(name: &str, field: &Field) -> Result<String, ConfigError> {
         return Err(field.error(format!("\"{name}\" is not a valid name")));
     }
     Ok(name.to_string())
-}
-
-/// Ids, plans and groups travel in headers and filter state: a conservative character set.
-fn check_label(value: &str, field: &Field) -> Result<(), ConfigError> {
-    let ok = !value.is_empty()
-        && value.len() <= MAX_NAME_LENGTH
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-~:@+/".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(field.error(format!(
-            "\"{value}\" must be 1-256 characters of letters, digits and . _ - ~ : @ + /"
-        )))
-    }
 }
 
 /// RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`.

@@ -104,10 +104,26 @@ fn authorization_keeps_other_schemes_when_our_key_is_stripped() {
         to_hex(&sha256(b"k"))
     );
     let c = Config::parse(json.as_bytes()).unwrap();
-    let (_, host) = run(&c, &[(":path", "/"), ("authorization", "Bearer tok"), ("authorization", "ApiKey k")]);
-    assert_eq!(host.header_changes(), vec![Call::SetHeader("authorization".into(), b"Bearer tok".to_vec())]);
+    let (_, host) = run(
+        &c,
+        &[
+            (":path", "/"),
+            ("authorization", "Bearer tok"),
+            ("authorization", "ApiKey k"),
+        ],
+    );
+    assert_eq!(
+        host.header_changes(),
+        vec![Call::SetHeader(
+            "authorization".into(),
+            b"Bearer tok".to_vec()
+        )]
+    );
     let (_, host) = run(&c, &[(":path", "/"), ("authorization", "apikey k")]);
-    assert_eq!(host.header_changes(), vec![Call::RemoveHeader("authorization".into())]);
+    assert_eq!(
+        host.header_changes(),
+        vec![Call::RemoveHeader("authorization".into())]
+    );
 }
 
 #[test]

@@ -145,6 +145,26 @@ pub fn check_header_name(field: &Field, name: &str) -> Result<String, ConfigErro
     Ok(lower)
 }
 
+/// Longest id, plan, group or other label a config may name.
+pub const MAX_LABEL_LENGTH: usize = 256;
+
+/// Ids, plans and groups travel in headers and filter state: a conservative character set
+/// (letters, digits and `. _ - ~ : @ + /`), 1 to [`MAX_LABEL_LENGTH`] bytes.
+pub fn check_label(value: &str, field: &Field) -> Result<(), ConfigError> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_LABEL_LENGTH
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-~:@+/".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(field.error(format!(
+            "\"{value}\" must be 1-256 characters of letters, digits and . _ - ~ : @ + /"
+        )))
+    }
+}
+
 /// RFC 9110 `tchar`.
 pub fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -200,6 +220,17 @@ mod tests {
         assert_eq!(e.to_string(), "keys[2]: bad");
         let f = Field::root().key("consumers").index(3).key("id");
         assert_eq!(f.error("empty").to_string(), "consumers[3].id: empty");
+    }
+
+    #[test]
+    fn labels_are_checked() {
+        let f = Field::root().key("id");
+        for good in ["alice", "team.a/b_c-d~e:f@g+h", &"x".repeat(256)] {
+            assert!(check_label(good, &f).is_ok(), "{good}");
+        }
+        for bad in ["", "a b", "é", "a\"b", &"x".repeat(257)] {
+            assert!(check_label(bad, &f).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -45,6 +45,28 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
+impl Format {
+    /// The GraphQL error format a client asked for with its `Accept` header:
+    /// `application/graphql-response+json` unless it accepts only `application/json` (no
+    /// Accept header counts as the former, as the GraphQL-over-HTTP spec says since 2025).
+    pub fn for_graphql_accept(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::GraphQlResponse;
+        };
+        let lower = accept.to_ascii_lowercase();
+        if lower.trim().is_empty()
+            || lower.contains("application/graphql-response+json")
+            || lower.contains("*/*")
+        {
+            Format::GraphQlResponse
+        } else if lower.contains("application/json") {
+            Format::GraphQlJson
+        } else {
+            Format::GraphQlResponse
+        }
+    }
+}
+
 impl Denial {
     pub fn new(
         status: u16,
@@ -160,6 +182,29 @@ mod tests {
         assert_eq!(v["code"], "missing_api_key");
         assert_eq!(v["type"], "urn:apim:problem:missing_api_key");
         assert_eq!(v["detail"], "No API key was presented.");
+    }
+
+    #[test]
+    fn graphql_format_follows_accept() {
+        let cases: &[(Option<&str>, Format)] = &[
+            (None, Format::GraphQlResponse),
+            (Some(""), Format::GraphQlResponse),
+            (
+                Some("application/graphql-response+json"),
+                Format::GraphQlResponse,
+            ),
+            (
+                Some("application/graphql-response+json, application/json;q=0.9"),
+                Format::GraphQlResponse,
+            ),
+            (Some("application/json"), Format::GraphQlJson),
+            (Some("Application/JSON"), Format::GraphQlJson),
+            (Some("*/*"), Format::GraphQlResponse),
+            (Some("text/html"), Format::GraphQlResponse),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(Format::for_graphql_accept(*accept), *want, "{accept:?}");
+        }
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! apim key hash [KEY]              the config entry for an existing key (KEY or stdin)
 //! apim validate FILTER FILE        check a filter's JSON config (FILE or - for stdin) with the
 //!                                  filter's own types; prints the same errors Envoy would log
+//! apim token mint [OPTIONS]        a demo JWT (RS256) signed with the demo issuer's key
 //! ```
 //! Exit codes: 0 ok, 1 invalid config, 2 usage or I/O error.
 
 mod keys;
+mod token;
 mod validate;
 
 use std::process::ExitCode;
@@ -17,7 +19,11 @@ const USAGE: &str = "usage:
   apim key new [--consumer ID]   generate an API key and print its config entry
   apim key hash [KEY]            print the config entry for KEY (or the key read from stdin)
   apim validate FILTER FILE      validate a filter config (FILE may be - for stdin)
-filters: api-key-auth";
+  apim token mint [--scope \"a b\"] [--sub ID] [--aud AUD] [--iss ISS] [--ttl SECONDS]
+                  [--kid KID] [--key PEM_FILE]
+                                 mint a demo JWT (RS256); default key: the DEMO-ONLY issuer key
+                                 of envoy/examples/demo-issuer/
+filters: api-key-auth, scope-authz, graphql-guard, transform";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +34,7 @@ fn main() -> ExitCode {
         ["key", "hash"] => keys::hash_stdin(),
         ["key", "hash", key] => Ok(keys::hash(key)),
         ["validate", filter, file] => return validate::run(filter, file),
+        ["token", "mint", rest @ ..] => token::mint(rest),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

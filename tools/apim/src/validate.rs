@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
+/// The filters whose configs `apim validate` knows.
+pub const FILTERS: [&str; 4] = ["api-key-auth", "scope-authz", "graphql-guard", "transform"];
+
 pub fn run(filter: &str, file: &str) -> ExitCode {
     let bytes = match read(file) {
         Ok(b) => b,
@@ -16,8 +19,11 @@ pub fn run(filter: &str, file: &str) -> ExitCode {
     };
     let result = match filter {
         "api-key-auth" => api_key_auth::config::Config::parse(&bytes).map(|c| c.warnings),
+        "scope-authz" => scope_authz::config::Config::parse(&bytes).map(|_| Vec::new()),
+        "graphql-guard" => graphql_guard::config::Config::parse(&bytes).map(|_| Vec::new()),
+        "transform" => transform::config::Config::parse(&bytes).map(|_| Vec::new()),
         other => {
-            eprintln!("unknown filter \"{other}\"; known: api-key-auth");
+            eprintln!("unknown filter \"{other}\"; known: {}", FILTERS.join(", "));
             return ExitCode::from(2);
         }
     };

@@ -3,6 +3,11 @@
 
 use serde_json::json;
 
+#[path = "graphql.rs"]
+pub mod graphql;
+#[path = "jwks.rs"]
+mod jwks;
+
 /// A request as the upstream received it.
 pub struct EchoRequest {
     pub method: String,
@@ -49,7 +54,11 @@ impl Reply {
 type Handler = fn(&EchoRequest, &str) -> Reply;
 
 /// Path prefix → handler; the first match wins, no match echoes with 200.
-const HANDLERS: &[(&str, Handler)] = &[("/status/", status)];
+const HANDLERS: &[(&str, Handler)] = &[
+    ("/status/", status),
+    ("/jwks/", jwks::serve),
+    ("/transform/", graphql::route),
+];
 
 pub fn dispatch(request: &EchoRequest) -> Reply {
     for (prefix, handler) in HANDLERS {

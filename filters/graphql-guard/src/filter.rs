@@ -1,0 +1,149 @@
+//! proxy-wasm glue: the root context parses and swaps the config, the HTTP context hands each
+//! request to [`crate::handler`] and buffers POST bodies. Nothing here decides anything.
+
+use crate::config::Config;
+use crate::handler::{self, BodyAction, HeadersAction, Pending};
+use kit::denial::{Denial, Format};
+use kit::host::{Host, LogLevel};
+use kit::metrics::Counters;
+use kit::proxy_host::ProxyHost;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType};
+use std::rc::Rc;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+#[derive(Default)]
+struct Root {
+    config: Option<Rc<Config>>,
+    counters: Rc<Counters>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let host = ProxyHost;
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        match Config::parse(&bytes) {
+            Ok(config) => {
+                if self.config.is_none() {
+                    let names = handler::counter_names();
+                    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                    self.counters = Rc::new(Counters::define(&host, &refs));
+                }
+                self.config = Some(Rc::new(config));
+                true
+            }
+            Err(e) => {
+                host.log(
+                    LogLevel::Error,
+                    &format!("graphql-guard: invalid configuration: {e}"),
+                );
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http {
+            config: self.config.clone(),
+            counters: Rc::clone(&self.counters),
+            pending: None,
+            body_size: 0,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Http {
+    config: Option<Rc<Config>>,
+    counters: Rc<Counters>,
+    pending: Option<Pending>,
+    /// What Envoy has buffered so far, for a check that ends at the trailers.
+    body_size: usize,
+}
+
+impl Context for Http {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let host = ProxyHost;
+        let Some(config) = &self.config else {
+            let d = Denial::new(
+                503,
+                "NOT_CONFIGURED",
+                "Filter not configured",
+                "The GraphQL guard has no valid configuration.",
+            );
+            host.send_reply(&d.render(Format::GraphQlResponse));
+            return Action::Pause;
+        };
+        match handler::on_request_headers(&host, config, &self.counters, end_of_stream) {
+            HeadersAction::Continue => Action::Continue,
+            HeadersAction::Stop => Action::Pause,
+            HeadersAction::NeedBody(p) => {
+                self.pending = Some(p);
+                // Envoy turns a Pause here into StopAllIterationAndWatermark, after which the
+                // body callback never runs (proxy-wasm-cpp-host#143): the headers continue and
+                // the body is held (Pause in the body callback) until it is complete and
+                // checked. A refusal then resets the upstream request the router had opened.
+                Action::Continue
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let (Some(config), Some(pending)) = (&self.config, &self.pending) else {
+            return Action::Continue;
+        };
+        self.body_size = body_size;
+        let host = ProxyHost;
+        let action = handler::on_request_body(
+            &host,
+            config,
+            &self.counters,
+            pending,
+            body_size,
+            end_of_stream,
+            || self.get_http_request_body(0, body_size),
+        );
+        match action {
+            BodyAction::Buffer => Action::Pause,
+            BodyAction::Continue => {
+                self.pending = None;
+                Action::Continue
+            }
+            BodyAction::Stop => {
+                self.pending = None;
+                Action::Pause
+            }
+        }
+    }
+
+    /// A body followed by trailers never reports its end in the body callback: check it here,
+    /// or the trailers' Continue would release an unchecked body. A body that cannot be read
+    /// here reads as empty and is refused (fail closed).
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        let (Some(config), Some(pending)) = (&self.config, &self.pending) else {
+            return Action::Continue;
+        };
+        let host = ProxyHost;
+        let size = self.body_size;
+        let action =
+            handler::on_request_body(&host, config, &self.counters, pending, size, true, || {
+                self.get_http_request_body(0, size)
+            });
+        self.pending = None;
+        match action {
+            BodyAction::Continue => Action::Continue,
+            BodyAction::Buffer | BodyAction::Stop => Action::Pause,
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The glue's effects on a mock host: what is fetched, replied, published and counted.
+
+use super::*;
+use kit::host::{Call, MockHost};
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+fn setup(json: &str) -> (Config, MockHost, Counters) {
+    let config = Config::parse(json.as_bytes()).unwrap();
+    let host = MockHost::new(&[]);
+    let names = counter_names();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let counters = Counters::define(&host, &refs);
+    (config, host, counters)
+}
+
+fn with_headers(host: &mut MockHost, headers: &[(&str, &str)]) {
+    host.headers = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), v.as_bytes().to_vec()))
+        .collect();
+}
+
+fn post(
+    host: &mut MockHost,
+    config: &Config,
+    counters: &Counters,
+    accept: Option<&str>,
+    body: &str,
+) -> BodyAction {
+    let mut h = vec![
+        (":method", "POST"),
+        (":path", "/graphql"),
+        ("content-type", "application/json"),
+    ];
+    if let Some(a) = accept {
+        h.push(("accept", a));
+    }
+    with_headers(host, &h);
+    let HeadersAction::NeedBody(p) = on_request_headers(host, config, counters, false) else {
+        panic!("a POST waits for its body");
+    };
+    assert_eq!(
+        on_request_body(host, config, counters, &p, body.len() / 2, false, || None),
+        BodyAction::Buffer
+    );
+    on_request_body(host, config, counters, &p, body.len(), true, || {
+        Some(body.as_bytes().to_vec())
+    })
+}
+
+const DEEP: &str = r#"{"query":"{ a { b { c } } }"}"#;
+
+#[test]
+fn rejected_post_gets_a_graphql_error_and_counts() {
+    let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":2}}"#);
+    assert_eq!(
+        post(&mut host, &config, &counters, None, DEEP),
+        BodyAction::Stop
+    );
+    let r = host.reply().unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.headers[0].1, "application/graphql-response+json");
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["errors"][0]["extensions"]["code"], "MAX_DEPTH_EXCEEDED");
+    assert_eq!(host.counter("apim.graphql_guard.checked"), 1);
+    assert_eq!(
+        host.counter("apim.graphql_guard.rejected.max_depth_exceeded"),
+        1
+    );
+
+    let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":2}}"#);
+    post(
+        &mut host,
+        &config,
+        &counters,
+        Some("application/json"),
+        DEEP,
+    );
+    let r = host.reply().unwrap();
+    assert_eq!(
+        (r.status, r.headers[0].1.as_str()),
+        (200, "application/json")
+    );
+}
+
+#[test]
+fn passing_post_publishes_the_cost() {
+    let (config, mut host, counters) = setup(r#"{"limits":{"max_cost":100}}"#);
+    let body = r#"{"query":"{ a(first: 5) { b } }"}"#;
+    assert_eq!(
+        post(&mut host, &config, &counters, None, body),
+        BodyAction::Continue
+    );
+    assert_eq!(host.reply(), None);
+    assert_eq!(host.published(COST_PROPERTY), Some(b"5".to_vec()));
+    assert_eq!(host.counter("apim.graphql_guard.passed"), 1);
+    // No cost model: nothing published.
+    let (config, mut host, counters) = setup("{}");
+    post(&mut host, &config, &counters, None, body);
+    assert_eq!(host.published(COST_PROPERTY), None);
+}
+
+#[test]
+fn warn_only_counts_logs_and_passes() {
+    let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":2},"warn_only":true}"#);
+    assert_eq!(
+        post(&mut host, &config, &counters, None, DEEP),
+        BodyAction::Continue
+    );
+    assert_eq!(host.reply(), None);
+    assert_eq!(host.counter("apim.graphql_guard.warned"), 1);
+    assert!(host
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::Log(LogLevel::Warn, m) if m.contains("MAX_DEPTH_EXCEEDED"))));
+}
+
+#[test]
+fn oversized_bodies_stop_buffering_with_413() {
+    let (config, mut host, counters) =
+        setup(r#"{"limits":{"max_bytes":10},"warn_only":true,"max_body_bytes":20}"#);
+    with_headers(
+        &mut host,
+        &[
+            (":method", "POST"),
+            (":path", "/g"),
+            ("content-type", "application/json"),
+        ],
+    );
+    let HeadersAction::NeedBody(p) = on_request_headers(&host, &config, &counters, false) else {
+        panic!()
+    };
+    // Over the plan's max_bytes but under the hard cap: warn-only lets it through.
+    assert_eq!(
+        on_request_body(&host, &config, &counters, &p, 15, false, || None),
+        BodyAction::Continue
+    );
+    // Over the hard cap: refused even in warn-only mode.
+    assert_eq!(
+        on_request_body(&host, &config, &counters, &p, 21, false, || None),
+        BodyAction::Stop
+    );
+    assert_eq!(host.reply().unwrap().status, 413);
+}
+
+#[test]
+fn get_requests_and_methods() {
+    let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":1}}"#);
+    with_headers(
+        &mut host,
+        &[(":method", "GET"), (":path", "/graphql?query=%7Ba%7D")],
+    );
+    assert_eq!(
+        on_request_headers(&host, &config, &counters, true),
+        HeadersAction::Continue
+    );
+    with_headers(
+        &mut host,
+        &[
+            (":method", "GET"),
+            (":path", "/graphql?query=mutation%7Ba%7D"),
+        ],
+    );
+    assert_eq!(
+        on_request_headers(&host, &config, &counters, true),
+        HeadersAction::Stop
+    );
+    assert_eq!(host.reply().unwrap().status, 405);
+    // Not GraphQL: no query parameter, other methods.
+    let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":1}}"#);
+    for (m, p) in [
+        ("GET", "/graphql"),
+        ("OPTIONS", "/graphql"),
+        ("DELETE", "/x"),
+    ] {
+        with_headers(&mut host, &[(":method", m), (":path", p)]);
+        assert_eq!(
+            on_request_headers(&host, &config, &counters, true),
+            HeadersAction::Continue
+        );
+    }
+    assert_eq!(host.counter("apim.graphql_guard.checked"), 0);
+    // POST: wrong media type, empty body.
+    with_headers(
+        &mut host,
+        &[
+            (":method", "POST"),
+            (":path", "/g"),
+            ("content-type", "text/plain"),
+        ],
+    );
+    assert_eq!(
+        on_request_headers(&host, &config, &counters, false),
+        HeadersAction::Stop
+    );
+    assert_eq!(host.reply().unwrap().status, 415);
+    let (config, mut host, counters) = setup("{}");
+    with_headers(
+        &mut host,
+        &[
+            (":method", "POST"),
+            (":path", "/g"),
+            ("content-type", "application/json"),
+        ],
+    );
+    assert_eq!(
+        on_request_headers(&host, &config, &counters, true),
+        HeadersAction::Stop
+    );
+    assert_eq!(host.reply().unwrap().status, 400);
+}
+
+#[test]
+fn routes_not_configured_pass_untouched() {
+    let (config, mut host, counters) = setup(
+        r#"{"rules":[{"match":{"path":{"prefix":"/graphql/public"}},"skip":true},{"match":{"path":{"prefix":"/graphql"}}}],
+            "limits":{"max_depth":1}}"#,
+    );
+    for path in ["/pets", "/graphql/public"] {
+        with_headers(
+            &mut host,
+            &[
+                (":method", "POST"),
+                (":path", path),
+                ("content-type", "text/plain"),
+            ],
+        );
+        assert_eq!(
+            on_request_headers(&host, &config, &counters, false),
+            HeadersAction::Continue,
+            "{path}"
+        );
+    }
+    with_headers(
+        &mut host,
+        &[
+            (":method", "POST"),
+            (":path", "/graphql"),
+            ("content-type", "application/json"),
+        ],
+    );
+    assert!(matches!(
+        on_request_headers(&host, &config, &counters, false),
+        HeadersAction::NeedBody(_)
+    ));
+}
+
+#[test]
+fn limits_follow_the_consumer_plan() {
+    let (config, mut host, counters) =
+        setup(r#"{"limits":{"max_depth":2},"plans":{"gold":{"max_depth":5}}}"#);
+    host.properties.insert(
+        "apim_consumer".into(),
+        br#"{"id":"alice","plan":"gold"}"#.to_vec(),
+    );
+    assert_eq!(
+        post(&mut host, &config, &counters, None, DEEP),
+        BodyAction::Continue
+    );
+    host.properties.insert(
+        "apim_consumer".into(),
+        br#"{"id":"bob","plan":"silver"}"#.to_vec(),
+    );
+    assert_eq!(
+        post(&mut host, &config, &counters, None, DEEP),
+        BodyAction::Stop
+    );
+    // A forged or broken identity falls back to the default.
+    host.properties
+        .insert("apim_consumer".into(), b"{".to_vec());
+    let (config2, mut host2, counters2) =
+        setup(r#"{"limits":{"max_depth":2},"plans":{"gold":{"max_depth":5}}}"#);
+    host2.properties = host.properties.clone();
+    assert_eq!(
+        post(&mut host2, &config2, &counters2, None, DEEP),
+        BodyAction::Stop
+    );
+    let _ = config;
+}
+
+#[test]
+fn batches_are_checked_element_by_element() {
+    let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":2},"max_batch":2}"#);
+    let ok = r#"[{"query":"{ a { b } }"},{"query":"{ c }"}]"#;
+    assert_eq!(
+        post(&mut host, &config, &counters, None, ok),
+        BodyAction::Continue
+    );
+    let bad = r#"[{"query":"{ a }"},{"query":"{ a { b { c } } }"}]"#;
+    let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":2},"max_batch":2}"#);
+    assert_eq!(
+        post(&mut host, &config, &counters, None, bad),
+        BodyAction::Stop
+    );
+    let v: serde_json::Value = serde_json::from_slice(&host.reply().unwrap().body).unwrap();
+    assert_eq!(v["errors"][0]["extensions"]["batchIndex"], 1);
+    let (config, mut host, counters) = setup(r#"{"max_batch":2}"#);
+    let three = r#"[{"query":"{a}"},{"query":"{a}"},{"query":"{a}"}]"#;
+    assert_eq!(
+        post(&mut host, &config, &counters, None, three),
+        BodyAction::Stop
+    );
+    assert_eq!(
+        host.counter("apim.graphql_guard.rejected.batch_too_large"),
+        1
+    );
+}

@@ -1,0 +1,145 @@
+//! GraphQL-over-HTTP shapes: GET parameters, JSON and `application/graphql` bodies, batches.
+
+use super::*;
+use serde_json::json;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+#[test]
+fn media_types() {
+    let cases: &[(Option<&str>, Result<BodyKind, TransportError>)] = &[
+        (Some("application/json"), Ok(BodyKind::Json)),
+        (Some("Application/JSON; charset=utf-8"), Ok(BodyKind::Json)),
+        (Some("application/graphql"), Ok(BodyKind::Graphql)),
+        (
+            Some("text/plain"),
+            Err(TransportError::UnsupportedMediaType),
+        ),
+        (
+            Some("multipart/form-data; boundary=x"),
+            Err(TransportError::UnsupportedMediaType),
+        ),
+        (None, Err(TransportError::UnsupportedMediaType)),
+    ];
+    for (ct, want) in cases {
+        assert_eq!(&body_kind(*ct), want, "{ct:?}");
+    }
+}
+
+#[test]
+fn get_parameters() {
+    assert_eq!(from_query_string(None), Ok(Extracted::NotGraphql));
+    assert_eq!(from_query_string(Some("a=1")), Ok(Extracted::NotGraphql));
+    let got = from_query_string(Some(
+        "query=query%20Q(%24n%3A%20Int)%7Ba%7D&operationName=Q&variables=%7B%22n%22%3A3%7D",
+    ));
+    assert_eq!(
+        got,
+        Ok(Extracted::Single(GqlRequest {
+            query: Some("query Q($n: Int){a}".into()),
+            operation_name: Some("Q".into()),
+            variables: Some(json!({"n": 3})),
+            persisted_hash: None,
+        }))
+    );
+    let apq = from_query_string(Some(
+        "extensions=%7B%22persistedQuery%22%3A%7B%22version%22%3A1%2C%22sha256Hash%22%3A%22ab%22%7D%7D",
+    ));
+    assert!(
+        matches!(apq, Ok(Extracted::Single(GqlRequest { query: None, persisted_hash: Some(ref h), .. })) if h == "ab")
+    );
+    let bad: &[&str] = &[
+        "query={a}&variables=%7B",
+        "query={a}&variables=%5B1%5D",
+        "query=%FF",
+    ];
+    for qs in bad {
+        assert!(
+            matches!(
+                from_query_string(Some(qs)),
+                Err(TransportError::BadRequest(_))
+            ),
+            "{qs}"
+        );
+    }
+}
+
+#[test]
+fn json_bodies() {
+    let ok = from_body(
+        BodyKind::Json,
+        br#"{"query":"{a}","operationName":null,"variables":{"x":1}}"#,
+        10,
+    );
+    assert_eq!(
+        ok,
+        Ok(Extracted::Single(GqlRequest {
+            query: Some("{a}".into()),
+            variables: Some(json!({"x": 1})),
+            ..GqlRequest::default()
+        }))
+    );
+    let batch = from_body(BodyKind::Json, br#"[{"query":"{a}"},{"query":"{b}"}]"#, 2);
+    assert!(matches!(batch, Ok(Extracted::Batch(ref v)) if v.len() == 2));
+    assert_eq!(
+        from_body(
+            BodyKind::Json,
+            br#"[{"query":"{a}"},{"query":"{b}"},{"query":"{c}"}]"#,
+            2
+        ),
+        Err(TransportError::BatchTooLarge(3))
+    );
+    assert_eq!(
+        from_body(BodyKind::Json, br#"[{"query":"{a}"}]"#, 0),
+        Err(TransportError::BatchTooLarge(1))
+    );
+    let deep_vars = format!(
+        r#"{{"query":"{{a}}","variables":{{"v":{}1{}}}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let bad: Vec<(Vec<u8>, &str)> = vec![
+        (b"{".to_vec(), "the body is not valid JSON"),
+        (b"42".to_vec(), "a GraphQL request must be a JSON object"),
+        (br#"{"query":7}"#.to_vec(), "query must be a string"),
+        (
+            br#"{"query":"{a}","operationName":1}"#.to_vec(),
+            "operationName must be a string",
+        ),
+        (
+            br#"{"query":"{a}","variables":"x"}"#.to_vec(),
+            "variables must be a JSON object",
+        ),
+        (
+            br#"{"operationName":"x"}"#.to_vec(),
+            "no query in the request",
+        ),
+        (br#"[]"#.to_vec(), "the batch is empty"),
+        (
+            br#"[{"query":"{a}"},3]"#.to_vec(),
+            "batch element 1: a GraphQL request must be a JSON object",
+        ),
+        (
+            br#"{"extensions":{"persistedQuery":{"sha256Hash":5}}}"#.to_vec(),
+            "extensions.persistedQuery.sha256Hash must be a string",
+        ),
+        (
+            deep_vars.into_bytes(),
+            "the body is not valid JSON: recursion limit exceeded",
+        ),
+    ];
+    for (body, want) in bad {
+        match from_body(BodyKind::Json, &body, 10) {
+            Err(TransportError::BadRequest(m)) => assert!(m.starts_with(want), "{m:?} vs {want:?}"),
+            other => panic!("{want}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        from_body(BodyKind::Graphql, b"{ a }", 10),
+        Ok(Extracted::Single(GqlRequest {
+            query: Some("{ a }".into()),
+            ..GqlRequest::default()
+        }))
+    );
+    assert!(from_body(BodyKind::Graphql, b"\xff", 10).is_err());
+}

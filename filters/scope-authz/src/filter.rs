@@ -1,0 +1,295 @@
+//! proxy-wasm glue: the root context parses and swaps the config, keeps remote JWKS fresh
+//! (timer, `dispatch_http_call`, shared data across workers); the HTTP context hands each
+//! request to [`crate::handler`]. Nothing here decides anything.
+
+use crate::config::Config;
+use crate::fetch::{self, FetchState};
+use crate::handler::{
+    self, Counters, State, COUNTER_NAMES, JWKS_FETCH, JWKS_FETCH_FAILED, JWKS_KEYS_CHANGED,
+};
+use crate::jwks::{KeySet, MAX_JWKS_BYTES};
+use kit::denial::{Denial, Format};
+use kit::host::{Host, LogLevel};
+use kit::proxy_host::ProxyHost;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+/// How often the root context looks at shared data and fetch deadlines.
+const TICK: Duration = Duration::from_millis(500);
+
+#[derive(Default)]
+struct Root {
+    config: Option<Rc<Config>>,
+    state: Rc<RefCell<State>>,
+    counters: Rc<Counters>,
+    /// Provider index → fetch bookkeeping (remote providers only use theirs).
+    fetches: Vec<FetchState>,
+}
+
+fn log(level: LogLevel, msg: &str) {
+    ProxyHost.log(level, &format!("scope-authz: {msg}"));
+}
+
+impl Root {
+    /// Installs a newer document from shared data (fetched by any worker).
+    fn poll_shared(&mut self, index: usize, key: &str) {
+        let (Some(bytes), _) = self.get_shared_data(key) else {
+            return;
+        };
+        let Some((at, body)) = fetch::decode(&bytes) else {
+            return;
+        };
+        let Some(st) = self.fetches.get_mut(index) else {
+            return;
+        };
+        if st.loaded_at.is_some_and(|loaded| loaded >= at) {
+            return;
+        }
+        st.loaded_at = Some(at);
+        match KeySet::parse(body) {
+            Ok(set) => {
+                if let Ok(mut state) = self.state.try_borrow_mut() {
+                    state.set_keys(index, set);
+                    if let Some(flag) = state.refetch.get_mut(index) {
+                        *flag = false;
+                    }
+                }
+                self.counters.inc(&ProxyHost, JWKS_KEYS_CHANGED);
+            }
+            Err(e) => log(LogLevel::Warn, &format!("shared JWKS unusable: {e}")),
+        }
+    }
+
+    fn maybe_fetch(&mut self, index: usize, now: u64) {
+        let Some(config) = self.config.clone() else {
+            return;
+        };
+        let Some(remote) = config.providers.get(index).and_then(|p| p.remote.as_ref()) else {
+            return;
+        };
+        let wanted = self
+            .state
+            .try_borrow()
+            .ok()
+            .and_then(|s| s.refetch.get(index).copied())
+            .unwrap_or(false);
+        let Some(st) = self.fetches.get(index).copied() else {
+            return;
+        };
+        if !fetch::should_fetch(remote, &st, wanted, now) {
+            return;
+        }
+        // Another worker may hold the lease: then its result arrives through shared data.
+        let lease = fetch::lease_key(remote);
+        let (held, cas) = self.get_shared_data(&lease);
+        if !fetch::lease_free(held.as_deref(), now) {
+            return;
+        }
+        let until = now + remote.timeout_ms.div_ceil(1000) + 1;
+        if self
+            .set_shared_data(&lease, Some(&until.to_be_bytes()), cas)
+            .is_err()
+        {
+            return;
+        }
+        if let Some(s) = self.fetches.get_mut(index) {
+            s.last_attempt = Some(now);
+        }
+        let headers = vec![
+            (":method", "GET"),
+            (":path", remote.path.as_str()),
+            (":authority", remote.authority.as_str()),
+            ("accept", "application/json"),
+        ];
+        match self.dispatch_http_call(
+            &remote.cluster,
+            headers,
+            None,
+            vec![],
+            Duration::from_millis(remote.timeout_ms),
+        ) {
+            Ok(token) => {
+                if let Some(s) = self.fetches.get_mut(index) {
+                    s.in_flight = Some(token);
+                }
+            }
+            Err(e) => {
+                self.counters.inc(&ProxyHost, JWKS_FETCH_FAILED);
+                let _ = self.set_shared_data(&lease, Some(&0u64.to_be_bytes()), None);
+                log(
+                    LogLevel::Warn,
+                    &format!("JWKS fetch from cluster {} not sent: {e:?}", remote.cluster),
+                );
+            }
+        }
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some(index) = self
+            .fetches
+            .iter()
+            .position(|f| f.in_flight == Some(token_id))
+        else {
+            return;
+        };
+        let now = ProxyHost.now_unix();
+        if let Some(s) = self.fetches.get_mut(index) {
+            s.in_flight = None;
+        }
+        let Some(config) = self.config.clone() else {
+            return;
+        };
+        let Some(remote) = config.providers.get(index).and_then(|p| p.remote.as_ref()) else {
+            return;
+        };
+        let _ = self.set_shared_data(&fetch::lease_key(remote), Some(&0u64.to_be_bytes()), None);
+        let status = self.get_http_call_response_header(":status");
+        let result = if status.as_deref() != Some("200") {
+            Err(format!(
+                "status {}",
+                status.as_deref().unwrap_or("none (no response)")
+            ))
+        } else if body_size > MAX_JWKS_BYTES {
+            Err(format!(
+                "body of {body_size} bytes is over {MAX_JWKS_BYTES}"
+            ))
+        } else {
+            let body = self
+                .get_http_call_response_body(0, body_size)
+                .unwrap_or_default();
+            KeySet::parse(&body).and_then(|set| {
+                if set.is_empty() {
+                    Err("no usable key".to_string())
+                } else {
+                    Ok((set, body))
+                }
+            })
+        };
+        match result {
+            Ok((set, body)) => {
+                self.counters.inc(&ProxyHost, JWKS_FETCH);
+                let _ = self.set_shared_data(
+                    &fetch::shared_key(remote),
+                    Some(&fetch::encode(now, &body)),
+                    None,
+                );
+                if let Some(s) = self.fetches.get_mut(index) {
+                    s.loaded_at = Some(now);
+                }
+                if let Ok(mut state) = self.state.try_borrow_mut() {
+                    state.set_keys(index, set);
+                    if let Some(flag) = state.refetch.get_mut(index) {
+                        *flag = false;
+                    }
+                }
+            }
+            Err(e) => {
+                self.counters.inc(&ProxyHost, JWKS_FETCH_FAILED);
+                log(
+                    LogLevel::Warn,
+                    &format!("JWKS fetch for provider {} failed: {e}", remote.cluster),
+                );
+            }
+        }
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let host = ProxyHost;
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        match Config::parse(&bytes) {
+            Ok(config) => {
+                if self.config.is_none() {
+                    self.counters = Rc::new(Counters::define(&host, &COUNTER_NAMES));
+                }
+                // Requests in flight keep the config and keys they started with.
+                self.state = Rc::new(RefCell::new(State::new(&config)));
+                self.fetches = vec![FetchState::default(); config.providers.len()];
+                // The timer drives JWKS fetches and flushes batched cache-hit counts.
+                self.set_tick_period(TICK);
+                self.config = Some(Rc::new(config));
+                true
+            }
+            Err(e) => {
+                host.log(
+                    LogLevel::Error,
+                    &format!("scope-authz: invalid configuration: {e}"),
+                );
+                false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let Some(config) = self.config.clone() else {
+            return;
+        };
+        let now = ProxyHost.now_unix();
+        if let Ok(mut state) = self.state.try_borrow_mut() {
+            state.flush_counters(&ProxyHost, &self.counters);
+            state.set_clock(now);
+        }
+        for (index, remote) in config.remote_providers() {
+            self.poll_shared(index, &fetch::shared_key(remote));
+            self.maybe_fetch(index, now);
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http {
+            config: self.config.clone(),
+            state: Rc::clone(&self.state),
+            counters: Rc::clone(&self.counters),
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Http {
+    config: Option<Rc<Config>>,
+    state: Rc<RefCell<State>>,
+    counters: Rc<Counters>,
+}
+
+impl Context for Http {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let host = ProxyHost;
+        let (Some(config), Ok(mut state)) = (&self.config, self.state.try_borrow_mut()) else {
+            // Unreachable while Envoy honours on_configure's false; fail closed all the same.
+            let d = Denial::new(
+                503,
+                "not_configured",
+                "Filter not configured",
+                "The scope authorization filter has no valid configuration.",
+            );
+            host.send_reply(&d.render(Format::Problem));
+            return Action::Pause;
+        };
+        match handler::on_request_headers(&host, config, &mut state, &self.counters) {
+            handler::Action::Continue => Action::Continue,
+            handler::Action::Stop => Action::Pause,
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Pure decisions: where the token is, and the RFC 6750 §3 denials.
+//!
+//! - No credential: 401 with `WWW-Authenticate: Bearer realm="…"` and no error code.
+//! - Two different tokens, or a token in several places: 400 `error="invalid_request"`.
+//! - A bad token: 401 `error="invalid_token"` with a fixed description (never token or key
+//!   content).
+//! - A missing scope: 403 `error="insufficient_scope", scope="<what would do>"`.
+//! - Keys not loaded (remote JWKS not fetched yet): 503, fail closed, with `Retry-After`.
+//!
+//! Bodies are problem+json, rendered by `kit::denial`.
+
+use crate::config::{Config, Requirement, Source};
+use crate::token::TokenError;
+use kit::denial::Denial;
+use kit::query::query_values;
+use kit::request::RequestHead;
+use serde_json::json;
+
+/// Most credentials looked at in one request.
+const MAX_CANDIDATES: usize = 8;
+
+/// Why a request was refused; the handler counts by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    Missing,
+    Ambiguous,
+    Invalid,
+    Expired,
+    UnknownKid,
+    KeysUnavailable,
+    InsufficientScope,
+}
+
+impl DenyReason {
+    pub const ALL: [DenyReason; 7] = [
+        Self::Missing,
+        Self::Ambiguous,
+        Self::Invalid,
+        Self::Expired,
+        Self::UnknownKid,
+        Self::KeysUnavailable,
+        Self::InsufficientScope,
+    ];
+}
+
+/// Where the one token was found (for the caller's information; the token is not stripped:
+/// upstreams that verify again need it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    None,
+    Token(String),
+}
+
+/// Finds the token in the configured sources. Identical copies count once; different ones are
+/// refused.
+pub fn find_token(config: &Config, head: &RequestHead) -> Result<Found, (DenyReason, Denial)> {
+    let mut found: Vec<String> = Vec::new();
+    let mut add = |t: &str| {
+        let t = t.trim();
+        if !t.is_empty() && !found.iter().any(|x| x == t) {
+            found.push(t.to_string());
+        }
+    };
+    for source in &config.sources {
+        match source {
+            Source::Bearer => {
+                for value in head.all("authorization") {
+                    let Ok(value) = core::str::from_utf8(value) else {
+                        continue;
+                    };
+                    // Copies joined by ',' (a JWT never contains one).
+                    for part in value.split(',').take(MAX_CANDIDATES) {
+                        let part = part.trim();
+                        if let Some((scheme, rest)) = part.split_once(' ') {
+                            if scheme.eq_ignore_ascii_case("bearer") {
+                                add(rest);
+                            }
+                        }
+                    }
+                }
+            }
+            Source::Header(name) => {
+                for value in head.all(name) {
+                    if let Ok(value) = core::str::from_utf8(value) {
+                        for part in value.split(',').take(MAX_CANDIDATES) {
+                            add(part);
+                        }
+                    }
+                }
+            }
+            Source::Query(name) => {
+                if let Some(q) = head.query() {
+                    for v in query_values(q, name).take(MAX_CANDIDATES) {
+                        add(&String::from_utf8_lossy(&v));
+                    }
+                }
+            }
+        }
+    }
+    match found.len() {
+        0 => Ok(Found::None),
+        1 => Ok(found.pop().map_or(Found::None, Found::Token)),
+        _ => Err((DenyReason::Ambiguous, ambiguous(&config.realm))),
+    }
+}
+
+pub fn missing(realm: &str) -> Denial {
+    Denial::new(
+        401,
+        "missing_token",
+        "Access token required",
+        "No access token was presented.",
+    )
+    .with_header("www-authenticate", format!("Bearer realm=\"{realm}\""))
+}
+
+pub fn ambiguous(realm: &str) -> Denial {
+    let desc = "More than one access token was presented.";
+    Denial::new(400, "invalid_request", "Ambiguous access token", desc).with_header(
+        "www-authenticate",
+        format!(
+            "Bearer realm=\"{realm}\", error=\"invalid_request\", error_description=\"{desc}\""
+        ),
+    )
+}
+
+pub fn invalid(realm: &str, e: TokenError) -> (DenyReason, Denial) {
+    let reason = match e {
+        TokenError::Expired => DenyReason::Expired,
+        TokenError::UnknownKid(_) => DenyReason::UnknownKid,
+        TokenError::NoKeys(_) => {
+            let d = Denial::new(
+                503,
+                "keys_unavailable",
+                "Token verification unavailable",
+                "The issuer's signing keys are not available yet; retry later.",
+            )
+            .with_header("retry-after", "5");
+            return (DenyReason::KeysUnavailable, d);
+        }
+        _ => DenyReason::Invalid,
+    };
+    let desc = e.description();
+    let d = Denial::new(401, "invalid_token", "Invalid access token", desc).with_header(
+        "www-authenticate",
+        format!("Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{desc}\""),
+    );
+    (reason, d)
+}
+
+pub fn insufficient(realm: &str, req: &Requirement) -> Denial {
+    let scope = req.scope_hint();
+    Denial::new(
+        403,
+        "insufficient_scope",
+        "Insufficient scope",
+        "The access token does not carry the scopes this route requires.",
+    )
+    .with_header(
+        "www-authenticate",
+        format!("Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{scope}\""),
+    )
+    .with_extension(
+        "required_scopes",
+        json!({"all_of": req.all_of, "any_of": req.any_of}),
+    )
+}
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;

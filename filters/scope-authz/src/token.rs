@@ -1,0 +1,373 @@
+//! A JWT (JWS compact serialization) checked against the configured providers.
+//!
+//! Order of checks: size, three base64url segments, header (`alg` known, never `none`, no
+//! `crit`), payload JSON (bounded by the token size and serde_json's nesting limit), provider
+//! by exact `iss`, `alg` in the provider's allow-list, a key that accepts that algorithm
+//! (RSA keys never verify HS*), the signature, then `exp` (required), `nbf`, `iat`, `aud` and
+//! the required claims. Scopes and forwarded claims are extracted once, here, so a cached token
+//! costs nothing more.
+
+use crate::config::{parse_algorithm, Config, Provider};
+use crate::jwks::KeySet;
+use base64::Engine as _;
+use jsonwebtoken::Algorithm;
+use kit::identity::Identity;
+use serde_json::{Map, Value};
+use std::rc::Rc;
+
+/// Most scopes a token may carry; more is refused rather than scanned.
+pub const MAX_SCOPES: usize = 1024;
+/// Longest claim value forwarded as a header.
+pub const MAX_FORWARDED_BYTES: usize = 1024;
+const MAX_HEADER_BYTES: usize = 2048;
+
+/// What a verified token grants, computed once and cached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub provider: usize,
+    pub exp: u64,
+    pub sub: Option<String>,
+    pub scopes: Vec<String>,
+    /// One value per `Config::forward` entry; `None` when the claim is absent or unusable.
+    pub forwarded: Vec<Option<String>>,
+    /// The `apim_consumer` filter-state value.
+    pub identity: Vec<u8>,
+}
+
+/// Why a token is refused. The description is safe to send: it never carries key material
+/// or token content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    TooLarge,
+    Malformed(&'static str),
+    /// `alg` is `none`, unknown, or not allowed for the provider.
+    Algorithm,
+    UnknownIssuer,
+    /// The provider's keys are not loaded yet (remote JWKS not fetched).
+    NoKeys(usize),
+    /// The token names a `kid` the provider's key set lacks.
+    UnknownKid(usize),
+    BadSignature,
+    Expired,
+    NotYetValid,
+    IssuedInFuture,
+    Audience,
+    MissingClaim,
+    TooManyScopes,
+}
+
+impl TokenError {
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::TooLarge => "The token is larger than allowed.",
+            Self::Malformed(what) => what,
+            Self::Algorithm => "The token's signing algorithm is not accepted.",
+            Self::UnknownIssuer => "The token's issuer is not accepted.",
+            Self::NoKeys(_) => "The issuer's signing keys are not available yet.",
+            Self::UnknownKid(_) => "The token's key id is not known.",
+            Self::BadSignature => "The token's signature is invalid.",
+            Self::Expired => "The token has expired.",
+            Self::NotYetValid => "The token is not valid yet.",
+            Self::IssuedInFuture => "The token's issue time is in the future.",
+            Self::Audience => "The token is not meant for this audience.",
+            Self::MissingClaim => "The token lacks a required claim.",
+            Self::TooManyScopes => "The token carries too many scopes.",
+        }
+    }
+}
+
+fn b64url(segment: &str) -> Result<Vec<u8>, TokenError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| TokenError::Malformed("The token is not valid base64url."))
+}
+
+/// The parts of a token read before its signature is checked.
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    pub alg: Algorithm,
+    pub kid: Option<String>,
+    pub claims: Map<String, Value>,
+    /// `header.payload`, the signed bytes.
+    pub message: &'a str,
+    pub signature: &'a str,
+}
+
+pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, TokenError> {
+    if token.len() > max_bytes {
+        return Err(TokenError::TooLarge);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed(
+            "The token is not a JWS in compact form (three segments).",
+        ));
+    };
+    if h.is_empty() || p.is_empty() || s.is_empty() {
+        return Err(TokenError::Malformed("The token has an empty segment."));
+    }
+    if h.len() > MAX_HEADER_BYTES {
+        return Err(TokenError::Malformed("The token's header is too large."));
+    }
+    let header: Value = serde_json::from_slice(&b64url(h)?)
+        .map_err(|_| TokenError::Malformed("The token's header is not JSON."))?;
+    let header = header.as_object().ok_or(TokenError::Malformed(
+        "The token's header is not a JSON object.",
+    ))?;
+    if header.contains_key("crit") {
+        return Err(TokenError::Malformed(
+            "The token has critical header parameters.",
+        ));
+    }
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .and_then(parse_algorithm)
+        .ok_or(TokenError::Algorithm)?;
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(k)) if k.len() <= 256 => Some(k.clone()),
+        Some(_) => return Err(TokenError::Malformed("The token's key id is malformed.")),
+    };
+    let claims: Value = serde_json::from_slice(&b64url(p)?)
+        .map_err(|_| TokenError::Malformed("The token's payload is not JSON."))?;
+    let Value::Object(claims) = claims else {
+        return Err(TokenError::Malformed(
+            "The token's payload is not a JSON object.",
+        ));
+    };
+    // Checked here so malformed signatures are refused before any key lookup.
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(TokenError::Malformed("The token is not valid base64url."));
+    }
+    let message = token.get(..h.len() + 1 + p.len()).unwrap_or_default();
+    Ok(Parsed {
+        alg,
+        kid,
+        claims,
+        message,
+        signature: s,
+    })
+}
+
+/// A claim by dotted path.
+pub fn claim<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let mut v = claims.get(first)?;
+    for name in rest {
+        v = v.as_object()?.get(name)?;
+    }
+    Some(v)
+}
+
+fn numeric(v: Option<&Value>) -> Result<Option<u64>, TokenError> {
+    match v {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            if let Some(u) = n.as_u64() {
+                Ok(Some(u))
+            } else {
+                match n.as_f64() {
+                    Some(f) if (0.0..1e15).contains(&f) => Ok(Some(f as u64)),
+                    _ => Err(TokenError::Malformed(
+                        "A time claim is not a valid NumericDate.",
+                    )),
+                }
+            }
+        }
+        Some(_) => Err(TokenError::Malformed("A time claim is not a number.")),
+    }
+}
+
+/// Scopes from a claim value: a space-delimited string or an array of strings.
+fn push_scopes(v: &Value, out: &mut Vec<String>) -> Result<(), TokenError> {
+    let mut add = |s: &str| {
+        if out.len() >= MAX_SCOPES {
+            return Err(TokenError::TooManyScopes);
+        }
+        if !s.is_empty() && !out.iter().any(|x| x == s) {
+            out.push(s.to_string());
+        }
+        Ok(())
+    };
+    match v {
+        Value::String(s) => {
+            for part in s.split(' ') {
+                add(part)?;
+            }
+        }
+        Value::Array(items) => {
+            if items.len() > MAX_SCOPES {
+                return Err(TokenError::TooManyScopes);
+            }
+            for item in items {
+                if let Value::String(s) = item {
+                    add(s)?;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+pub fn scopes(provider: &Provider, claims: &Map<String, Value>) -> Result<Vec<String>, TokenError> {
+    let mut out = Vec::new();
+    match &provider.scope_claim {
+        Some(path) => {
+            if let Some(v) = claim(claims, path) {
+                push_scopes(v, &mut out)?;
+            }
+        }
+        None => {
+            for name in ["scope", "scp"] {
+                if let Some(v) = claims.get(name) {
+                    push_scopes(v, &mut out)?;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A claim value as a header value: strings, numbers and booleans, visible ASCII and spaces.
+fn header_value(v: &Value) -> Option<String> {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    (s.len() <= MAX_FORWARDED_BYTES && s.bytes().all(|b| (0x20..0x7f).contains(&b))).then_some(s)
+}
+
+/// Full verification of a token at `now` (Unix seconds); `keys[i]` is provider `i`'s key set
+/// (`None` while a remote JWKS is not loaded).
+pub fn verify(
+    config: &Config,
+    keys: &[Option<Rc<KeySet>>],
+    token: &str,
+    now: u64,
+) -> Result<Verified, TokenError> {
+    let parsed = parse(token, config.max_token_bytes)?;
+    let iss = parsed
+        .claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or(TokenError::UnknownIssuer)?;
+    let (index, provider) = config
+        .providers
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.issuer == iss)
+        .ok_or(TokenError::UnknownIssuer)?;
+    if !provider.algorithms.contains(&parsed.alg) {
+        return Err(TokenError::Algorithm);
+    }
+    let set = keys
+        .get(index)
+        .and_then(Option::as_ref)
+        .ok_or(TokenError::NoKeys(index))?;
+    let mut tried = 0;
+    let mut ok = false;
+    for key in set.candidates(parsed.kid.as_deref(), parsed.alg).take(4) {
+        tried += 1;
+        if jsonwebtoken::crypto::verify(
+            parsed.signature,
+            parsed.message.as_bytes(),
+            &key.key,
+            parsed.alg,
+        )
+        .unwrap_or(false)
+        {
+            ok = true;
+            break;
+        }
+    }
+    if !ok {
+        return Err(match &parsed.kid {
+            Some(kid) if tried == 0 && !set.has_kid(kid) => TokenError::UnknownKid(index),
+            _ => TokenError::BadSignature,
+        });
+    }
+    check_claims(config, index, provider, &parsed.claims, now)
+}
+
+fn check_claims(
+    config: &Config,
+    index: usize,
+    provider: &Provider,
+    claims: &Map<String, Value>,
+    now: u64,
+) -> Result<Verified, TokenError> {
+    let leeway = provider.leeway;
+    let exp = numeric(claims.get("exp"))?.ok_or(TokenError::MissingClaim)?;
+    if now >= exp.saturating_add(leeway) {
+        return Err(TokenError::Expired);
+    }
+    if let Some(nbf) = numeric(claims.get("nbf"))? {
+        if nbf > now.saturating_add(leeway) {
+            return Err(TokenError::NotYetValid);
+        }
+    }
+    if let Some(iat) = numeric(claims.get("iat"))? {
+        if iat > now.saturating_add(leeway) {
+            return Err(TokenError::IssuedInFuture);
+        }
+    }
+    if !provider.audiences.is_empty() {
+        let ok = match claims.get("aud") {
+            Some(Value::String(a)) => provider.audiences.iter().any(|x| x == a),
+            Some(Value::Array(list)) => list.iter().take(64).any(|a| {
+                a.as_str()
+                    .is_some_and(|a| provider.audiences.iter().any(|x| x == a))
+            }),
+            _ => false,
+        };
+        if !ok {
+            return Err(TokenError::Audience);
+        }
+    }
+    if provider
+        .required_claims
+        .iter()
+        .any(|c| !claims.contains_key(c))
+    {
+        return Err(TokenError::MissingClaim);
+    }
+    let scopes = scopes(provider, claims)?;
+    let sub = match claims.get("sub") {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Some(s.clone()),
+        _ => None,
+    };
+    let forwarded = config
+        .forward
+        .iter()
+        .map(|f| claim(claims, &f.claim).and_then(header_value))
+        .collect();
+    let identity = Identity {
+        id: sub.clone().unwrap_or_default(),
+        plan: None,
+        groups: Vec::new(),
+        scopes: scopes.clone(),
+        source: "scope-authz".into(),
+    }
+    .encode();
+    Ok(Verified {
+        provider: index,
+        exp,
+        sub,
+        scopes,
+        forwarded,
+        identity,
+    })
+}
+
+#[cfg(test)]
+#[path = "token_tests.rs"]
+mod tests;

@@ -1,0 +1,653 @@
+//! End-to-end tests of the graphql-guard module in the pinned Envoy: every transport (GET, POST
+//! JSON, POST `application/graphql`, batches), both Accept variants, persisted-only mode,
+//! per-plan limits (with api-key-auth in front), warn-only mode, oversized bodies and
+//! pathological documents, asserting statuses, GraphQL error bodies and what the echo upstream
+//! received (including the published `apim_cost`, copied into `x-apim-cost` by the route).
+//!
+//! One Envoy serves every test (three listeners); nothing waits for time to pass.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::OnceLock;
+
+use apim_integration::{Envoy, Request, Response};
+use serde_json::{json, Value};
+
+const ALICE: &str = "demo-key-alice-0123456789abcdef";
+const BOB: &str = "demo-key-bob-0123456789abcdef0";
+const FINE: &str = include_str!("../fixtures/graphql-guard/fine.graphql");
+const DEEP: &str = include_str!("../fixtures/graphql-guard/deep.graphql");
+/// SHA-256 of `fine.graphql`, listed on the `persisted` listener.
+const FINE_SHA256: &str = "e1a3a04fa496a12b429b9bc1a6a3aebe5e97d51d70ca20488c78d3a9e4a9a249";
+
+/// - `main`: api-key-auth (alice gold, bob silver, anonymous guest on /graphql) then the guard
+///   on `/graphql` only, default depth 8 and gold depth 14, cost published.
+/// - `persisted`: the guard alone, persisted-only with `fine.graphql` listed.
+/// - `warn`: the guard alone in warn-only mode with depth 2.
+const CONFIG: &str = r#"
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: main
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    per_connection_buffer_limit_bytes: 4194304
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main
+          http_protocol_options: {enable_trailers: true}
+          route_config:
+            name: main
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - name: graphql
+                match: {prefix: /graphql}
+                route: {cluster: upstream}
+              - name: rest
+                match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.api_key_auth
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: api_key_auth
+                root_id: api_key_auth
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: api_key_auth
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:api_key_auth}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {"consumers": [
+                       {"id": "alice", "plan": "gold",
+                        "keys": [{"sha256": "dc275ab1c4bc17899cdfff16563da508be4c9275589ce936577f52f0512f22bb"}]},
+                       {"id": "bob", "plan": "silver",
+                        "keys": [{"sha256": "3ddaba5e842f5e66e7dfbc3a318416be5097ae49ffe348fbf2c6f9e815a2df26"}]},
+                       {"id": "guest", "plan": "free"}],
+                     "rules": [{"match": {"route_name": "graphql"}, "anonymous": "guest"},
+                               {"match": {}, "skip": true}]}
+          - name: apim.graphql_guard
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: graphql_guard
+                root_id: graphql_guard
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: graphql_guard
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:graphql_guard}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {"rules": [{"match": {"route_name": "graphql"}}],
+                     "limits": {"max_depth": 8, "max_aliases": 10, "max_root_fields": 10,
+                                "max_directives": 20, "max_tokens": 5000, "max_cost": 10000},
+                     "plans": {"gold": {"max_depth": 14}},
+                     "introspection": {"mode": "block"},
+                     "max_batch": 3,
+                     "max_body_bytes": 2000000}
+          # The cost is known once the body is: a filter that reads it must wait for the body
+          # (the guard's headers already went on, see the README). This one copies it for the
+          # echo upstream to show.
+          - name: envoy.filters.http.lua
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+              default_source_code:
+                inline_string: |
+                  function envoy_on_request(handle)
+                    handle:body()
+                    local cost = handle:streamInfo():filterState():get("wasm.apim_cost")
+                    if cost ~= nil then
+                      handle:headers():replace("x-apim-cost", tostring(cost))
+                    end
+                  end
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  - name: persisted
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: persisted
+          route_config:
+            name: persisted
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.graphql_guard
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: graphql_guard
+                root_id: graphql_guard
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: graphql_guard_persisted
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:graphql_guard}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{"persisted": {"only": true, "sha256": ["e1a3a04fa496a12b429b9bc1a6a3aebe5e97d51d70ca20488c78d3a9e4a9a249"]}}'
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  - name: warn
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: warn
+          route_config:
+            name: warn
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.graphql_guard
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: graphql_guard
+                root_id: graphql_guard
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: graphql_guard_warn
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:graphql_guard}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{"limits": {"max_depth": 2}, "warn_only": true}'
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    type: STATIC
+    connect_timeout: 5s
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
+"#;
+
+fn shared() -> &'static Envoy {
+    static SHARED: OnceLock<Envoy> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let envoy = Envoy::builder()
+            .concurrency(1)
+            .start(CONFIG)
+            .unwrap_or_else(|e| panic!("starting the shared Envoy: {e}"));
+        stop_when_tests_end(&envoy);
+        envoy
+    })
+}
+
+/// Stops the shared Envoy (a static, never dropped) once this test process has exited.
+#[allow(clippy::zombie_processes)]
+fn stop_when_tests_end(envoy: &Envoy) {
+    let dir = envoy
+        .config_path()
+        .parent()
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let script = format!(
+        "while kill -0 {tests} 2>/dev/null; do sleep 0.2; done; kill {envoy} 2>/dev/null; \
+         sleep 1; rm -rf '{dir}'",
+        tests = std::process::id(),
+        envoy = envoy.pid(),
+    );
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting the watchdog for the shared Envoy");
+}
+
+struct LogOnFailure(&'static Envoy);
+
+impl Drop for LogOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "===== shared Envoy log =====\n{}\n===== end =====",
+                self.0.log()
+            );
+        }
+    }
+}
+
+fn port(listener: &str) -> (u16, LogOnFailure) {
+    let envoy = shared();
+    (envoy.listener_port(listener).unwrap(), LogOnFailure(envoy))
+}
+
+fn send(port: u16, r: &Request) -> Response {
+    r.send(port)
+        .unwrap_or_else(|e| panic!("request failed: {e}"))
+}
+
+fn post_json(body: &Value) -> Request {
+    Request::new("POST", "/graphql")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(body).unwrap())
+}
+
+fn fine_body() -> Value {
+    json!({"query": FINE, "operationName": "StorefrontProduct", "variables": {"handle": "red-shirt", "first": 10}})
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Asserts a GraphQL-over-HTTP refusal and returns its first error.
+fn refused(r: &Response, status: u16, content_type: &str, code: &str) -> Value {
+    assert_eq!(r.status, status, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some(content_type), "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["errors"][0]["extensions"]["code"], code, "{v}");
+    v["errors"][0].clone()
+}
+
+#[test]
+fn fine_post_reaches_the_upstream_with_its_cost() {
+    let (port, _log) = port("main");
+    let r = send(port, &post_json(&fine_body()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let echo = r.json();
+    assert_eq!(echo["method"], "POST");
+    let body: Value = serde_json::from_str(echo["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["operationName"], "StorefrontProduct");
+    let headers = echo["headers"].as_array().unwrap();
+    let cost = headers
+        .iter()
+        .find(|h| h[0] == "x-apim-cost")
+        .map(|h| h[1].as_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(cost.parse::<u64>().unwrap() > 0, "cost published: {cost:?}");
+}
+
+#[test]
+fn deep_post_is_refused_in_both_accept_variants() {
+    let (port, _log) = port("main");
+    let body = json!({ "query": DEEP });
+    // No Accept header: application/graphql-response+json and 400.
+    let r = send(port, &post_json(&body));
+    let e = refused(
+        &r,
+        400,
+        "application/graphql-response+json",
+        "MAX_DEPTH_EXCEEDED",
+    );
+    assert_eq!(e["message"], "Depth 13 exceeds the limit of 8 (max_depth)");
+    let r = send(
+        port,
+        &post_json(&body).header("accept", "application/graphql-response+json"),
+    );
+    refused(
+        &r,
+        400,
+        "application/graphql-response+json",
+        "MAX_DEPTH_EXCEEDED",
+    );
+    // Only application/json: 200 with the errors.
+    let r = send(port, &post_json(&body).header("accept", "application/json"));
+    refused(&r, 200, "application/json", "MAX_DEPTH_EXCEEDED");
+    let envoy = shared();
+    for name in ["checked", "rejected.max_depth_exceeded"] {
+        let n = envoy
+            .counter(&format!("wasmcustom.apim.graphql_guard.{name}"))
+            .unwrap_or(0);
+        assert!(n >= 3, "{name}: {n}");
+    }
+}
+
+#[test]
+fn get_transport_and_mutations_over_get() {
+    let (port, _log) = port("main");
+    let ok = send(
+        port,
+        &Request::get(&format!(
+            "/graphql?query={}&operationName=StorefrontProduct&variables={}",
+            enc(FINE),
+            enc(r#"{"handle":"x"}"#)
+        )),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let deep = send(
+        port,
+        &Request::get(&format!("/graphql?query={}", enc(DEEP))),
+    );
+    refused(
+        &deep,
+        400,
+        "application/graphql-response+json",
+        "MAX_DEPTH_EXCEEDED",
+    );
+    let m = send(
+        port,
+        &Request::get(&format!(
+            "/graphql?query={}",
+            enc("mutation { addPet { id } }")
+        )),
+    );
+    refused(
+        &m,
+        405,
+        "application/graphql-response+json",
+        "MUTATION_NOT_ALLOWED_OVER_GET",
+    );
+    // The same mutation over POST is fine.
+    let r = send(
+        port,
+        &post_json(&json!({"query": "mutation { addPet { id } }"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn application_graphql_bodies() {
+    let (port, _log) = port("main");
+    let req = |q: &str| {
+        Request::new("POST", "/graphql")
+            .header("content-type", "application/graphql")
+            .body(q.as_bytes().to_vec())
+    };
+    assert_eq!(send(port, &req("{ pets { id name } }")).status, 200);
+    refused(
+        &send(port, &req(DEEP)),
+        400,
+        "application/graphql-response+json",
+        "MAX_DEPTH_EXCEEDED",
+    );
+    let r = send(
+        port,
+        &Request::new("POST", "/graphql")
+            .header("content-type", "text/plain")
+            .body("{ a }"),
+    );
+    refused(
+        &r,
+        415,
+        "application/graphql-response+json",
+        "UNSUPPORTED_MEDIA_TYPE",
+    );
+}
+
+#[test]
+fn batches_are_checked_per_element_and_capped() {
+    let (port, _log) = port("main");
+    let ok = send(
+        port,
+        &post_json(&json!([{"query": "{ a }"}, {"query": "{ b { c } }"}])),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let bad = send(
+        port,
+        &post_json(&json!([{"query": "{ a }"}, {"query": DEEP}])),
+    );
+    let e = refused(
+        &bad,
+        400,
+        "application/graphql-response+json",
+        "MAX_DEPTH_EXCEEDED",
+    );
+    assert_eq!(e["extensions"]["batchIndex"], 1);
+    let big = send(
+        port,
+        &post_json(
+            &json!([{"query": "{a}"}, {"query": "{a}"}, {"query": "{a}"}, {"query": "{a}"}]),
+        ),
+    );
+    refused(
+        &big,
+        400,
+        "application/graphql-response+json",
+        "BATCH_TOO_LARGE",
+    );
+}
+
+#[test]
+fn limits_follow_the_consumer_plan() {
+    let (port, _log) = port("main");
+    let body = json!({ "query": DEEP });
+    // alice is gold (depth 14): the 13-deep query passes; bob (silver) gets the default.
+    let r = send(port, &post_json(&body).header("x-api-key", ALICE));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = send(port, &post_json(&body).header("x-api-key", BOB));
+    refused(
+        &r,
+        400,
+        "application/graphql-response+json",
+        "MAX_DEPTH_EXCEEDED",
+    );
+}
+
+#[test]
+fn introspection_is_blocked_by_field_not_by_name() {
+    let (port, _log) = port("main");
+    let r = send(
+        port,
+        &post_json(&json!({"query": "{ __schema { types { name } } }"})),
+    );
+    refused(
+        &r,
+        400,
+        "application/graphql-response+json",
+        "INTROSPECTION_DISABLED",
+    );
+    let r = send(
+        port,
+        &post_json(
+            &json!({"query": "query __schema { ...__type } fragment __type on Query { pets { id } }"}),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn persisted_only_mode() {
+    let (port, _log) = port("persisted");
+    let r = send(port, &post_json(&fine_body()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = send(port, &post_json(&json!({"query": "{ pets { id } }"})));
+    refused(
+        &r,
+        400,
+        "application/graphql-response+json",
+        "PERSISTED_QUERY_NOT_ALLOWED",
+    );
+    // Apollo's format, hash only, over GET and POST.
+    let ext = json!({"persistedQuery": {"version": 1, "sha256Hash": FINE_SHA256}});
+    let r = send(port, &post_json(&json!({"extensions": ext})));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = send(
+        port,
+        &Request::get(&format!("/graphql?extensions={}", enc(&ext.to_string()))),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let other = json!({"persistedQuery": {"version": 1, "sha256Hash": "00".repeat(32)}});
+    let r = send(port, &post_json(&json!({"extensions": other})));
+    refused(
+        &r,
+        400,
+        "application/graphql-response+json",
+        "PERSISTED_QUERY_NOT_ALLOWED",
+    );
+    // A query that does not match the hash it claims.
+    let r = send(
+        port,
+        &post_json(&json!({"query": "{ a }", "extensions": ext})),
+    );
+    refused(
+        &r,
+        400,
+        "application/graphql-response+json",
+        "PERSISTED_QUERY_HASH_MISMATCH",
+    );
+}
+
+#[test]
+fn warn_only_mode_passes_and_counts() {
+    let (port, _log) = port("warn");
+    let r = send(port, &post_json(&json!({ "query": DEEP })));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let envoy = shared();
+    let warned = envoy
+        .counter("wasmcustom.apim.graphql_guard.warned")
+        .unwrap_or(0);
+    assert!(warned >= 1, "warned counter: {warned}");
+}
+
+#[test]
+fn oversized_bodies_get_413() {
+    let (port, _log) = port("main");
+    let big = format!(
+        "{{\"query\":\"{{ a }}\",\"pad\":\"{}\"}}",
+        "x".repeat(2_100_000)
+    );
+    let r = send(
+        port,
+        &Request::new("POST", "/graphql")
+            .header("content-type", "application/json")
+            .body(big.into_bytes()),
+    );
+    refused(
+        &r,
+        413,
+        "application/graphql-response+json",
+        "MAX_BYTES_EXCEEDED",
+    );
+}
+
+#[test]
+fn pathological_inputs_are_refused_and_the_vm_survives() {
+    let (port, _log) = port("main");
+    let deep = format!("{}{}", "{a".repeat(100_000), "}".repeat(100_000));
+    let r = send(port, &post_json(&json!({ "query": deep })));
+    assert_eq!(r.status, 400, "{}", r.text());
+    let code = r.json()["errors"][0]["extensions"]["code"].clone();
+    assert!(
+        code == "MAX_DEPTH_EXCEEDED" || code == "MAX_TOKENS_EXCEEDED",
+        "{code}"
+    );
+    let many = format!("{{ {} }}", "a ".repeat(500_000));
+    let r = send(port, &post_json(&json!({ "query": many })));
+    refused(
+        &r,
+        400,
+        "application/graphql-response+json",
+        "MAX_TOKENS_EXCEEDED",
+    );
+    let vars = format!(
+        r#"{{"query":"{{ a }}","variables":{{"v":{}1{}}}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let r = send(
+        port,
+        &Request::new("POST", "/graphql")
+            .header("content-type", "application/json")
+            .body(vars.into_bytes()),
+    );
+    refused(&r, 400, "application/graphql-response+json", "BAD_REQUEST");
+    let cycle = "{ ...A } fragment A on Query { a { ...B } } fragment B on A { b { ...A } }";
+    let r = send(port, &post_json(&json!({ "query": cycle })));
+    refused(
+        &r,
+        400,
+        "application/graphql-response+json",
+        "GRAPHQL_VALIDATION_FAILED",
+    );
+    let mut chain = String::from("{ ...F0 }");
+    for i in 0..2000 {
+        chain.push_str(&format!(" fragment F{i} on Query {{ ...F{} }}", i + 1));
+    }
+    chain.push_str(" fragment F2000 on Query { a }");
+    let r = send(port, &post_json(&json!({ "query": chain })));
+    assert_eq!(r.status, 400, "{}", r.text());
+    // The VM is still alive.
+    let r = send(port, &post_json(&fine_body()));
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn other_routes_and_methods_pass_untouched() {
+    let (port, _log) = port("main");
+    let r = send(
+        port,
+        &Request::new("POST", "/pets")
+            .header("content-type", "text/plain")
+            .body("not graphql { { {"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["body"], "not graphql { { {");
+    let r = send(port, &Request::get("/graphql"));
+    assert_eq!(r.status, 200, "GET without query (a GraphiQL page) passes");
+}
+
+/// A chunked POST whose body ends with trailers: the body callback never sees its end, so the
+/// check runs at the trailers (an unchecked body must never be released by them).
+fn chunked_with_trailers(port: u16, body: &str) -> Response {
+    let raw = format!(
+        "POST /graphql HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+         transfer-encoding: chunked\r\nconnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\nx-trailer: 1\r\n\r\n",
+        body.len()
+    );
+    apim_integration::send_raw(port, raw.as_bytes()).unwrap()
+}
+
+#[test]
+fn bodies_ending_in_trailers_are_checked() {
+    let (port, _log) = port("main");
+    let deep = serde_json::to_string(&json!({ "query": DEEP })).unwrap();
+    let r = chunked_with_trailers(port, &deep);
+    refused(
+        &r,
+        400,
+        "application/graphql-response+json",
+        "MAX_DEPTH_EXCEEDED",
+    );
+    let fine = serde_json::to_string(&fine_body()).unwrap();
+    let r = chunked_with_trailers(port, &fine);
+    assert_eq!(r.status, 200, "{}", r.text());
+}

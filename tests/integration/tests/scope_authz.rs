@@ -1,0 +1,644 @@
+//! End-to-end tests of the scope-authz module in the pinned Envoy. Tokens are signed here with
+//! the fixture keys of `fixtures/scope-authz/`; the JWKS is served by the echo upstream
+//! (`/jwks/<instance>/keys`, see `src/upstream/jwks.rs`) through a real Envoy cluster, so the
+//! remote-JWKS path (timer, `dispatch_http_call`, shared data) is what every test exercises.
+//!
+//! One Envoy per config, shared via `OnceLock`. Waits only bound hangs: a test polls for the
+//! state it needs (keys loaded, key rotated) and fails after a deadline.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use apim_integration::{upstream_port, Envoy, Request, Response};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+const RSA1: &str = include_str!("../fixtures/scope-authz/rsa1.pem");
+const RSA2: &str = include_str!("../fixtures/scope-authz/rsa2.pem");
+const RSA1_PUB: &str = include_str!("../fixtures/scope-authz/rsa1.pub.pem");
+const ISS: &str = "https://issuer.test";
+/// `jwks-1.json` on one line, for YAML single-quoted strings.
+const JWKS_1_INLINE: &str = r#"{"keys": [{"kty": "RSA", "kid": "rsa1", "use": "sig", "n": "xp_lIfDjBiKiOfQTeskmnLhTV9kLLC4NSVC20_CAIgcHjTU-Vwd4lFd1mJBgBIzvs17rk962HtVXOAD_itLuP_A1HBpaQm9StKFpqoJeAzQoBLmPQMB9jQTdFICMtOItl9xAQPdjm4LUjoFVRIZFUUN6N60m0C_PQTLDdnDMSFMidU68H2TeFn3mti5uq91bFHz91TWWYnkmS4LjIE9lHuGUa4Iq3amLjZXslFzZdKZKsIKnNX5zb0vQKbz5XSEdXlohMz79Do1-_OXDjaDvaRaLufjvWudChMzA2B1rwqpqKAQ5DnSbYq1hT3RbxozJ3m3ct2lF2n6Mp7cas8IvwQ", "e": "AQAB"}, {"kty": "EC", "kid": "ec1", "crv": "P-256", "x": "pOY1-FW3uzf8hIm9Z9oslFpbl2IwbmqttI4MnyBF8TE", "y": "CCOwh5JxntIXFP7_9oZYbbAZIkhrUJYnI3wKG5bpctY"}, {"kty": "OKP", "kid": "ed1", "crv": "Ed25519", "x": "lHSo9SQb3FkCC89nXUaQQr8AeRINaenuO3YDqMC6An4"}]}"#;
+const ALICE: &str = "demo-key-alice-0123456789abcdef";
+const BOB: &str = "demo-key-bob-0123456789abcdef0";
+
+/// `main`: bearer, `x-token` header and `access_token` query sources; remote JWKS from the
+/// `{{INSTANCE}}` instance. `keys`: api-key-auth first (alice: pets:read pets:write, bob:
+/// pets:read), then scope-authz with the same provider.
+const CONFIG: &str = r#"
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  clusters:
+  - name: upstream
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}}
+  listeners:
+  - name: main
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              request_headers_to_add:
+              - header: {key: x-filter-state, value: "%FILTER_STATE(wasm.apim_consumer:PLAIN)%"}
+                append_action: OVERWRITE_IF_EXISTS_OR_ADD
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.scope_authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: scope_authz
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: scope_authz_main
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:scope_authz}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {
+                      "realm": "pets",
+                      "sources": ["bearer", {"header": "x-token"}, {"query": "access_token"}],
+                      "providers": [{
+                        "name": "test", "issuer": "https://issuer.test", "audiences": ["api"],
+                        "algorithms": ["RS256", "ES256", "EdDSA"],
+                        "jwks": {"remote": {"cluster": "upstream", "path": "/jwks/{{INSTANCE}}/keys",
+                                            "refresh_seconds": {{REFRESH}}, "min_refetch_seconds": 1,
+                                            "timeout_ms": 1000}}
+                      }],
+                      "rules": [
+                        {"match": {"path": {"prefix": "/public"}}, "skip": true},
+                        {"match": {"path": {"prefix": "/write"}}, "require": {"all_of": ["pets:write"]}},
+                        {"match": {"path": {"prefix": "/read"}}, "require": {"all_of": ["pets:read"]}}
+                      ],
+                      "forward_claims": [{"claim": "sub", "header": "x-user"}]
+                    }
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  - name: keys
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: keys
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.api_key_auth
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: api_key_auth
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: api_key_auth_keys
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:api_key_auth}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {"consumers": [
+                      {"id": "alice", "plan": "gold", "scopes": ["pets:read", "pets:write"],
+                       "keys": [{"sha256": "dc275ab1c4bc17899cdfff16563da508be4c9275589ce936577f52f0512f22bb"}]},
+                      {"id": "bob", "plan": "silver", "scopes": ["pets:read"],
+                       "keys": [{"sha256": "3ddaba5e842f5e66e7dfbc3a318416be5097ae49ffe348fbf2c6f9e815a2df26"}]}
+                    ]}
+          - name: apim.scope_authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: scope_authz
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: scope_authz_keys
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:scope_authz}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {
+                      "providers": [{
+                        "name": "test", "issuer": "https://issuer.test", "algorithms": ["RS256"],
+                        "jwks": {"remote": {"cluster": "upstream", "path": "/jwks/{{INSTANCE}}/keys",
+                                            "min_refetch_seconds": 1}}
+                      }],
+                      "rules": [{"match": {"path": {"prefix": "/write"}}, "require": {"all_of": ["pets:write"]}}]
+                    }
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"#;
+
+fn config(instance: &str, refresh: u32) -> String {
+    CONFIG
+        .replace("{{INSTANCE}}", instance)
+        .replace("{{REFRESH}}", &refresh.to_string())
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: &Value) -> String {
+    let mut h = Header::new(alg);
+    h.kid = kid.map(str::to_string);
+    jsonwebtoken::encode(&h, claims, key).unwrap()
+}
+
+fn claims(extra: Value) -> Value {
+    let mut c = json!({"iss": ISS, "aud": "api", "sub": "user-1", "exp": now() + 3600,
+        "iat": now() - 5, "scope": "pets:read"});
+    for (k, v) in extra.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
+fn token(extra: Value) -> String {
+    let key = EncodingKey::from_rsa_pem(RSA1.as_bytes()).unwrap();
+    sign(Algorithm::RS256, Some("rsa1"), &key, &claims(extra))
+}
+
+fn control(path: &str) {
+    let r = Request::get(path).send(upstream_port()).unwrap();
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+}
+
+fn hits(instance: &str) -> u64 {
+    let r = Request::get(&format!("/jwks/{instance}/hits"))
+        .send(upstream_port())
+        .unwrap();
+    r.text().trim().parse().unwrap()
+}
+
+/// Sends until `done` holds, or fails with the last response and Envoy's log.
+fn poll(
+    envoy: &Envoy,
+    what: &str,
+    send: impl Fn() -> Response,
+    done: impl Fn(&Response) -> bool,
+) -> Response {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = send();
+        if done(&r) {
+            return r;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{what}: last response {} {}\n{}",
+                r.status,
+                r.text(),
+                envoy.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn bearer(port: u16, path: &str, t: &str) -> Response {
+    Request::get(path)
+        .header("authorization", &format!("Bearer {t}"))
+        .send(port)
+        .unwrap()
+}
+
+/// The shared Envoy, with its keys loaded.
+fn shared() -> &'static Envoy {
+    static ENVOY: OnceLock<Envoy> = OnceLock::new();
+    ENVOY.get_or_init(|| {
+        let envoy = Envoy::start(&config("main", 300)).unwrap();
+        let t = token(json!({}));
+        let port = envoy.port();
+        poll(
+            &envoy,
+            "keys loaded",
+            || bearer(port, "/x", &t),
+            |r| r.status == 200,
+        );
+        envoy
+    })
+}
+
+fn www(r: &Response) -> String {
+    r.header("www-authenticate").unwrap_or_default().to_string()
+}
+
+fn assert_invalid(r: &Response, description: &str) {
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(
+        www(r),
+        format!(
+            "Bearer realm=\"pets\", error=\"invalid_token\", error_description=\"{description}\""
+        )
+    );
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.json()["code"], "invalid_token");
+}
+
+#[test]
+fn valid_token_reaches_upstream_with_identity_and_claims() {
+    let envoy = shared();
+    let r = bearer(envoy.port(), "/read", &token(json!({"sub": "alice"})));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let headers = r.json()["headers"].clone();
+    let get = |n: &str| {
+        headers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h[0] == n)
+            .map(|h| h[1].as_str().unwrap().to_string())
+    };
+    assert_eq!(get("x-user").as_deref(), Some("alice"));
+    assert_eq!(
+        get("x-filter-state").as_deref(),
+        Some(r#"{"id":"alice","scopes":["pets:read"],"source":"scope-authz"}"#)
+    );
+    // A forged x-user from the client never reaches the upstream.
+    let r = Request::get("/read")
+        .header(
+            "authorization",
+            &format!("Bearer {}", token(json!({"sub": null}))),
+        )
+        .header("x-user", "root")
+        .send(envoy.port())
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(!r.text().contains("root"), "{}", r.text());
+}
+
+#[test]
+fn missing_token_gets_a_bare_bearer_challenge() {
+    let envoy = shared();
+    let r = Request::get("/read").send(envoy.port()).unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(www(&r), "Bearer realm=\"pets\"");
+    assert_eq!(r.json()["code"], "missing_token");
+    // Skipped routes need nothing.
+    assert_eq!(
+        Request::get("/public/x").send(envoy.port()).unwrap().status,
+        200
+    );
+}
+
+#[test]
+fn bad_tokens_are_refused() {
+    let envoy = shared();
+    let port = envoy.port();
+    let good = token(json!({}));
+    let parts: Vec<&str> = good.split('.').collect();
+    let b64 = |v: &Value| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let forged_payload = b64(&claims(json!({"scope": "pets:read pets:write"})));
+    let none_header = b64(&json!({"alg": "none", "typ": "JWT"}));
+    let confused = sign(
+        Algorithm::HS256,
+        Some("rsa1"),
+        &EncodingKey::from_secret(RSA1_PUB.as_bytes()),
+        &claims(json!({})),
+    );
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "expired",
+            token(json!({"exp": now() - 3600})),
+            "The token has expired.",
+        ),
+        (
+            "not yet valid",
+            token(json!({"nbf": now() + 3600})),
+            "The token is not valid yet.",
+        ),
+        (
+            "wrong issuer",
+            token(json!({"iss": "https://evil.test"})),
+            "The token's issuer is not accepted.",
+        ),
+        (
+            "wrong audience",
+            token(json!({"aud": "other"})),
+            "The token is not meant for this audience.",
+        ),
+        (
+            "bad signature",
+            format!("{}.{}.{}", parts[0], forged_payload, parts[2]),
+            "The token's signature is invalid.",
+        ),
+        (
+            "alg none",
+            format!("{none_header}.{}.AAAA", parts[1]),
+            "The token's signing algorithm is not accepted.",
+        ),
+        (
+            "HS256 with the RSA public key",
+            confused,
+            "The token's signing algorithm is not accepted.",
+        ),
+        (
+            "malformed segments",
+            format!("{}.{}", parts[0], parts[1]),
+            "The token is not a JWS in compact form (three segments).",
+        ),
+        (
+            "bad base64",
+            format!("{}.{}$.{}", parts[0], parts[1], parts[2]),
+            "The token is not valid base64url.",
+        ),
+        (
+            "oversized",
+            format!("{}.{}.{}", parts[0], "A".repeat(9000), parts[2]),
+            "The token is larger than allowed.",
+        ),
+    ];
+    for (name, t, description) in cases {
+        let r = bearer(port, "/read", &t);
+        assert_invalid(&r, description);
+        assert!(!r.text().contains(&t), "{name}: token echoed");
+    }
+}
+
+#[test]
+fn token_in_query_and_two_different_tokens() {
+    let envoy = shared();
+    let t = token(json!({}));
+    let r = Request::get(&format!("/read?access_token={t}"))
+        .send(envoy.port())
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = Request::get("/read")
+        .header("x-token", &t)
+        .send(envoy.port())
+        .unwrap();
+    assert_eq!(r.status, 200);
+    // The same token twice is fine; two different ones are not.
+    let r = Request::get(&format!("/read?access_token={t}"))
+        .header("authorization", &format!("Bearer {t}"))
+        .send(envoy.port())
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let other = token(json!({"sub": "other"}));
+    let r = Request::get(&format!("/read?access_token={other}"))
+        .header("authorization", &format!("Bearer {t}"))
+        .send(envoy.port())
+        .unwrap();
+    assert_eq!(r.status, 400);
+    assert!(www(&r).contains("error=\"invalid_request\""), "{}", www(&r));
+}
+
+#[test]
+fn scopes_present_absent_and_substring() {
+    let envoy = shared();
+    let port = envoy.port();
+    let cases = [
+        ("pets:read pets:write", 200),
+        ("pets:read", 403),
+        ("pets:writer xpets:write pets:write:all", 403),
+        ("", 403),
+    ];
+    for (scope, status) in cases {
+        let r = bearer(port, "/write", &token(json!({"scope": scope})));
+        assert_eq!(r.status, status, "{scope:?}: {}", r.text());
+        if status == 403 {
+            assert_eq!(
+                www(&r),
+                "Bearer realm=\"pets\", error=\"insufficient_scope\", scope=\"pets:write\""
+            );
+            assert_eq!(r.json()["code"], "insufficient_scope");
+        }
+    }
+    // `scp` as an array works too.
+    let r = bearer(
+        port,
+        "/write",
+        &token(json!({"scope": null, "scp": ["pets:write"]})),
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn api_key_consumer_with_and_without_the_scope() {
+    let envoy = shared();
+    let port = envoy.listener_port("keys").unwrap();
+    let send = |key: &str, path: &str| {
+        Request::get(path)
+            .header("x-api-key", key)
+            .send(port)
+            .unwrap()
+    };
+    assert_eq!(send(ALICE, "/write").status, 200);
+    let r = send(BOB, "/write");
+    assert_eq!(r.status, 403);
+    assert!(www(&r).contains("insufficient_scope"));
+    assert_eq!(send(BOB, "/read").status, 200);
+}
+
+#[test]
+fn unknown_kid_then_key_rotation() {
+    let envoy = shared();
+    let key2 = EncodingKey::from_rsa_pem(RSA2.as_bytes()).unwrap();
+    let t = sign(Algorithm::RS256, Some("rsa2"), &key2, &claims(json!({})));
+    let r = bearer(envoy.port(), "/read", &t);
+    assert_invalid(&r, "The token's key id is not known.");
+    control("/jwks/main/rotate/2");
+    // The unknown kid triggers a (rate-limited) re-fetch; the rotated set then verifies it.
+    poll(
+        envoy,
+        "rotated key accepted",
+        || bearer(envoy.port(), "/read", &t),
+        |r| r.status == 200,
+    );
+    // The old key still works (it is in the new set too).
+    assert_eq!(bearer(envoy.port(), "/read", &token(json!({}))).status, 200);
+}
+
+#[test]
+fn jwks_down_at_start_then_up_then_down_again() {
+    control("/jwks/flaky/down");
+    let envoy = Envoy::start(&config("flaky", 1)).unwrap();
+    let t = token(json!({}));
+    let port = envoy.port();
+    // Fail closed while no keys are loaded: 503 with Retry-After, after at least one attempt.
+    poll(
+        &envoy,
+        "a fetch attempt",
+        || bearer(port, "/read", &t),
+        |_| hits("flaky") >= 1,
+    );
+    let r = bearer(port, "/read", &t);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert_eq!(r.json()["code"], "keys_unavailable");
+    control("/jwks/flaky/up");
+    poll(
+        &envoy,
+        "keys loaded after the endpoint came up",
+        || bearer(port, "/read", &t),
+        |r| r.status == 200,
+    );
+    // Down again later: refreshes fail (refresh_seconds 1), the loaded keys stay in use.
+    control("/jwks/flaky/down");
+    let before = hits("flaky");
+    poll(
+        &envoy,
+        "failed refreshes",
+        || bearer(port, "/read", &t),
+        |_| hits("flaky") >= before + 2,
+    );
+    let fresh = token(json!({"sub": "fresh"}));
+    assert_eq!(bearer(port, "/read", &fresh).status, 200);
+    let failed = envoy
+        .counter("wasmcustom.apim.scope_authz.jwks_fetch_failed")
+        .unwrap_or(0);
+    assert!(failed >= 2, "jwks_fetch_failed = {failed}");
+    control("/jwks/flaky/up");
+}
+
+#[test]
+fn counters_move() {
+    let envoy = shared();
+    let t = token(json!({"sub": "counted"}));
+    for _ in 0..3 {
+        assert_eq!(bearer(envoy.port(), "/read", &t).status, 200);
+    }
+    // The common path (allowed, cache hits) is counted in batches, flushed by the 500 ms timer
+    // at the latest.
+    let get = |n: &str| envoy.counter(&format!("wasmcustom.{n}")).unwrap_or(0);
+    poll(
+        envoy,
+        "batched counters flushed",
+        || bearer(envoy.port(), "/public", &t),
+        |_| get("apim.scope_authz.allowed") >= 3 && get("apim.scope_authz.cache_hit") >= 1,
+    );
+    assert!(get("apim.scope_authz.jwks_fetch") >= 1);
+    assert!(get("apim.scope_authz.denied.missing") >= 1 || get("apim.scope_authz.skipped") >= 1);
+    // Two VMs (vm_ids scope_authz_main and scope_authz_keys) with two workers each fetch the
+    // same document: shared data and the lease make that one fetch per vm_id, not per worker.
+    eprintln!(
+        "jwks_fetch = {}, endpoint hits = {}",
+        get("apim.scope_authz.jwks_fetch"),
+        hits("main")
+    );
+}
+
+/// Mode `metadata`: Envoy's `jwt_authn` verifies (local JWKS, `payload_in_metadata`), the
+/// filter reads `sub` and `scope` from dynamic metadata and applies its rules.
+const METADATA_CONFIG: &str = r#"
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  clusters:
+  - name: upstream
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}}
+  listeners:
+  - name: main
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: envoy.filters.http.jwt_authn
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+              providers:
+                test:
+                  issuer: https://issuer.test
+                  audiences: [api]
+                  payload_in_metadata: jwt_payload
+                  local_jwks:
+                    inline_string: '__JWKS__'
+              rules:
+              - match: {prefix: /}
+                requires: {requires_any: {requirements: [{provider_name: test}, {allow_missing: {}}]}}
+          - name: apim.scope_authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: scope_authz
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: scope_authz_metadata
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:scope_authz}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {"realm": "pets", "mode": "metadata", "metadata": {"payload_key": "jwt_payload"},
+                     "rules": [{"match": {"path": {"prefix": "/write"}}, "require": {"all_of": ["pets:write"]}}],
+                     "forward_claims": [{"claim": "sub", "header": "x-user"}]}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"#;
+
+#[test]
+fn metadata_mode_trusts_jwt_authn() {
+    let envoy = Envoy::start(&METADATA_CONFIG.replace("__JWKS__", JWKS_1_INLINE)).unwrap();
+    let port = envoy.port();
+    let r = bearer(
+        port,
+        "/write",
+        &token(json!({"sub": "meta", "scope": "pets:read pets:write"})),
+    );
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), envoy.log());
+    assert!(r.text().contains(r#"["x-user","meta"]"#), "{}", r.text());
+    let r = bearer(port, "/write", &token(json!({})));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(www(&r).contains("insufficient_scope"));
+    // No token: jwt_authn lets it through (allow_missing), the filter answers 401.
+    let r = Request::get("/write").send(port).unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(www(&r), "Bearer realm=\"pets\"");
+}
