@@ -27,7 +27,7 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let host = ProxyHost;
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let bytes = kit::proxy_host::calls::plugin_configuration();
         match Config::parse(&bytes) {
             Ok(config) => {
                 if self.config.is_none() {
@@ -112,7 +112,7 @@ impl HttpContext for Http {
             pending,
             body_size,
             end_of_stream,
-            || self.get_http_request_body(0, body_size),
+            || kit::proxy_host::calls::request_body(0, body_size),
         );
         match action {
             BodyAction::Buffer => Action::Pause,
@@ -138,7 +138,7 @@ impl HttpContext for Http {
         let size = self.body_size;
         let action =
             handler::on_request_body(&host, config, &self.counters, pending, size, true, || {
-                self.get_http_request_body(0, size)
+                kit::proxy_host::calls::request_body(0, size)
             });
         self.pending = None;
         match action {

@@ -117,3 +117,65 @@ impl Host for ProxyHost {
         let _ = hostcalls::log(level, message);
     }
 }
+
+/// Non-panicking forms of the SDK's `Context`/`HttpContext` helpers, which `unwrap` the host's
+/// status: a host error there would trap and stop the VM for every later request. Filters call
+/// these instead.
+pub mod calls {
+    use proxy_wasm::hostcalls;
+    use proxy_wasm::types::{BufferType, MapType};
+    use std::time::Duration;
+
+    /// The plugin's configuration bytes (empty if the host has none or refuses).
+    pub fn plugin_configuration() -> Vec<u8> {
+        hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    pub fn request_body(start: usize, size: usize) -> Option<Vec<u8>> {
+        hostcalls::get_buffer(BufferType::HttpRequestBody, start, size)
+            .ok()
+            .flatten()
+    }
+
+    pub fn response_body(start: usize, size: usize) -> Option<Vec<u8>> {
+        hostcalls::get_buffer(BufferType::HttpResponseBody, start, size)
+            .ok()
+            .flatten()
+    }
+
+    pub fn http_call_response_header(name: &str) -> Option<String> {
+        hostcalls::get_map_value(MapType::HttpCallResponseHeaders, name)
+            .ok()
+            .flatten()
+    }
+
+    pub fn http_call_response_body(start: usize, size: usize) -> Option<Vec<u8>> {
+        hostcalls::get_buffer(BufferType::HttpCallResponseBody, start, size)
+            .ok()
+            .flatten()
+    }
+
+    pub fn grpc_response_body(start: usize, size: usize) -> Option<Vec<u8>> {
+        hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, start, size)
+            .ok()
+            .flatten()
+    }
+
+    /// Value and CAS token of a shared-data key (`(None, None)` if absent or refused).
+    pub fn shared_data(key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    /// Whether the host accepted the tick period.
+    pub fn set_tick_period(period: Duration) -> bool {
+        hostcalls::set_tick_period(period).is_ok()
+    }
+
+    /// Whether the paused request could be resumed.
+    pub fn resume_request() -> bool {
+        hostcalls::resume_http_request().is_ok()
+    }
+}

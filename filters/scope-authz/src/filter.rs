@@ -41,7 +41,7 @@ fn log(level: LogLevel, msg: &str) {
 impl Root {
     /// Installs a newer document from shared data (fetched by any worker).
     fn poll_shared(&mut self, index: usize, key: &str) {
-        let (Some(bytes), _) = self.get_shared_data(key) else {
+        let (Some(bytes), _) = kit::proxy_host::calls::shared_data(key) else {
             return;
         };
         let Some((at, body)) = fetch::decode(&bytes) else {
@@ -89,7 +89,7 @@ impl Root {
         }
         // Another worker may hold the lease: then its result arrives through shared data.
         let lease = fetch::lease_key(remote);
-        let (held, cas) = self.get_shared_data(&lease);
+        let (held, cas) = kit::proxy_host::calls::shared_data(&lease);
         if !fetch::lease_free(held.as_deref(), now) {
             return;
         }
@@ -159,7 +159,7 @@ impl Context for Root {
             return;
         };
         let _ = self.set_shared_data(&fetch::lease_key(remote), Some(&0u64.to_be_bytes()), None);
-        let status = self.get_http_call_response_header(":status");
+        let status = kit::proxy_host::calls::http_call_response_header(":status");
         let result = if status.as_deref() != Some("200") {
             Err(format!(
                 "status {}",
@@ -170,9 +170,8 @@ impl Context for Root {
                 "body of {body_size} bytes is over {MAX_JWKS_BYTES}"
             ))
         } else {
-            let body = self
-                .get_http_call_response_body(0, body_size)
-                .unwrap_or_default();
+            let body =
+                kit::proxy_host::calls::http_call_response_body(0, body_size).unwrap_or_default();
             KeySet::parse(&body).and_then(|set| {
                 if set.is_empty() {
                     Err("no usable key".to_string())
@@ -213,7 +212,7 @@ impl Context for Root {
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let host = ProxyHost;
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let bytes = kit::proxy_host::calls::plugin_configuration();
         match Config::parse(&bytes) {
             Ok(config) => {
                 if self.config.is_none() {
@@ -223,7 +222,12 @@ impl RootContext for Root {
                 self.state = Rc::new(RefCell::new(State::new(&config)));
                 self.fetches = vec![FetchState::default(); config.providers.len()];
                 // The timer drives JWKS fetches and flushes batched cache-hit counts.
-                self.set_tick_period(TICK);
+                if !kit::proxy_host::calls::set_tick_period(TICK) {
+                    host.log(
+                        LogLevel::Warn,
+                        "scope-authz: the host refused a timer; remote JWKS cannot be fetched or refreshed",
+                    );
+                }
                 self.config = Some(Rc::new(config));
                 true
             }

@@ -64,7 +64,7 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let host = ProxyHost;
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let bytes = kit::proxy_host::calls::plugin_configuration();
         match Config::parse(&bytes) {
             Ok(config) => {
                 if self.config.is_none() {
