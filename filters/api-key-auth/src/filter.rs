@@ -1,71 +1,45 @@
-//! proxy-wasm glue: the root context parses and swaps the config, the HTTP context hands each
-//! request to [`crate::handler`]. Nothing here decides anything.
+//! proxy-wasm glue: `kit::plugin::Root` parses and swaps the config; the HTTP context hands
+//! each request to [`crate::handler`]. Nothing here decides anything.
 
 use crate::config::Config;
 use crate::handler::{self, COUNTER_NAMES};
-use kit::denial::{Denial, Format};
-use kit::host::{Host, LogLevel};
 use kit::metrics::Counters;
+use kit::plugin::{Plugin, Root};
 use kit::proxy_host::ProxyHost;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use proxy_wasm::types::Action;
 use std::rc::Rc;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::<ApiKeyAuth>::default()) });
 }}
 
-#[derive(Default)]
-struct Root {
-    config: Option<Rc<Config>>,
-    counters: Rc<Counters>,
-}
+struct ApiKeyAuth;
 
-impl Context for Root {}
+impl Plugin for ApiKeyAuth {
+    const NAME: &'static str = "api-key-auth";
+    type Config = Config;
 
-impl RootContext for Root {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        let host = ProxyHost;
-        let bytes = kit::proxy_host::calls::plugin_configuration();
-        match Config::parse(&bytes) {
-            Ok(config) => {
-                for w in &config.warnings {
-                    host.log(LogLevel::Warn, &format!("api-key-auth: {w}"));
-                }
-                if self.config.is_none() {
-                    self.counters = Rc::new(Counters::define(&host, &COUNTER_NAMES));
-                }
-                // Requests in flight keep the config they started with; new ones get this.
-                self.config = Some(Rc::new(config));
-                true
-            }
-            Err(e) => {
-                // Returning false makes Envoy refuse the config (bootstrap exits, xDS update is
-                // rejected); the message names the field.
-                host.log(
-                    LogLevel::Error,
-                    &format!("api-key-auth: invalid configuration: {e}"),
-                );
-                false
-            }
-        }
+    fn parse(bytes: &[u8]) -> Result<Config, kit::config_error::ConfigError> {
+        Config::parse(bytes)
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http {
-            config: self.config.clone(),
-            counters: Rc::clone(&self.counters),
-        }))
+    fn warnings(config: &Config) -> Vec<String> {
+        config.warnings.clone()
     }
 
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+    fn counter_names() -> Vec<String> {
+        COUNTER_NAMES.iter().map(|n| (*n).to_string()).collect()
+    }
+
+    fn http_context(config: Rc<Config>, counters: Rc<Counters>) -> Box<dyn HttpContext> {
+        Box::new(Http { config, counters })
     }
 }
 
 struct Http {
-    config: Option<Rc<Config>>,
+    config: Rc<Config>,
     counters: Rc<Counters>,
 }
 
@@ -73,19 +47,7 @@ impl Context for Http {}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let host = ProxyHost;
-        let Some(config) = &self.config else {
-            // Unreachable while Envoy honours on_configure's false; fail closed all the same.
-            let d = Denial::new(
-                503,
-                "not_configured",
-                "Filter not configured",
-                "The API-key filter has no valid configuration.",
-            );
-            host.send_reply(&d.render(Format::Problem));
-            return Action::Pause;
-        };
-        match handler::on_request_headers(&host, config, &self.counters) {
+        match handler::on_request_headers(&ProxyHost, &self.config, &self.counters) {
             handler::Action::Continue => Action::Continue,
             handler::Action::Stop => Action::Pause,
         }

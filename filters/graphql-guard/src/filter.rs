@@ -1,69 +1,48 @@
-//! proxy-wasm glue: the root context parses and swaps the config, the HTTP context hands each
-//! request to [`crate::handler`] and buffers POST bodies. Nothing here decides anything.
+//! proxy-wasm glue: `kit::plugin::Root` parses and swaps the config; the HTTP context hands
+//! each request to [`crate::handler`] and buffers POST bodies. Nothing here decides anything.
 
 use crate::config::Config;
 use crate::handler::{self, BodyAction, HeadersAction, Pending};
-use kit::denial::{Denial, Format};
-use kit::host::{Host, LogLevel};
+use kit::denial::Format;
 use kit::metrics::Counters;
+use kit::plugin::{Plugin, Root};
 use kit::proxy_host::ProxyHost;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use proxy_wasm::types::Action;
 use std::rc::Rc;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::<GraphqlGuard>::default()) });
 }}
 
-#[derive(Default)]
-struct Root {
-    config: Option<Rc<Config>>,
-    counters: Rc<Counters>,
-}
+struct GraphqlGuard;
 
-impl Context for Root {}
+impl Plugin for GraphqlGuard {
+    const NAME: &'static str = "graphql-guard";
+    const FORMAT: Format = Format::GraphQlResponse;
+    type Config = Config;
 
-impl RootContext for Root {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        let host = ProxyHost;
-        let bytes = kit::proxy_host::calls::plugin_configuration();
-        match Config::parse(&bytes) {
-            Ok(config) => {
-                if self.config.is_none() {
-                    let names = handler::counter_names();
-                    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-                    self.counters = Rc::new(Counters::define(&host, &refs));
-                }
-                self.config = Some(Rc::new(config));
-                true
-            }
-            Err(e) => {
-                host.log(
-                    LogLevel::Error,
-                    &format!("graphql-guard: invalid configuration: {e}"),
-                );
-                false
-            }
-        }
+    fn parse(bytes: &[u8]) -> Result<Config, kit::config_error::ConfigError> {
+        Config::parse(bytes)
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http {
-            config: self.config.clone(),
-            counters: Rc::clone(&self.counters),
+    fn counter_names() -> Vec<String> {
+        handler::counter_names()
+    }
+
+    fn http_context(config: Rc<Config>, counters: Rc<Counters>) -> Box<dyn HttpContext> {
+        Box::new(Http {
+            config,
+            counters,
             pending: None,
             body_size: 0,
-        }))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+        })
     }
 }
 
 struct Http {
-    config: Option<Rc<Config>>,
+    config: Rc<Config>,
     counters: Rc<Counters>,
     pending: Option<Pending>,
     /// What Envoy has buffered so far, for a check that ends at the trailers.
@@ -75,17 +54,7 @@ impl Context for Http {}
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let host = ProxyHost;
-        let Some(config) = &self.config else {
-            let d = Denial::new(
-                503,
-                "NOT_CONFIGURED",
-                "Filter not configured",
-                "The GraphQL guard has no valid configuration.",
-            );
-            host.send_reply(&d.render(Format::GraphQlResponse));
-            return Action::Pause;
-        };
-        match handler::on_request_headers(&host, config, &self.counters, end_of_stream) {
+        match handler::on_request_headers(&host, &self.config, &self.counters, end_of_stream) {
             HeadersAction::Continue => Action::Continue,
             HeadersAction::Stop => Action::Pause,
             HeadersAction::NeedBody(p) => {
@@ -100,7 +69,7 @@ impl HttpContext for Http {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let (Some(config), Some(pending)) = (&self.config, &self.pending) else {
+        let (config, Some(pending)) = (&self.config, &self.pending) else {
             return Action::Continue;
         };
         self.body_size = body_size;
@@ -131,7 +100,7 @@ impl HttpContext for Http {
     /// or the trailers' Continue would release an unchecked body. A body that cannot be read
     /// here reads as empty and is refused (fail closed).
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        let (Some(config), Some(pending)) = (&self.config, &self.pending) else {
+        let (config, Some(pending)) = (&self.config, &self.pending) else {
             return Action::Continue;
         };
         let host = ProxyHost;

@@ -9,7 +9,8 @@
 //! - [`digest`], [`time`]: SHA-256 digests and RFC 3339 timestamps.
 //! - [`host`]: the small trait the glue talks to, with a recording mock for unit tests;
 //!   [`metrics`]: counters defined once per root context.
-//! - `proxy_host` (wasm32-wasip1 only): the trait implemented over proxy-wasm host calls.
+//! - `proxy_host` (wasm32-wasip1 only): the trait implemented over proxy-wasm host calls, and
+//!   non-panicking forms of the SDK's context helpers; `plugin`: the shared root context.
 //!
 //! Nothing here panics on input: every failure is a value.
 
@@ -24,5 +25,7 @@ pub mod query;
 pub mod request;
 pub mod time;
 
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+pub mod plugin;
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 pub mod proxy_host;
