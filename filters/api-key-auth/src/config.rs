@@ -5,7 +5,9 @@
 //! rules) and precompiles what the request path needs: a digest → key map, the identity bytes
 //! each consumer publishes, the route rules.
 
-use kit::config_error::{check_header_name, check_label, parse_json, ConfigError, Field};
+use kit::config_error::{
+    check_header_name, check_label, check_realm, check_scope, parse_json, ConfigError, Field,
+};
 use kit::digest::{parse_sha256, sha256, DigestMap};
 use kit::identity::Identity;
 use kit::matcher::{RawMatch, RouteMatcher, RuleSet};
@@ -202,16 +204,7 @@ impl Config {
     pub fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
         let root = Field::root();
         let realm = &raw.realm;
-        if realm.is_empty()
-            || realm.len() > MAX_NAME_LENGTH
-            || !realm
-                .bytes()
-                .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-        {
-            return Err(root
-                .key("realm")
-                .error("must be 1-256 printable ASCII characters without quotes or backslashes"));
-        }
+        check_realm(realm, &root.key("realm"))?;
         if raw.max_key_length == 0 || raw.max_key_length > MAX_KEY_LENGTH_LIMIT {
             return Err(root
                 .key("max_key_length")
@@ -326,20 +319,6 @@ fn check_plain_name(name: &str, field: &Field) -> Result<String, ConfigError> {
         return Err(field.error(format!("\"{name}\" is not a valid name")));
     }
     Ok(name.to_string())
-}
-
-/// RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`.
-fn check_scope(value: &str, field: &Field) -> Result<(), ConfigError> {
-    let ok = !value.is_empty()
-        && value.len() <= MAX_NAME_LENGTH
-        && value
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(field.error(format!("\"{value}\" is not a valid OAuth2 scope token")))
-    }
 }
 
 type Built = (Vec<Consumer>, DigestMap<KeyEntry>, HashMap<String, usize>);

@@ -165,6 +165,36 @@ pub fn check_label(value: &str, field: &Field) -> Result<(), ConfigError> {
     }
 }
 
+/// An OAuth2 scope token (RFC 6749 §3.3): printable ASCII except space, `"` and `\`,
+/// 1 to 256 bytes.
+pub fn check_scope(value: &str, field: &Field) -> Result<(), ConfigError> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_LABEL_LENGTH
+        && value
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(field.error(format!("\"{value}\" is not a valid OAuth2 scope token")))
+    }
+}
+
+/// A realm goes inside a quoted-string of `WWW-Authenticate`: printable ASCII without quotes
+/// or backslashes, 1 to 256 bytes, so it never needs escaping.
+pub fn check_realm(value: &str, field: &Field) -> Result<(), ConfigError> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_LABEL_LENGTH
+        && value
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    if ok {
+        Ok(())
+    } else {
+        Err(field.error("must be 1-256 printable ASCII characters without quotes or backslashes"))
+    }
+}
+
 /// RFC 9110 `tchar`.
 pub fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -230,6 +260,19 @@ mod tests {
         }
         for bad in ["", "a b", "é", "a\"b", &"x".repeat(257)] {
             assert!(check_label(bad, &f).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn realms_are_checked() {
+        let f = Field::root().key("realm");
+        assert!(check_realm("my api", &f).is_ok());
+        for bad in ["", "a\"b", "a\\b", "é", "a\nb"] {
+            assert_eq!(
+                check_realm(bad, &f).unwrap_err().to_string(),
+                "realm: must be 1-256 printable ASCII characters without quotes or backslashes",
+                "{bad:?}"
+            );
         }
     }
 

@@ -9,7 +9,9 @@ use crate::jwks::KeySet;
 use crate::provider::check_provider;
 pub use crate::provider::parse_algorithm;
 use jsonwebtoken::Algorithm;
-use kit::config_error::{check_header_name, parse_json, ConfigError, Field};
+use kit::config_error::{
+    check_header_name, check_label, check_realm, check_scope, parse_json, ConfigError, Field,
+};
 use kit::matcher::{RawMatch, RouteMatcher, RuleSet};
 use serde::Deserialize;
 
@@ -307,16 +309,7 @@ impl Config {
     pub fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
         let root = Field::root();
         let realm = &raw.realm;
-        if realm.is_empty()
-            || realm.len() > MAX_NAME_LENGTH
-            || !realm
-                .bytes()
-                .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-        {
-            return Err(root
-                .key("realm")
-                .error("must be 1-256 printable ASCII characters without quotes or backslashes"));
-        }
+        check_realm(realm, &root.key("realm"))?;
         if raw.max_token_bytes < 64 || raw.max_token_bytes > MAX_TOKEN_BYTES_LIMIT {
             return Err(root
                 .key("max_token_bytes")
@@ -490,30 +483,6 @@ fn check_sources(raw: &[RawSource], field: &Field) -> Result<Vec<Source>, Config
     Ok(out)
 }
 
-pub(crate) fn check_label(value: &str, field: &Field) -> Result<(), ConfigError> {
-    let ok = !value.is_empty()
-        && value.len() <= MAX_NAME_LENGTH
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-~:@+/".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(field.error(format!(
-            "\"{value}\" must be 1-256 characters of letters, digits and . _ - ~ : @ + /"
-        )))
-    }
-}
-
-/// RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`.
-pub fn is_scope_token(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= MAX_NAME_LENGTH
-        && value
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
-}
-
 pub(crate) fn claim_path(path: &str, field: &Field) -> Result<Vec<String>, ConfigError> {
     let parts: Vec<String> = path.split('.').map(str::to_string).collect();
     if path.len() > MAX_NAME_LENGTH || parts.len() > 8 || parts.iter().any(String::is_empty) {
@@ -530,12 +499,7 @@ fn check_require(r: &RawRequire, f: &Field) -> Result<Requirement, ConfigError> 
     }
     for (name, list) in [("all_of", &r.all_of), ("any_of", &r.any_of)] {
         for (i, s) in list.iter().enumerate() {
-            if !is_scope_token(s) {
-                return Err(f
-                    .key(name)
-                    .index(i)
-                    .error(format!("\"{s}\" is not a valid OAuth2 scope token")));
-            }
+            check_scope(s, &f.key(name).index(i))?;
         }
     }
     Ok(Requirement {

@@ -2,13 +2,13 @@
 //! inline or remote JWKS. Split from `config.rs` to keep files short.
 
 use crate::config::{
-    check_label, claim_path, Provider, RawJwks, RawProvider, RawRemote, Remote, MAX_LEEWAY_SECONDS,
+    claim_path, Provider, RawJwks, RawProvider, RawRemote, Remote, MAX_LEEWAY_SECONDS,
     MAX_NAME_LENGTH,
 };
 use crate::jwks::KeySet;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
-use kit::config_error::{ConfigError, Field};
+use kit::config_error::{check_label, ConfigError, Field};
 
 pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
     Some(match name {
