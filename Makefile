@@ -17,14 +17,14 @@ WASM_OUT      := target/$(WASM_TARGET)/release
 WBG_VERSION   := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p;}' Cargo.lock)
 WBG_RUNNER    := $(TOOLS)/bin/wasm-bindgen-test-runner
 # Filter crates (their logic runs in the Wasm lane too) and the modules `make build` produces.
-LOGIC_CRATES  := kit api-key-auth scope-authz graphql-guard transform
-MODULE_CRATES := api-key-auth scope-authz graphql-guard transform wasm-noop
-MODULES       := api_key_auth scope_authz graphql_guard transform wasm_noop
+LOGIC_CRATES  := kit api-key-auth scope-authz quota graphql-guard transform
+MODULE_CRATES := api-key-auth scope-authz quota graphql-guard transform wasm-noop
+MODULES       := api_key_auth scope_authz quota graphql_guard transform wasm_noop
 
 export ENVOY_BIN ?= $(abspath $(ENVOY))
 
 .PHONY: help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
-        bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-bench clean
+        bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +46,10 @@ setup-wasm-runner: ## Install wasm-bindgen-test-runner (matching Cargo.lock) int
 	@$(TOOLS)/bin/wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $(WBG_VERSION)" || \
 	  cargo install --quiet wasm-bindgen-cli --version $(WBG_VERSION) --root $(TOOLS) --force
 
+setup-redis: ## Install redis-server (Debian) for the quota filter's global-tier tests
+	@command -v redis-server >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+
 setup-bench: ## Install wrk (Debian) for the end-to-end bench
 	@command -v wrk >/dev/null && command -v taskset >/dev/null || \
 	  { apt-get update -qq && apt-get install -y -qq wrk util-linux >/dev/null; }
@@ -59,7 +63,7 @@ build: setup-rust ## Build every filter as a .wasm module (release) and report s
 sizes: ## Print each module's size
 	@for m in $(MODULES); do printf "  %-16s %8d bytes\n" $$m.wasm $$(stat -c %s $(WASM_OUT)/$$m.wasm); done
 
-test: build setup-envoy setup-wasm-runner ## Everything: unit tests, the Wasm lane, e2e against real Envoy
+test: build setup-envoy setup-wasm-runner setup-redis ## Everything: unit tests, the Wasm lane, e2e against real Envoy
 	cargo test --workspace
 	$(MAKE) --no-print-directory test-wasm
 
@@ -70,7 +74,7 @@ test-wasm: setup-rust setup-wasm-runner ## The logic's unit tests compiled to Wa
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(abspath $(WBG_RUNNER)) \
 	  cargo test --target wasm32-unknown-unknown $(addprefix -p ,$(LOGIC_CRATES))
 
-test-integration: build setup-envoy ## Only the end-to-end tests against real Envoy
+test-integration: build setup-envoy setup-redis ## Only the end-to-end tests against real Envoy
 	cargo test -p apim-integration
 
 check: setup-rust ## fmt and clippy (-D warnings), native and for the Wasm target

@@ -22,7 +22,9 @@ pub trait Host {
     fn request_headers(&self) -> Vec<(String, Vec<u8>)>;
     /// One request header. A header sent several times comes back as one value with the
     /// copies joined by `,` (RFC 9110 §5.3), so callers that must see duplicates split on it.
-    /// One host call, far cheaper than fetching the whole map.
+    /// One host call, far cheaper than fetching the whole map. Request headers can be read
+    /// only in the request-headers callback: Envoy answers BadArgument later, which the
+    /// proxy-wasm SDK (0.2.5) turns into a trap, so filters read what they need up front.
     fn request_header(&self, name: &str) -> Option<Vec<u8>>;
     /// Envoy's matched route name (`xds.route_name`).
     fn route_name(&self) -> Option<String>;

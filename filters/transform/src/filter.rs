@@ -1,4 +1,4 @@
-//! proxy-wasm glue: the root context parses and swaps the config, the HTTP context hands each
+//! proxy-wasm glue: `kit::plugin::Root` parses and swaps the config; the HTTP context hands each
 //! callback to [`crate::handler::Exchange`] through [`Host`], the [`Io`] over host calls.
 //! Nothing here decides anything.
 
@@ -8,114 +8,45 @@ use crate::handler::{self, Counter, Exchange, Io, Side, COUNTER_NAMES};
 use crate::headers::Edit;
 use kit::denial::{Denial, Format, Reply};
 use kit::host::{Host as _, LogLevel};
+use kit::metrics::Counters;
+use kit::plugin::{Plugin, Root};
 use kit::proxy_host::ProxyHost;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, MapType};
-use std::cell::RefCell;
+use proxy_wasm::types::{Action, BufferType, MapType};
 use std::rc::Rc;
 use std::time::Duration;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::<Transform>::default()) });
 }}
 
-/// How often each worker's VM adds its pending counts to Envoy's counters.
-const FLUSH_PERIOD: Duration = Duration::from_millis(250);
+struct Transform;
 
-/// Counts kept in the VM and added to Envoy's counters on the root's tick: one host call per
-/// counter per period instead of one per request (a host call costs about 2 µs on V8).
-#[derive(Default)]
-struct Pending {
-    /// Envoy's counter ids, by [`Counter`] index.
-    ids: Vec<Option<u32>>,
-    counts: RefCell<[i64; COUNTER_NAMES.len()]>,
-}
+impl Plugin for Transform {
+    const NAME: &'static str = "transform";
+    type Config = Config;
 
-impl Pending {
-    fn add(&self, counter: Counter) {
-        if let Some(n) = self.counts.borrow_mut().get_mut(counter as usize) {
-            *n += 1;
-        }
+    fn parse(bytes: &[u8]) -> Result<Config, kit::config_error::ConfigError> {
+        Config::parse(bytes)
     }
 
-    fn flush(&self) {
-        let mut counts = self.counts.borrow_mut();
-        for (i, n) in counts.iter_mut().enumerate() {
-            if *n > 0 {
-                if let Some(Some(id)) = self.ids.get(i) {
-                    ProxyHost.increment_counter(*id, *n);
-                }
-                *n = 0;
-            }
-        }
-    }
-}
-
-#[derive(Default)]
-struct Root {
-    config: Option<Rc<Config>>,
-    pending: Rc<Pending>,
-}
-
-impl Context for Root {}
-
-impl RootContext for Root {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        let host = ProxyHost;
-        let bytes = kit::proxy_host::calls::plugin_configuration();
-        match Config::parse(&bytes) {
-            Ok(config) => {
-                if self.config.is_none() {
-                    self.pending = Rc::new(Pending {
-                        ids: COUNTER_NAMES
-                            .iter()
-                            .map(|n| host.define_counter(n))
-                            .collect(),
-                        counts: RefCell::default(),
-                    });
-                    if let Err(e) = hostcalls::set_tick_period(FLUSH_PERIOD) {
-                        host.log(
-                            LogLevel::Warn,
-                            &format!("transform: no tick ({e:?}); counters will not move"),
-                        );
-                    }
-                }
-                self.config = Some(Rc::new(config));
-                true
-            }
-            Err(e) => {
-                host.log(
-                    LogLevel::Error,
-                    &format!("transform: invalid configuration: {e}"),
-                );
-                false
-            }
-        }
+    fn counter_names() -> Vec<String> {
+        COUNTER_NAMES.iter().map(|n| (*n).to_string()).collect()
     }
 
-    fn on_tick(&mut self) {
-        self.pending.flush();
-    }
-
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http {
-            exchange: self.config.clone().map(Exchange::new),
-            host: Host {
-                pending: Rc::clone(&self.pending),
-            },
-        }))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+    fn http_context(config: Rc<Config>, counters: Rc<Counters>) -> Box<dyn HttpContext> {
+        Box::new(Http {
+            exchange: Some(Exchange::new(config)),
+            host: Host { counters },
+        })
     }
 }
 
 /// [`Io`] over proxy-wasm host calls; a failed call is logged or read as absent.
 struct Host {
-    pending: Rc<Pending>,
+    counters: Rc<Counters>,
 }
 
 fn map(side: Side) -> MapType {
@@ -196,7 +127,7 @@ impl Io for Host {
         }
     }
     fn count(&self, counter: Counter) {
-        self.pending.add(counter);
+        self.counters.inc(&ProxyHost, counter as usize);
     }
     fn warn(&self, message: &str) {
         ProxyHost.log(LogLevel::Warn, message);

@@ -23,7 +23,7 @@ const USAGE: &str = "usage:
                   [--kid KID] [--key PEM_FILE]
                                  mint a demo JWT (RS256); default key: the DEMO-ONLY issuer key
                                  of envoy/examples/demo-issuer/
-filters: api-key-auth, scope-authz, graphql-guard, transform";
+filters: api-key-auth, scope-authz, quota, graphql-guard, transform";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

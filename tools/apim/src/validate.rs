@@ -7,7 +7,13 @@ use std::process::ExitCode;
 const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// The filters whose configs `apim validate` knows.
-pub const FILTERS: [&str; 4] = ["api-key-auth", "scope-authz", "graphql-guard", "transform"];
+pub const FILTERS: [&str; 5] = [
+    "api-key-auth",
+    "scope-authz",
+    "quota",
+    "graphql-guard",
+    "transform",
+];
 
 pub fn run(filter: &str, file: &str) -> ExitCode {
     let bytes = match read(file) {
@@ -22,6 +28,7 @@ pub fn run(filter: &str, file: &str) -> ExitCode {
         "scope-authz" => scope_authz::config::Config::parse(&bytes).map(|_| Vec::new()),
         "graphql-guard" => graphql_guard::config::Config::parse(&bytes).map(|_| Vec::new()),
         "transform" => transform::config::Config::parse(&bytes).map(|_| Vec::new()),
+        "quota" => quota::config::Config::parse(&bytes).map(|_| Vec::new()),
         other => {
             eprintln!("unknown filter \"{other}\"; known: {}", FILTERS.join(", "));
             return ExitCode::from(2);

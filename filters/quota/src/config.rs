@@ -1,0 +1,505 @@
+//! Configuration: the JSON a user writes (raw serde types) and its validated form.
+//!
+//! Phase one (`kit::config_error::parse_json`) refuses unknown fields and wrong types; phase two
+//! ([`Config::from_raw`]) checks meaning (bounds on every number, plan references, names usable
+//! in `RateLimit-Policy`) and precompiles what the request path needs: the plans' windows, the
+//! route rules and the list of host reads a request can need.
+
+use crate::window::Window;
+use kit::config_error::{check_header_name, parse_json, ConfigError, Field};
+use kit::matcher::{RawMatch, RouteMatcher, RuleSet};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Bounds that keep a config (and the shared-data slots) reasonable.
+pub const MAX_PLANS: usize = 1000;
+pub const MAX_LIMITS_PER_PLAN: usize = 8;
+pub const MAX_KEY_PARTS: usize = 4;
+pub const MAX_NAME_LENGTH: usize = 64;
+pub const MAX_REQUESTS: u64 = 1_000_000_000_000;
+/// 366 days: the longest fixed window in seconds (calendar months have their own unit).
+pub const MAX_WINDOW_SECONDS: u64 = 366 * 86_400;
+pub const MAX_COST_LIMIT: u64 = 1_000_000_000;
+pub const DEFAULT_MAX_COST: u64 = 1_000_000;
+pub const DEFAULT_TIMEOUT_MS: u64 = 100;
+pub const MAX_TIMEOUT_MS: u64 = 10_000;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Plan name → its limits.
+    pub plans: BTreeMap<String, RawPlan>,
+    /// The plan of callers whose identity names none (or one not configured).
+    #[serde(default)]
+    pub default_plan: Option<String>,
+    /// What is counted together.
+    #[serde(default = "default_key")]
+    pub key: Vec<RawKeyPart>,
+    #[serde(default)]
+    pub missing_key: MissingKey,
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+    #[serde(default = "one")]
+    pub default_cost: u64,
+    /// Charge the `apim_cost` filter state (published by graphql-guard) when present.
+    #[serde(default)]
+    pub cost_from_filter_state: bool,
+    #[serde(default = "default_max_cost")]
+    pub max_cost: u64,
+    /// Count and report, never reject.
+    #[serde(default)]
+    pub shadow: bool,
+    #[serde(default)]
+    pub headers: RawHeaders,
+    /// The global tier: count in a Rate Limit Service (RLS v3) instead of shared data.
+    #[serde(default)]
+    pub global: Option<RawGlobal>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGlobal {
+    /// The Envoy cluster of the Rate Limit Service (HTTP/2).
+    pub cluster: String,
+    #[serde(default = "default_domain")]
+    pub domain: String,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_domain() -> String {
+    "apim".to_string()
+}
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+
+/// What a plan does when the Rate Limit Service does not answer in time or fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureMode {
+    /// Allow the request (and count a global error).
+    #[default]
+    Open,
+    /// Refuse it with 503 `quota_unavailable`.
+    Closed,
+}
+
+/// The validated global tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Global {
+    pub cluster: String,
+    pub domain: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlan {
+    pub limits: Vec<RawLimit>,
+    /// Global tier only: when the Rate Limit Service fails.
+    #[serde(default)]
+    pub failure_mode: FailureMode,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimit {
+    pub requests: u64,
+    pub per: RawPer,
+    /// Policy name in `RateLimit-Policy`; default `<plan>-<per>`.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawPer {
+    Seconds(u64),
+    Unit(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum RawKeyPart {
+    /// The consumer id of the `apim_consumer` identity.
+    Consumer,
+    /// The client address (Envoy's `source.address`, port removed).
+    ClientAddress,
+    /// Envoy's route name.
+    Route,
+    /// A request header's value.
+    Header(String),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingKey {
+    /// Every caller missing a part shares one counter (the part reads `-`).
+    #[default]
+    Shared,
+    /// Not limited at all.
+    Allow,
+    /// Refused with 403 `quota_key_missing`.
+    Deny,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    #[serde(rename = "match", default)]
+    pub matcher: RawMatch,
+    /// Not limited on these requests.
+    #[serde(default)]
+    pub skip: bool,
+    /// This plan applies whatever the caller's plan.
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// The weight of one request on this route.
+    #[serde(default)]
+    pub cost: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaders {
+    /// Send `RateLimit-Policy` / `RateLimit` on allowed responses too.
+    #[serde(default)]
+    pub on_allowed: bool,
+    /// Also send `X-RateLimit-Limit/Remaining/Reset`.
+    #[serde(default)]
+    pub legacy: bool,
+}
+
+fn default_key() -> Vec<RawKeyPart> {
+    vec![RawKeyPart::Consumer]
+}
+fn one() -> u64 {
+    1
+}
+fn default_max_cost() -> u64 {
+    DEFAULT_MAX_COST
+}
+
+/// One limit of a plan, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub name: String,
+    /// The window's label (`minute`, `90s`): the limit's id in storage, so a count survives a
+    /// config update that keeps the window.
+    pub id: String,
+    pub requests: u64,
+    pub window: Window,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub name: String,
+    pub limits: Vec<Limit>,
+    /// `RateLimit-Policy` value, built once.
+    pub policy_header: String,
+    pub failure_mode: FailureMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPart {
+    Consumer,
+    ClientAddress,
+    Route,
+    Header(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Rule {
+    pub skip: bool,
+    /// Index into [`Config::plans`].
+    pub plan: Option<usize>,
+    pub cost: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub plans: Vec<Plan>,
+    pub default_plan: Option<usize>,
+    pub key: Vec<KeyPart>,
+    pub missing_key: MissingKey,
+    pub rules: RuleSet<Rule>,
+    pub default_cost: u64,
+    pub cost_from_filter_state: bool,
+    pub max_cost: u64,
+    pub shadow: bool,
+    pub headers_on_allowed: bool,
+    pub legacy_headers: bool,
+    /// Request headers every request needs (rule conditions and header key parts).
+    pub fetch: Vec<String>,
+    /// Whether the route name is read (rules or a `route` key part).
+    pub needs_route_name: bool,
+    pub global: Option<Global>,
+}
+
+impl Config {
+    /// Both phases, from the bytes Envoy hands to `on_configure`.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
+        Self::from_raw(parse_json::<RawConfig>(bytes)?)
+    }
+
+    pub fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
+        let root = Field::root();
+        let plans = build_plans(&raw.plans, &root.key("plans"))?;
+        let global = raw
+            .global
+            .as_ref()
+            .map(|g| check_global(g, &plans, &root))
+            .transpose()?;
+        let find = |name: &str, field: &Field| {
+            plans
+                .iter()
+                .position(|p| p.name == name)
+                .ok_or_else(|| field.error(format!("unknown plan \"{name}\"")))
+        };
+        let default_plan = raw
+            .default_plan
+            .as_deref()
+            .map(|p| find(p, &root.key("default_plan")))
+            .transpose()?;
+        if raw.key.is_empty() || raw.key.len() > MAX_KEY_PARTS {
+            return Err(root
+                .key("key")
+                .error(format!("must have 1 to {MAX_KEY_PARTS} parts")));
+        }
+        let mut key = Vec::with_capacity(raw.key.len());
+        for (i, part) in raw.key.iter().enumerate() {
+            let part = match part {
+                RawKeyPart::Consumer => KeyPart::Consumer,
+                RawKeyPart::ClientAddress => KeyPart::ClientAddress,
+                RawKeyPart::Route => KeyPart::Route,
+                RawKeyPart::Header(h) => KeyPart::Header(check_header_name(
+                    &root.key("key").index(i).key("header"),
+                    h,
+                )?),
+            };
+            if key.contains(&part) {
+                return Err(root.key("key").index(i).error("repeats an earlier part"));
+            }
+            key.push(part);
+        }
+        if raw.max_cost == 0 || raw.max_cost > MAX_COST_LIMIT {
+            return Err(root
+                .key("max_cost")
+                .error(format!("must be between 1 and {MAX_COST_LIMIT}")));
+        }
+        if raw.default_cost > raw.max_cost {
+            return Err(root
+                .key("default_cost")
+                .error(format!("must be at most max_cost ({})", raw.max_cost)));
+        }
+        let mut rules = Vec::with_capacity(raw.rules.len());
+        for (i, r) in raw.rules.iter().enumerate() {
+            let field = root.key("rules").index(i);
+            let matcher = RouteMatcher::compile(&r.matcher, &field.key("match"))?;
+            let plan = r
+                .plan
+                .as_deref()
+                .map(|p| find(p, &field.key("plan")))
+                .transpose()?;
+            if let Some(c) = r.cost {
+                if c > raw.max_cost {
+                    return Err(field
+                        .key("cost")
+                        .error(format!("must be at most max_cost ({})", raw.max_cost)));
+                }
+            }
+            if r.skip && (plan.is_some() || r.cost.is_some()) {
+                return Err(field.error("a skip rule takes no plan or cost"));
+            }
+            rules.push((
+                matcher,
+                Rule {
+                    skip: r.skip,
+                    plan,
+                    cost: r.cost,
+                },
+            ));
+        }
+        let rules = RuleSet::new(rules);
+        let mut fetch: Vec<String> = rules
+            .needed_headers()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        for part in &key {
+            if let KeyPart::Header(h) = part {
+                if !fetch.contains(h) {
+                    fetch.push(h.clone());
+                }
+            }
+        }
+        let needs_route_name = rules.needs_route_name() || key.contains(&KeyPart::Route);
+        Ok(Self {
+            plans,
+            default_plan,
+            key,
+            missing_key: raw.missing_key,
+            rules,
+            default_cost: raw.default_cost,
+            cost_from_filter_state: raw.cost_from_filter_state,
+            max_cost: raw.max_cost,
+            shadow: raw.shadow,
+            headers_on_allowed: raw.headers.on_allowed,
+            legacy_headers: raw.headers.legacy,
+            fetch,
+            needs_route_name,
+            global,
+        })
+    }
+
+    pub fn plan_index(&self, name: &str) -> Option<usize> {
+        self.plans.iter().position(|p| p.name == name)
+    }
+}
+
+/// Names go into storage keys and into `RateLimit-Policy` as sf-strings: keep them plain.
+fn check_name(name: &str, field: &Field) -> Result<(), ConfigError> {
+    if name.is_empty()
+        || name.len() > MAX_NAME_LENGTH
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(field.error(format!(
+            "\"{name}\" must be 1-{MAX_NAME_LENGTH} characters of A-Z a-z 0-9 - _ ."
+        )));
+    }
+    Ok(())
+}
+
+fn build_plans(raw: &BTreeMap<String, RawPlan>, field: &Field) -> Result<Vec<Plan>, ConfigError> {
+    if raw.is_empty() {
+        return Err(field.error("at least one plan is required"));
+    }
+    if raw.len() > MAX_PLANS {
+        return Err(field.error(format!("more than {MAX_PLANS} plans")));
+    }
+    let mut plans = Vec::with_capacity(raw.len());
+    for (name, plan) in raw {
+        let pf = field.key(name);
+        check_name(name, &pf)?;
+        let lf = pf.key("limits");
+        if plan.limits.is_empty() || plan.limits.len() > MAX_LIMITS_PER_PLAN {
+            return Err(lf.error(format!("must have 1 to {MAX_LIMITS_PER_PLAN} limits")));
+        }
+        let mut limits: Vec<Limit> = Vec::with_capacity(plan.limits.len());
+        for (i, l) in plan.limits.iter().enumerate() {
+            let f = lf.index(i);
+            if l.requests == 0 || l.requests > MAX_REQUESTS {
+                return Err(f
+                    .key("requests")
+                    .error(format!("must be between 1 and {MAX_REQUESTS}")));
+            }
+            let window = parse_per(&l.per, &f.key("per"))?;
+            let limit_name = match &l.name {
+                Some(n) => n.clone(),
+                None => format!("{name}-{}", window.label()),
+            };
+            check_name(&limit_name, &f.key("name"))?;
+            if limits.iter().any(|o| o.window == window) {
+                return Err(f
+                    .key("per")
+                    .error("another limit of this plan has the same window"));
+            }
+            if limits.iter().any(|o| o.name == limit_name) {
+                return Err(f
+                    .key("name")
+                    .error(format!("\"{limit_name}\" is used twice")));
+            }
+            limits.push(Limit {
+                name: limit_name,
+                id: window.label(),
+                requests: l.requests,
+                window,
+            });
+        }
+        let policy_header = limits
+            .iter()
+            .map(|l| {
+                format!(
+                    "\"{}\";q={};w={}",
+                    l.name,
+                    l.requests,
+                    l.window.nominal_seconds()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        plans.push(Plan {
+            name: name.clone(),
+            limits,
+            policy_header,
+            failure_mode: plan.failure_mode,
+        });
+    }
+    Ok(plans)
+}
+
+fn check_global(raw: &RawGlobal, plans: &[Plan], root: &Field) -> Result<Global, ConfigError> {
+    let f = root.key("global");
+    if raw.cluster.is_empty() || raw.cluster.len() > 256 {
+        return Err(f.key("cluster").error("must be 1-256 characters"));
+    }
+    if raw.domain.is_empty() || raw.domain.len() > 256 {
+        return Err(f.key("domain").error("must be 1-256 characters"));
+    }
+    if raw.timeout_ms == 0 || raw.timeout_ms > MAX_TIMEOUT_MS {
+        return Err(f
+            .key("timeout_ms")
+            .error(format!("must be between 1 and {MAX_TIMEOUT_MS}")));
+    }
+    for p in plans {
+        for (i, l) in p.limits.iter().enumerate() {
+            let lf = root.key("plans").key(&p.name).key("limits").index(i);
+            if crate::rls::Unit::from_window(l.window).is_none() {
+                return Err(lf
+                    .key("per")
+                    .error("the global tier counts per second, minute, hour, day or month only"));
+            }
+            if u32::try_from(l.requests).is_err() {
+                return Err(lf
+                    .key("requests")
+                    .error(format!("the global tier takes at most {}", u32::MAX)));
+            }
+        }
+    }
+    Ok(Global {
+        cluster: raw.cluster.clone(),
+        domain: raw.domain.clone(),
+        timeout_ms: raw.timeout_ms,
+    })
+}
+
+fn parse_per(per: &RawPer, field: &Field) -> Result<Window, ConfigError> {
+    match per {
+        RawPer::Seconds(s) => {
+            if *s == 0 || *s > MAX_WINDOW_SECONDS {
+                Err(field.error(format!(
+                    "must be between 1 and {MAX_WINDOW_SECONDS} seconds"
+                )))
+            } else {
+                Ok(Window::Seconds(*s))
+            }
+        }
+        RawPer::Unit(u) => match u.as_str() {
+            "second" => Ok(Window::Seconds(1)),
+            "minute" => Ok(Window::Seconds(60)),
+            "hour" => Ok(Window::Seconds(3600)),
+            "day" => Ok(Window::Seconds(86_400)),
+            "month" => Ok(Window::Month),
+            other => Err(field.error(format!(
+                "\"{other}\" is not one of second, minute, hour, day, month or a number of seconds"
+            ))),
+        },
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

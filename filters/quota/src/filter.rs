@@ -1,0 +1,222 @@
+//! proxy-wasm glue: the root context parses and swaps the config and creates the shared-data
+//! slots; the HTTP context hands each request to [`crate::handler`] and adds the rate-limit
+//! fields to the response. Nothing here decides anything.
+
+use crate::config::Config;
+use crate::handler::{self, COUNTER_NAMES};
+use crate::store::{init_slots, SetResult, SharedStore};
+use kit::denial::{Denial, Format};
+use kit::host::{Host, LogLevel};
+use kit::metrics::Counters;
+use kit::proxy_host::ProxyHost;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, MapType, Status};
+use std::rc::Rc;
+use std::time::Duration;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+/// Shared data of this VM id over proxy-wasm.
+struct ProxyStore;
+
+impl SharedStore for ProxyStore {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> SetResult {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => SetResult::Ok,
+            Err(Status::CasMismatch) => SetResult::CasMismatch,
+            Err(_) => SetResult::Failed,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Root {
+    config: Option<Rc<Config>>,
+    counters: Rc<Counters>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let host = ProxyHost;
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        match Config::parse(&bytes) {
+            Ok(config) => {
+                if self.config.is_none() {
+                    self.counters = Rc::new(Counters::define(&host, &COUNTER_NAMES));
+                }
+                // Only missing slots are created: counts survive a config update.
+                init_slots(&ProxyStore);
+                self.config = Some(Rc::new(config));
+                true
+            }
+            Err(e) => {
+                host.log(
+                    LogLevel::Error,
+                    &format!("quota: invalid configuration: {e}"),
+                );
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http {
+            config: self.config.clone(),
+            counters: Rc::clone(&self.counters),
+            response_headers: Vec::new(),
+            deferred: None,
+            pending_global: None,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Http {
+    config: Option<Rc<Config>>,
+    counters: Rc<Counters>,
+    response_headers: Vec<(String, String)>,
+    /// Waiting for the end of the body before counting (see `on_http_request_headers`), with
+    /// what the headers callback read.
+    deferred: Option<handler::Gathered>,
+    /// The plan a `ShouldRateLimit` call in flight is about.
+    pending_global: Option<usize>,
+}
+
+const RLS_SERVICE: &str = "envoy.service.ratelimit.v3.RateLimitService";
+const RLS_METHOD: &str = "ShouldRateLimit";
+
+impl Http {
+    fn apply(&mut self, action: handler::Action) -> Action {
+        match action {
+            handler::Action::Continue(headers) => {
+                self.response_headers = headers;
+                Action::Continue
+            }
+            handler::Action::Stop => Action::Pause,
+            handler::Action::Global(call) => self.ask_global(call),
+        }
+    }
+
+    /// Sends `ShouldRateLimit` and holds the request until the answer (or the timeout).
+    fn ask_global(&mut self, call: handler::GlobalCall) -> Action {
+        let Some(config) = self.config.clone() else {
+            return Action::Continue;
+        };
+        let Some(global) = &config.global else {
+            return Action::Continue;
+        };
+        let sent = self.dispatch_grpc_call(
+            &global.cluster,
+            RLS_SERVICE,
+            RLS_METHOD,
+            Vec::<(&str, &[u8])>::new(),
+            Some(&call.message),
+            Duration::from_millis(global.timeout_ms),
+        );
+        match sent {
+            Ok(_) => {
+                self.pending_global = Some(call.plan);
+                Action::Pause
+            }
+            Err(e) => {
+                let action = handler::on_global_response(
+                    &ProxyHost,
+                    &config,
+                    &self.counters,
+                    call.plan,
+                    Err(format!("dispatch to cluster {}: {e:?}", global.cluster)),
+                );
+                self.apply(action)
+            }
+        }
+    }
+}
+
+impl Context for Http {
+    fn on_grpc_call_response(&mut self, _token_id: u32, status_code: u32, response_size: usize) {
+        let (Some(plan), Some(config)) = (self.pending_global.take(), self.config.clone()) else {
+            return;
+        };
+        let answer = if status_code == 0 {
+            self.get_grpc_call_response_body(0, response_size)
+                .ok_or_else(|| "an empty answer".to_string())
+                .and_then(|b| {
+                    crate::rls::decode_response(&b).map_err(|_| "a malformed answer".to_string())
+                })
+        } else {
+            Err(format!("gRPC status {status_code}"))
+        };
+        let action = handler::on_global_response(&ProxyHost, &config, &self.counters, plan, answer);
+        if let Action::Continue = self.apply(action) {
+            self.resume_http_request();
+        }
+    }
+}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let host = ProxyHost;
+        let Some(config) = self.config.clone() else {
+            let d = Denial::new(
+                503,
+                "not_configured",
+                "Filter not configured",
+                "The quota filter has no valid configuration.",
+            );
+            host.send_reply(&d.render(Format::Problem));
+            return Action::Pause;
+        };
+        if config.cost_from_filter_state && !end_of_stream {
+            // graphql-guard publishes `apim_cost` only once it has read the whole body, after
+            // the headers went on (a Pause on headers would stop Envoy from calling the body
+            // callbacks, proxy-wasm-cpp-host#143). So requests with a body are counted at the
+            // end of the body; the body is held until then.
+            self.deferred = Some(handler::gather(&host, &config));
+            return Action::Continue;
+        }
+        let action = handler::on_request_headers(&host, &ProxyStore, &config, &self.counters);
+        self.apply(action)
+    }
+
+    fn on_http_request_body(&mut self, _body_size: usize, end_of_stream: bool) -> Action {
+        if self.deferred.is_none() {
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let (Some(gathered), Some(config)) = (self.deferred.take(), self.config.clone()) else {
+            return Action::Continue;
+        };
+        let host = ProxyHost;
+        let cost = handler::published_cost(&host, &config);
+        let action = handler::decide(
+            &host,
+            &ProxyStore,
+            &config,
+            &self.counters,
+            &gathered,
+            cost.as_deref(),
+        );
+        self.apply(action)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        for (name, value) in std::mem::take(&mut self.response_headers) {
+            let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, &name, &value);
+        }
+        Action::Continue
+    }
+}

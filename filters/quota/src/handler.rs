@@ -1,0 +1,242 @@
+//! Applying the decision through the host: read only what the config needs, count in shared
+//! data, send the 429 or hand back the headers for the response. Generic over
+//! `kit::host::Host` and [`SharedStore`], so every effect is unit-tested with mocks.
+
+use crate::config::{Config, FailureMode, KeyPart};
+use crate::policy::{self, Inputs, Resolution, Verdict};
+use crate::store::{admit, SharedStore};
+use kit::denial::Format;
+use kit::host::{Host, LogLevel};
+use kit::identity::{self, Identity};
+use kit::metrics::Counters;
+use kit::request::RequestHead;
+
+/// Counter names, in the order of the index constants below.
+pub const COUNTER_NAMES: [&str; 7] = [
+    "apim.quota.allowed",
+    "apim.quota.limited",
+    "apim.quota.shadow_limited",
+    "apim.quota.passed",
+    "apim.quota.key_missing",
+    "apim.quota.errors",
+    "apim.quota.global_errors",
+];
+const ALLOWED: usize = 0;
+const LIMITED: usize = 1;
+const SHADOW_LIMITED: usize = 2;
+const PASSED: usize = 3;
+const KEY_MISSING: usize = 4;
+const ERRORS: usize = 5;
+const GLOBAL_ERRORS: usize = 6;
+
+/// The filter-state key graphql-guard publishes the operation's cost under.
+pub const COST_PROPERTY: &str = "apim_cost";
+
+/// Whether the request goes on, and what to add to its response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Continue(Vec<(String, String)>),
+    /// A local reply was sent.
+    Stop,
+    /// Ask the Rate Limit Service (global tier), then call [`on_global_response`].
+    Global(GlobalCall),
+}
+
+/// A `ShouldRateLimit` call to make, and what its answer is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalCall {
+    pub plan: usize,
+    /// The serialized `RateLimitRequest`.
+    pub message: Vec<u8>,
+}
+
+/// What the decision reads from the request head, fetched in the headers callback (Envoy
+/// refuses request-header reads in the body callback).
+#[derive(Debug, Default)]
+pub struct Gathered {
+    pub head: RequestHead,
+    pub route: Option<String>,
+    pub identity: Option<Identity>,
+    pub client_address: Option<String>,
+}
+
+/// Reads only what this config can use: host calls cost more than the logic.
+pub fn gather(host: &dyn Host, config: &Config) -> Gathered {
+    let head = RequestHead::fetch(host, &config.fetch);
+    let route = if config.needs_route_name {
+        host.route_name()
+    } else {
+        None
+    };
+    let identity = host
+        .property(&[identity::PROPERTY])
+        .and_then(|b| Identity::decode(&b));
+    let client_address = if config.key.contains(&KeyPart::ClientAddress) {
+        host.property(&["source", "address"])
+            .and_then(|b| String::from_utf8(b).ok())
+    } else {
+        None
+    };
+    Gathered {
+        head,
+        route,
+        identity,
+        client_address,
+    }
+}
+
+/// The `apim_cost` filter state, when the config charges it.
+pub fn published_cost(host: &dyn Host, config: &Config) -> Option<Vec<u8>> {
+    if config.cost_from_filter_state {
+        host.property(&[COST_PROPERTY])
+    } else {
+        None
+    }
+}
+
+/// Everything at once, for requests counted in the headers callback.
+pub fn on_request_headers(
+    host: &dyn Host,
+    store: &dyn SharedStore,
+    config: &Config,
+    counters: &Counters,
+) -> Action {
+    let gathered = gather(host, config);
+    let cost = published_cost(host, config);
+    decide(host, store, config, counters, &gathered, cost.as_deref())
+}
+
+/// Counts the request and applies the verdict.
+pub fn decide(
+    host: &dyn Host,
+    store: &dyn SharedStore,
+    config: &Config,
+    counters: &Counters,
+    gathered: &Gathered,
+    filter_cost: Option<&[u8]>,
+) -> Action {
+    let input = Inputs {
+        head: &gathered.head,
+        route: gathered.route.as_deref(),
+        identity: gathered.identity.as_ref(),
+        client_address: gathered.client_address.as_deref(),
+        filter_cost,
+    };
+    let (plan, key, cost) = match policy::resolve(config, &input) {
+        Resolution::Pass => {
+            counters.inc(host, PASSED);
+            return Action::Continue(Vec::new());
+        }
+        Resolution::MissingKey(denial) => {
+            counters.inc(host, KEY_MISSING);
+            host.send_reply(&denial.render(Format::Problem));
+            return Action::Stop;
+        }
+        Resolution::Count { plan, key, cost } => (plan, key, cost),
+    };
+    let Some(plan) = config.plans.get(plan) else {
+        counters.inc(host, PASSED);
+        return Action::Continue(Vec::new());
+    };
+    if let Some(global) = &config.global {
+        let descriptors = policy::descriptors(plan, &key, cost);
+        let hits = u32::try_from(cost).unwrap_or(u32::MAX);
+        let message = crate::rls::encode_request(&global.domain, &descriptors, hits);
+        let plan = config.plan_index(&plan.name).unwrap_or_default();
+        return Action::Global(GlobalCall { plan, message });
+    }
+    let now = host.now_unix();
+    let (slot, checks) = policy::checks(plan, &key, now);
+    let outcome = admit(store, &slot, &checks, cost, now);
+    apply(
+        host,
+        counters,
+        policy::verdict(config, plan, &checks, &outcome, cost, now),
+    )
+}
+
+/// The Rate Limit Service answered (`Ok`: the decoded `RateLimitResponse`) or failed (`Err`:
+/// what went wrong, for the log): decide, or follow the plan's failure mode.
+pub fn on_global_response(
+    host: &dyn Host,
+    config: &Config,
+    counters: &Counters,
+    plan: usize,
+    answer: Result<crate::rls::Response, String>,
+) -> Action {
+    let Some(plan) = config.plans.get(plan) else {
+        return Action::Continue(Vec::new());
+    };
+    let verdict = match &answer {
+        Ok(resp) => policy::global_verdict(config, plan, resp),
+        Err(_) => None,
+    };
+    if let Some(v) = verdict {
+        return apply(host, counters, v);
+    }
+    counters.inc(host, GLOBAL_ERRORS);
+    let why = answer
+        .err()
+        .unwrap_or_else(|| "an answer without a decision".into());
+    match plan.failure_mode {
+        FailureMode::Open => {
+            host.log(
+                LogLevel::Warn,
+                &format!(
+                    "quota: rate limit service failed ({why}); plan {} fails open",
+                    plan.name
+                ),
+            );
+            Action::Continue(Vec::new())
+        }
+        FailureMode::Closed => {
+            host.log(
+                LogLevel::Warn,
+                &format!(
+                    "quota: rate limit service failed ({why}); plan {} fails closed",
+                    plan.name
+                ),
+            );
+            let d = kit::denial::Denial::new(
+                503,
+                "quota_unavailable",
+                "Quota service unavailable",
+                "The quota of this plan cannot be checked right now; retry later.",
+            )
+            .with_header("retry-after", "1");
+            host.send_reply(&d.render(Format::Problem));
+            Action::Stop
+        }
+    }
+}
+
+fn apply(host: &dyn Host, counters: &Counters, verdict: Verdict) -> Action {
+    match verdict {
+        Verdict::Allow(headers) => {
+            counters.inc(host, ALLOWED);
+            Action::Continue(headers)
+        }
+        Verdict::ShadowLimited(headers) => {
+            counters.inc(host, SHADOW_LIMITED);
+            Action::Continue(headers)
+        }
+        Verdict::Deny(denial) => {
+            counters.inc(host, LIMITED);
+            host.send_reply(&denial.render(Format::Problem));
+            Action::Stop
+        }
+        Verdict::StoreError => {
+            // Fail open: a local shared-data failure must not take the API down.
+            counters.inc(host, ERRORS);
+            host.log(
+                LogLevel::Warn,
+                "quota: shared-data counter update failed; request allowed",
+            );
+            Action::Continue(Vec::new())
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "handler_tests.rs"]
+mod tests;

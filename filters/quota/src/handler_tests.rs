@@ -1,0 +1,251 @@
+use super::*;
+use crate::test_support::MemStore;
+use kit::host::{Call, MockHost};
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+const CONFIG: &str = r#"{
+  "plans": {
+    "gold": {"limits": [{"requests": 2, "per": "minute", "name": "gold-min"}]},
+    "free": {"limits": [{"requests": 1, "per": "minute"}]}
+  },
+  "default_plan": "free",
+  "cost_from_filter_state": true,
+  "rules": [{"match": {"route_name": "health"}, "skip": true}]
+}"#;
+
+fn setup(config: &str) -> (Config, (), MemStore) {
+    let c = Config::parse(config.as_bytes()).unwrap();
+    (c, (), MemStore::default())
+}
+
+/// Counters are defined on each mock host, as the root context defines them on the real one.
+fn run(h: &MockHost, store: &MemStore, c: &Config, _: &()) -> Action {
+    let counters = Counters::define(h, &COUNTER_NAMES);
+    on_request_headers(h, store, c, &counters)
+}
+
+fn host_for(identity: Option<&str>, route: Option<&str>) -> MockHost {
+    let mut h = MockHost::new(&[(":path", "/pets")]);
+    if let Some(i) = identity {
+        h.properties
+            .insert("apim_consumer".into(), i.as_bytes().to_vec());
+    }
+    h.route = route.map(str::to_string);
+    h
+}
+
+const ALICE: &str = r#"{"id":"alice","plan":"gold"}"#;
+
+#[test]
+fn counts_then_replies_429_and_counts_it() {
+    let (c, counters, store) = setup(CONFIG);
+    for _ in 0..2 {
+        let h = host_for(Some(ALICE), None);
+        assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
+        assert_eq!(h.counter("apim.quota.allowed"), 1);
+        // Only the route name is read: no header fetched for this config.
+        assert_eq!(h.calls().first(), Some(&Call::RouteName));
+    }
+    let h = host_for(Some(ALICE), None);
+    assert_eq!(run(&h, &store, &c, &counters), Action::Stop);
+    let r = h.reply().unwrap();
+    assert_eq!(r.status, 429);
+    assert!(
+        r.headers.contains(&("retry-after".into(), "60".into())),
+        "{:?}",
+        r.headers
+    );
+    assert!(r
+        .headers
+        .contains(&("ratelimit".into(), r#""gold-min";r=0;t=60"#.into())));
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["code"], "quota_exceeded");
+    assert_eq!(body["limit"], "gold-min");
+    assert_eq!(h.counter("apim.quota.limited"), 1);
+}
+
+#[test]
+fn skip_rules_and_zero_cost_pass_uncounted() {
+    let (c, counters, store) = setup(CONFIG);
+    let h = host_for(Some(ALICE), Some("health"));
+    assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
+    assert_eq!(h.counter("apim.quota.passed"), 1);
+    let mut h = host_for(Some(ALICE), None);
+    h.properties.insert("apim_cost".into(), b"0".to_vec());
+    assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
+    assert_eq!(h.counter("apim.quota.passed"), 1);
+}
+
+#[test]
+fn graphql_cost_is_charged() {
+    let (c, counters, store) = setup(CONFIG);
+    let mut h = host_for(Some(ALICE), None);
+    h.properties.insert("apim_cost".into(), b"3".to_vec());
+    assert_eq!(run(&h, &store, &c, &counters), Action::Stop);
+    let mut h = host_for(Some(ALICE), None);
+    h.properties.insert("apim_cost".into(), b"2".to_vec());
+    assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
+    let h = host_for(Some(ALICE), None);
+    assert_eq!(run(&h, &store, &c, &counters), Action::Stop);
+}
+
+#[test]
+fn anonymous_callers_share_the_default_plan_and_junk_identity_is_anonymous() {
+    let (c, counters, store) = setup(CONFIG);
+    let h = host_for(None, None);
+    assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
+    let h = host_for(Some("{not json"), None);
+    assert_eq!(run(&h, &store, &c, &counters), Action::Stop);
+}
+
+#[test]
+fn missing_key_deny_and_store_failure_fails_open() {
+    let cfg = CONFIG.replace(
+        r#""default_plan": "free","#,
+        r#""default_plan": "free", "missing_key": "deny","#,
+    );
+    let (c, counters, store) = setup(&cfg);
+    let h = host_for(None, None);
+    assert_eq!(run(&h, &store, &c, &counters), Action::Stop);
+    assert_eq!(h.reply().unwrap().status, 403);
+    assert_eq!(h.counter("apim.quota.key_missing"), 1);
+    *store.fail.lock().unwrap() = true;
+    let h = host_for(Some(ALICE), None);
+    assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
+    assert_eq!(h.counter("apim.quota.errors"), 1);
+}
+
+#[test]
+fn shadow_mode_reports_and_never_denies() {
+    let cfg = CONFIG.replace(
+        r#""default_plan": "free","#,
+        r#""default_plan": "free", "shadow": true, "headers": {"on_allowed": true},"#,
+    );
+    let (c, counters, store) = setup(&cfg);
+    for _ in 0..2 {
+        let h = host_for(Some(ALICE), None);
+        let Action::Continue(hs) = run(&h, &store, &c, &counters) else {
+            panic!()
+        };
+        assert_eq!(
+            hs[0],
+            ("ratelimit-policy".into(), r#""gold-min";q=2;w=60"#.into())
+        );
+    }
+    let h = host_for(Some(ALICE), None);
+    let Action::Continue(hs) = run(&h, &store, &c, &counters) else {
+        panic!()
+    };
+    assert!(hs.contains(&("retry-after".into(), "60".into())));
+    assert_eq!(h.counter("apim.quota.shadow_limited"), 1);
+    assert_eq!(h.reply(), None);
+}
+
+const GLOBAL: &str = r#"{
+  "plans": {
+    "gold": {"limits": [{"requests": 2, "per": "minute", "name": "gold-min"}, {"requests": 100, "per": "month"}]},
+    "strict": {"limits": [{"requests": 1, "per": "day"}], "failure_mode": "closed"}
+  },
+  "default_plan": "strict",
+  "rules": [{"match": {"route_name": "reports"}, "cost": 3}],
+  "global": {"cluster": "rls", "domain": "shop"}
+}"#;
+
+#[test]
+fn the_global_tier_asks_the_rate_limit_service() {
+    let (c, counters, store) = setup(GLOBAL);
+    let h = host_for(Some(ALICE), Some("reports"));
+    let Action::Global(call) = run(&h, &store, &c, &counters) else {
+        panic!("a global call")
+    };
+    assert_eq!(call.plan, c.plan_index("gold").unwrap());
+    let req = crate::rls::decode_request(&call.message).unwrap();
+    assert_eq!(req.domain, "shop");
+    assert_eq!(req.hits_addend, 3);
+    let want = |id: &str, n: u32, unit| crate::rls::Descriptor {
+        entries: vec![
+            ("quota_plan".into(), "gold".into()),
+            ("quota_limit".into(), id.into()),
+            ("quota_key".into(), "alice".into()),
+        ],
+        limit: Some((n, unit)),
+        hits_addend: Some(3),
+    };
+    assert_eq!(
+        req.descriptors,
+        vec![
+            want("minute", 2, crate::rls::Unit::Minute),
+            want("month", 100, crate::rls::Unit::Month)
+        ]
+    );
+    // Nothing was counted locally.
+    assert!(store
+        .get(&crate::store::slot_key(b"gold\x1falice"))
+        .0
+        .is_none());
+}
+
+fn status(code: crate::rls::Code, remaining: u32, reset: u64) -> crate::rls::Status {
+    crate::rls::Status {
+        code,
+        requests_per_unit: 0,
+        limit_name: String::new(),
+        limit_remaining: remaining,
+        reset_seconds: reset,
+    }
+}
+
+#[test]
+fn global_answers_and_failures() {
+    use crate::rls::{Code, Response};
+    let (c, _, _) = setup(GLOBAL);
+    let gold = c.plan_index("gold").unwrap();
+    let strict = c.plan_index("strict").unwrap();
+    let answer = |h: &MockHost, plan, a| {
+        let counters = Counters::define(h, &COUNTER_NAMES);
+        on_global_response(h, &c, &counters, plan, a)
+    };
+    let h = MockHost::default();
+    let over = Response {
+        overall: Code::OverLimit,
+        statuses: vec![
+            status(Code::OverLimit, 0, 42),
+            status(Code::Ok, 50, 900_000),
+        ],
+    };
+    assert_eq!(answer(&h, gold, Ok(over)), Action::Stop);
+    let r = h.reply().unwrap();
+    assert_eq!(r.status, 429);
+    assert!(r.headers.contains(&("retry-after".into(), "42".into())));
+    assert!(r
+        .headers
+        .contains(&("ratelimit".into(), r#""gold-min";r=0;t=42"#.into())));
+    assert_eq!(h.counter("apim.quota.limited"), 1);
+
+    let h = MockHost::default();
+    let ok = Response {
+        overall: Code::Ok,
+        statuses: vec![status(Code::Ok, 1, 42), status(Code::Ok, 50, 900_000)],
+    };
+    assert_eq!(answer(&h, gold, Ok(ok)), Action::Continue(vec![]));
+    assert_eq!(h.counter("apim.quota.allowed"), 1);
+
+    // Failures: gold fails open, strict fails closed; an answer without a code is a failure.
+    let h = MockHost::default();
+    assert_eq!(
+        answer(&h, gold, Err("timeout".into())),
+        Action::Continue(vec![])
+    );
+    assert_eq!(h.counter("apim.quota.global_errors"), 1);
+    let h = MockHost::default();
+    let empty = Response {
+        overall: Code::Unknown,
+        statuses: vec![],
+    };
+    assert_eq!(answer(&h, strict, Ok(empty)), Action::Stop);
+    let r = h.reply().unwrap();
+    assert_eq!(r.status, 503);
+    assert!(String::from_utf8_lossy(&r.body).contains("quota_unavailable"));
+    assert_eq!(h.counter("apim.quota.global_errors"), 1);
+}

@@ -1,0 +1,761 @@
+//! End-to-end tests of the quota module (local tier) in the pinned Envoy with 2 workers.
+//!
+//! One Envoy serves two listeners in front of the echo upstream: `main` (the quota filter with
+//! the plans of `fixtures/quota/main.json`, counting per `x-user` header) and `shadow` (`fixtures/quota/shadow.json`, shadow
+//! mode, in its own VM and so its own counters). Every test counts under its own `x-user`, so
+//! tests sharing the Envoy do not see each other's counts. Windows are epoch-aligned; the long
+//! limits use 366-day windows so no test can straddle one. The GraphQL-cost test starts its own
+//! Envoy with graphql-guard in front (skipped, loudly, if that module is not built).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use apim_integration::{Envoy, Request, Response};
+
+const CONFIG: &str = r#"
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: main
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+{{GRAPHQL_GUARD}}          - name: apim.quota
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: quota
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: quota_main
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:quota}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: {{FILE:main.json}}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  - name: shadow
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: shadow
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.quota
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: quota
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: quota_shadow
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:quota}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: {{FILE:shadow.json}}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
+"#;
+
+/// The config with each `{{FILE:x}}` replaced by the fixture as a quoted YAML string.
+fn config() -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/quota/");
+    let mut out = CONFIG.replace("{{GRAPHQL_GUARD}}", "");
+    for name in ["main.json", "shadow.json"] {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(format!("{dir}{name}")).unwrap())
+                .unwrap();
+        let quoted = serde_json::to_string(&json.to_string()).unwrap();
+        out = out.replace(&format!("{{{{FILE:{name}}}}}"), &quoted);
+    }
+    out
+}
+
+fn shared() -> &'static Envoy {
+    static SHARED: OnceLock<Envoy> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let envoy = Envoy::builder()
+            .concurrency(2)
+            .start(&config())
+            .unwrap_or_else(|e| panic!("starting the shared Envoy: {e}"));
+        stop_when_tests_end(&envoy);
+        envoy
+    })
+}
+
+#[allow(clippy::zombie_processes)]
+fn stop_when_tests_end(envoy: &Envoy) {
+    let script = format!(
+        "while kill -0 {tests} 2>/dev/null; do sleep 0.2; done; kill {envoy} 2>/dev/null",
+        tests = std::process::id(),
+        envoy = envoy.pid(),
+    );
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting the watchdog for the shared Envoy");
+}
+
+/// Prints the shared Envoy's log if the test fails.
+struct LogOnFailure(&'static Envoy);
+
+impl Drop for LogOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "===== shared Envoy log =====\n{}\n===== end =====",
+                self.0.log()
+            );
+        }
+    }
+}
+
+fn listener(name: &str) -> (u16, LogOnFailure) {
+    let envoy = shared();
+    (
+        envoy.listener_port(name).expect("listener port"),
+        LogOnFailure(envoy),
+    )
+}
+
+fn call(port: u16, path: &str, user: &str) -> Response {
+    Request::get(path)
+        .header("x-user", user)
+        .send(port)
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// A user name no other test (or earlier run against the same Envoy) uses.
+fn user(test: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{test}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[test]
+fn two_workers_and_many_clients_admit_exactly_the_limit() {
+    let (port, _log) = listener("main");
+    let who = user("exact");
+    let ok = AtomicU64::new(0);
+    let limited = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..16 {
+            s.spawn(|| {
+                for _ in 0..10 {
+                    match call(port, "/exact", &who).status {
+                        200 => ok.fetch_add(1, Ordering::Relaxed),
+                        429 => limited.fetch_add(1, Ordering::Relaxed),
+                        other => panic!("unexpected status {other}"),
+                    };
+                }
+            });
+        }
+    });
+    assert_eq!(ok.load(Ordering::Relaxed), 50);
+    assert_eq!(limited.load(Ordering::Relaxed), 110);
+    // Both workers served some of them (the count is shared, not per worker).
+    let stats = shared()
+        .admin_get("/stats?filter=main.downstream_rq_2xx")
+        .unwrap();
+    assert!(stats.contains("downstream_rq_2xx"), "{stats}");
+}
+
+#[test]
+fn a_429_carries_retry_after_and_the_ratelimit_fields() {
+    let (port, _log) = listener("main");
+    let who = user("fields");
+    let mut last = None;
+    for _ in 0..10 {
+        let r = call(port, "/weighted", &who);
+        if r.status == 429 {
+            last = Some(r);
+            break;
+        }
+    }
+    let r = last.expect("a 429 within 10 requests");
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        retry > 3600,
+        "the 366-day window resets much later: {retry}"
+    );
+    assert_eq!(
+        r.header("ratelimit-policy"),
+        Some("\"weighted\";q=10;w=31622400")
+    );
+    assert_eq!(
+        r.header("ratelimit"),
+        Some(format!("\"weighted\";r=2;t={retry}").as_str())
+    );
+    assert_eq!(r.header("x-ratelimit-limit"), Some("10"));
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("2"));
+    let body = r.json();
+    assert_eq!(body["code"], "quota_exceeded");
+    assert_eq!(body["status"], 429);
+    assert_eq!(body["limit"], "weighted");
+}
+
+#[test]
+fn route_weight_is_charged() {
+    let (port, _log) = listener("main");
+    let who = user("weight");
+    // Cost 4 per request against 10: 4, 8, then 12 > 10.
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| call(port, "/weighted", &who).status)
+        .collect();
+    assert_eq!(statuses, vec![200, 200, 429]);
+}
+
+const GRAPHQL_GUARD: &str = r#"          - name: apim.graphql_guard
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: graphql_guard
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: graphql_guard
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:graphql_guard}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{"cost":{"default_weight":0,"scalar_weight":0,"fields":{"heavy":7,"light":3}}}'
+"#;
+
+#[test]
+fn graphql_cost_published_by_graphql_guard_is_charged() {
+    if let Err(e) = apim_integration::try_wasm_module("graphql_guard") {
+        eprintln!("SKIPPED graphql_cost_published_by_graphql_guard_is_charged: {e}");
+        return;
+    }
+    let envoy = Envoy::builder()
+        .concurrency(2)
+        .start(&config().replace(
+            "          - name: apim.quota\n",
+            &format!("{GRAPHQL_GUARD}          - name: apim.quota\n"),
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = envoy.listener_port("main").unwrap();
+    let who = user("gql");
+    let send = |query: &str| {
+        let r = Request::new("POST", "/graphql")
+            .header("x-user", &who)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "query": query }).to_string())
+            .send(port)
+            .unwrap();
+        (r.status, r.header("ratelimit").map(str::to_string))
+    };
+    assert_eq!(send("{ heavy }").0, 200, "7 of 10");
+    let (status, rl) = send("{ heavy }");
+    assert_eq!(status, 429, "7 + 7 > 10");
+    assert!(rl.unwrap().starts_with("\"weighted\";r=3;"));
+    assert_eq!(send("{ light }").0, 200, "7 + 3 = 10");
+    assert_eq!(send("{ light }").0, 429);
+}
+
+#[test]
+fn a_missing_key_part_is_refused_and_unlimited_routes_pass() {
+    let (port, _log) = listener("main");
+    let r = Request::get("/exact").send(port).unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["code"], "quota_key_missing");
+    let who = user("free");
+    for _ in 0..20 {
+        assert_eq!(call(port, "/no-plan-here", &who).status, 200);
+    }
+}
+
+#[test]
+fn a_second_window_opens_on_time() {
+    let (port, _log) = listener("main");
+    let who = user("window");
+    let first_429 = (0..4)
+        .map(|_| call(port, "/window", &who))
+        .find(|r| r.status == 429)
+        .expect("2 per 2 s: a 429 within 4 requests");
+    let retry: u64 = first_429.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    assert_eq!(
+        first_429.header("ratelimit"),
+        Some(format!("\"short\";r=0;t={retry}").as_str())
+    );
+    // Polling, not sleeping-and-asserting: the deadline only bounds a hang.
+    let deadline = Instant::now() + Duration::from_secs(retry + 5);
+    loop {
+        if call(port, "/window", &who).status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new window within {retry} s + 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_burst_limit_and_a_longer_limit_stack() {
+    let (port, _log) = listener("main");
+    let who = user("stack");
+    let mut admitted = 0;
+    let mut burst_denials = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = call(port, "/stack", &who);
+        match r.status {
+            200 => admitted += 1,
+            429 => {
+                let rl = r.header("ratelimit").unwrap().to_string();
+                if rl.starts_with("\"long\"") {
+                    break;
+                }
+                assert!(rl.starts_with("\"burst\";r=0;"), "{rl}");
+                burst_denials += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            s => panic!("status {s}"),
+        }
+        assert!(Instant::now() < deadline, "the long limit never decided");
+    }
+    assert_eq!(admitted, 5, "the 5-per-366-days limit admits exactly 5");
+    assert!(burst_denials >= 1, "3 per 5 s must have refused some");
+    assert_eq!(
+        call(port, "/stack", &who).header("ratelimit-policy"),
+        Some("\"burst\";q=3;w=5, \"long\";q=5;w=31622400")
+    );
+}
+
+#[test]
+fn shadow_mode_rejects_nothing_and_reports() {
+    let (port, _log) = listener("shadow");
+    let who = user("shadow");
+    let rs: Vec<Response> = (0..5).map(|_| call(port, "/anything", &who)).collect();
+    assert!(rs.iter().all(|r| r.status == 200));
+    assert!(rs[0]
+        .header("ratelimit")
+        .unwrap()
+        .starts_with("\"tiny\";r=1;t="));
+    assert!(rs[0].header("retry-after").is_none());
+    assert!(
+        rs[4].header("retry-after").is_some(),
+        "shadow-limited responses say when"
+    );
+    let envoy = shared();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while envoy
+        .counter("wasmcustom.apim.quota.shadow_limited")
+        .unwrap_or(0)
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            envoy.admin_get("/stats?filter=quota")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn counters_are_exported() {
+    let (port, _log) = listener("main");
+    let who = user("counters");
+    for _ in 0..3 {
+        call(port, "/weighted", &who);
+    }
+    let envoy = shared();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let allowed = envoy.counter("wasmcustom.apim.quota.allowed").unwrap_or(0);
+        let limited = envoy.counter("wasmcustom.apim.quota.limited").unwrap_or(0);
+        if allowed >= 2 && limited >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            envoy.admin_get("/stats?filter=quota")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counters survive a config update (ECDS, a watched file, as a control plane pushes it).
+
+const ECDS_STAT: &str = "extension_config_discovery.http_filter.apim.quota";
+
+fn ecds_resource(filter_config: &str) -> String {
+    format!(
+        r#"resources:
+- "@type": type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig
+  name: apim.quota
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+    config:
+      name: quota
+      failure_policy: FAIL_CLOSED
+      vm_config:
+        vm_id: quota
+        runtime: envoy.wasm.runtime.v8
+        code: {{ local: {{ filename: "{{{{WASM:quota}}}}" }} }}
+      configuration:
+        "@type": type.googleapis.com/google.protobuf.StringValue
+        value: '{filter_config}'
+"#
+    )
+}
+
+fn ecds_bootstrap(path: &std::path::Path) -> String {
+    format!(
+        r#"node: {{id: quota-reload, cluster: quota-reload}}
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
+static_resources:
+  listeners:
+  - name: main
+    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: /}}
+                direct_response: {{status: 200}}
+          http_filters:
+          - name: apim.quota
+            config_discovery:
+              config_source:
+                path_config_source: {{path: "{path}"}}
+                resource_api_version: V3
+              type_urls: ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"#,
+        path = path.display()
+    )
+}
+
+fn publish(path: &std::path::Path, filter_config: &str) {
+    let rendered = apim_integration::render(&ecds_resource(filter_config)).unwrap();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, rendered).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn wait_counter(envoy: &Envoy, name: &str, want: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while envoy.counter(name).unwrap_or(0) < want {
+        assert!(Instant::now() < deadline, "{name} never reached {want}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn plan_config(requests: u64, extra: &str) -> String {
+    format!(
+        r#"{{"plans":{{"p":{{"limits":[{{"requests":{requests},"per":31622400,"name":"p"}}]}}}},"default_plan":"p","key":[{{"header":"x-user"}}]{extra}}}"#
+    )
+}
+
+#[test]
+fn counters_survive_a_config_update_and_a_bad_update_is_refused() {
+    let dir = std::env::temp_dir().join(format!("quota-ecds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("quota.yaml");
+    publish(&path, &plan_config(3, ""));
+    let yaml = ecds_bootstrap(&path);
+    let envoy = Envoy::builder()
+        .concurrency(2)
+        .start(&yaml)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = envoy.port();
+    let who = user("reload");
+    assert_eq!(call(port, "/a", &who).status, 200);
+    assert_eq!(call(port, "/a", &who).status, 200);
+    // A refused update: the old config keeps serving, the count goes on.
+    publish(&path, &plan_config(0, ""));
+    wait_counter(&envoy, &format!("{ECDS_STAT}.update_rejected"), 1);
+    assert_eq!(call(port, "/a", &who).status, 200, "3 of 3");
+    assert_eq!(call(port, "/a", &who).status, 429);
+    // An accepted update raising the limit to 5: the 3 already counted stay counted.
+    publish(&path, &plan_config(5, r#","headers":{"on_allowed":true}"#));
+    wait_counter(&envoy, &format!("{ECDS_STAT}.update_success"), 2);
+    let r = call(port, "/a", &who);
+    assert_eq!(r.status, 200);
+    let rl = r.header("ratelimit").unwrap();
+    assert!(rl.starts_with("\"p\";r=1;"), "4 of 5 used: {rl}");
+    assert_eq!(call(port, "/a", &who).status, 200, "5 of 5");
+    assert_eq!(call(port, "/a", &who).status, 429);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The global tier: two Envoys share one quota through the Rate Limit Service (tests/rls-server,
+// in-process) backed by a real redis-server started here. Skipped, loudly, without redis-server.
+
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_redis() -> Option<RedisServer> {
+    let found = std::process::Command::new("sh")
+        .args(["-c", "command -v redis-server"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        eprintln!(
+            "\n!!!!! SKIPPED the global-tier tests: redis-server is not installed \
+             (apt-get install -y redis-server) !!!!!\n"
+        );
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting redis-server");
+    let server = RedisServer { child, port };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(server)
+}
+
+const GLOBAL_FILTER: &str = r#"{
+  "plans": {
+    "g": {"limits": [{"requests": 5, "per": "day", "name": "daily"}]},
+    "closed": {"limits": [{"requests": 5, "per": "day", "name": "daily"}], "failure_mode": "closed"},
+    "big": {"limits": [{"requests": 1000000000, "per": "second"}, {"requests": 4000000000, "per": "month"}]}
+  },
+  "default_plan": "g",
+  "key": [{"header": "x-user"}],
+  "rules": [
+    {"match": {"path": {"prefix": "/skip"}}, "skip": true},
+    {"match": {"path": {"prefix": "/closed"}}, "plan": "closed"},
+    {"match": {"path": {"prefix": "/big"}}, "plan": "big"}
+  ],
+  "headers": {"legacy": true},
+  "global": {"cluster": "rls", "timeout_ms": 500}
+}"#;
+
+fn global_config(rls_port: u16) -> String {
+    let filter: serde_json::Value = serde_json::from_str(GLOBAL_FILTER).unwrap();
+    let quoted = serde_json::to_string(&filter.to_string()).unwrap();
+    format!(
+        r#"admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
+static_resources:
+  listeners:
+  - name: main
+    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: /}}
+                direct_response: {{status: 200}}
+          http_filters:
+          - name: apim.quota
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: quota
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: quota
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{local: {{filename: "{{{{WASM:quota}}}}"}}}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: {quoted}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: rls
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {{http2_protocol_options: {{}}}}
+    load_assignment:
+      cluster_name: rls
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {rls_port}}}}}}}
+"#
+    )
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+#[test]
+fn global_tier_two_envoys_share_one_quota_then_fail_open_or_closed() {
+    let Some(redis) = start_redis() else {
+        return;
+    };
+    let mut rls = rls_server::RlsServer::start(0, &format!("redis://127.0.0.1:{}", redis.port))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = global_config(rls.port());
+    let a = Envoy::builder()
+        .concurrency(2)
+        .start(&config)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = Envoy::builder()
+        .concurrency(2)
+        .start(&config)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let who = user("global");
+    // Alternating between the two Envoys: 5 admitted in all, then both refuse.
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let envoy = if i % 2 == 0 { &a } else { &b };
+        statuses.push(call(envoy.port(), "/x", &who).status);
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 200, 200, 429, 429, 429]);
+    let r = call(b.port(), "/x", &who);
+    assert_eq!(r.status, 429);
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=86_400).contains(&retry), "{retry}");
+    assert_eq!(r.header("ratelimit-policy"), Some("\"daily\";q=5;w=86400"));
+    assert_eq!(
+        r.header("ratelimit"),
+        Some(format!("\"daily\";r=0;t={retry}").as_str())
+    );
+    assert_eq!(r.json()["code"], "quota_exceeded");
+    // Costs add up across replicas too (a plan with two limits: burst and month).
+    let heavy = user("global-big");
+    assert_eq!(call(a.port(), "/big", &heavy).status, 200);
+
+    // Added latency of the global tier on loopback (printed, never asserted).
+    let timed = |path: &str| {
+        let mut t: Vec<Duration> = (0..200)
+            .map(|_| {
+                let start = Instant::now();
+                assert_eq!(call(a.port(), path, &heavy).status, 200);
+                start.elapsed()
+            })
+            .collect();
+        t.sort();
+        (percentile(&t, 50), percentile(&t, 99))
+    };
+    let (skip50, skip99) = timed("/skip");
+    let (rls50, rls99) = timed("/big");
+    eprintln!(
+        "global tier latency (client-side, loopback): p50 {rls50:?} vs {skip50:?} without the RLS call; p99 {rls99:?} vs {skip99:?}"
+    );
+
+    // The service goes away: plan g fails open, plan closed fails closed.
+    rls.stop();
+    let open = call(a.port(), "/x", &user("global-open"));
+    assert_eq!(open.status, 200, "fail-open");
+    let closed = call(a.port(), "/closed", &user("global-closed"));
+    assert_eq!(closed.status, 503, "fail-closed");
+    assert_eq!(closed.json()["code"], "quota_unavailable");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a
+        .counter("wasmcustom.apim.quota.global_errors")
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            a.admin_get("/stats?filter=quota")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
