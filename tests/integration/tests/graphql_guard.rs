@@ -205,33 +205,9 @@ fn shared() -> &'static Envoy {
             .concurrency(1)
             .start(CONFIG)
             .unwrap_or_else(|e| panic!("starting the shared Envoy: {e}"));
-        stop_when_tests_end(&envoy);
+        envoy.stop_when_process_exits();
         envoy
     })
-}
-
-/// Stops the shared Envoy (a static, never dropped) once this test process has exited.
-#[allow(clippy::zombie_processes)]
-fn stop_when_tests_end(envoy: &Envoy) {
-    let dir = envoy
-        .config_path()
-        .parent()
-        .map(|d| d.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let script = format!(
-        "while kill -0 {tests} 2>/dev/null; do sleep 0.2; done; kill {envoy} 2>/dev/null; \
-         sleep 1; rm -rf '{dir}'",
-        tests = std::process::id(),
-        envoy = envoy.pid(),
-    );
-    std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("starting the watchdog for the shared Envoy");
 }
 
 struct LogOnFailure(&'static Envoy);

@@ -121,26 +121,9 @@ fn shared() -> &'static Envoy {
             .concurrency(2)
             .start(&config())
             .unwrap_or_else(|e| panic!("starting the shared Envoy: {e}"));
-        stop_when_tests_end(&envoy);
+        envoy.stop_when_process_exits();
         envoy
     })
-}
-
-#[allow(clippy::zombie_processes)]
-fn stop_when_tests_end(envoy: &Envoy) {
-    let script = format!(
-        "while kill -0 {tests} 2>/dev/null; do sleep 0.2; done; kill {envoy} 2>/dev/null",
-        tests = std::process::id(),
-        envoy = envoy.pid(),
-    );
-    std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("starting the watchdog for the shared Envoy");
 }
 
 /// Prints the shared Envoy's log if the test fails.

@@ -244,6 +244,7 @@ fn shared() -> &'static Envoy {
     static ENVOY: OnceLock<Envoy> = OnceLock::new();
     ENVOY.get_or_init(|| {
         let envoy = Envoy::start(&config("main", 300)).unwrap();
+        envoy.stop_when_process_exits();
         let t = token(json!({}));
         let port = envoy.port();
         poll(

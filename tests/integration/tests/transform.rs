@@ -85,7 +85,11 @@ fn bootstrap(config: &str) -> String {
 
 fn shared() -> &'static Envoy {
     static ENVOY: OnceLock<Envoy> = OnceLock::new();
-    ENVOY.get_or_init(|| Envoy::start(&bootstrap(FILTER_CONFIG)).unwrap())
+    ENVOY.get_or_init(|| {
+        let envoy = Envoy::start(&bootstrap(FILTER_CONFIG)).unwrap();
+        envoy.stop_when_process_exits();
+        envoy
+    })
 }
 
 fn send(r: Request) -> Response {

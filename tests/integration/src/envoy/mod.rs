@@ -60,6 +60,34 @@ impl Envoy {
         self.admin_port
     }
 
+    /// For an Envoy kept in a `static` and shared by a test binary's tests: a static is never
+    /// dropped, so a small watchdog waits for this process to end, then stops that Envoy and
+    /// removes its temp dir. No Envoy outlives `cargo test`.
+    // The watchdog must outlive this process, so it is never waited for; when this process
+    // exits it is re-parented (and reaped) by init.
+    #[allow(clippy::zombie_processes)]
+    pub fn stop_when_process_exits(&self) {
+        let dir = self
+            .config_path()
+            .parent()
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let script = format!(
+            "while kill -0 {tests} 2>/dev/null; do sleep 0.2; done; kill {envoy} 2>/dev/null; \
+             sleep 1; rm -rf '{dir}'",
+            tests = std::process::id(),
+            envoy = self.pid(),
+        );
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting the watchdog for a shared Envoy");
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
