@@ -47,7 +47,7 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let host = ProxyHost;
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let bytes = kit::proxy_host::calls::plugin_configuration();
         match Config::parse(&bytes) {
             Ok(config) => {
                 if self.config.is_none() {
@@ -150,7 +150,7 @@ impl Context for Http {
             return;
         };
         let answer = if status_code == 0 {
-            self.get_grpc_call_response_body(0, response_size)
+            kit::proxy_host::calls::grpc_response_body(0, response_size)
                 .ok_or_else(|| "an empty answer".to_string())
                 .and_then(|b| {
                     crate::rls::decode_response(&b).map_err(|_| "a malformed answer".to_string())
@@ -160,7 +160,12 @@ impl Context for Http {
         };
         let action = handler::on_global_response(&ProxyHost, &config, &self.counters, plan, answer);
         if let Action::Continue = self.apply(action) {
-            self.resume_http_request();
+            if !kit::proxy_host::calls::resume_request() {
+                ProxyHost.log(
+                    LogLevel::Warn,
+                    "quota: the paused request could not be resumed",
+                );
+            }
         }
     }
 }
