@@ -21,7 +21,7 @@ mod template;
 mod upstream;
 
 pub use client::{send_raw, Request, Response};
-pub use envoy::{validate_config, Envoy, EnvoyBuilder};
+pub use envoy::{validate_config, Envoy, EnvoyBuilder, LogOnFailure};
 pub use paths::{envoy_bin, repo_root, try_wasm_module, wasm_module};
 pub use template::render;
 pub use upstream::{serve_forever, upstream_port};

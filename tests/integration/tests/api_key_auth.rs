@@ -29,7 +29,7 @@
 
 use std::sync::OnceLock;
 
-use apim_integration::{Envoy, Request, Response};
+use apim_integration::{Envoy, LogOnFailure, Request, Response};
 use serde_json::{json, Value};
 
 const ALICE: &str = "demo-key-alice-0123456789abcdef";
@@ -243,20 +243,6 @@ fn shared() -> &'static Envoy {
         envoy.stop_when_process_exits();
         envoy
     })
-}
-
-/// Prints the shared Envoy's log if the test fails (its `Drop` never runs, so it cannot).
-struct LogOnFailure(&'static Envoy);
-
-impl Drop for LogOnFailure {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "===== shared Envoy log =====\n{}\n===== end of shared Envoy log =====",
-                self.0.log()
-            );
-        }
-    }
 }
 
 /// The shared Envoy, its `main` listener port, and a guard that shows its log on failure.

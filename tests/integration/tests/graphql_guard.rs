@@ -15,7 +15,7 @@
 
 use std::sync::OnceLock;
 
-use apim_integration::{Envoy, Request, Response};
+use apim_integration::{Envoy, LogOnFailure, Request, Response};
 use serde_json::{json, Value};
 
 const ALICE: &str = "demo-key-alice-0123456789abcdef";
@@ -208,19 +208,6 @@ fn shared() -> &'static Envoy {
         envoy.stop_when_process_exits();
         envoy
     })
-}
-
-struct LogOnFailure(&'static Envoy);
-
-impl Drop for LogOnFailure {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "===== shared Envoy log =====\n{}\n===== end =====",
-                self.0.log()
-            );
-        }
-    }
 }
 
 fn port(listener: &str) -> (u16, LogOnFailure) {

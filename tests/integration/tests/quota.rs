@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use apim_integration::{Envoy, Request, Response};
+use apim_integration::{Envoy, LogOnFailure, Request, Response};
 
 const CONFIG: &str = r#"
 admin:
@@ -124,20 +124,6 @@ fn shared() -> &'static Envoy {
         envoy.stop_when_process_exits();
         envoy
     })
-}
-
-/// Prints the shared Envoy's log if the test fails.
-struct LogOnFailure(&'static Envoy);
-
-impl Drop for LogOnFailure {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "===== shared Envoy log =====\n{}\n===== end =====",
-                self.0.log()
-            );
-        }
-    }
 }
 
 fn listener(name: &str) -> (u16, LogOnFailure) {

@@ -182,3 +182,18 @@ pub(crate) fn admin_get(admin_port: u16, path_and_query: &str) -> Result<String,
         ))
     }
 }
+
+/// Prints a shared Envoy's log if the test holding it fails. A shared Envoy lives in a static
+/// whose `Drop` never runs, so it cannot print its own log the way a test's own Envoy does.
+pub struct LogOnFailure(pub &'static Envoy);
+
+impl Drop for LogOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "===== shared Envoy log =====\n{}\n===== end of shared Envoy log =====",
+                self.0.log()
+            );
+        }
+    }
+}
