@@ -23,7 +23,7 @@ MODULES       := api_key_auth scope_authz quota graphql_guard transform wasm_noo
 
 export ENVOY_BIN ?= $(abspath $(ENVOY))
 
-.PHONY: help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
+.PHONY: oci help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
         bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-bench clean
 
 help: ## List the targets
@@ -102,6 +102,15 @@ bench-criterion: ## Criterion benches of the filters' logic
 
 bench-e2e: build setup-envoy setup-bench ## End-to-end CPU µs per request, every row in one run (target/bench/e2e.json)
 	cargo run --release -p apim-integration --bin e2e_bench
+
+OCI_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+
+oci: build ## OCI images of every filter (Wasm compat variant) in target/oci/, no Docker needed
+	cargo build --quiet -p apim
+	@for m in $(filter-out wasm_noop,$(MODULES)); do \
+	  target/debug/apim oci build $(WASM_OUT)/$$m.wasm target/oci/$$m $(OCI_TAG) || exit 1; \
+	done
+	@echo "push with: skopeo copy oci-archive:target/oci/<module>.tar docker://REGISTRY/<module>:$(OCI_TAG)"
 
 clean: ## Remove build output (keeps .venv and the cached wasm-bindgen CLI)
 	cargo clean

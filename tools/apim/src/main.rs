@@ -6,10 +6,13 @@
 //! apim validate FILTER FILE        check a filter's JSON config (FILE or - for stdin) with the
 //!                                  filter's own types; prints the same errors Envoy would log
 //! apim token mint [OPTIONS]        a demo JWT (RS256) signed with the demo issuer's key
+//! apim oci build MODULE DIR [TAG]   an OCI image (Wasm compat variant) of MODULE in DIR and DIR.tar
+//! apim oci verify DIR              check an image-layout folder's digests, sizes and layer
 //! ```
 //! Exit codes: 0 ok, 1 invalid config, 2 usage or I/O error.
 
 mod keys;
+mod oci;
 mod token;
 mod validate;
 
@@ -23,6 +26,8 @@ const USAGE: &str = "usage:
                   [--kid KID] [--key PEM_FILE]
                                  mint a demo JWT (RS256); default key: the DEMO-ONLY issuer key
                                  of envoy/examples/demo-issuer/
+  apim oci build MODULE.wasm DIR [TAG]   OCI image (Wasm compat variant) in DIR and DIR.tar
+  apim oci verify DIR            verify an OCI image-layout folder
 filters: api-key-auth, scope-authz, quota, graphql-guard, transform";
 
 fn main() -> ExitCode {
@@ -35,6 +40,10 @@ fn main() -> ExitCode {
         ["key", "hash", key] => Ok(keys::hash(key)),
         ["validate", filter, file] => return validate::run(filter, file),
         ["token", "mint", rest @ ..] => token::mint(rest),
+        ["oci", "build", module, dir] => oci_build(module, dir, "latest"),
+        ["oci", "build", module, dir, tag] => oci_build(module, dir, tag),
+        ["oci", "verify", dir] => oci::verify(std::path::Path::new(dir))
+            .map(|sha| format!("{dir}: valid image; module sha256 {sha}")),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -51,4 +60,20 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Builds, writes and re-verifies one image; prints what the manifests need.
+fn oci_build(module: &str, dir: &str, tag: &str) -> Result<String, String> {
+    let bytes = std::fs::read(module).map_err(|e| format!("{module}: {e}"))?;
+    let image = oci::build(&bytes, tag)?;
+    let dir = std::path::Path::new(dir);
+    let tarball = image.write(dir)?;
+    oci::verify(dir)?;
+    Ok(format!(
+        "{}: image {} (tarball {}), module sha256 {}",
+        dir.display(),
+        image.manifest_digest,
+        tarball.display(),
+        image.module_sha256
+    ))
 }
