@@ -117,6 +117,7 @@ mod tests {
             scopes: vec![],
             forwarded: vec![],
             identity: vec![],
+            claims: None,
         })
     }
 

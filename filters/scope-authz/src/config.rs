@@ -58,6 +58,10 @@ pub struct RawConfig {
     /// Publish `sub` and the scopes as the `apim_consumer` identity.
     #[serde(default = "yes")]
     pub publish_identity: bool,
+    /// Publish the verified token's claims (a JSON object) as the `apim_claims` filter state,
+    /// for transform's `{{claim.*}}` templates. Off by default: it costs a host call.
+    #[serde(default)]
+    pub publish_claims: bool,
     #[serde(default)]
     pub allow_cors_preflight: bool,
     #[serde(default = "default_cache_entries")]
@@ -294,6 +298,7 @@ pub struct Config {
     pub default_rule: Rule,
     pub forward: Vec<Forward>,
     pub publish_identity: bool,
+    pub publish_claims: bool,
     pub allow_cors_preflight: bool,
     pub cache_entries: usize,
     /// Request headers every request needs fetched.
@@ -406,6 +411,7 @@ impl Config {
             default_rule,
             forward,
             publish_identity: raw.publish_identity,
+            publish_claims: raw.publish_claims,
             allow_cors_preflight: raw.allow_cors_preflight,
             cache_entries: raw.cache_entries,
             fetch,

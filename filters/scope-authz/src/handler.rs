@@ -356,6 +356,9 @@ fn apply(host: &dyn Host, config: &Config, grant: &Grant) {
             if config.publish_identity && v.sub.is_some() {
                 host.set_property(identity::PROPERTY, &v.identity);
             }
+            if let Some(claims) = &v.claims {
+                host.set_property(crate::token::CLAIMS_PROPERTY, claims);
+            }
             for (f, value) in config.forward.iter().zip(&v.forwarded) {
                 match value {
                     Some(value) => host.set_request_header(&f.header, value.as_bytes()),

@@ -151,6 +151,21 @@ fn success_publishes_identity_and_forwards_claims() {
 }
 
 #[test]
+fn claims_are_published_only_when_asked() {
+    let token = rs256(json!({"sub": "alice", "tenant": "acme"}));
+    let c = cfg();
+    let h = host("/pets", Some(&token));
+    run(&c, &mut State::new(&c), &h);
+    assert!(h.published("apim_claims").is_none(), "off by default");
+    let c = config(json!({"rules": rules(), "publish_claims": true}));
+    let h = host("/pets", Some(&token));
+    assert_eq!(run(&c, &mut State::new(&c), &h), Action::Continue);
+    let claims: Value = serde_json::from_slice(&h.published("apim_claims").unwrap()).unwrap();
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["tenant"], "acme");
+}
+
+#[test]
 fn repeated_token_hits_the_cache() {
     let c = cfg();
     let mut state = State::new(&c);

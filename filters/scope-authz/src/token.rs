@@ -32,7 +32,12 @@ pub struct Verified {
     pub forwarded: Vec<Option<String>>,
     /// The `apim_consumer` filter-state value.
     pub identity: Vec<u8>,
+    /// The `apim_claims` filter-state value (the payload), when `publish_claims` is set.
+    pub claims: Option<Vec<u8>>,
 }
+
+/// The filter-state key of the verified claims (read by transform's `{{claim.*}}`).
+pub const CLAIMS_PROPERTY: &str = "apim_claims";
 
 /// Why a token is refused. The description is safe to send: it never carries key material
 /// or token content.
@@ -358,6 +363,10 @@ fn check_claims(
         source: "scope-authz".into(),
     }
     .encode();
+    let published = config
+        .publish_claims
+        .then(|| serde_json::to_vec(claims).ok())
+        .flatten();
     Ok(Verified {
         provider: index,
         exp,
@@ -365,6 +374,7 @@ fn check_claims(
         scopes,
         forwarded,
         identity,
+        claims: published,
     })
 }
 

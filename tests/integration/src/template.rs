@@ -10,8 +10,9 @@ use crate::upstream::upstream_port;
 
 const WASM_OPEN: &str = "{{WASM:";
 
-/// Substitutes every placeholder; an unknown `{{...}}` or a missing module is an error, so a
-/// typo never reaches Envoy as a literal string.
+/// Substitutes every placeholder; an unknown upper-case `{{...}}` or a missing module is an
+/// error, so a typo never reaches Envoy as a literal string. Lower-case `{{...}}` are the
+/// filters' own templates (transform's `{{path.id}}`, `{{claim.sub}}`) and are left alone.
 pub fn render(template: &str) -> Result<String, String> {
     let mut out = template.to_owned();
     if out.contains("{{UPSTREAM_PORT}}") {
@@ -28,7 +29,12 @@ pub fn render(template: &str) -> Result<String, String> {
         let end = start + WASM_OPEN.len() + len + 2;
         out.replace_range(start..end, &path.to_string_lossy());
     }
-    if let Some(start) = out.find("{{") {
+    let ours = |at: usize| {
+        out.get(at + 2..)
+            .and_then(|rest| rest.chars().next())
+            .is_some_and(|c| c.is_ascii_uppercase())
+    };
+    if let Some((start, _)) = out.match_indices("{{").find(|(i, _)| ours(*i)) {
         let snippet: String = out[start..].chars().take(40).collect();
         return Err(format!("unknown placeholder in config template: {snippet}"));
     }
@@ -49,6 +55,12 @@ mod tests {
     fn rejects_unknown_placeholder() {
         let err = render("a: {{NOPE}}").unwrap_err();
         assert!(err.contains("{{NOPE}}"), "{err}");
+    }
+
+    #[test]
+    fn leaves_filter_templates_alone() {
+        let out = render(r#"v: "{{path.id}}/{{claim.sub}}""#).unwrap();
+        assert_eq!(out, r#"v: "{{path.id}}/{{claim.sub}}""#);
     }
 
     #[test]
