@@ -23,7 +23,7 @@ MODULES       := api_key_auth scope_authz quota graphql_guard transform wasm_noo
 
 export ENVOY_BIN ?= $(abspath $(ENVOY))
 
-.PHONY: oci help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
+.PHONY: oci compose-check manifests-check manifests-sync help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
         bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-bench clean
 
 help: ## List the targets
@@ -102,6 +102,20 @@ bench-criterion: ## Criterion benches of the filters' logic
 
 bench-e2e: build setup-envoy setup-bench ## End-to-end CPU µs per request, every row in one run (target/bench/e2e.json)
 	cargo run --release -p apim-integration --bin e2e_bench
+
+manifests-check: build ## Deployment manifests: configs valid, sha256s match the build
+	cargo build --quiet -p apim
+	target/debug/apim manifests check
+	cargo test -p apim-integration --test deploy_manifests
+
+manifests-sync: build ## Rewrite the manifests' sha256 lines from the built modules and images
+	cargo run --quiet -p apim -- manifests sync
+
+compose-check: build setup-envoy ## Check demo/docker-compose.yaml without a container engine
+	cargo build --release -p apim-integration --bin demo-upstream
+	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
+	docker-compose -f demo/docker-compose.yaml config --quiet
+	cargo test -p apim-integration --test compose
 
 OCI_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 

@@ -16,6 +16,7 @@
 pub mod bench;
 mod client;
 mod envoy;
+pub mod manifests;
 mod paths;
 mod template;
 mod upstream;

@@ -8,10 +8,13 @@
 //! apim token mint [OPTIONS]        a demo JWT (RS256) signed with the demo issuer's key
 //! apim oci build MODULE DIR [TAG]   an OCI image (Wasm compat variant) of MODULE in DIR and DIR.tar
 //! apim oci verify DIR              check an image-layout folder's digests, sizes and layer
+//! apim manifests sync|check [ROOT] rewrite / check the marked sha256 lines of the deployment
+//!                                  manifests (envoy/istio, envoy/gateway-api) from the build
 //! ```
 //! Exit codes: 0 ok, 1 invalid config, 2 usage or I/O error.
 
 mod keys;
+mod manifests;
 mod oci;
 mod token;
 mod validate;
@@ -28,6 +31,9 @@ const USAGE: &str = "usage:
                                  of envoy/examples/demo-issuer/
   apim oci build MODULE.wasm DIR [TAG]   OCI image (Wasm compat variant) in DIR and DIR.tar
   apim oci verify DIR            verify an OCI image-layout folder
+  apim manifests sync [ROOT]     rewrite the marked sha256 lines of envoy/istio and
+                                 envoy/gateway-api from the built modules and images
+  apim manifests check [ROOT]    list stale marked sha256 lines (exit 1 if any)
 filters: api-key-auth, scope-authz, quota, graphql-guard, transform";
 
 fn main() -> ExitCode {
@@ -44,6 +50,10 @@ fn main() -> ExitCode {
         ["oci", "build", module, dir, tag] => oci_build(module, dir, tag),
         ["oci", "verify", dir] => oci::verify(std::path::Path::new(dir))
             .map(|sha| format!("{dir}: valid image; module sha256 {sha}")),
+        ["manifests", "sync"] => manifests::sync(None),
+        ["manifests", "sync", root] => manifests::sync(Some(root)),
+        ["manifests", "check"] => return manifests::check(None),
+        ["manifests", "check", root] => return manifests::check(Some(root)),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
