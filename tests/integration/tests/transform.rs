@@ -3,8 +3,8 @@
 //! what the upstream received and what the client got back.
 //!
 //! One Envoy serves every test ([`shared`]), configured with
-//! `fixtures/transform/config.json`. The harness refuses `{{` in a config template, so the
-//! filter config's `{{variable}}` templates are written with the JSON escape `\u007b\u007b`.
+//! `fixtures/transform/config.json` (the harness leaves its lower-case `{{variable}}` templates
+//! alone).
 //! Counter checks compare before/after values and poll; nothing waits on time.
 #![allow(
     clippy::unwrap_used,
@@ -76,7 +76,6 @@ CONFIG
 /// The bootstrap with `config` (filter JSON) embedded as a YAML block scalar.
 fn bootstrap(config: &str) -> String {
     let indented: String = config
-        .replace("{{", "\\u007b\\u007b")
         .lines()
         .map(|l| format!("                    {l}\n"))
         .collect();
