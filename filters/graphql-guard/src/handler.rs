@@ -132,6 +132,30 @@ pub fn on_request_headers(
             }
         }
         "POST" => {
+            // Some servers prefer GraphQL parameters in the URL to the body: the guard checks
+            // the body, so a POST may not carry them in its URL.
+            let in_url = head.query().is_some_and(|q| {
+                ["query", "extensions", "operationName", "variables"]
+                    .iter()
+                    .any(|p| kit::query::query_values(q, p).next().is_some())
+            });
+            if in_url {
+                let v = policy::violation(
+                    Code::BadRequest,
+                    "a POST must carry its GraphQL parameters in the body, not the URL",
+                );
+                return finish(
+                    host,
+                    config,
+                    counters,
+                    format,
+                    Checked {
+                        cost: 0,
+                        violation: Some(v),
+                    },
+                    false,
+                );
+            }
             let kind = match body_kind(head.get_str("content-type")) {
                 Ok(k) => k,
                 Err(e) => {

@@ -209,6 +209,21 @@ fn get_requests_and_methods() {
         HeadersAction::Stop
     );
     assert_eq!(host.reply().unwrap().status, 400);
+    // POST with a query in its URL: some servers run that one, not the body's.
+    let (config, mut host, counters) = setup("{}");
+    with_headers(
+        &mut host,
+        &[
+            (":method", "POST"),
+            (":path", "/g?query=%7Bdeep%7D"),
+            ("content-type", "application/json"),
+        ],
+    );
+    assert_eq!(
+        on_request_headers(&host, &config, &counters, false),
+        HeadersAction::Stop
+    );
+    assert_eq!(host.reply().unwrap().status, 400);
 }
 
 #[test]

@@ -63,8 +63,17 @@ pub fn from_query_string(query: Option<&str>) -> Result<Extracted, TransportErro
     let Some(qs) = query else {
         return Ok(Extracted::NotGraphql);
     };
+    // Servers disagree on which copy of a repeated parameter they run (first, last): a repeated
+    // GraphQL parameter is refused, so the operation checked is the operation run.
     let text = |name: &str| -> Result<Option<String>, TransportError> {
-        match query_values(qs, name).next() {
+        let mut values = query_values(qs, name);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(TransportError::BadRequest(format!(
+                "{name} is given more than once"
+            )));
+        }
+        match first {
             None => Ok(None),
             Some(bytes) => String::from_utf8(bytes)
                 .map(Some)

@@ -155,11 +155,11 @@ impl RouteMatcher {
             }
         }
         if let Some(p) = &self.path {
-            let path = input.head.path();
+            let path = input.head.match_path();
             let ok = match p {
                 PathMatch::Prefix(prefix) => path.starts_with(prefix.as_str()),
-                PathMatch::Exact(exact) => path == exact,
-                PathMatch::Regex(re) => re.is_match(path),
+                PathMatch::Exact(exact) => path == *exact,
+                PathMatch::Regex(re) => re.is_match(&path),
             };
             if !ok {
                 return false;
@@ -167,7 +167,9 @@ impl RouteMatcher {
         }
         if !self.methods.is_empty() {
             let method = input.head.method();
-            if !self.methods.iter().any(|m| m == method) {
+            // Methods are case-sensitive in HTTP, but a server that accepts `post` as POST must
+            // not see it pass a rule written for POST.
+            if !self.methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
                 return false;
             }
         }
@@ -324,7 +326,47 @@ mod tests {
                 None,
                 true,
             ),
-            (r#"{"methods":["GET"]}"#, "get", "/", "a", None, false),
+            (r#"{"methods":["POST"]}"#, "post", "/", "a", None, true),
+            (
+                r#"{"path":{"prefix":"/admin"}}"#,
+                "GET",
+                "//admin/x",
+                "a",
+                None,
+                true,
+            ),
+            (
+                r#"{"path":{"prefix":"/admin"}}"#,
+                "GET",
+                "/%61dmin",
+                "a",
+                None,
+                true,
+            ),
+            (
+                r#"{"path":{"prefix":"/admin"}}"#,
+                "GET",
+                "/x/../admin",
+                "a",
+                None,
+                true,
+            ),
+            (
+                r#"{"path":{"exact":"/health"}}"#,
+                "GET",
+                "/health/.",
+                "a",
+                None,
+                false,
+            ),
+            (
+                r#"{"hosts":["example.com"]}"#,
+                "GET",
+                "/",
+                "example.com.",
+                None,
+                true,
+            ),
             (
                 r#"{"hosts":["*.example.com"]}"#,
                 "GET",

@@ -96,6 +96,12 @@ impl RequestHead {
         pq.split_once('?').map_or(pq, |(p, _)| p)
     }
 
+    /// The path as rules compare it: [`normalize_path`] of [`Self::path`], so `//admin`,
+    /// `/%61dmin` and `/x/../admin` cannot slip past a rule written for `/admin`.
+    pub fn match_path(&self) -> String {
+        normalize_path(self.path())
+    }
+
     /// The raw query string, without `?`.
     pub fn query(&self) -> Option<&str> {
         self.path_and_query().split_once('?').map(|(_, q)| q)
@@ -107,7 +113,9 @@ impl RequestHead {
             .get_str(":authority")
             .or_else(|| self.get_str("host"))
             .unwrap_or("");
-        strip_port(h)
+        // `example.com.` names the same host as `example.com`.
+        let h = strip_port(h);
+        h.strip_suffix('.').unwrap_or(h)
     }
 
     /// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
@@ -124,6 +132,61 @@ impl RequestHead {
     pub fn is_empty(&self) -> bool {
         self.headers.is_empty()
     }
+}
+
+/// RFC 3986 normalisation of a path for matching: percent-escapes of unreserved characters are
+/// decoded (other escapes stay, upper-cased, so `%2F` never becomes a separator), runs of `/`
+/// are merged, and `.` / `..` segments are resolved (never above the root). Case is kept: paths
+/// are case-sensitive. Envoy can do the same before any filter (`normalize_path`,
+/// `merge_slashes`); the shipped bootstraps turn that on, and this keeps rules safe without it.
+pub fn normalize_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut decoded = String::with_capacity(path.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| core::str::from_utf8(h).ok());
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                if v.is_ascii_alphanumeric() || b"-._~".contains(&v) {
+                    decoded.push(char::from(v));
+                } else {
+                    decoded.push_str(&format!("%{v:02X}"));
+                }
+                i += 3;
+                continue;
+            }
+        }
+        // Non-ASCII bytes cannot occur in a `&str` split at ASCII boundaries except as whole
+        // UTF-8 sequences, which are copied through unchanged.
+        if let Some(c) = path.get(i..).and_then(|rest| rest.chars().next()) {
+            decoded.push(c);
+            i += c.len_utf8();
+        } else {
+            i += 1;
+        }
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    for seg in decoded.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let trailing = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+    let mut out = String::with_capacity(decoded.len() + 1);
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() || (trailing && !segments.is_empty()) {
+        out.push('/');
+    }
+    out
 }
 
 fn strip_port(host: &str) -> &str {
@@ -162,6 +225,35 @@ mod tests {
             vec![b"a".as_slice(), b"b"]
         );
         assert!(!h.is_cors_preflight());
+    }
+
+    #[test]
+    fn paths_are_normalised_for_matching() {
+        let cases = [
+            ("/admin/users", "/admin/users"),
+            ("//admin//users", "/admin/users"),
+            ("/%61dmin/users", "/admin/users"),
+            ("/x/../admin/users", "/admin/users"),
+            ("/./admin/./users/", "/admin/users/"),
+            ("/../../admin", "/admin"),
+            ("/admin%2Fusers", "/admin%2Fusers"),
+            ("/admin%2fusers", "/admin%2Fusers"),
+            ("/a/b/..", "/a/"),
+            ("/", "/"),
+            ("", "/"),
+            ("/caf%C3%A9/é", "/caf%C3%A9/é"),
+            ("/%zz", "/%zz"),
+            ("/ADMIN", "/ADMIN"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize_path(input), want, "{input}");
+        }
+        let h = RequestHead::from_pairs(&[
+            (":path", "//%61dmin/../admin?x=1"),
+            (":authority", "api.example.com.:443"),
+        ]);
+        assert_eq!(h.match_path(), "/admin");
+        assert_eq!(h.host(), "api.example.com");
     }
 
     #[test]

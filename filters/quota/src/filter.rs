@@ -98,6 +98,24 @@ const RLS_SERVICE: &str = "envoy.service.ratelimit.v3.RateLimitService";
 const RLS_METHOD: &str = "ShouldRateLimit";
 
 impl Http {
+    /// Counts a request whose cost was waiting for the end of its body.
+    fn count_deferred(&mut self) -> Action {
+        let (Some(gathered), Some(config)) = (self.deferred.take(), self.config.clone()) else {
+            return Action::Continue;
+        };
+        let host = ProxyHost;
+        let cost = handler::published_cost(&host, &config);
+        let action = handler::decide(
+            &host,
+            &ProxyStore,
+            &config,
+            &self.counters,
+            &gathered,
+            cost.as_deref(),
+        );
+        self.apply(action)
+    }
+
     fn apply(&mut self, action: handler::Action) -> Action {
         match action {
             handler::Action::Continue(headers) => {
@@ -202,20 +220,16 @@ impl HttpContext for Http {
         if !end_of_stream {
             return Action::Pause;
         }
-        let (Some(gathered), Some(config)) = (self.deferred.take(), self.config.clone()) else {
+        self.count_deferred()
+    }
+
+    /// A body followed by trailers never reports its end in the body callback: the request is
+    /// counted here, or the trailers' Continue would release it uncounted.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.deferred.is_none() {
             return Action::Continue;
-        };
-        let host = ProxyHost;
-        let cost = handler::published_cost(&host, &config);
-        let action = handler::decide(
-            &host,
-            &ProxyStore,
-            &config,
-            &self.counters,
-            &gathered,
-            cost.as_deref(),
-        );
-        self.apply(action)
+        }
+        self.count_deferred()
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {

@@ -66,15 +66,17 @@ fn counts_then_replies_429_and_counts_it() {
 }
 
 #[test]
-fn skip_rules_and_zero_cost_pass_uncounted() {
+fn skip_rules_pass_uncounted_but_a_published_zero_cost_counts_one() {
     let (c, counters, store) = setup(CONFIG);
     let h = host_for(Some(ALICE), Some("health"));
     assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
     assert_eq!(h.counter("apim.quota.passed"), 1);
+    // A trusted persisted query (cost 0 from graphql-guard) must not be free to replay.
     let mut h = host_for(Some(ALICE), None);
     h.properties.insert("apim_cost".into(), b"0".to_vec());
-    assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
-    assert_eq!(h.counter("apim.quota.passed"), 1);
+    run(&h, &store, &c, &counters);
+    assert_eq!(h.counter("apim.quota.passed"), 0);
+    assert_eq!(h.counter("apim.quota.allowed"), 1);
 }
 
 #[test]

@@ -128,6 +128,9 @@ pub fn cost_of(config: &Config, route_cost: Option<u64>, filter_cost: Option<&[u
         filter_cost
             .and_then(|b| std::str::from_utf8(b).ok())
             .and_then(|s| s.trim().parse::<u64>().ok())
+            // A published cost of 0 (a trusted persisted query, a scalar-only query) still
+            // counts as one request: only a route rule may make requests free.
+            .map(|c| c.max(1))
     } else {
         None
     };

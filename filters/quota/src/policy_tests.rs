@@ -162,7 +162,7 @@ fn cost_sources() {
         (None, None, 1),
         (Some(5), None, 5),
         (Some(5), Some(b"12"), 12),
-        (None, Some(b"0"), 0),
+        (None, Some(b"0"), 1), // a published 0 still counts: only a route rule makes requests free
         (None, Some(b"junk"), 1),
         (Some(3), Some(b"-4"), 3),
         (None, Some(b"99999"), 50),

@@ -67,6 +67,17 @@ fn bad_configs_name_the_field() {
         (with(&["providers", "0", "algorithms"], json!(["RS256", "RS256"])), "providers[0].algorithms[1]: duplicate algorithm \"RS256\""),
         (with(&["providers", "0", "algorithms"], json!(["HS256"])), "providers[0].algorithms[0]: HS256 needs allow_hmac: true and an hmac_secret"),
         (with(&["providers", "0", "hmac_secret"], json!(HMAC_SECRET_B64)), "providers[0].hmac_secret: an HMAC secret needs allow_hmac: true"),
+        (
+            {
+                let mut c = base();
+                c["providers"][0]["allow_hmac"] = json!(true);
+                c["providers"][0]["algorithms"] = json!(["RS256", "HS256"]);
+                c["providers"][0]["hmac_secret"] = json!(HMAC_SECRET_B64);
+                c["providers"][0]["jwks"] = json!({"remote": {"cluster": "idp", "path": "/j"}});
+                c.to_string()
+            },
+            "providers[0].hmac_secret: cannot be combined with jwks.remote; use a separate provider",
+        ),
         (with(&["providers", "0", "leeway_seconds"], json!(601)), "providers[0].leeway_seconds: must be at most 600"),
         (with(&["providers", "0", "jwks"], json!(null)), "providers[0].jwks: public-key algorithms need jwks (inline or remote)"),
         (with(&["providers", "0", "jwks"], json!({"inline": {"keys": []}})), "providers[0].jwks.inline: has no usable key"),

@@ -150,8 +150,9 @@ fn parse_key(k: &Value) -> Option<Key> {
                 let n = b64(k, "n")?;
                 let e = b64(k, "e")?;
                 let n_len = n.iter().skip_while(|b| **b == 0).count();
-                // 2048 to 8192 bits: weaker keys are refused, larger ones cost too much per check.
-                if !(256..=1024).contains(&n_len) || e.is_empty() || e.len() > 8 {
+                // 2048 to 4096 bits: weaker keys are refused, and the RSA implementation
+                // (rsa 0.9 under jsonwebtoken) refuses larger ones at verification time.
+                if !(256..=512).contains(&n_len) || e.is_empty() || e.len() > 8 {
                     return None;
                 }
                 (RSA_ALGS, DecodingKey::from_rsa_raw_components(&n, &e))

@@ -52,15 +52,21 @@ pub enum Found {
 }
 
 /// Finds the token in the configured sources. Identical copies count once; different ones are
-/// refused.
+/// refused, and so are more than [`MAX_CANDIDATES`] copies in all: every copy is looked at or the
+/// request is refused, so no second token can hide behind the first ones.
 pub fn find_token(config: &Config, head: &RequestHead) -> Result<Found, (DenyReason, Denial)> {
     let mut found: Vec<String> = Vec::new();
-    let mut add = |t: &str| {
+    let mut copies = 0usize;
+    // Returns false once there are too many copies to look at.
+    let mut add = |t: &str| -> bool {
+        copies += 1;
         let t = t.trim();
         if !t.is_empty() && !found.iter().any(|x| x == t) {
             found.push(t.to_string());
         }
+        copies <= MAX_CANDIDATES
     };
+    let mut within_bounds = true;
     for source in &config.sources {
         match source {
             Source::Bearer => {
@@ -69,11 +75,12 @@ pub fn find_token(config: &Config, head: &RequestHead) -> Result<Found, (DenyRea
                         continue;
                     };
                     // Copies joined by ',' (a JWT never contains one).
-                    for part in value.split(',').take(MAX_CANDIDATES) {
+                    for part in value.split(',') {
                         let part = part.trim();
                         if let Some((scheme, rest)) = part.split_once(' ') {
-                            if scheme.eq_ignore_ascii_case("bearer") {
-                                add(rest);
+                            if scheme.eq_ignore_ascii_case("bearer") && !add(rest) {
+                                within_bounds = false;
+                                break;
                             }
                         }
                     }
@@ -82,19 +89,28 @@ pub fn find_token(config: &Config, head: &RequestHead) -> Result<Found, (DenyRea
             Source::Header(name) => {
                 for value in head.all(name) {
                     if let Ok(value) = core::str::from_utf8(value) {
-                        for part in value.split(',').take(MAX_CANDIDATES) {
-                            add(part);
+                        for part in value.split(',') {
+                            if !add(part) {
+                                within_bounds = false;
+                                break;
+                            }
                         }
                     }
                 }
             }
             Source::Query(name) => {
                 if let Some(q) = head.query() {
-                    for v in query_values(q, name).take(MAX_CANDIDATES) {
-                        add(&String::from_utf8_lossy(&v));
+                    for v in query_values(q, name) {
+                        if !add(&String::from_utf8_lossy(&v)) {
+                            within_bounds = false;
+                            break;
+                        }
                     }
                 }
             }
+        }
+        if !within_bounds {
+            return Err((DenyReason::Ambiguous, ambiguous(&config.realm)));
         }
     }
     match found.len() {

@@ -54,6 +54,23 @@ fn tokens_are_found_in_every_source_and_ambiguity_is_refused() {
 }
 
 #[test]
+fn a_token_cannot_hide_behind_many_copies_of_another() {
+    let c = config(json!({"sources": ["bearer", {"query": "access_token"}]}));
+    let eight = ["Bearer A"; MAX_CANDIDATES].join(",");
+    let head = RequestHead::from_pairs(&[("authorization", eight.as_str())]);
+    assert_eq!(find_token(&c, &head).ok(), Some(Found::Token("A".into())));
+    let hidden = format!("{eight},Bearer EVIL");
+    let head = RequestHead::from_pairs(&[("authorization", hidden.as_str())]);
+    assert_eq!(find_token(&c, &head).unwrap_err().1.status, 400);
+    let query = format!(
+        "/p?{}&access_token=EVIL",
+        ["access_token=A"; MAX_CANDIDATES].join("&")
+    );
+    let head = RequestHead::from_pairs(&[(":path", query.as_str())]);
+    assert_eq!(find_token(&c, &head).unwrap_err().1.status, 400);
+}
+
+#[test]
 fn scope_matching_is_exact() {
     let r = |all: &[&str], any: &[&str]| Requirement {
         all_of: all.iter().map(|s| s.to_string()).collect(),

@@ -134,7 +134,15 @@ pub(crate) fn check_provider(p: &RawProvider, f: &Field) -> Result<Provider, Con
             }
             (Some(set), None)
         }
-        Some(RawJwks::Remote(r)) => (None, Some(check_remote(r, &f.key("jwks.remote"))?)),
+        Some(RawJwks::Remote(r)) => {
+            // Fetched key sets replace the provider's keys, so an inline secret would be lost.
+            if hmac.is_some() {
+                return Err(f
+                    .key("hmac_secret")
+                    .error("cannot be combined with jwks.remote; use a separate provider"));
+            }
+            (None, Some(check_remote(r, &f.key("jwks.remote"))?))
+        }
     };
     let inline_keys = match (inline_keys, hmac) {
         (Some(mut set), Some(secret)) => {

@@ -21,6 +21,8 @@ fn head() -> RequestHead {
         ("x-tenant", "acme"),
         ("x-dup", "a"),
         ("x-dup", "b"),
+        ("x-climb", "../../admin"),
+        ("x-dots", ".."),
     ])
 }
 
@@ -623,6 +625,16 @@ fn query_and_path_table() {
         let got = with_ctx(|ctx| uri::rewrite(pq, path_t.as_ref(), &ops, ctx)).unwrap();
         assert_eq!(got.as_deref(), want, "case {i}");
     }
+    // Values put into a path cannot add separators or climb out of it.
+    let climb = tpl("/users/{{header.x-climb}}");
+    let got = with_ctx(|ctx| uri::rewrite("/u", Some(&climb), &QueryOps::default(), ctx)).unwrap();
+    assert_eq!(got.as_deref(), Some("/users/..%2F..%2Fadmin"));
+    let dots = tpl("/users/{{header.x-dots}}/x");
+    assert!(with_ctx(|ctx| uri::rewrite("/u", Some(&dots), &QueryOps::default(), ctx)).is_err());
+    let literal_dots = tpl("/a/../b");
+    assert!(
+        with_ctx(|ctx| uri::rewrite("/u", Some(&literal_dots), &QueryOps::default(), ctx)).is_err()
+    );
 }
 
 #[test]

@@ -96,6 +96,33 @@ impl Template {
         })
     }
 
+    /// Renders for a path: each variable's value is percent-encoded except RFC 3986 unreserved
+    /// characters, so a value taken from the request can never add a `/`, `?` or `#` to the
+    /// path. (Dot segments are refused by the caller: `.` is unreserved.)
+    pub fn render_path(&self, ctx: &Ctx<'_>) -> Result<Vec<u8>, TooLarge> {
+        let mut out = Vec::new();
+        for part in &self.parts {
+            match part {
+                Part::Lit(s) => out.extend_from_slice(s.as_bytes()),
+                Part::Var(v) => {
+                    let mut raw = Vec::new();
+                    resolve(v, ctx, &mut raw);
+                    for b in raw {
+                        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                            out.push(b);
+                        } else {
+                            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+                        }
+                    }
+                }
+            }
+            if out.len() > MAX_OUTPUT_BYTES {
+                return Err(TooLarge);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn render(&self, ctx: &Ctx<'_>) -> Result<Vec<u8>, TooLarge> {
         let mut out = Vec::new();
         for part in &self.parts {

@@ -94,7 +94,19 @@ pub fn rewrite(
         None => (path_and_query, None),
     };
     let path = match new_path {
-        Some(t) => safe_path(&t.render(ctx)?),
+        Some(t) => {
+            let p = safe_path(&t.render_path(ctx)?);
+            // A `.` or `..` segment (also as `%2E`) would let a value climb out of the path
+            // the rule meant, once the upstream normalises it: refused.
+            let dots = p.split('/').any(|seg| {
+                let seg = seg.to_ascii_lowercase().replace("%2e", ".");
+                seg == "." || seg == ".."
+            });
+            if dots {
+                return Err(TooLarge);
+            }
+            p
+        }
         None => path.to_string(),
     };
     let mut pairs: Vec<String> = query
