@@ -185,6 +185,20 @@ impl HttpContext for Http {
         }
     }
 
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        match self.exchange.as_mut() {
+            Some(ex) => action(ex.on_request_trailers(&self.host)),
+            None => Action::Continue,
+        }
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        match self.exchange.as_mut() {
+            Some(ex) => action(ex.on_response_trailers(&self.host)),
+            None => Action::Continue,
+        }
+    }
+
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         match self.exchange.as_mut() {
             Some(ex) => action(ex.on_response_headers(&self.host, end_of_stream)),

@@ -231,6 +231,35 @@ impl Exchange {
         self.body_phase(io, Side::Request, &rule.request.body, size, end_of_stream)
     }
 
+    /// A body followed by trailers never reports its end in the body callback, so it cannot be
+    /// transformed. Rather than letting the trailers release it untransformed unnoticed, it is
+    /// treated as an invalid body: refused under `on_invalid_body: reject` (the default),
+    /// otherwise passed and counted.
+    pub fn on_request_trailers(&mut self, io: &dyn Io) -> Action {
+        if self.request_body != BodyAction::Buffer {
+            return Action::Continue;
+        }
+        self.request_body = BodyAction::None;
+        if self.config.on_invalid_body == crate::config::OnInvalid::Reject {
+            return self.deny(io, &policy::body_with_trailers());
+        }
+        io.count(Counter::SkippedInvalid);
+        Action::Continue
+    }
+
+    /// A response body followed by trailers passes untouched and is counted (a response that
+    /// already started cannot be refused).
+    pub fn on_response_trailers(&mut self, io: &dyn Io) -> Action {
+        if let Some((_, body)) = self.response.as_mut() {
+            if *body == BodyAction::Buffer {
+                *body = BodyAction::None;
+                io.warn("transform: a response body ended in trailers and was not transformed");
+                io.count(Counter::SkippedInvalid);
+            }
+        }
+        Action::Continue
+    }
+
     fn body_phase(
         &mut self,
         io: &dyn Io,

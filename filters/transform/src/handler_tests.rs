@@ -177,6 +177,27 @@ fn bad_bodies_get_400_or_pass_by_config() {
 }
 
 #[test]
+fn bodies_ending_in_trailers_are_refused_or_passed_by_config() {
+    let rules = json!([{"request": {"body": [{"op": "set", "path": "/caller", "template": "x"}]}}]);
+    let m = json_post(r#"{"caller":"forged"}"#);
+    let mut ex = Exchange::new(config(json!({"rules": rules})));
+    assert_eq!(ex.on_request_headers(&m, false), Action::Continue);
+    assert_eq!(ex.on_request_body(&m, 10, false), Action::Pause);
+    assert_eq!(ex.on_request_trailers(&m), Action::Pause);
+    let (status, v) = m.reply_json();
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("body_with_trailers"))
+    );
+
+    let m = json_post(r#"{"caller":"forged"}"#);
+    let mut ex = Exchange::new(config(json!({"rules": rules, "on_invalid_body": "pass"})));
+    ex.on_request_headers(&m, false);
+    assert_eq!(ex.on_request_trailers(&m), Action::Continue);
+    assert_eq!(m.count(Counter::SkippedInvalid), 1);
+}
+
+#[test]
 fn oversize_and_non_json_bodies() {
     let rules = json!([{"request": {"body": [{"op": "remove", "path": "/a"}]}}]);
     let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(200));

@@ -131,6 +131,16 @@ fn body_action(
     Ok(BodyAction::Buffer)
 }
 
+/// A request body that ends in trailers is never seen whole by the body callback.
+pub fn body_with_trailers() -> Denial {
+    Denial::new(
+        400,
+        "body_with_trailers",
+        "Invalid request",
+        "A request body followed by trailers cannot be transformed.",
+    )
+}
+
 pub fn oversize(config: &Config) -> Denial {
     Denial::new(
         413,
