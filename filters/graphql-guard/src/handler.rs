@@ -89,21 +89,21 @@ pub fn on_request_headers(
     }
     let format = Format::for_graphql_accept(head.get_str("accept"));
     let limits = *config.limits_for(plan(host, config).as_deref());
+    let refuse = |v, always_reject| {
+        finish(
+            host,
+            config,
+            counters,
+            format,
+            Checked::refused(v),
+            always_reject,
+        )
+    };
     match head.method() {
         "GET" => {
             let query = head.query();
             if let Some(v) = check_bytes(config, &limits, query.map_or(0, str::len)) {
-                return finish(
-                    host,
-                    config,
-                    counters,
-                    format,
-                    Checked {
-                        cost: 0,
-                        violation: Some(v),
-                    },
-                    true,
-                );
+                return refuse(v, true);
             }
             match from_query_string(query) {
                 Ok(Extracted::NotGraphql) => HeadersAction::Continue,
@@ -115,20 +115,7 @@ pub fn on_request_headers(
                     let checked = check(config, &limits, true, &reqs);
                     finish(host, config, counters, format, checked, false)
                 }
-                Err(e) => {
-                    let v = transport_violation(config, &e);
-                    finish(
-                        host,
-                        config,
-                        counters,
-                        format,
-                        Checked {
-                            cost: 0,
-                            violation: Some(v),
-                        },
-                        false,
-                    )
-                }
+                Err(e) => refuse(transport_violation(config, &e), false),
             }
         }
         "POST" => {
@@ -144,48 +131,15 @@ pub fn on_request_headers(
                     Code::BadRequest,
                     "a POST must carry its GraphQL parameters in the body, not the URL",
                 );
-                return finish(
-                    host,
-                    config,
-                    counters,
-                    format,
-                    Checked {
-                        cost: 0,
-                        violation: Some(v),
-                    },
-                    false,
-                );
+                return refuse(v, false);
             }
             let kind = match body_kind(head.get_str("content-type")) {
                 Ok(k) => k,
-                Err(e) => {
-                    let v = transport_violation(config, &e);
-                    return finish(
-                        host,
-                        config,
-                        counters,
-                        format,
-                        Checked {
-                            cost: 0,
-                            violation: Some(v),
-                        },
-                        false,
-                    );
-                }
+                Err(e) => return refuse(transport_violation(config, &e), false),
             };
             if end_of_stream {
                 let v = policy::violation(Code::BadRequest, "the request has no body");
-                return finish(
-                    host,
-                    config,
-                    counters,
-                    format,
-                    Checked {
-                        cost: 0,
-                        violation: Some(v),
-                    },
-                    false,
-                );
+                return refuse(v, false);
             }
             HeadersAction::NeedBody(Pending {
                 limits,
@@ -211,10 +165,7 @@ pub fn on_request_body(
     if let Some(v) = check_bytes(config, &pending.limits, body_size) {
         // Beyond the size limit nothing is buffered further, even in warn-only mode.
         let hard = body_size > config.max_body_bytes;
-        let checked = Checked {
-            cost: 0,
-            violation: Some(v),
-        };
+        let checked = Checked::refused(v);
         return match finish(host, config, counters, pending.format, checked, hard) {
             HeadersAction::Stop => BodyAction::Stop,
             _ => BodyAction::Continue,
@@ -230,10 +181,7 @@ pub fn on_request_body(
         }
         Ok(Extracted::Batch(reqs)) => check(config, &pending.limits, false, &reqs),
         Ok(Extracted::NotGraphql) => return BodyAction::Continue,
-        Err(e) => Checked {
-            cost: 0,
-            violation: Some(transport_violation(config, &e)),
-        },
+        Err(e) => Checked::refused(transport_violation(config, &e)),
     };
     match finish(host, config, counters, pending.format, checked, false) {
         HeadersAction::Stop => BodyAction::Stop,

@@ -119,6 +119,16 @@ pub struct Checked {
     pub violation: Option<Violation>,
 }
 
+impl Checked {
+    /// A request refused before any operation was measured (transport, size).
+    pub fn refused(violation: Violation) -> Self {
+        Self {
+            cost: 0,
+            violation: Some(violation),
+        }
+    }
+}
+
 pub fn violation(code: Code, message: impl Into<String>) -> Violation {
     Violation {
         code,
