@@ -149,17 +149,22 @@ impl RouteMatcher {
     }
 
     pub fn matches(&self, input: &MatchInput<'_>) -> bool {
+        self.matches_with(input, &mut None)
+    }
+
+    /// `path` caches the normalised path, so a rule set normalises it once per request.
+    fn matches_with(&self, input: &MatchInput<'_>, path: &mut Option<String>) -> bool {
         if let Some(want) = &self.route_name {
             if input.route_name != Some(want.as_str()) {
                 return false;
             }
         }
         if let Some(p) = &self.path {
-            let path = input.head.match_path();
+            let path = path.get_or_insert_with(|| input.head.match_path());
             let ok = match p {
                 PathMatch::Prefix(prefix) => path.starts_with(prefix.as_str()),
-                PathMatch::Exact(exact) => path == *exact,
-                PathMatch::Regex(re) => re.is_match(&path),
+                PathMatch::Exact(exact) => path == exact,
+                PathMatch::Regex(re) => re.is_match(path),
             };
             if !ok {
                 return false;
@@ -236,9 +241,10 @@ impl<T> RuleSet<T> {
     }
 
     pub fn first(&self, input: &MatchInput<'_>) -> Option<&T> {
+        let mut path = None;
         self.rules
             .iter()
-            .find(|(m, _)| m.matches(input))
+            .find(|(m, _)| m.matches_with(input, &mut path))
             .map(|(_, t)| t)
     }
 
