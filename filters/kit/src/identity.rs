@@ -34,6 +34,39 @@ impl Identity {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
+    /// This identity, established by a later filter, layered over the one an earlier filter
+    /// published. An identity only ever grows: the earlier consumer id, plan and groups stay
+    /// (a token must not move a key holder to another plan or out of a group); this one's plan
+    /// fills in only where the earlier had none; groups and scopes are the union; the source
+    /// names both filters. Without an earlier identity this one is returned as it is.
+    pub fn layered_over(self, earlier: Option<&Identity>) -> Identity {
+        let Some(earlier) = earlier else {
+            return self;
+        };
+        let mut merged = earlier.clone();
+        if merged.plan.is_none() {
+            merged.plan = self.plan;
+        }
+        for g in self.groups {
+            if !merged.groups.contains(&g) {
+                merged.groups.push(g);
+            }
+        }
+        for s in self.scopes {
+            if !merged.scopes.contains(&s) {
+                merged.scopes.push(s);
+            }
+        }
+        if !self.source.is_empty() && !merged.source.split('+').any(|s| s == self.source) {
+            merged.source = if merged.source.is_empty() {
+                self.source
+            } else {
+                format!("{}+{}", merged.source, self.source)
+            };
+        }
+        merged
+    }
+
     /// `None` for anything that is not a well-formed identity of bounded size.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         if bytes.len() > MAX_IDENTITY_BYTES {
@@ -64,6 +97,42 @@ mod tests {
             r#"{"id":"alice","plan":"gold","groups":["partners"],"source":"api-key-auth"}"#
         );
         assert_eq!(Identity::decode(&bytes), Some(id));
+    }
+
+    #[test]
+    fn a_later_identity_adds_and_never_takes_away() {
+        let key = Identity {
+            id: "bob".into(),
+            plan: Some("silver".into()),
+            groups: vec!["partners".into()],
+            scopes: vec!["pets:read".into()],
+            source: "api-key-auth".into(),
+        };
+        let token = Identity {
+            id: "user-7".into(),
+            plan: Some("gold".into()),
+            groups: vec!["ops".into(), "partners".into()],
+            scopes: vec!["pets:write".into(), "pets:read".into()],
+            source: "scope-authz".into(),
+        };
+        let merged = token.clone().layered_over(Some(&key));
+        assert_eq!(merged.id, "bob");
+        assert_eq!(merged.plan.as_deref(), Some("silver"));
+        assert_eq!(merged.groups, vec!["partners", "ops"]);
+        assert_eq!(merged.scopes, vec!["pets:read", "pets:write"]);
+        assert_eq!(merged.source, "api-key-auth+scope-authz");
+        // No plan before: the token's plan fills in.
+        let planless = Identity {
+            plan: None,
+            ..key.clone()
+        };
+        assert_eq!(
+            token.clone().layered_over(Some(&planless)).plan.as_deref(),
+            Some("gold")
+        );
+        // Nothing before: the token's identity as it is; applied twice, no change.
+        assert_eq!(token.clone().layered_over(None), token);
+        assert_eq!(token.clone().layered_over(Some(&merged)), merged);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`request`]: a read-only view of the request head, fetched from the host in one call;
 //!   [`query`]: query parameters and cookies, read and removed.
 //! - [`identity`]: the `apim_consumer` hand-off between filters (Envoy filter state).
+//! - [`header_value`]: the check every header value built from client data passes.
 //! - [`digest`], [`time`]: SHA-256 digests and RFC 3339 timestamps.
 //! - [`host`]: the small trait the glue talks to, with a recording mock for unit tests;
 //!   [`metrics`]: counters defined once per root context.
@@ -17,6 +18,7 @@
 pub mod config_error;
 pub mod denial;
 pub mod digest;
+pub mod header_value;
 pub mod host;
 pub mod identity;
 pub mod matcher;

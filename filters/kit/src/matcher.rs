@@ -4,6 +4,15 @@
 //! (prefix, exact, or a regex that must match the whole path), methods and hosts. Every
 //! condition present must hold; an empty block matches everything. Rules are tried in order
 //! and the first match wins, as Envoy's own routes do.
+//!
+//! A filter marks the rules that *loosen* its decision (skip the check, let anonymous callers
+//! in, charge less, allow more). A loosening rule that depends on the path (a `path` or
+//! `route_name` condition: Envoy picks the route from the path) never matches a request whose
+//! path is ambiguous ([`RequestHead::path_is_ambiguous`]: `%2F`, `%5C`, `%2E`, `\`, `//`,
+//! dot segments), because the backend may resolve such a path to a resource the rule was never
+//! written for. The request falls through to the next rule, so the stricter decision holds.
+//! Behind an HCM with `normalize_path`, `merge_slashes` and `path_with_escaped_slashes_action`
+//! (every shipped bootstrap), Envoy has already removed these forms and nothing changes.
 
 use crate::config_error::{ConfigError, Field};
 use crate::request::RequestHead;
@@ -133,6 +142,11 @@ impl RouteMatcher {
         self.route_name.is_some()
     }
 
+    /// Whether the path decides this match, directly or through Envoy's route choice.
+    fn depends_on_path(&self) -> bool {
+        self.path.is_some() || self.route_name.is_some()
+    }
+
     /// The request headers this matcher reads, so the glue fetches only those.
     pub fn needed_headers(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
@@ -202,8 +216,25 @@ fn check_path(p: &str, field: &Field) -> Result<String, ConfigError> {
 /// Ordered rules; the first whose matcher holds decides.
 #[derive(Debug, Clone)]
 pub struct RuleSet<T> {
-    rules: Vec<(RouteMatcher, T)>,
+    rules: Vec<Entry<T>>,
     needs_route_name: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Entry<T> {
+    matcher: RouteMatcher,
+    value: T,
+    /// A loosening rule that an ambiguous path must not reach (see the module docs).
+    guarded: bool,
+}
+
+/// What [`RuleSet::lookup`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lookup<'a, T> {
+    /// The first rule that matched, if any.
+    pub rule: Option<&'a T>,
+    /// A loosening rule would have matched but the path is ambiguous: the filter counts this.
+    pub refused_ambiguous: bool,
 }
 
 impl<T> Default for RuleSet<T> {
@@ -216,8 +247,23 @@ impl<T> Default for RuleSet<T> {
 }
 
 impl<T> RuleSet<T> {
+    /// Rules none of which loosens the filter's decision.
     pub fn new(rules: Vec<(RouteMatcher, T)>) -> Self {
+        Self::with_loosening(rules, |_| false)
+    }
+
+    /// Rules of which `loosens` picks those that make the decision looser (skip, anonymous,
+    /// cheaper, more allowed): those never match an ambiguous path.
+    pub fn with_loosening(rules: Vec<(RouteMatcher, T)>, loosens: impl Fn(&T) -> bool) -> Self {
         let needs_route_name = rules.iter().any(|(m, _)| m.needs_route_name());
+        let rules = rules
+            .into_iter()
+            .map(|(matcher, value)| Entry {
+                guarded: loosens(&value) && matcher.depends_on_path(),
+                matcher,
+                value,
+            })
+            .collect();
         Self {
             rules,
             needs_route_name,
@@ -229,10 +275,17 @@ impl<T> RuleSet<T> {
         self.needs_route_name
     }
 
-    /// Every request header some rule reads.
+    /// Every request header some rule reads (`:path` also for a guarded `route_name` rule,
+    /// which must see whether the path is ambiguous).
     pub fn needed_headers(&self) -> Vec<&'static str> {
         let mut names: Vec<&'static str> = Vec::new();
-        for n in self.rules.iter().flat_map(|(m, _)| m.needed_headers()) {
+        let guarded = self.rules.iter().any(|e| e.guarded).then_some(":path");
+        for n in self
+            .rules
+            .iter()
+            .flat_map(|e| e.matcher.needed_headers())
+            .chain(guarded)
+        {
             if !names.contains(&n) {
                 names.push(n);
             }
@@ -240,12 +293,32 @@ impl<T> RuleSet<T> {
         names
     }
 
-    pub fn first(&self, input: &MatchInput<'_>) -> Option<&T> {
+    /// The first matching rule; guarded rules are passed over when the path is ambiguous.
+    pub fn lookup(&self, input: &MatchInput<'_>) -> Lookup<'_, T> {
         let mut path = None;
-        self.rules
-            .iter()
-            .find(|(m, _)| m.matches_with(input, &mut path))
-            .map(|(_, t)| t)
+        let mut ambiguous = None;
+        let mut refused_ambiguous = false;
+        for e in &self.rules {
+            if !e.matcher.matches_with(input, &mut path) {
+                continue;
+            }
+            if e.guarded && *ambiguous.get_or_insert_with(|| input.head.path_is_ambiguous()) {
+                refused_ambiguous = true;
+                continue;
+            }
+            return Lookup {
+                rule: Some(&e.value),
+                refused_ambiguous,
+            };
+        }
+        Lookup {
+            rule: None,
+            refused_ambiguous,
+        }
+    }
+
+    pub fn first(&self, input: &MatchInput<'_>) -> Option<&T> {
+        self.lookup(input).rule
     }
 
     pub fn len(&self) -> usize {
@@ -493,5 +566,50 @@ mod tests {
             full.needed_headers(),
             vec![":path", ":method", ":authority"]
         );
+    }
+
+    #[test]
+    fn loosening_rules_never_match_an_ambiguous_path() {
+        // rule 1 loosens (anonymous on /public), rule 2 is strict, rule 3 loosens by method only.
+        let rules = RuleSet::with_loosening(
+            vec![
+                (m(r#"{"path":{"prefix":"/public"}}"#), 1),
+                (m(r#"{"route_name":"public"}"#), 2),
+                (m(r#"{"route_name":"public"}"#), 3),
+                (m(r#"{"methods":["OPTIONS"]}"#), 4),
+                (m(r#"{"path":{"prefix":"/"}}"#), 5),
+            ],
+            |v| *v != 2 && *v != 5,
+        );
+        assert_eq!(rules.needed_headers(), vec![":path", ":method"]);
+        let cases: &[(&str, &str, Option<&str>, Option<i32>, bool)] = &[
+            ("GET", "/public/x", None, Some(1), false),
+            ("GET", "/public/..%2Fadmin/users", None, Some(5), true),
+            ("GET", "/public/%2e%2e%2fadmin", None, Some(5), true),
+            ("GET", "/public/..%5Cadmin", None, Some(5), true),
+            ("GET", "/public/../admin/users", None, Some(5), false),
+            ("GET", "/public/./../admin", None, Some(5), false),
+            ("GET", "/other/../public/x", None, Some(5), true),
+            ("GET", "/x/..%2F", Some("public"), Some(2), false),
+            ("OPTIONS", "/x/..%2F", None, Some(4), false),
+            ("GET", "/x", Some("public"), Some(2), false),
+        ];
+        for (method, path, route, want, refused) in cases {
+            let h = head(method, path, "a");
+            let found = rules.lookup(&MatchInput {
+                route_name: *route,
+                head: &h,
+            });
+            assert_eq!(found.rule, want.as_ref(), "{method} {path} {route:?}");
+            assert_eq!(found.refused_ambiguous, *refused, "{method} {path}");
+        }
+        // Strict rules still match an ambiguous path: it only ever tightens.
+        let strict = RuleSet::new(vec![(m(r#"{"path":{"prefix":"/public"}}"#), 1)]);
+        let h = head("GET", "/public/..%2Fadmin", "a");
+        let input = MatchInput {
+            route_name: None,
+            head: &h,
+        };
+        assert_eq!(strict.first(&input), Some(&1));
     }
 }

@@ -102,6 +102,16 @@ impl RequestHead {
         normalize_path(self.path())
     }
 
+    /// Whether the path as sent can mean different things to different parsers: an encoded
+    /// `/`, `\` or `.` (`%2F`, `%5C`, `%2E`), a literal `\`, an empty segment (`//`) or a `.` /
+    /// `..` segment. Envoy's `normalize_path`, `merge_slashes` and
+    /// `path_with_escaped_slashes_action` remove all of these before any filter runs; when one
+    /// is still here, Envoy chose its route on the raw form and a backend may resolve it to
+    /// another resource, so no rule may loosen a decision for it (see [`crate::matcher`]).
+    pub fn path_is_ambiguous(&self) -> bool {
+        path_is_ambiguous(self.path())
+    }
+
     /// The raw query string, without `?`.
     pub fn query(&self) -> Option<&str> {
         self.path_and_query().split_once('?').map(|(_, q)| q)
@@ -189,6 +199,21 @@ pub fn normalize_path(path: &str) -> String {
     out
 }
 
+/// See [`RequestHead::path_is_ambiguous`].
+pub fn path_is_ambiguous(path: &str) -> bool {
+    let b = path.as_bytes();
+    if b.contains(&b'\\') {
+        return true;
+    }
+    let encoded = b.windows(3).any(|w| {
+        matches!(
+            w,
+            [b'%', b'2', b'f' | b'F' | b'e' | b'E'] | [b'%', b'5', b'c' | b'C']
+        )
+    });
+    encoded || path.contains("//") || path.split('/').any(|seg| seg == "." || seg == "..")
+}
+
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         // IPv6 literal: [::1]:8080
@@ -254,6 +279,39 @@ mod tests {
         ]);
         assert_eq!(h.match_path(), "/admin");
         assert_eq!(h.host(), "api.example.com");
+    }
+
+    #[test]
+    fn ambiguous_paths_are_recognised() {
+        let ambiguous = [
+            "/public/..%2Fadmin/users",
+            "/public/%2e%2e%2fadmin",
+            "/public/..%5Cadmin",
+            "/public/..%5cadmin",
+            "/public/..\\admin",
+            "/public/../admin/users",
+            "/public/./x",
+            "/public/..",
+            "//public",
+            "/public//x",
+            "/public/%2E",
+        ];
+        for p in ambiguous {
+            assert!(path_is_ambiguous(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/public/x",
+            "/public/x/",
+            "/a..b/c",
+            "/.well-known/x",
+            "/%61dmin",
+            "/a%20b",
+        ] {
+            assert!(!path_is_ambiguous(p), "{p}");
+        }
+        let h = RequestHead::from_pairs(&[(":path", "/public/x?next=/../admin")]);
+        assert!(!h.path_is_ambiguous(), "the query is not part of the path");
     }
 
     #[test]
