@@ -79,6 +79,97 @@ pub fn load_documents(path: &Path) -> Result<Vec<Value>, String> {
     Ok(docs)
 }
 
+/// The YAML documents of a text, as JSON values (empty documents skipped).
+pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
+    use serde::Deserialize as _;
+    let mut docs = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value =
+            serde_yaml::Value::deserialize(doc).map_err(|e| format!("document {i}: {e}"))?;
+        if value.is_null() {
+            continue;
+        }
+        docs.push(serde_json::to_value(&value).map_err(|e| format!("document {i}: {e}"))?);
+    }
+    Ok(docs)
+}
+
+/// The `@type` of an HTTP connection manager config.
+pub const HCM_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+/// The `@type` of a Wasm HTTP filter config.
+pub const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+
+/// Every object under `value` whose `@type` is `type_url`, with its JSON pointer: finds them
+/// wherever they are (a bootstrap's listeners, an EnvoyFilter patch, an ECDS extension config).
+pub fn find_typed<'a>(value: &'a Value, type_url: &str) -> Vec<(String, &'a Value)> {
+    fn walk<'a>(v: &'a Value, at: String, type_url: &str, out: &mut Vec<(String, &'a Value)>) {
+        match v {
+            Value::Object(map) => {
+                if map.get("@type").and_then(Value::as_str) == Some(type_url) {
+                    out.push((at.clone(), v));
+                }
+                for (k, child) in map {
+                    let key = k.replace('~', "~0").replace('/', "~1");
+                    walk(child, format!("{at}/{key}"), type_url, out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(child, format!("{at}/{i}"), type_url, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, String::new(), type_url, &mut out);
+    out
+}
+
+/// The escaped-slash actions that keep `%2F`/`%5C` from reaching a route or a filter rule
+/// undecoded: refuse (400) or decode and redirect (the client's next request is matched on the
+/// decoded path).
+pub const SAFE_ESCAPED_SLASH_ACTIONS: [&str; 2] = ["REJECT_REQUEST", "UNESCAPE_AND_REDIRECT"];
+
+/// What an HTTP connection manager config lacks of the path handling every shipped HCM has
+/// (`normalize_path`, `merge_slashes`, `path_with_escaped_slashes_action`); empty if nothing.
+pub fn hcm_path_problems(hcm: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    for field in ["normalize_path", "merge_slashes"] {
+        if hcm.get(field).and_then(Value::as_bool) != Some(true) {
+            problems.push(format!("{field} is {:?}, want true", hcm.get(field)));
+        }
+    }
+    let action = hcm
+        .get("path_with_escaped_slashes_action")
+        .and_then(Value::as_str);
+    if !action.is_some_and(|a| SAFE_ESCAPED_SLASH_ACTIONS.contains(&a)) {
+        problems.push(format!(
+            "path_with_escaped_slashes_action is {action:?}, want one of {SAFE_ESCAPED_SLASH_ACTIONS:?}"
+        ));
+    }
+    problems
+}
+
+/// What a Wasm HTTP filter config (`envoy.extensions.filters.http.wasm.v3.Wasm`) has that would
+/// let requests through when its VM is broken: a `failure_policy` other than `FAIL_CLOSED` or
+/// `FAIL_RELOAD` (the default, `UNSPECIFIED`, is fail closed today but must be said), or the
+/// deprecated `fail_open: true`. Empty if nothing.
+pub fn wasm_fail_open_problems(wasm: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let policy = wasm.pointer("/config/failure_policy").and_then(Value::as_str);
+    if !matches!(policy, Some("FAIL_CLOSED" | "FAIL_RELOAD")) {
+        problems.push(format!(
+            "config.failure_policy is {policy:?}, want FAIL_CLOSED or FAIL_RELOAD"
+        ));
+    }
+    if wasm.pointer("/config/fail_open").and_then(Value::as_bool) == Some(true) {
+        problems.push("config.fail_open is true".to_string());
+    }
+    problems
+}
+
 /// One Wasm filter of a chain.
 #[derive(Debug, Clone)]
 pub struct WasmFilter {
