@@ -1,0 +1,84 @@
+//! Hostile requests against the shipped gateway itself (`envoy/gateway.yaml`, ports moved to free
+//! ones, the demo upstream replaced by the echo upstream): what its HTTP connection manager must
+//! settle before any filter runs.
+//!
+//! Issue 10, item 1 (path confusion): `/public/..%2Fadmin/users` and its spellings matched the
+//! `public` route and api-key-auth's `public` rule (anonymous `guest`) on the raw path, and a
+//! backend that decodes `%2F` or resolves `..` served `/admin/users`. The gateway's HCM now
+//! refuses encoded slashes (`path_with_escaped_slashes_action: REJECT_REQUEST`: 400) and resolves
+//! dot segments (`normalize_path`), so `/public/../admin/users` is matched, and refused, as
+//! `/admin/users` (401: no key). Each case also proves from the upstream cluster's request
+//! counter, on an Envoy of its own, that nothing reached the upstream.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use apim_integration::{repo_root, send_raw, Envoy, LogOnFailure, Request};
+
+/// The shipped gateway, on free ports, in front of the echo upstream.
+fn gateway() -> Envoy {
+    let shipped = std::fs::read_to_string(repo_root().join("envoy/gateway.yaml")).unwrap();
+    for fixed in ["port_value: 10000", "port_value: 9901", "port_value: 10080"] {
+        assert_eq!(shipped.matches(fixed).count(), 1, "gateway.yaml: {fixed}");
+    }
+    let template = shipped
+        .replace("port_value: 10000", "port_value: 0")
+        .replace("port_value: 9901", "port_value: 0")
+        .replace("port_value: 10080", "port_value: {{UPSTREAM_PORT}}");
+    Envoy::builder().concurrency(1).start(&template).unwrap()
+}
+
+fn upstream_requests(envoy: &Envoy) -> u64 {
+    envoy
+        .counter("cluster.demo_upstream.upstream_rq_total")
+        .unwrap_or(0)
+}
+
+/// One test (one Envoy, requests in sequence) so the upstream counter's deltas are exact.
+#[test]
+fn path_confusion_never_reaches_the_upstream_as_guest() {
+    let envoy: &'static Envoy = Box::leak(Box::new(gateway()));
+    envoy.stop_when_process_exits();
+    let _log = LogOnFailure(envoy);
+
+    // Control: the same gateway does let a keyless request in on /public, as guest, so a 0
+    // delta below means "refused", not "the counter does not move".
+    let before = upstream_requests(envoy);
+    let r = Request::get("/public/users").send(envoy.port()).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["path"], "/public/users");
+    assert_eq!(upstream_requests(envoy), before + 1, "the control reached the upstream");
+
+    let cases: [(&str, u16); 6] = [
+        // Encoded `/` or `\`: refused by the HCM before routing (REJECT_REQUEST).
+        ("/public/..%2Fadmin/users", 400),
+        ("/public/%2e%2e%2fadmin/users", 400),
+        ("/public/..%5Cadmin/users", 400),
+        ("/public/..%2fadmin/users", 400),
+        // Dot segments sent as-is: normalised to /admin/users, which needs an ops key.
+        ("/public/../admin/users", 401),
+        ("/public/%2e%2e/admin/users", 401),
+    ];
+    for (path, want) in cases {
+        let before = upstream_requests(envoy);
+        // Raw HTTP/1, exactly these bytes on the request line.
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        let r = send_raw(envoy.port(), raw.as_bytes()).unwrap();
+        assert_eq!(r.status, want, "GET {path}: {}", r.text());
+        assert_eq!(
+            upstream_requests(envoy),
+            before,
+            "GET {path} reached the upstream: {}",
+            r.text()
+        );
+        assert!(
+            r.header("x-consumer-id").is_none() && !r.text().contains("guest"),
+            "GET {path}: {}",
+            r.text()
+        );
+    }
+}
