@@ -158,7 +158,9 @@ pub fn hcm_path_problems(hcm: &Value) -> Vec<String> {
 /// deprecated `fail_open: true`. Empty if nothing.
 pub fn wasm_fail_open_problems(wasm: &Value) -> Vec<String> {
     let mut problems = Vec::new();
-    let policy = wasm.pointer("/config/failure_policy").and_then(Value::as_str);
+    let policy = wasm
+        .pointer("/config/failure_policy")
+        .and_then(Value::as_str);
     if !matches!(policy, Some("FAIL_CLOSED" | "FAIL_RELOAD")) {
         problems.push(format!(
             "config.failure_policy is {policy:?}, want FAIL_CLOSED or FAIL_RELOAD"

@@ -51,7 +51,11 @@ fn path_confusion_never_reaches_the_upstream_as_guest() {
     let r = Request::get("/public/users").send(envoy.port()).unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["path"], "/public/users");
-    assert_eq!(upstream_requests(envoy), before + 1, "the control reached the upstream");
+    assert_eq!(
+        upstream_requests(envoy),
+        before + 1,
+        "the control reached the upstream"
+    );
 
     let cases: [(&str, u16); 6] = [
         // Encoded `/` or `\`: refused by the HCM before routing (REJECT_REQUEST).

@@ -190,9 +190,16 @@ fn every_shipped_wasm_filter_fails_closed() {
             }
         }
     }
-    assert!(failures.is_empty(), "Wasm filters that can fail open:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "Wasm filters that can fail open:\n{}",
+        failures.join("\n")
+    );
     // gateway.yaml alone has five.
-    assert!(checked >= 5, "only {checked} Wasm filters found: the walk is broken");
+    assert!(
+        checked >= 5,
+        "only {checked} Wasm filters found: the walk is broken"
+    );
 }
 
 #[test]
@@ -203,8 +210,14 @@ fn the_checks_refuse_what_they_must() {
     for (field, bad) in [
         ("normalize_path", serde_json::json!(false)),
         ("merge_slashes", serde_json::Value::Null),
-        ("path_with_escaped_slashes_action", serde_json::json!("KEEP_UNCHANGED")),
-        ("path_with_escaped_slashes_action", serde_json::json!("UNESCAPE_AND_FORWARD")),
+        (
+            "path_with_escaped_slashes_action",
+            serde_json::json!("KEEP_UNCHANGED"),
+        ),
+        (
+            "path_with_escaped_slashes_action",
+            serde_json::json!("UNESCAPE_AND_FORWARD"),
+        ),
     ] {
         let mut hcm = good.clone();
         hcm[field] = bad.clone();
@@ -215,11 +228,23 @@ fn the_checks_refuse_what_they_must() {
     let nested = serde_json::json!({"a": [{"typed_config": good}]});
     assert_eq!(find_typed(&nested, HCM_TYPE)[0].0, "/a/0/typed_config");
     for (wasm, ok) in [
-        (serde_json::json!({"config": {"failure_policy": "FAIL_CLOSED"}}), true),
-        (serde_json::json!({"config": {"failure_policy": "FAIL_RELOAD"}}), true),
-        (serde_json::json!({"config": {"failure_policy": "FAIL_OPEN"}}), false),
+        (
+            serde_json::json!({"config": {"failure_policy": "FAIL_CLOSED"}}),
+            true,
+        ),
+        (
+            serde_json::json!({"config": {"failure_policy": "FAIL_RELOAD"}}),
+            true,
+        ),
+        (
+            serde_json::json!({"config": {"failure_policy": "FAIL_OPEN"}}),
+            false,
+        ),
         (serde_json::json!({"config": {}}), false),
-        (serde_json::json!({"config": {"failure_policy": "FAIL_CLOSED", "fail_open": true}}), false),
+        (
+            serde_json::json!({"config": {"failure_policy": "FAIL_CLOSED", "fail_open": true}}),
+            false,
+        ),
     ] {
         assert_eq!(wasm_fail_open_problems(&wasm).is_empty(), ok, "{wasm}");
     }

@@ -3,13 +3,19 @@
 //! ```text
 //! apim key new [--consumer ID]     a new API key (32 random bytes, base64url) and its config entry
 //! apim key hash [KEY]              the config entry for an existing key (KEY or stdin)
-//! apim validate FILTER FILE        check a filter's JSON config (FILE or - for stdin) with the
-//!                                  filter's own types; prints the same errors Envoy would log
+//! apim validate [--target T] FILTER FILE
+//!                                  check a filter's JSON config (FILE or - for stdin) with the
+//!                                  filter's own types; prints the same errors Envoy would log.
+//!                                  --target envoy|istio|gateway-api adds what the deployment
+//!                                  needs (no `route_name` rules in Istio or Envoy Gateway,
+//!                                  key digests only)
 //! apim token mint [OPTIONS]        a demo JWT (RS256) signed with the demo issuer's key
 //! apim oci build MODULE DIR [TAG]   an OCI image (Wasm compat variant) of MODULE in DIR and DIR.tar
 //! apim oci verify DIR              check an image-layout folder's digests, sizes and layer
 //! apim manifests sync|check [ROOT] rewrite / check the marked sha256 lines of the deployment
-//!                                  manifests (envoy/istio, envoy/gateway-api) from the build
+//!                                  manifests (envoy/istio, envoy/gateway-api) from the build;
+//!                                  check also validates every filter config in them for its
+//!                                  target (istio, gateway-api)
 //! ```
 //! Exit codes: 0 ok, 1 invalid config, 2 usage or I/O error.
 
@@ -18,13 +24,17 @@ mod manifests;
 mod oci;
 mod token;
 mod validate;
+mod validate_target;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   apim key new [--consumer ID]   generate an API key and print its config entry
   apim key hash [KEY]            print the config entry for KEY (or the key read from stdin)
-  apim validate FILTER FILE      validate a filter config (FILE may be - for stdin)
+  apim validate [--target envoy|istio|gateway-api] FILTER FILE
+                                 validate a filter config (FILE may be - for stdin); with
+                                 --target istio or gateway-api, `route_name` rules (route names
+                                 are generated there) and plaintext keys are refused
   apim token mint [--scope \"a b\"] [--sub ID] [--aud AUD] [--iss ISS] [--ttl SECONDS]
                   [--kid KID] [--key PEM_FILE]
                                  mint a demo JWT (RS256); default key: the DEMO-ONLY issuer key
@@ -33,7 +43,8 @@ const USAGE: &str = "usage:
   apim oci verify DIR            verify an OCI image-layout folder
   apim manifests sync [ROOT]     rewrite the marked sha256 lines of envoy/istio and
                                  envoy/gateway-api from the built modules and images
-  apim manifests check [ROOT]    list stale marked sha256 lines (exit 1 if any)
+  apim manifests check [ROOT]    list stale marked sha256 lines and filter configs refused
+                                 for their target (exit 1 if any)
 filters: api-key-auth, scope-authz, quota, graphql-guard, transform";
 
 fn main() -> ExitCode {
@@ -45,6 +56,9 @@ fn main() -> ExitCode {
         ["key", "hash"] => keys::hash_stdin(),
         ["key", "hash", key] => Ok(keys::hash(key)),
         ["validate", filter, file] => return validate::run(filter, file),
+        ["validate", "--target", target, filter, file] => {
+            return validate_target::run(target, filter, file)
+        }
         ["token", "mint", rest @ ..] => token::mint(rest),
         ["oci", "build", module, dir] => oci_build(module, dir, "latest"),
         ["oci", "build", module, dir, tag] => oci_build(module, dir, tag),
