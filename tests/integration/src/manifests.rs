@@ -172,6 +172,101 @@ pub fn wasm_fail_open_problems(wasm: &Value) -> Vec<String> {
     problems
 }
 
+/// The demo gateway's routes (`envoy/gateway.yaml`) as the path matches the deploy manifests use
+/// instead of `route_name` (Istio and Envoy Gateway generate route names). Loosening rules
+/// (public: anonymous; health, oauth: skip) get the tightest form, restricting ones (admin,
+/// graphql) the widest. `envoy/sync-manifest-configs.py` has the same table.
+pub const ROUTE_PATHS: [(&str, &str, &str); 5] = [
+    ("health", "exact", "/health"),
+    ("public", "prefix", "/public/"),
+    ("admin", "prefix", "/admin"),
+    ("oauth", "prefix", "/oauth/"),
+    ("graphql", "prefix", "/graphql"),
+];
+
+/// The placeholder digest number `n` (`000…0n`), never a real key's.
+pub fn placeholder_digest(n: u8) -> String {
+    format!("{}{n:02x}", "0".repeat(62))
+}
+
+/// The consumers every api-key-auth config of the manifests has instead of the demo ones.
+pub fn placeholder_consumers() -> Vec<Value> {
+    vec![
+        json!({"id": "example-partner", "plan": "gold", "groups": ["partners"],
+               "scopes": ["pets:read", "pets:write"], "keys": [{"sha256": placeholder_digest(1)}]}),
+        json!({"id": "example-reader", "plan": "silver", "scopes": ["pets:read"],
+               "keys": [{"sha256": placeholder_digest(2)}]}),
+        json!({"id": "example-ops", "groups": ["ops"], "keys": [{"sha256": placeholder_digest(3)}]}),
+    ]
+}
+
+/// The deploy form of a demo filter config of `envoy/gateway.yaml`: every `route_name`
+/// condition replaced by its route's path match, and (api-key-auth) every consumer with keys
+/// replaced by [`placeholder_consumers`] (keyless ones, the anonymous identity, stay).
+pub fn deploy_form(module: &str, config: &Value) -> Result<Value, String> {
+    fn walk(v: &mut Value) -> Result<(), String> {
+        match v {
+            Value::Object(map) => {
+                if let Some(name) = map.get("route_name").and_then(Value::as_str) {
+                    let (_, kind, path) = ROUTE_PATHS
+                        .iter()
+                        .find(|(n, _, _)| *n == name)
+                        .ok_or(format!("route_name {name} has no path in ROUTE_PATHS"))?;
+                    // Same position as route_name, as the manifests have it.
+                    let entries: Vec<(String, Value)> = std::mem::take(map)
+                        .into_iter()
+                        .map(|(k, x)| {
+                            if k == "route_name" {
+                                ("path".to_string(), json!({ *kind: path }))
+                            } else {
+                                (k, x)
+                            }
+                        })
+                        .collect();
+                    map.extend(entries);
+                }
+                map.values_mut().try_for_each(walk)
+            }
+            Value::Array(items) => items.iter_mut().try_for_each(walk),
+            _ => Ok(()),
+        }
+    }
+    let mut config = config.clone();
+    walk(&mut config)?;
+    if module == "api_key_auth" {
+        let keyless: Vec<Value> = config
+            .get("consumers")
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .filter(|c| {
+                        c.get("keys")
+                            .and_then(Value::as_array)
+                            .is_none_or(Vec::is_empty)
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut consumers = placeholder_consumers();
+        consumers.extend(keyless);
+        config["consumers"] = Value::Array(consumers);
+    }
+    Ok(config)
+}
+
+/// The Kubernetes kinds the manifest trees hold besides the Wasm ones: path handling
+/// (ClientTrafficPolicy, Istio's mesh config), the global quota tier's wiring (Backend,
+/// ServiceEntry, DestinationRule). Anything else is an error, so nothing goes unchecked.
+pub const OTHER_KINDS: [&str; 6] = [
+    "ClientTrafficPolicy",
+    "Backend",
+    "ServiceEntry",
+    "DestinationRule",
+    "IstioOperator",
+    "ConfigMap",
+];
+
 /// One Wasm filter of a chain.
 #[derive(Debug, Clone)]
 pub struct WasmFilter {
@@ -466,6 +561,7 @@ pub fn all_chains() -> Result<Vec<Chain>, String> {
                 Some("EnvoyFilter") => chains.extend(envoy_filter_chains(&file, &doc)?),
                 Some("WasmPlugin") => plugins.push(wasm_plugin(&file, &doc)?),
                 Some("EnvoyExtensionPolicy") => chains.push(extension_policy_chain(&file, &doc)?),
+                Some(kind) if OTHER_KINDS.contains(&kind) => {}
                 other => return Err(format!("{}: unexpected kind {other:?}", rel(&file))),
             }
         }

@@ -29,8 +29,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use apim_integration::manifests::{
-    all_chains, all_manifest_files, bootstrap, ecds_bootstrap, load_documents, markers, Chain,
-    MarkerKind, SUITE_ORDER,
+    all_chains, all_manifest_files, bootstrap, deploy_form, ecds_bootstrap, load_documents,
+    markers, placeholder_digest, Chain, MarkerKind, SUITE_ORDER,
 };
 use apim_integration::{repo_root, validate_config, wasm_module};
 use serde_json::Value;
@@ -166,8 +166,8 @@ fn every_filter_config_is_accepted_by_its_filter() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-#[test]
-fn every_filter_config_is_the_one_of_gateway_yaml() {
+/// The demo filter configs of `envoy/gateway.yaml`, by module.
+fn gateway_configs() -> BTreeMap<String, Value> {
     let docs = load_documents(&repo_root().join("envoy/gateway.yaml")).unwrap();
     let filters = docs[0]
         .pointer(
@@ -183,17 +183,114 @@ fn every_filter_config_is_the_one_of_gateway_yaml() {
             expected.insert(name, serde_json::from_str(text).unwrap());
         }
     }
+    expected
+}
+
+/// Every config is the gateway's demo config in deploy form: rules on paths instead of route
+/// names, placeholder consumers (`python3 envoy/sync-manifest-configs.py` rewrites them).
+#[test]
+fn every_filter_config_is_the_deploy_form_of_gateway_yaml() {
+    let expected = gateway_configs();
+    let mut stale = Vec::new();
     for chain in chains() {
         for filter in &chain.filters {
-            assert_eq!(
-                Some(&filter.config),
-                expected.get(&filter.module),
-                "{} {}: config differs from envoy/gateway.yaml's",
+            let want = expected
+                .get(&filter.module)
+                .map(|c| deploy_form(&filter.module, c).unwrap());
+            if Some(&filter.config) != want.as_ref() {
+                stale.push(format!("{} {}", chain.source, filter.module));
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "configs differ from the deploy form of envoy/gateway.yaml's (run `python3 envoy/sync-manifest-configs.py`):\n{}",
+        stale.join("\n")
+    );
+}
+
+/// Issue 10, item 9: Istio and Envoy Gateway generate route names, so a `route_name` rule never
+/// matches there (graphql-guard checked nothing, `/admin` was open, `/health` needed a key).
+#[test]
+fn no_manifest_config_matches_on_route_name() {
+    for chain in chains() {
+        for filter in &chain.filters {
+            let text = filter.config.to_string();
+            assert!(
+                !text.contains("\"route_name\""),
+                "{} {}: a route_name rule: {text}",
                 chain.source,
                 filter.module
             );
         }
     }
+}
+
+/// Issue 10, item 9: the demo consumers and keys never appear in a deploy manifest; every key
+/// there is a placeholder digest the README says to replace.
+#[test]
+fn no_demo_consumer_or_key_is_in_a_deploy_manifest() {
+    let demo = &gateway_configs()["api_key_auth"];
+    let mut demo_digests = Vec::new();
+    let mut demo_ids = Vec::new();
+    for consumer in demo["consumers"].as_array().unwrap() {
+        for key in consumer["keys"].as_array().into_iter().flatten() {
+            demo_digests.push(key["sha256"].as_str().unwrap().to_string());
+        }
+        if consumer.get("keys").is_some() {
+            demo_ids.push(consumer["id"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(
+        demo_digests.len() >= 4 && demo_ids.len() >= 4,
+        "{demo_ids:?}"
+    );
+    let gateway_text = std::fs::read_to_string(repo_root().join("envoy/gateway.yaml")).unwrap();
+    assert!(
+        gateway_text.contains("demo-key-alice-"),
+        "the demo keys are listed in gateway.yaml"
+    );
+    for file in all_manifest_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for digest in &demo_digests {
+            assert!(
+                !text.contains(digest.as_str()),
+                "{}: demo key digest {digest}",
+                file.display()
+            );
+        }
+        assert!(
+            !text.contains("demo-key-"),
+            "{}: a demo key",
+            file.display()
+        );
+    }
+    let placeholders: Vec<String> = (1..=3).map(placeholder_digest).collect();
+    let mut keys = 0;
+    for chain in chains() {
+        for filter in chain.filters.iter().filter(|f| f.module == "api_key_auth") {
+            for consumer in filter.config["consumers"].as_array().unwrap() {
+                let id = consumer["id"].as_str().unwrap();
+                assert!(
+                    !demo_ids.iter().any(|d| d == id),
+                    "{}: demo consumer {id}",
+                    chain.source
+                );
+                for key in consumer["keys"].as_array().into_iter().flatten() {
+                    keys += 1;
+                    let fields: Vec<&String> = key.as_object().unwrap().keys().collect();
+                    assert_eq!(fields, ["sha256"], "{}: {id}: {key}", chain.source);
+                    let digest = key["sha256"].as_str().unwrap().to_string();
+                    assert!(
+                        placeholders.contains(&digest),
+                        "{}: {id}: {digest}",
+                        chain.source
+                    );
+                }
+            }
+        }
+    }
+    assert!(keys > 0, "no api-key-auth keys found in the manifests");
 }
 
 /// `target/debug/apim`, built (or found up to date) once: a test binary cannot name another
@@ -294,4 +391,63 @@ fn every_sha256_matches_the_built_modules_and_images() {
         "stale sha256 lines (run `cargo run -p apim -- manifests sync`):\n{}",
         stale.join("\n")
     );
+}
+
+/// `apim manifests check` validates every manifest's filter configs for their target (and the
+/// sha256 lines): it passes on the shipped manifests.
+#[test]
+fn apim_manifests_check_passes() {
+    let out = Command::new(apim_bin())
+        .args(["manifests", "check"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("filter configs checked for their target, 0 refused"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("a placeholder digest"), "{stderr}");
+}
+
+/// `apim validate --target istio|gateway-api` refuses a route_name rule, naming the field;
+/// `--target envoy` (a bootstrap we write, route names ours) accepts it.
+#[test]
+fn apim_validate_refuses_route_name_for_generated_route_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("quota.json");
+    std::fs::write(
+        &file,
+        r#"{"plans": {"free": {"limits": [{"requests": 5, "per": "second"}]}}, "default_plan": "free",
+            "rules": [{"match": {"path": {"prefix": "/pets"}}, "plan": "free"},
+                      {"match": {"route_name": "health"}, "skip": true}]}"#,
+    )
+    .unwrap();
+    let run = |target: &str| {
+        let out = Command::new(apim_bin())
+            .args(["validate", "--target", target, "quota"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (target, mesh) in [("istio", "Istio"), ("gateway-api", "Envoy Gateway")] {
+        let (code, stderr) = run(target);
+        assert_eq!(code, Some(1), "{target}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "rules[1].match.route_name: {mesh} generates route names"
+            )),
+            "{target}: {stderr}"
+        );
+    }
+    let (code, stderr) = run("envoy");
+    assert_eq!(code, Some(0), "envoy: {stderr}");
+    let (code, stderr) = run("kong");
+    assert_eq!(code, Some(2), "{stderr}");
 }
