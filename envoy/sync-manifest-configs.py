@@ -64,6 +64,17 @@ def gateway_configs():
     return out
 
 
+def global_tier_configs():
+    """The quota config of demo/compose/global-tier.yaml (the global tier), as `quota`."""
+    doc = yaml.safe_load((ROOT / "demo/compose/global-tier.yaml").read_text())
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    for f in hcm["http_filters"]:
+        config = f.get("typed_config", {}).get("config")
+        if config and config["root_id"] == "quota":
+            return {"quota": json.loads(config["configuration"]["value"])}
+    raise SystemExit("demo/compose/global-tier.yaml: no quota filter")
+
+
 def deploy_form(module, config):
     config = copy.deepcopy(config)
 
@@ -158,11 +169,13 @@ def rewrite(path, configs):
 def main():
     check = "--check" in sys.argv[1:]
     configs = gateway_configs()
+    global_configs = global_tier_configs()
     changed = []
     for tree in ["envoy/istio", "envoy/gateway-api"]:
         for path in sorted((ROOT / tree).rglob("*.yaml")):
             old = path.read_text()
-            new = rewrite(path, configs)
+            # quota-global.yaml: the global tier's quota config (demo/compose/global-tier.yaml).
+            new = rewrite(path, global_configs if path.stem == "quota-global" else configs)
             if new != old:
                 changed.append(str(path.relative_to(ROOT)))
                 if not check:

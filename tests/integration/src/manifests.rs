@@ -256,10 +256,11 @@ pub fn deploy_form(module: &str, config: &Value) -> Result<Value, String> {
 }
 
 /// The Kubernetes kinds the manifest trees hold besides the Wasm ones: path handling
-/// (ClientTrafficPolicy, Istio's mesh config), the global quota tier's wiring (Backend,
-/// ServiceEntry, DestinationRule). Anything else is an error, so nothing goes unchecked.
-pub const OTHER_KINDS: [&str; 6] = [
+/// (ClientTrafficPolicy, Istio's mesh config), the global quota tier's wiring (EnvoyPatchPolicy,
+/// Backend, ServiceEntry, DestinationRule). Anything else is an error, so nothing goes unchecked.
+pub const OTHER_KINDS: [&str; 7] = [
     "ClientTrafficPolicy",
+    "EnvoyPatchPolicy",
     "Backend",
     "ServiceEntry",
     "DestinationRule",
@@ -290,6 +291,9 @@ pub struct Chain {
     /// Where it comes from, for messages: `file [kind/context or selector]`.
     pub source: String,
     pub filters: Vec<WasmFilter>,
+    /// Clusters the same file adds (an EnvoyFilter `CLUSTER` ADD patch, an EnvoyPatchPolicy
+    /// Cluster `add`): the Rate Limit Service of the global quota tier.
+    pub clusters: Vec<Value>,
 }
 
 impl Chain {
@@ -417,6 +421,7 @@ fn envoy_filter_chains(file: &Path, doc: &Value) -> Result<Vec<Chain>, String> {
             None => chains.push(Chain {
                 source: where_,
                 filters: vec![filter],
+                clusters: Vec::new(),
             }),
         }
     }
@@ -546,6 +551,7 @@ fn extension_policy_chain(file: &Path, doc: &Value) -> Result<Chain, String> {
     Ok(Chain {
         source: where_,
         filters,
+        clusters: Vec::new(),
     })
 }
 
@@ -556,7 +562,10 @@ pub fn all_chains() -> Result<Vec<Chain>, String> {
     let mut chains = Vec::new();
     let mut plugins: Vec<(String, (u8, i64), WasmFilter)> = Vec::new();
     for file in all_manifest_files() {
-        for doc in load_documents(&file)? {
+        let docs = load_documents(&file)?;
+        let clusters: Vec<Value> = docs.iter().flat_map(added_clusters).collect();
+        let first = chains.len();
+        for doc in docs {
             match str_at(&doc, "/kind") {
                 Some("EnvoyFilter") => chains.extend(envoy_filter_chains(&file, &doc)?),
                 Some("WasmPlugin") => plugins.push(wasm_plugin(&file, &doc)?),
@@ -564,6 +573,9 @@ pub fn all_chains() -> Result<Vec<Chain>, String> {
                 Some(kind) if OTHER_KINDS.contains(&kind) => {}
                 other => return Err(format!("{}: unexpected kind {other:?}", rel(&file))),
             }
+        }
+        for chain in chains.iter_mut().skip(first) {
+            chain.clusters.clone_from(&clusters);
         }
     }
     // Stable sort: equal keys keep file order, as Istio keeps creation order.
@@ -575,20 +587,68 @@ pub fn all_chains() -> Result<Vec<Chain>, String> {
             None => chains.push(Chain {
                 source,
                 filters: vec![filter],
+                clusters: Vec::new(),
             }),
         }
     }
     Ok(chains)
 }
 
+/// The clusters a manifest document adds: EnvoyFilter `CLUSTER` ADD patch values and
+/// EnvoyPatchPolicy Cluster `add` values.
+pub fn added_clusters(doc: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    match str_at(doc, "/kind") {
+        Some("EnvoyFilter") => {
+            for p in doc
+                .pointer("/spec/configPatches")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if str_at(p, "/applyTo") == Some("CLUSTER")
+                    && str_at(p, "/patch/operation") == Some("ADD")
+                {
+                    out.extend(p.pointer("/patch/value").cloned());
+                }
+            }
+        }
+        Some("EnvoyPatchPolicy") => {
+            for p in doc
+                .pointer("/spec/jsonPatches")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if str_at(p, "/type") == Some("type.googleapis.com/envoy.config.cluster.v3.Cluster")
+                    && str_at(p, "/operation/op") == Some("add")
+                {
+                    out.extend(p.pointer("/operation/value").cloned());
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
 /// A bootstrap (JSON, which Envoy reads as YAML) with one listener on port 0 whose HCM runs
-/// `filters` then the router, in front of a static upstream.
-pub fn bootstrap(filters: &[WasmFilter]) -> String {
+/// `filters` then the router, in front of a static upstream, plus `clusters` (a chain's added
+/// clusters).
+pub fn bootstrap(filters: &[WasmFilter], clusters: &[Value]) -> String {
     let http_filters: Vec<Value> = filters
         .iter()
         .map(|f| json!({"name": f.name, "typed_config": f.typed_config}))
         .collect();
-    assemble(http_filters, false)
+    let mut config: Value =
+        serde_json::from_str(&assemble(http_filters, false)).unwrap_or_default();
+    if let Some(all) = config
+        .pointer_mut("/static_resources/clusters")
+        .and_then(Value::as_array_mut)
+    {
+        all.extend(clusters.iter().cloned());
+    }
+    serde_json::to_string_pretty(&config).unwrap_or_default()
 }
 
 /// For an EnvoyFilter chain: the HTTP_FILTER patch values exactly as written (each an ECDS

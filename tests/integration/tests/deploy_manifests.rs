@@ -29,8 +29,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use apim_integration::manifests::{
-    all_chains, all_manifest_files, bootstrap, deploy_form, ecds_bootstrap, load_documents,
-    markers, placeholder_digest, Chain, MarkerKind, SUITE_ORDER,
+    all_chains, all_manifest_files, bootstrap, deploy_form, ecds_bootstrap, find_typed,
+    hcm_path_problems, load_documents, markers, placeholder_digest, wasm_fail_open_problems, Chain,
+    MarkerKind, HCM_TYPE, SUITE_ORDER, WASM_TYPE,
 };
 use apim_integration::{repo_root, validate_config, wasm_module};
 use serde_json::Value;
@@ -110,7 +111,7 @@ fn every_embedded_envoy_config_passes_envoy_validate() {
     let mut unique: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for chain in chains() {
         unique
-            .entry(bootstrap(&chain.filters))
+            .entry(bootstrap(&chain.filters, &chain.clusters))
             .or_default()
             .push(chain.source.clone());
         if let Some(ecds) = ecds_bootstrap(&chain.filters) {
@@ -168,7 +169,12 @@ fn every_filter_config_is_accepted_by_its_filter() {
 
 /// The demo filter configs of `envoy/gateway.yaml`, by module.
 fn gateway_configs() -> BTreeMap<String, Value> {
-    let docs = load_documents(&repo_root().join("envoy/gateway.yaml")).unwrap();
+    demo_configs("envoy/gateway.yaml")
+}
+
+/// The filter configs of the first listener of a bootstrap, by module.
+fn demo_configs(file: &str) -> BTreeMap<String, Value> {
+    let docs = load_documents(&repo_root().join(file)).unwrap();
     let filters = docs[0]
         .pointer(
             "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters",
@@ -191,8 +197,16 @@ fn gateway_configs() -> BTreeMap<String, Value> {
 #[test]
 fn every_filter_config_is_the_deploy_form_of_gateway_yaml() {
     let expected = gateway_configs();
+    // quota-global.yaml: the global tier's quota (the compose fragment's).
+    let global = demo_configs("demo/compose/global-tier.yaml");
+    assert!(global.contains_key("quota_global"), "{global:?}");
     let mut stale = Vec::new();
     for chain in chains() {
+        let expected = if chain.source.contains("quota-global") {
+            BTreeMap::from([("quota".to_string(), global["quota_global"].clone())])
+        } else {
+            expected.clone()
+        };
         for filter in &chain.filters {
             let want = expected
                 .get(&filter.module)
@@ -450,4 +464,198 @@ fn apim_validate_refuses_route_name_for_generated_route_names() {
     assert_eq!(code, Some(0), "envoy: {stderr}");
     let (code, stderr) = run("kong");
     assert_eq!(code, Some(2), "{stderr}");
+}
+
+/// Issue 10, item 9: quota's global tier is wired for Istio and Envoy Gateway: each quota config
+/// with `global` names a cluster its own file adds (HTTP/2, for gRPC), and the bootstrap built
+/// from them passes `envoy --mode validate` (in `every_embedded_envoy_config_passes_envoy_validate`).
+/// Every quota manifest says the local tier counts per pod.
+#[test]
+fn the_global_quota_tier_is_wired_for_istio_and_envoy_gateway() {
+    let mut wired = BTreeSet::new();
+    for chain in chains() {
+        for filter in chain.filters.iter().filter(|f| f.module == "quota") {
+            let Some(cluster) = filter
+                .config
+                .pointer("/global/cluster")
+                .and_then(Value::as_str)
+            else {
+                continue;
+            };
+            let added = chain
+                .clusters
+                .iter()
+                .find(|c| c["name"] == cluster)
+                .unwrap_or_else(|| panic!("{}: no cluster {cluster} in the file", chain.source));
+            assert!(
+                added
+                    .pointer("/typed_extension_protocol_options/envoy.extensions.upstreams.http.v3.HttpProtocolOptions/explicit_http_config/http2_protocol_options")
+                    .is_some(),
+                "{}: cluster {cluster} must speak HTTP/2 (gRPC)",
+                chain.source
+            );
+            wired.insert(chain.source.split(" [").next().unwrap().to_string());
+        }
+    }
+    assert_eq!(
+        wired,
+        BTreeSet::from([
+            "envoy/gateway-api/quota-global.yaml".to_string(),
+            "envoy/istio/envoyfilter/gateway/quota-global.yaml".to_string(),
+        ])
+    );
+    for file in all_manifest_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("quota.") || name.starts_with("chain") {
+            assert!(
+                text.contains("Quota counts PER POD") && text.contains("N times"),
+                "{}: does not say the local tier counts per pod",
+                file.display()
+            );
+        }
+    }
+}
+
+/// The documents of every manifest file, with the file's path relative to the repo.
+fn manifest_documents() -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for file in all_manifest_files() {
+        let rel = file
+            .strip_prefix(repo_root())
+            .unwrap()
+            .display()
+            .to_string();
+        for doc in load_documents(&file).unwrap() {
+            out.push((rel.clone(), doc));
+        }
+    }
+    out
+}
+
+/// Issue 10, item 1 (mesh): Istio and Envoy Gateway ship the path handling of the bootstrap:
+/// an EnvoyFilter HCM patch per context (GATEWAY, SIDECAR_INBOUND) with the same three settings,
+/// Istio's meshConfig `DECODE_AND_MERGE_SLASHES` (the only Istio normalization that decodes
+/// %2F/%5C), and an Envoy Gateway ClientTrafficPolicy that refuses escaped slashes and merges
+/// slashes.
+#[test]
+fn istio_and_envoy_gateway_ship_the_path_handling() {
+    let mut contexts = BTreeSet::new();
+    let mut mesh = Vec::new();
+    let mut client_policies = Vec::new();
+    for (file, doc) in manifest_documents() {
+        match doc["kind"].as_str() {
+            Some("EnvoyFilter") => {
+                for p in doc["spec"]["configPatches"].as_array().unwrap() {
+                    if p["applyTo"] != "NETWORK_FILTER" {
+                        continue;
+                    }
+                    assert_eq!(p["patch"]["operation"], "MERGE", "{file}");
+                    assert_eq!(
+                        p["match"]["listener"]["filterChain"]["filter"]["name"],
+                        "envoy.filters.network.http_connection_manager",
+                        "{file}"
+                    );
+                    let hcm = &p["patch"]["value"]["typed_config"];
+                    assert_eq!(hcm["@type"], HCM_TYPE, "{file}");
+                    let problems = hcm_path_problems(hcm);
+                    assert!(problems.is_empty(), "{file}: {problems:?}");
+                    contexts.insert(p["match"]["context"].as_str().unwrap().to_string());
+                }
+            }
+            Some("IstioOperator") => {
+                mesh.push(file.clone());
+                assert_eq!(
+                    doc.pointer("/spec/meshConfig/pathNormalization/normalization"),
+                    Some(&Value::from("DECODE_AND_MERGE_SLASHES")),
+                    "{file}"
+                );
+            }
+            Some("ClientTrafficPolicy") => {
+                client_policies.push(file.clone());
+                let path = &doc["spec"]["path"];
+                assert!(
+                    matches!(
+                        path["escapedSlashesAction"].as_str(),
+                        Some("RejectRequest" | "UnescapeAndRedirect")
+                    ),
+                    "{file}: escapedSlashesAction {}",
+                    path["escapedSlashesAction"]
+                );
+                assert_ne!(path["disableMergeSlashes"], true, "{file}");
+                assert!(
+                    doc["spec"]["targetRefs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|t| t["kind"] == "Gateway"),
+                    "{file}"
+                );
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        contexts,
+        BTreeSet::from(["GATEWAY".to_string(), "SIDECAR_INBOUND".to_string()])
+    );
+    assert_eq!(mesh.len(), 1, "{mesh:?}");
+    assert_eq!(client_policies.len(), 1, "{client_policies:?}");
+}
+
+/// No shipped manifest lets requests through unfiltered when a module fails: every WasmPlugin
+/// says `failStrategy: FAIL_CLOSE` or `FAIL_RELOAD` (closed for the request, then a new VM),
+/// every EnvoyExtensionPolicy Wasm says `failOpen: false`, and every EnvoyFilter Wasm config says
+/// `FAIL_CLOSED` or `FAIL_RELOAD` (never a default, never `fail_open`).
+#[test]
+fn every_manifest_fails_closed() {
+    let mut counts = BTreeMap::new();
+    for (file, doc) in manifest_documents() {
+        let kind = doc["kind"].as_str().unwrap_or("?").to_string();
+        match kind.as_str() {
+            "WasmPlugin" => {
+                let strategy = doc.pointer("/spec/failStrategy").and_then(Value::as_str);
+                assert!(
+                    matches!(strategy, Some("FAIL_CLOSE" | "FAIL_RELOAD")),
+                    "{file}: failStrategy {strategy:?}, want FAIL_CLOSE or FAIL_RELOAD"
+                );
+            }
+            "EnvoyExtensionPolicy" => {
+                for entry in doc["spec"]["wasm"].as_array().unwrap() {
+                    assert_eq!(
+                        entry.get("failOpen"),
+                        Some(&Value::Bool(false)),
+                        "{file}: {} must say failOpen: false",
+                        entry["name"]
+                    );
+                }
+            }
+            "EnvoyFilter" => {
+                for (at, wasm) in find_typed(&doc, WASM_TYPE) {
+                    let problems = wasm_fail_open_problems(wasm);
+                    assert!(problems.is_empty(), "{file} {at}: {problems:?}");
+                }
+            }
+            _ => continue,
+        }
+        *counts.entry(kind).or_insert(0) += 1;
+    }
+    for kind in ["WasmPlugin", "EnvoyExtensionPolicy", "EnvoyFilter"] {
+        assert!(
+            counts.get(kind).copied().unwrap_or(0) > 0,
+            "no {kind} found: {counts:?}"
+        );
+    }
+    // And what they stand for, as Envoy gets it.
+    for chain in chains() {
+        for filter in &chain.filters {
+            let problems = wasm_fail_open_problems(&filter.typed_config);
+            assert!(
+                problems.is_empty(),
+                "{} {}: {problems:?}",
+                chain.source,
+                filter.module
+            );
+        }
+    }
 }
