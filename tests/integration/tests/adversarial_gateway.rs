@@ -57,7 +57,7 @@ fn path_confusion_never_reaches_the_upstream_as_guest() {
         "the control reached the upstream"
     );
 
-    let cases: [(&str, u16); 6] = [
+    let cases: [(&str, u16); 9] = [
         // Encoded `/` or `\`: refused by the HCM before routing (REJECT_REQUEST).
         ("/public/..%2Fadmin/users", 400),
         ("/public/%2e%2e%2fadmin/users", 400),
@@ -66,6 +66,11 @@ fn path_confusion_never_reaches_the_upstream_as_guest() {
         // Dot segments sent as-is: normalised to /admin/users, which needs an ops key.
         ("/public/../admin/users", 401),
         ("/public/%2e%2e/admin/users", 401),
+        // A raw backslash: normalize_path makes it `/`, so this is /admin/users too.
+        ("/public/..\\admin/users", 401),
+        ("/public/.%2e/admin/users", 401),
+        // Merged slashes: `//admin` is `/admin`.
+        ("//admin/users", 401),
     ];
     for (path, want) in cases {
         let before = upstream_requests(envoy);
