@@ -23,11 +23,11 @@ pub fn run(filter: &str, file: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    run_bytes(filter, file, &bytes)
+    run_bytes(filter, file, bytes)
 }
 
 /// [`run`] on a config already read (`apim validate --target`, which checks it first).
-pub fn run_bytes(filter: &str, file: &str, bytes: &[u8]) -> ExitCode {
+pub fn run_bytes(filter: &str, file: &str, bytes: Vec<u8>) -> ExitCode {
     let result = match filter {
         "api-key-auth" => api_key_auth::config::Config::parse(&bytes).map(|c| c.warnings),
         "scope-authz" => scope_authz::config::Config::parse(&bytes).map(|_| Vec::new()),

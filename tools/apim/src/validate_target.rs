@@ -74,13 +74,13 @@ pub fn check(target: Target, config: &Value) -> (Vec<String>, Vec<String>) {
             "plaintext" if field.contains("keys[") => errors.push(format!(
                 "{at}: a deploy manifest holds API keys as sha256 digests only (`apim key hash`)"
             )),
-            "sha256" if field.contains("keys[") => {
-                if value.as_str().is_some_and(is_placeholder_digest) {
-                    warnings.push(format!(
-                        "{at}: a placeholder digest: replace it with the digest of a real key \
-                         (`apim key new`)"
-                    ));
-                }
+            "sha256"
+                if field.contains("keys[") && value.as_str().is_some_and(is_placeholder_digest) =>
+            {
+                warnings.push(format!(
+                    "{at}: a placeholder digest: replace it with the digest of a real key \
+                     (`apim key new`)"
+                ));
             }
             _ => {}
         }
@@ -143,7 +143,7 @@ pub fn run(target: &str, filter: &str, file: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    crate::validate::run_bytes(filter, file, &bytes)
+    crate::validate::run_bytes(filter, file, bytes)
 }
 
 /// The filter (as `apim validate` names it) of a module name (`api_key_auth`).
