@@ -10,7 +10,7 @@ from the demo gateway's (envoy/gateway.yaml), in their deploy form:
 (`every_filter_config_is_the_deploy_form_of_gateway_yaml`); run this after changing a filter
 config in envoy/gateway.yaml:
 
-    python3 envoy/sync-manifest-configs.py            # rewrite
+    python3 envoy/sync-manifest-configs.py            # rewrite (needs PyYAML: python3-yaml)
     python3 envoy/sync-manifest-configs.py --check    # exit 1 if a manifest would change
 
 Only the config blocks are rewritten (WasmPlugin `pluginConfig`, EnvoyExtensionPolicy
