@@ -3,8 +3,8 @@
 //!
 //! Hostile cases are judged by what must never happen rather than by today's exact status, since
 //! fixes on other branches change some of them (a path Envoy now normalises or rejects, a method
-//! graphql-guard now refuses): a hostile request never reaches the upstream, never gets a 2xx,
-//! never a 5xx. `today` records the status each gets on the current code, for the report.
+//! graphql-guard now refuses): a hostile request never reaches the upstream, never gets a 2xx
+//! (but a GraphQL error answer, which GraphQL-over-HTTP sends with 200), never a 5xx. `today` records the status each gets on the current code, for the report.
 
 use crate::client::Request;
 
@@ -43,8 +43,8 @@ pub enum Expect {
     Valid(&'static [u16]),
     /// Valid traffic on a route quota skips: exactly these statuses.
     Exact(&'static [u16]),
-    /// Hostile: never the upstream, never 2xx, never 5xx. `today`: the statuses the current
-    /// code gives (reported, not asserted).
+    /// Hostile: never the upstream, never 2xx (but a GraphQL error answer), never 5xx.
+    /// `today`: the statuses the current code gives (documentation, not asserted).
     Hostile { today: &'static [u16] },
 }
 
@@ -242,6 +242,24 @@ pub fn all() -> Vec<Case> {
                 body: None,
             },
             &[200],
+        ),
+        hostile(
+            "bob persisted-query hash only (unknown hash)",
+            H1(graphql(
+                BOB,
+                r#"{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"5e1f0c8a7d9b3e2f4a6c8e0b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f"}}}"#,
+            )),
+            &[200],
+        ),
+        hostile(
+            "bob WebSocket upgrade on /graphql",
+            H1(key(get("/graphql"), BOB)
+                .header("connection", "Upgrade")
+                .header("upgrade", "websocket")
+                .header("sec-websocket-version", "13")
+                .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+                .header("sec-websocket-protocol", "graphql-transport-ws")),
+            &[],
         ),
         hostile(
             "alice 100 KiB GraphQL body",
