@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-/// What a row's counters must show; exactly one of `served` and `none` is given.
+/// What a row's counters must show; exactly one of `served` and `none` is given (`zero` may
+/// come with either: a baseline can still prove how Envoy handled its requests).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Proof {
@@ -36,9 +37,6 @@ impl Proof {
             (Some(why), true) if why.trim().is_empty() => {
                 Err("proof.none: say why the row has nothing to prove".into())
             }
-            (Some(_), true) if !self.zero.is_empty() => {
-                Err("proof: `none` and `zero` exclude each other".into())
-            }
             (None, true) => Err(
                 "proof.served: name the counters that count every request the filter handled \
                  (or give `none` with the reason)"
@@ -50,7 +48,7 @@ impl Proof {
 
     /// Whether there are counters to check.
     pub fn has_counters(&self) -> bool {
-        !self.served.is_empty()
+        !self.served.is_empty() || !self.zero.is_empty()
     }
 
     /// Checks a stats snapshot against `served` responses: Ok with a one-line summary
@@ -89,6 +87,9 @@ impl Proof {
             }
         }
         if wrong.is_empty() {
+            if summary.is_empty() {
+                summary.push(format!("{} zero", self.zero.len()));
+            }
             Ok(summary.join(" "))
         } else {
             Err(format!("counters disagree: {}", wrong.join("; ")))
@@ -176,6 +177,12 @@ mod tests {
             ..Proof::default()
         };
         assert!(none("no filter").validate().is_ok());
+        assert!(Proof {
+            zero: vec!["a".into()],
+            ..none("no filter")
+        }
+        .validate()
+        .is_ok());
         assert!(none(" ").validate().is_err());
         assert!(Proof {
             served: vec!["a".into()],
