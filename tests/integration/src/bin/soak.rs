@@ -32,8 +32,9 @@ use apim_integration::{repo_root, Envoy};
 /// collections, quota's shared-data slots hold every key the mix uses (a handful of consumers ×
 /// a few windows), scope-authz's token cache is keyed by the few tokens the mix sends, Envoy's
 /// stats are a fixed set (no per-request names). What may still grow is allocator slack and
-/// V8's heap settling, a few MiB. A leak of 1 KiB per request at the default 300 req/s for
-/// 2 minutes would add ~35 MiB, so 24 MiB of growth is the line between noise and a leak.
+/// V8's heap settling, a few MiB. A leak of 1 KiB per request at the default 300 req/s over
+/// the 100 s after the warm-up would add ~29 MiB, so 24 MiB of growth is the line between noise
+/// and a leak.
 const RSS_GROWTH_MIB: u64 = 24;
 /// An absolute ceiling: the whole chain (2 workers, 5 filters) sat at ~157 MiB resident here,
 /// idle and under load alike; twice that is a runaway whatever the start was.
