@@ -14,7 +14,8 @@
 //! - Envoy's resident memory grew past the bound (see `RSS_GROWTH_MIB`).
 //!
 //! Env: SOAK_SECONDS (120), SOAK_THREADS (4), SOAK_RPS (total request rate, 300),
-//! SOAK_RSS_GROWTH_MIB, SOAK_RSS_MAX_MIB (the bounds below).
+//! SOAK_RSS_GROWTH_MIB, SOAK_RSS_MAX_MIB (the bounds below), SOAK_SKIP (comma-separated parts
+//! of case names to leave out, to look at the rest alone).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -107,7 +108,22 @@ fn run() -> Result<bool, String> {
         .start(&gateway_template()?)?;
     let port = envoy.port();
     let pid = envoy.pid();
-    let cases = Arc::new(cases::all());
+    let tokens = soak::mint_tokens(&repo_root().join("target/debug/apim"))?;
+    // SOAK_SKIP: comma-separated parts of case names to leave out (to look at the rest alone).
+    let skip: Vec<String> = std::env::var("SOAK_SKIP")
+        .unwrap_or_default()
+        .split(',')
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let (skipped, kept): (Vec<Case>, Vec<Case>) = cases::all(&tokens)
+        .into_iter()
+        .partition(|c| skip.iter().any(|p| c.name.contains(p.as_str())));
+    if !skipped.is_empty() {
+        let names: Vec<&str> = skipped.iter().map(|c| c.name).collect();
+        println!("soak: SOAK_SKIP leaves out: {}", names.join("; "));
+    }
+    let cases = Arc::new(kept);
     let schedule = Arc::new(cases::schedule(&cases));
     println!(
         "soak: envoy/gateway.yaml on Envoy pid {pid}, 2 workers, port {port}; {} cases, \
@@ -273,10 +289,15 @@ fn report_quota(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, t
             "  FAIL: quota admitted {allowed} requests but {} reached the upstream",
             t.upstream_answers
         );
+        let refusals: Vec<String> = t
+            .guard_refusals
+            .iter()
+            .map(|((status, code), n)| format!("{status} {code} x{n}"))
+            .collect();
         println!(
-            "    for comparison: {} answers were graphql-guard refusals; a quota that charges \
-             before the guard's verdict (issue 10 item 10) admits about that many more",
-            t.guard_refusals
+            "    graphql-guard's refusals, for comparison (a quota that charges before the \
+             guard's verdict, issue 10 item 10, admits those too): {}",
+            refusals.join(", ")
         );
     }
     // An HTTP/2 answer lost to a stream reset may have been a quota 429: it bounds the count.

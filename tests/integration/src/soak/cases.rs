@@ -20,6 +20,19 @@ pub const DEEP_QUERY: &str =
 const FINE_QUERY: &str = r#"{"query":"query Pets { pets(first: 10) { id name } }"}"#;
 const INTROSPECTION: &str = r#"{"query":"{ __schema { types { name } } }"}"#;
 
+/// Bearer tokens from the demo issuer (`apim token mint`, DEMO-ONLY key), for the OAuth cases.
+#[derive(Clone, Debug, Default)]
+pub struct Tokens {
+    /// `pets:read`, sub carol.
+    pub read: String,
+    /// `pets:read pets:write`, sub dora.
+    pub write: String,
+    /// `pets:writer pets:read`: a scope that only looks like `pets:write`.
+    pub substring: String,
+    /// Expired an hour ago.
+    pub expired: String,
+}
+
 /// How a case's request is sent.
 #[derive(Clone, Debug)]
 pub enum Send {
@@ -89,8 +102,12 @@ fn hostile(name: &'static str, send: Send, today: &'static [u16]) -> Case {
     }
 }
 
+fn bearer(r: Request, token: &str) -> Request {
+    r.header("authorization", &format!("Bearer {token}"))
+}
+
 /// The mix. Every case names the consumer it runs as, so a status is easy to explain.
-pub fn all() -> Vec<Case> {
+pub fn all(tokens: &Tokens) -> Vec<Case> {
     use self::Send::{Raw, H1, H2};
     let big = "x".repeat(70 * 1024); // over Envoy's default 60 KiB of request headers
     let mut many = get("/pets");
@@ -149,6 +166,16 @@ pub fn all() -> Vec<Case> {
             },
             &[200],
         ),
+        valid(
+            "carol's token (pets:read) GET /oauth/pets",
+            H1(bearer(get("/oauth/pets"), &tokens.read)),
+            &[200],
+        ),
+        valid(
+            "dora's token (pets:write) POST /oauth/pets",
+            H1(bearer(Request::new("POST", "/oauth/pets"), &tokens.write).body(b"{}".to_vec())),
+            &[200],
+        ),
         // ---- hostile: credentials ----
         hostile("no key GET /pets", H1(get("/pets")), &[401]),
         hostile("bad key", H1(key(get("/pets"), "not-a-real-key")), &[401]),
@@ -177,6 +204,21 @@ pub fn all() -> Vec<Case> {
         hostile(
             "invalid bearer on /oauth/",
             H1(get("/oauth/pets").header("authorization", "Bearer not.a.jwt")),
+            &[401],
+        ),
+        hostile(
+            "read-only token POST /oauth/pets",
+            H1(bearer(Request::new("POST", "/oauth/pets"), &tokens.read).body(b"{}".to_vec())),
+            &[403],
+        ),
+        hostile(
+            "pets:writer token POST /oauth/pets",
+            H1(bearer(Request::new("POST", "/oauth/pets"), &tokens.substring).body(b"{}".to_vec())),
+            &[403],
+        ),
+        hostile(
+            "expired token GET /oauth/pets",
+            H1(bearer(get("/oauth/pets"), &tokens.expired)),
             &[401],
         ),
         hostile(

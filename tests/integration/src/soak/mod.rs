@@ -195,8 +195,8 @@ pub struct Tally {
     /// HTTP/2 streams reset before curl showed an answer (see [`Outcome::reset`]); some may be
     /// quota 429s, so quota's refusal count is bounded by `quota_limited + resets`.
     pub resets: u64,
-    /// graphql-guard's refusals (a GraphQL error code in the body, never from the upstream).
-    pub guard_refusals: u64,
+    /// graphql-guard's refusals by (status, GraphQL error code): never from the upstream.
+    pub guard_refusals: BTreeMap<(u16, String), u64>,
     pub requests: u64,
     /// Requests that got no answer (connection errors), by case.
     pub errors: BTreeMap<usize, (u64, Vec<String>)>,
@@ -235,8 +235,11 @@ impl Tally {
         if o.quota_limited() {
             self.quota_limited += 1;
         }
-        if o.guard_refused() {
-            self.guard_refusals += 1;
+        if let (true, Some(code)) = (o.guard_refused(), &o.code) {
+            *self
+                .guard_refusals
+                .entry((o.status, code.clone()))
+                .or_default() += 1;
         }
         if let Err(e) = judge(&case.expect, &o) {
             push(self.violations.entry(index).or_default(), e);
@@ -259,7 +262,9 @@ impl Tally {
         self.upstream_answers += other.upstream_answers;
         self.quota_limited += other.quota_limited;
         self.resets += other.resets;
-        self.guard_refusals += other.guard_refusals;
+        for (k, n) in other.guard_refusals {
+            *self.guard_refusals.entry(k).or_default() += n;
+        }
         self.requests += other.requests;
     }
 }
@@ -316,6 +321,46 @@ pub fn vm_failure_lines(log: &str) -> Vec<&str> {
                     && !l.contains("wasm log"))
         })
         .collect()
+}
+
+/// Mints the OAuth cases' tokens with the helper CLI (`target/debug/apim`, DEMO-ONLY issuer key).
+pub fn mint_tokens(apim: &std::path::Path) -> Result<cases::Tokens, String> {
+    let mint = |args: &[&str]| -> Result<String, String> {
+        let out = Command::new(apim)
+            .args(["token", "mint"])
+            .args(args)
+            .output()
+            .map_err(|e| format!("{}: {e} (build it: cargo build -p apim)", apim.display()))?;
+        let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() && token.split('.').count() == 3 {
+            Ok(token)
+        } else {
+            Err(format!(
+                "apim token mint {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    };
+    Ok(cases::Tokens {
+        read: mint(&["--scope", "pets:read", "--sub", "carol", "--ttl", "86400"])?,
+        write: mint(&[
+            "--scope",
+            "pets:read pets:write",
+            "--sub",
+            "dora",
+            "--ttl",
+            "86400",
+        ])?,
+        substring: mint(&[
+            "--scope",
+            "pets:writer pets:read",
+            "--sub",
+            "eve",
+            "--ttl",
+            "86400",
+        ])?,
+        expired: mint(&["--scope", "pets:read", "--sub", "carol", "--ttl", "-3600"])?,
+    })
 }
 
 /// `VmRSS` of a process in KiB, from `/proc/<pid>/status`.
@@ -428,7 +473,7 @@ mod tests {
 
     #[test]
     fn tally_counts_quota_and_violations() {
-        let all = cases::all();
+        let all = cases::all(&cases::Tokens::default());
         let (i, case) = all
             .iter()
             .enumerate()
@@ -474,7 +519,7 @@ mod tests {
 
     #[test]
     fn schedule_and_rss() {
-        let all = cases::all();
+        let all = cases::all(&cases::Tokens::default());
         let s = cases::schedule(&all);
         let total: u32 = all.iter().map(|c| c.weight).sum();
         assert_eq!(s.len(), total as usize);
