@@ -95,6 +95,11 @@ smoke: build setup-envoy ## Start the demo stack, run the scripted tour, check e
 	cargo build --release -p apim-integration --bin demo-upstream
 	demo/run.sh --smoke
 
+.PHONY: soak
+soak: build setup-envoy ## Soak: the demo chain (2 workers) under mixed valid and hostile traffic for SOAK_SECONDS (120)
+	cargo build --quiet -p apim
+	cargo run --release -p apim-integration --bin soak
+
 bench: build setup-envoy setup-bench bench-criterion bench-e2e ## Criterion benches and the e2e CPU-per-request bench
 
 bench-criterion: ## Criterion benches of the filters' logic

@@ -18,6 +18,7 @@ mod client;
 mod envoy;
 pub mod manifests;
 mod paths;
+pub mod soak;
 mod template;
 mod upstream;
 

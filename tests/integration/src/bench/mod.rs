@@ -2,6 +2,7 @@
 //! process CPU time, and the report. The method is in DESIGN.md ("Performance method").
 
 pub mod cpu;
+pub mod proof;
 pub mod report;
 pub mod rows;
 pub mod wrk;

@@ -16,6 +16,8 @@ pub struct Round {
     pub requests: u64,
     pub cpu_seconds: f64,
     pub wrk_socket_errors: u64,
+    /// What the row's counters proved (`api_key_auth.allowed=1234 of 1234 responses`).
+    pub proof: String,
 }
 
 /// A row's summary: medians over its rounds. A row with any error is invalid and gets no
@@ -124,6 +126,7 @@ mod tests {
             requests: 10,
             cpu_seconds: 0.1,
             wrk_socket_errors: 0,
+            proof: String::new(),
         }
     }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::proof::Proof;
 use crate::paths::repo_root;
 
 /// One configuration to measure.
@@ -26,6 +27,8 @@ pub struct Row {
     #[serde(default)]
     pub body_file: Option<String>,
     pub expect_status: u16,
+    /// The counters that prove the filter did its job (see [`Proof`]); required.
+    pub proof: Proof,
 }
 
 fn default_method() -> String {
@@ -91,6 +94,9 @@ pub fn load_rows() -> Result<Vec<Row>, String> {
         if !(100..600).contains(&row.expect_status) {
             return Err(format!("rows.json: row {:?}: bad expect_status", row.name));
         }
+        row.proof
+            .validate()
+            .map_err(|e| format!("rows.json: row {:?}: {e}", row.name))?;
     }
     if !rows.iter().any(|r| r.name == "none") {
         return Err("rows.json: the `none` row (no filter) is the baseline and must exist".into());

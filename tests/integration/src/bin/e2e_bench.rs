@@ -7,21 +7,33 @@
 //! responses of the expected status class (`http.ingress.downstream_rq_<N>xx`) over that run.
 //! A row whose responses were not the expected status is INVALID and the exit code is 1.
 //!
+//! Each row also proves that its filter did its job (`proof` in the row, see
+//! `apim_integration::bench::proof`): after the run, the filter's own counters in `/stats` must
+//! account for every response Envoy sent with the row's status (say `apim.quota.allowed` ==
+//! responses) and its other outcomes must be 0. A row whose proof fails is INVALID too: no
+//! figure for a filter that passed requests through untouched or took its error path.
+//!
 //! Env: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_ROWS (comma-separated names; `none` always
-//! runs as the baseline). Writes `target/bench/e2e.json`.
+//! runs as the baseline). Writes `target/bench/e2e.json`. A quick check that every row runs and
+//! passes its proof (figures meaningless): `BENCH_SECONDS=1 BENCH_ROUNDS=1`; add
+//! `BENCH_SHOW_STATS=1` to print each row's non-zero stats (to write a new row's proof).
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use apim_integration::bench::report::{self, Round, RowResult};
 use apim_integration::bench::rows::{self, Row};
 use apim_integration::bench::{cpu, on_path, served_in_class, wrk};
 use apim_integration::{repo_root, Envoy, Request};
+use std::collections::BTreeMap;
 
 const ENVOY_CPU: &str = "0";
 const WRK_CPU: &str = "1";
 const CONNECTIONS: u32 = 8;
 const WARMUP_SECONDS: u32 = 1;
 const STAT_PREFIX: &str = "http.ingress";
+/// Bounds the wait for counters a filter flushes on a timer (scope-authz: every 500 ms).
+const SETTLE: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
     match run() {
@@ -76,8 +88,8 @@ fn run() -> Result<bool, String> {
             match measure(row, round + 1, seconds, ticks) {
                 Ok(r) => {
                     eprintln!(
-                        " {:>7.2} µs/req  {:>8.0} req/s",
-                        r.cpu_us_per_request, r.rps
+                        " {:>7.2} µs/req  {:>8.0} req/s  proof: {}",
+                        r.cpu_us_per_request, r.rps, r.proof
                     );
                     slot.0.push(r);
                 }
@@ -107,7 +119,10 @@ fn run() -> Result<bool, String> {
 
 /// Responses sent so far by status class (1xx..5xx), from one stats snapshot.
 fn responses_by_class(envoy: &Envoy) -> Result<[u64; 5], String> {
-    let stats = envoy.stats()?;
+    classes(&envoy.stats()?)
+}
+
+fn classes(stats: &BTreeMap<String, u64>) -> Result<[u64; 5], String> {
     let mut out = [0; 5];
     for (class, slot) in out.iter_mut().enumerate() {
         let name = format!("{STAT_PREFIX}.downstream_rq_{}xx", class + 1);
@@ -192,6 +207,7 @@ fn measure(row: &Row, round: u32, seconds: u32, ticks: u64) -> Result<Round, Str
             report.requests
         ));
     }
+    let proof = prove(row, &envoy)?;
     let cpu_seconds = cpu1.saturating_sub(cpu0) as f64 / ticks as f64;
     Ok(Round {
         round,
@@ -200,5 +216,37 @@ fn measure(row: &Row, round: u32, seconds: u32, ticks: u64) -> Result<Round, Str
         requests,
         cpu_seconds,
         wrk_socket_errors: report.socket_errors,
+        proof,
     })
+}
+
+/// The row's proof over the whole life of its Envoy (first request, warm-up, measured run):
+/// the filter's counters against every response of the expected class. Counters flushed on a
+/// timer get a bounded wait to settle; the load is over, so nothing else moves them.
+fn prove(row: &Row, envoy: &Envoy) -> Result<String, String> {
+    if std::env::var_os("BENCH_SHOW_STATS").is_some() {
+        // For writing a row's proof: every non-zero stat but Envoy's own server/cluster ones.
+        for (name, value) in envoy.stats()? {
+            if value != 0 && !name.starts_with("server.") && !name.starts_with("cluster_manager.") {
+                eprintln!("    {name} = {value}");
+            }
+        }
+    }
+    if !row.proof.has_counters() {
+        return Ok(format!(
+            "none ({})",
+            row.proof.none.as_deref().unwrap_or_default()
+        ));
+    }
+    let class = usize::from(row.expect_status / 100).saturating_sub(1);
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let stats = envoy.stats()?;
+        let served = classes(&stats)?.get(class).copied().unwrap_or_default();
+        match row.proof.check(&stats, served) {
+            Ok(summary) => return Ok(format!("{summary} of {served} responses")),
+            Err(e) if Instant::now() > deadline => return Err(format!("proof failed: {e}")),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
 }
