@@ -213,7 +213,7 @@ impl Config {
         let sources = check_sources(&raw.sources, &root.key("sources"))?;
         let mut warnings = Vec::new();
         let (consumers, keys, by_id) = build_consumers(&raw, &mut warnings)?;
-        let rules = build_rules(&raw.rules, &by_id, &root.key("rules"))?;
+        let rules = build_rules(&raw.rules, &by_id, &consumers, &root.key("rules"))?;
         let fwd = root.key("forward");
         let consumer_id_header = raw
             .forward
@@ -439,6 +439,7 @@ fn key_digest(
 fn build_rules(
     raw: &[RawRule],
     by_id: &HashMap<String, usize>,
+    consumers: &[Consumer],
     field: &Field,
 ) -> Result<RuleSet<Rule>, ConfigError> {
     let mut rules = Vec::with_capacity(raw.len());
@@ -481,6 +482,16 @@ fn build_rules(
             .as_deref()
             .map(|id| lookup(id, f.key("anonymous")))
             .transpose()?;
+        if let (Some(id), Some(true)) = (
+            r.anonymous.as_deref(),
+            anonymous.and_then(|i| consumers.get(i)).map(|c| c.disabled),
+        ) {
+            // A disabled consumer's keys are refused; letting keyless callers in as it would
+            // make no key looser than its key.
+            return Err(f.key("anonymous").error(format!(
+                "consumer \"{id}\" is disabled; a disabled consumer cannot serve keyless callers"
+            )));
+        }
         rules.push((
             matcher,
             Rule {
@@ -490,7 +501,11 @@ fn build_rules(
             },
         ));
     }
-    Ok(RuleSet::new(rules))
+    // `skip` and `anonymous` let a request in without a key: they loosen, so an ambiguous
+    // path never reaches them (kit::matcher).
+    Ok(RuleSet::with_loosening(rules, |r: &Rule| {
+        r.skip || r.anonymous.is_some()
+    }))
 }
 
 #[cfg(test)]

@@ -63,6 +63,14 @@ pub enum Decision<'c> {
     Deny(DenyReason, Denial),
 }
 
+/// A decision, and whether a loosening rule (`skip`, `anonymous`) was passed over because the
+/// path is ambiguous (counted as `path_ambiguous`; the decision is then the stricter one).
+#[derive(Debug, Clone)]
+pub struct Verdict<'c> {
+    pub decision: Decision<'c>,
+    pub path_ambiguous: bool,
+}
+
 const DEFAULT_RULE: Rule = Rule {
     skip: false,
     allow: None,
@@ -74,12 +82,24 @@ pub fn decide<'c>(
     head: &RequestHead,
     route_name: Option<&str>,
     now: u64,
-) -> Decision<'c> {
+) -> Verdict<'c> {
+    // A preflight passes only as `OPTIONS` exactly: the exemption loosens, so a method a
+    // server might read another way (`options` over HTTP/2) does not get it.
     if config.allow_cors_preflight && head.is_cors_preflight() {
-        return Decision::Pass;
+        return Verdict {
+            decision: Decision::Pass,
+            path_ambiguous: false,
+        };
     }
     let input = MatchInput { route_name, head };
-    let rule = config.rules.first(&input).unwrap_or(&DEFAULT_RULE);
+    let found = config.rules.lookup(&input);
+    Verdict {
+        decision: decide_for(config, found.rule.unwrap_or(&DEFAULT_RULE), head, now),
+        path_ambiguous: found.refused_ambiguous,
+    }
+}
+
+fn decide_for<'c>(config: &'c Config, rule: &Rule, head: &RequestHead, now: u64) -> Decision<'c> {
     if rule.skip {
         return Decision::Pass;
     }
