@@ -131,9 +131,13 @@ fn start() -> Envoy {
 }
 
 fn send(envoy: &Envoy, request: &Request) -> Response {
-    request
-        .send(envoy.port())
-        .unwrap_or_else(|e| panic!("sending {request:?}: {e}"))
+    request.send(envoy.port()).unwrap_or_else(|e| {
+        let head = String::from_utf8_lossy(&request.to_bytes())
+            .chars()
+            .take(300)
+            .collect::<String>();
+        panic!("sending {head}…: {e}")
+    })
 }
 
 /// Requests the upstream has received through this Envoy.

@@ -76,6 +76,8 @@ const FILTER: &str = r#"{
      "request": {"path": "/v2/{{query.to}}", "query": {"set": {"who": "{{query.name}}"}}}},
     {"match": {"path": {"prefix": "/big"}},
      "request": {"headers": {"add": {"x-big": "{{query.v}}{{query.v}}"}}}},
+    {"match": {"path": {"prefix": "/m"}, "methods": ["POST"]},
+     "request": {"headers": {"remove": ["x-internal"], "add": {"x-m": "{{request.method}}"}}}},
     {"match": {"path": {"prefix": "/body"}},
      "request": {"body": [{"op": "set", "path": "/name", "template": "{{query.name}}"}]}}
   ]
@@ -93,9 +95,13 @@ fn start() -> Envoy {
 }
 
 fn send(envoy: &Envoy, request: &Request) -> Response {
-    request
-        .send(envoy.port())
-        .unwrap_or_else(|e| panic!("sending {request:?}: {e}"))
+    request.send(envoy.port()).unwrap_or_else(|e| {
+        let head = String::from_utf8_lossy(&request.to_bytes())
+            .chars()
+            .take(300)
+            .collect::<String>();
+        panic!("sending {head}…: {e}")
+    })
 }
 
 fn upstream_requests(envoy: &Envoy) -> u64 {
@@ -328,4 +334,51 @@ fn answered(envoy: &Envoy) -> u64 {
     envoy
         .counter("cluster.upstream.upstream_rq_completed")
         .unwrap_or(0)
+}
+
+/// Status and body of an HTTP/2 (prior knowledge) request made with curl, which sends `-X`
+/// verbatim as `:method`.
+fn h2(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "--http2-prior-knowledge", "-X", method, "-o", "-"])
+        .args(["-w", "\n%{http_code}", "--max-time", "20"]);
+    for (n, v) in headers {
+        cmd.args(["-H", &format!("{n}: {v}")]);
+    }
+    cmd.arg(format!("http://127.0.0.1:{port}{path}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("curl (needed for HTTP/2) did not run: {e}"));
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = out.stdout;
+    let split = text.iter().rposition(|b| *b == b'\n').unwrap();
+    let status = std::str::from_utf8(&text[split + 1..])
+        .unwrap()
+        .parse()
+        .unwrap();
+    (status, text[..split].to_vec())
+}
+
+/// HTTP/2 lets a client send `:method: post`: a rule written for `POST` still applies (kit's
+/// matcher compares methods case-insensitively), so a header the rule removes cannot be slipped
+/// past it by changing the method's case.
+#[test]
+fn lower_case_methods_over_http2_still_meet_their_rules() {
+    let envoy = start();
+    for method in ["POST", "post", "Post"] {
+        let (status, body) = h2(envoy.port(), method, "/m", &[("x-internal", "1")]);
+        assert_eq!(status, 200, "{method}: {}", String::from_utf8_lossy(&body));
+        let echo: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(echo["method"], method);
+        assert!(
+            seen(&echo, "x-internal").is_empty(),
+            "{method}: x-internal reached the upstream"
+        );
+        assert_eq!(seen(&echo, "x-m"), vec![method]);
+    }
+    assert_eq!(counter(&envoy, "applied"), 3);
 }
