@@ -297,8 +297,16 @@ fn forged_consumer_headers_never_reach_the_upstream() {
             .header("X-Consumer-Id", "root2")
             .header("x-consumer-plan", "platinum")
     };
-    let cases: [(&str, Request, Option<&str>, Option<&str>); 4] = [
+    let cases: [(&str, Request, Option<&str>, Option<&str>); 5] = [
         ("skipped", forge(Request::get("/health")), None, None),
+        (
+            "CORS preflight",
+            forge(Request::new("OPTIONS", "/x"))
+                .header("origin", "https://app.example")
+                .header("access-control-request-method", "PUT"),
+            None,
+            None,
+        ),
         (
             "anonymous",
             forge(Request::get("/public/x")),
@@ -618,6 +626,15 @@ fn lower_case_methods_over_http2() {
     // `get` to alice's route with bob's key: the allow rule still holds.
     let (status, body) = h2(port, "get", "/admin/x", &[("x-api-key", BOB)]);
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    // Two different keys as two HTTP/2 header fields: ambiguous, never the first.
+    let (status, body) = h2(
+        port,
+        "GET",
+        "/x",
+        &[("x-api-key", ALICE), ("x-api-key", BOB)],
+    );
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("ambiguous_api_key"));
     // And a lower-case method with a valid key is that consumer's.
     let (status, body) = h2(port, "get", "/x", &[("x-api-key", ALICE)]);
     assert_eq!(status, 200);
