@@ -716,3 +716,57 @@ fn rendered_header_values_with_control_bytes_are_refused() {
         assert_eq!(hs.check_values(&ctx).is_err(), want.is_err(), "{ops}");
     }
 }
+
+/// Every byte a client can put in a query value, rendered into a header, a path and a query:
+/// a header value is either refused or free of control bytes; a rewritten path never carries
+/// a raw control byte, space, `?`, `#` or non-ASCII, and is never ambiguous.
+#[test]
+fn every_byte_from_the_request_is_refused_or_made_safe() {
+    let header = hops(json!({"add": {"x-v": "<{{query.v}}>"}}));
+    let path = tpl("/a/{{query.v}}/b");
+    let query = qops(&[], &[], &[("w", "{{query.v}}")], &[]);
+    for b in 0u8..=255 {
+        for v in [format!("%{b:02X}"), format!("x%{b:02X}y%{b:02X}%{b:02X}")] {
+            let pq = format!("/p?v={v}");
+            let h = RequestHead::from_pairs(&[(":method", "GET"), (":path", &pq)]);
+            let ctx = Ctx {
+                head: &h,
+                captures: &[],
+                identity: None,
+                claims: None,
+            };
+            let control = b < 0x20 && b != b'\t' || b == 0x7f;
+            match header.plan(&[], &ctx) {
+                Ok(edits) => {
+                    assert!(!control, "byte {b:#04x} reached a header");
+                    for e in edits {
+                        if let Edit::Set(_, value) = e {
+                            assert_eq!(kit::header_value::check(&value), Ok(()));
+                        }
+                    }
+                }
+                Err(r) => {
+                    assert!(control, "byte {b:#04x} refused: {r:?}");
+                    assert!(matches!(r, Refused::UnsafeHeader(..)));
+                }
+            }
+            for rewritten in [
+                uri::rewrite(&pq, Some(&path), &QueryOps::default(), &ctx),
+                uri::rewrite(&pq, None, &query, &ctx),
+            ] {
+                let Ok(Some(out)) = rewritten else {
+                    // Only a path that would be ambiguous is refused.
+                    assert_eq!(rewritten, Err(Refused::AmbiguousPath), "byte {b:#04x}");
+                    continue;
+                };
+                assert!(
+                    out.bytes().all(|c| (0x21..0x7f).contains(&c) && c != b'#'),
+                    "byte {b:#04x}: {out:?}"
+                );
+                let (p, q) = out.split_once('?').unwrap_or((out.as_str(), ""));
+                assert!(!kit::request::path_is_ambiguous(p), "byte {b:#04x}: {out}");
+                assert!(!q.contains('?'), "byte {b:#04x}: {out}");
+            }
+        }
+    }
+}
