@@ -382,3 +382,127 @@ fn lower_case_methods_over_http2_still_meet_their_rules() {
     }
     assert_eq!(counter(&envoy, "applied"), 3);
 }
+
+/// scope-authz (publishing the verified claims) in front of transform, which renders
+/// `{{claim.sub}}` into a header.
+const CLAIMS_TEMPLATE: &str = r#"
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: main
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: "/"}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.scope_authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: scope_authz
+                root_id: scope_authz
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: scope_authz
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:scope_authz}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {
+                      "providers": [{"name": "demo", "issuer": "https://demo-issuer.apim.local",
+                        "audiences": ["demo-api"], "algorithms": ["RS256"],
+                        "jwks": {"inline": {"keys": [{"kty": "RSA", "kid": "demo-1", "use": "sig", "n": "vXOe55tPMZZuQJtG_aOJT6dcDq8YQk-UhiBdWh9ucExIxDL6G56CKc347sDsuAOu08-HSRZjFEflRzKt-aAco06iz8rd6CKGPyKrwR5kxQQ8-mauQBSX_sRvn5RMeXHzZdhFY-816wmY9BN7F1O8y7mkLrYj1ta6SCBbmEGUl9kV1MDJ_NmkUCniLe68P9J-7Zpq4H7XRUcHeQmTfRo_i4lGP2RQ7ACE9sgl7NKYJGEFcJF-Pxd13G58fNPQO2u-y4wxf6vNS_8_zyA2EHIWEqbxIR3R8kXl2dHqxA8O6-b71lq0lnBqNta9KJh2ahRZJBKkeK2jwN3o00ywBMnb-w", "e": "AQAB"}]}}}],
+                      "rules": [{"require": {"all_of": ["pets:read"]}}],
+                      "publish_claims": true
+                    }
+          - name: apim.transform
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: transform
+                root_id: transform
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: transform
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:transform}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {"rules": [{"request": {"headers": {"add": {"x-token-subject": "{{claim.sub}}"}}}}]}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    type: STATIC
+    connect_timeout: 5s
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
+"#;
+
+/// A token from the demo issuer (its DEMO-ONLY key ships in envoy/examples/demo-issuer/).
+fn token(sub: &str) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let pem = std::fs::read(
+        apim_integration::repo_root().join("envoy/examples/demo-issuer/demo-issuer-DEMO-ONLY.pem"),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("demo-1".into());
+    let claims = serde_json::json!({"iss": "https://demo-issuer.apim.local", "aud": "demo-api",
+        "sub": sub, "scope": "pets:read", "iat": now, "exp": now + 600});
+    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
+}
+
+/// Item 8, claims: a verified token whose `sub` carries CR LF (an issuer that puts user-chosen
+/// text in a claim) rendered into a header is refused by transform (400, counted), never
+/// forwarded. On the old code: 503, counted as applied.
+#[test]
+fn control_bytes_in_a_claim_rendered_into_a_header_are_refused() {
+    let envoy = Envoy::builder()
+        .concurrency(1)
+        .start(CLAIMS_TEMPLATE)
+        .unwrap_or_else(|e| panic!("starting Envoy: {e}"));
+    let bearer = |sub: &str| format!("Bearer {}", token(sub));
+    let r = send(
+        &envoy,
+        &Request::get("/pets").header("authorization", &bearer("carol\r\nx-admin: 1")),
+    );
+    let body = assert_refused(&r, 400, "unsafe_header_value", "CR LF in sub");
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("\"x-token-subject\""));
+    assert!(!r.text().contains("x-admin"));
+    assert_eq!(upstream_requests(&envoy), 0);
+    assert_eq!(counter(&envoy, "errors.unsafe_value"), 1);
+    assert_eq!(counter(&envoy, "applied"), 0);
+    let r = send(
+        &envoy,
+        &Request::get("/pets").header("authorization", &bearer("carol")),
+    );
+    let echo = upstream_saw(&r, "a plain sub");
+    assert_eq!(seen(&echo, "x-token-subject"), vec!["carol"]);
+    assert_eq!(counter(&envoy, "applied"), 1);
+}
