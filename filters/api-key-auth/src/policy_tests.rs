@@ -361,3 +361,56 @@ fn only_an_upper_case_options_is_a_preflight() {
         assert_eq!(got, want, "{method}");
     }
 }
+
+/// An `anonymous` rule that also has `allow` is passed over on an ambiguous path, but its
+/// `allow` still holds: a key holder it refuses is not let in by the default rule instead.
+#[test]
+fn a_passed_over_anonymous_rule_still_restricts_who_may_call() {
+    let json = format!(
+        r#"{{
+        "consumers": [
+          {{"id":"alice","groups":["partners"],"keys":[{{"sha256":"{}"}}]}},
+          {{"id":"bob","keys":[{{"sha256":"{}"}}]}},
+          {{"id":"guest","groups":["visitors"]}}
+        ],
+        "rules": [
+          {{"match":{{"route_name":"shop"}},"allow":{{"groups":["partners","visitors"]}},"anonymous":"guest"}}
+        ]
+    }}"#,
+        d("alice-key"),
+        d("bob-key")
+    );
+    let c = Config::parse(json.as_bytes()).unwrap();
+    assert_eq!(c.guarded_allows.len(), 1);
+    let cases = [
+        ("/shop/x", None, "allow guest"),
+        ("/shop/x", Some("alice-key"), "allow alice"),
+        ("/shop/x", Some("bob-key"), "deny forbidden 403"),
+        ("/shop/..%2Fx", None, "deny missing 401"),
+        ("/shop/..%2Fx", Some("alice-key"), "allow alice"),
+        ("/shop/..%2Fx", Some("bob-key"), "deny forbidden 403"),
+    ];
+    for (path, key, want) in cases {
+        let mut headers = vec![(":method", "GET"), (":path", path)];
+        if let Some(k) = key {
+            headers.push(("x-api-key", k));
+        }
+        let head = RequestHead::from_pairs(&headers);
+        let got = match decide(&c, &head, Some("shop"), NOW).decision {
+            Decision::Pass => "pass".to_string(),
+            Decision::Allow { consumer, .. } => format!("allow {}", consumer.id),
+            Decision::Deny(reason, denial) => format!("deny {} {}", reason.name(), denial.status),
+        };
+        assert_eq!(got, want, "{path} {key:?}");
+    }
+    // Elsewhere (another route) the rule does not apply, ambiguous or not.
+    let head = RequestHead::from_pairs(&[
+        (":method", "GET"),
+        (":path", "/other/..%2Fx"),
+        ("x-api-key", "bob-key"),
+    ]);
+    assert!(matches!(
+        decide(&c, &head, Some("other"), NOW).decision,
+        Decision::Allow { .. }
+    ));
+}
