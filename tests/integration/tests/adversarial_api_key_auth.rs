@@ -95,7 +95,7 @@ static_resources:
 "#;
 
 const PLUGIN: &str = r#"{
-  "sources": [{"header": "x-api-key"}, {"authorization": "ApiKey"}, {"query": "api_key"}],
+  "sources": [{"header": "x-api-key"}, {"authorization": "ApiKey"}, {"query": "api_key"}, {"cookie": "api_key"}],
   "consumers": [
     {"id": "alice", "plan": "gold", "groups": ["partners"],
      "keys": [{"sha256": "dc275ab1c4bc17899cdfff16563da508be4c9275589ce936577f52f0512f22bb"}]},
@@ -689,4 +689,47 @@ fn lower_case_methods_over_http2() {
     let echo: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
     assert_eq!(upstream_requests(&envoy), 2);
+}
+
+/// HTTP/2 splits `Cookie` into crumbs (one field per cookie, RFC 9113 §8.2.3): the key is found
+/// among them and stripped, the other crumbs reach the upstream; two different keys in two
+/// crumbs are ambiguous.
+#[test]
+fn cookie_crumbs_over_http2() {
+    let envoy = start();
+    let port = envoy.port();
+    let (status, body) = h2(
+        port,
+        "GET",
+        "/x",
+        &[
+            ("cookie", "a=1"),
+            ("cookie", &format!("api_key={ALICE}")),
+            ("cookie", "b=2"),
+        ],
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let echo: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
+    let cookies = header_values(&echo, "cookie").join("; ");
+    assert!(
+        !cookies.contains(ALICE),
+        "the key reached the upstream: {cookies}"
+    );
+    assert!(
+        cookies.contains("a=1") && cookies.contains("b=2"),
+        "{cookies}"
+    );
+    let (status, body) = h2(
+        port,
+        "GET",
+        "/x",
+        &[
+            ("cookie", &format!("api_key={ALICE}")),
+            ("cookie", &format!("api_key={BOB}")),
+        ],
+    );
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("ambiguous_api_key"));
+    assert_eq!(upstream_requests(&envoy), 1);
 }
