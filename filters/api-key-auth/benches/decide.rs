@@ -47,7 +47,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("decide/valid_key", |b| {
         b.iter(|| {
             assert!(matches!(
-                decide(black_box(&config), black_box(&valid), None, 0),
+                decide(black_box(&config), black_box(&valid), None, 0).decision,
                 Decision::Allow { .. }
             ))
         })

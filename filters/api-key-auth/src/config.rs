@@ -166,11 +166,14 @@ pub struct KeyEntry {
     pub expires_at: Option<u64>,
 }
 
+/// Indexes of allowed consumers, and allowed groups.
+pub type Allow = (Vec<usize>, Vec<String>);
+
 #[derive(Debug, Clone, Default)]
 pub struct Rule {
     pub skip: bool,
-    /// Indexes of allowed consumers, and allowed groups; `None` allows every consumer.
-    pub allow: Option<(Vec<usize>, Vec<String>)>,
+    /// Allowed consumers and groups; `None` allows every consumer.
+    pub allow: Option<Allow>,
     pub anonymous: Option<usize>,
 }
 
@@ -183,6 +186,10 @@ pub struct Config {
     pub consumers: Vec<Consumer>,
     pub keys: DigestMap<KeyEntry>,
     pub rules: RuleSet<Rule>,
+    /// The `allow` of each path-dependent rule that also sets `anonymous`: such a rule is passed
+    /// over on an ambiguous path (it loosens), but its `allow` must still hold there, or a key
+    /// holder it refuses would be let in by a later rule. Checked only for ambiguous paths.
+    pub guarded_allows: Vec<(RouteMatcher, Allow)>,
     pub consumer_id_header: Option<String>,
     pub consumer_plan_header: Option<String>,
     pub strip_credential: bool,
@@ -213,7 +220,8 @@ impl Config {
         let sources = check_sources(&raw.sources, &root.key("sources"))?;
         let mut warnings = Vec::new();
         let (consumers, keys, by_id) = build_consumers(&raw, &mut warnings)?;
-        let rules = build_rules(&raw.rules, &by_id, &root.key("rules"))?;
+        let (rules, guarded_allows) =
+            build_rules(&raw.rules, &by_id, &consumers, &root.key("rules"))?;
         let fwd = root.key("forward");
         let consumer_id_header = raw
             .forward
@@ -235,6 +243,7 @@ impl Config {
             max_key_length: raw.max_key_length,
             consumers,
             rules,
+            guarded_allows,
             consumer_id_header,
             consumer_plan_header,
             strip_credential: raw.strip_credential,
@@ -439,9 +448,11 @@ fn key_digest(
 fn build_rules(
     raw: &[RawRule],
     by_id: &HashMap<String, usize>,
+    consumers: &[Consumer],
     field: &Field,
-) -> Result<RuleSet<Rule>, ConfigError> {
+) -> Result<(RuleSet<Rule>, Vec<(RouteMatcher, Allow)>), ConfigError> {
     let mut rules = Vec::with_capacity(raw.len());
+    let mut guarded_allows = Vec::new();
     for (ri, r) in raw.iter().enumerate() {
         let f = field.index(ri);
         let matcher = RouteMatcher::compile(&r.matcher, &f.key("match"))?;
@@ -481,6 +492,21 @@ fn build_rules(
             .as_deref()
             .map(|id| lookup(id, f.key("anonymous")))
             .transpose()?;
+        if let (Some(id), Some(true)) = (
+            r.anonymous.as_deref(),
+            anonymous.and_then(|i| consumers.get(i)).map(|c| c.disabled),
+        ) {
+            // A disabled consumer's keys are refused; letting keyless callers in as it would
+            // make no key looser than its key.
+            return Err(f.key("anonymous").error(format!(
+                "consumer \"{id}\" is disabled; a disabled consumer cannot serve keyless callers"
+            )));
+        }
+        let path_dependent =
+            matcher.needs_route_name() || matcher.needed_headers().contains(&":path");
+        if let (Some(a), Some(_), true) = (&allow, anonymous, path_dependent) {
+            guarded_allows.push((matcher.clone(), a.clone()));
+        }
         rules.push((
             matcher,
             Rule {
@@ -490,7 +516,10 @@ fn build_rules(
             },
         ));
     }
-    Ok(RuleSet::new(rules))
+    // `skip` and `anonymous` let a request in without a key: they loosen, so an ambiguous
+    // path never reaches them (kit::matcher).
+    let rules = RuleSet::with_loosening(rules, |r: &Rule| r.skip || r.anonymous.is_some());
+    Ok((rules, guarded_allows))
 }
 
 #[cfg(test)]

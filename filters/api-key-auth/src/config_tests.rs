@@ -191,6 +191,12 @@ fn bad_configs_name_the_field() {
             "rules[0].anonymous: unknown consumer \"nobody\"",
         ),
         (
+            format!(
+                r#"{{"consumers":[{{"id":"a","keys":[{key}]}},{{"id":"guest","disabled":true}}],"rules":[{{"anonymous":"a"}},{{"match":{{"path":{{"prefix":"/p"}}}},"anonymous":"guest"}}]}}"#
+            ),
+            "rules[1].anonymous: consumer \"guest\" is disabled; a disabled consumer cannot serve keyless callers",
+        ),
+        (
             one("", r#","rules":[{"skip":true,"anonymous":"alice"}]"#),
             "rules[0].skip: a skipped route cannot also set allow or anonymous",
         ),

@@ -234,6 +234,22 @@ mod tests {
         ));
     }
 
+    /// Every byte a client can put in a query key: found, and either refused as malformed or a
+    /// key of visible ASCII only (never trimmed into another key, never a panic).
+    #[test]
+    fn every_byte_in_a_key_is_found_and_judged() {
+        for b in 0u8..=255 {
+            let path = format!("/x?api_key=k%{b:02X}k");
+            let head = RequestHead::from_pairs(&[(":path", path.as_str())]);
+            let Presented::One { key, .. } = find(&all_sources(), &head) else {
+                panic!("byte {b:#04x}: not found");
+            };
+            assert_eq!(key, [b'k', b, b'k'], "byte {b:#04x}");
+            let visible = (0x21..0x7f).contains(&b);
+            assert_eq!(malformed(&key, 256).is_none(), visible, "byte {b:#04x}");
+        }
+    }
+
     #[test]
     fn malformed_table() {
         assert_eq!(malformed(b"abc", 256), None);

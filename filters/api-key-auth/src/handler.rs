@@ -13,7 +13,7 @@ use kit::query::{remove_cookie, remove_query_param};
 use kit::request::RequestHead;
 
 /// Counter names, in the order [`counter_index`] uses.
-pub const COUNTER_NAMES: [&str; 12] = [
+pub const COUNTER_NAMES: [&str; 13] = [
     "apim.api_key_auth.allowed",
     "apim.api_key_auth.anonymous",
     "apim.api_key_auth.passed",
@@ -26,10 +26,14 @@ pub const COUNTER_NAMES: [&str; 12] = [
     "apim.api_key_auth.denied.ambiguous",
     "apim.api_key_auth.denied.too_many",
     "apim.api_key_auth.denied.forbidden",
+    // Not an outcome: a `skip`/`anonymous` rule passed over for an ambiguous path (the request
+    // is also counted under the stricter outcome it got).
+    "apim.api_key_auth.path_ambiguous",
 ];
 const ALLOWED: usize = 0;
 const ANONYMOUS: usize = 1;
 const PASSED: usize = 2;
+const PATH_AMBIGUOUS: usize = 12;
 
 fn counter_index(reason: DenyReason) -> usize {
     3 + DenyReason::ALL
@@ -63,7 +67,11 @@ pub fn on_request_headers(host: &dyn Host, config: &Config, counters: &Counters)
     } else {
         0
     };
-    match decide(config, &head, route.as_deref(), now) {
+    let verdict = decide(config, &head, route.as_deref(), now);
+    if verdict.path_ambiguous {
+        counters.inc(host, PATH_AMBIGUOUS);
+    }
+    match verdict.decision {
         Decision::Pass => {
             scrub_consumer_headers(host, config);
             counters.inc(host, PASSED);

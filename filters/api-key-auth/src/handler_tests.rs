@@ -241,3 +241,24 @@ fn every_reason_has_its_own_counter() {
         assert_eq!(counter_index(*reason), 3 + i);
     }
 }
+
+#[test]
+fn an_ambiguous_path_is_counted_and_gets_the_stricter_decision() {
+    let c = config("");
+    let (action, host) = run(
+        &c,
+        &[(":path", "/open/..%2Fadmin"), ("x-consumer-id", "admin")],
+    );
+    assert_eq!(action, Action::Stop);
+    assert_eq!(host.reply().unwrap().status, 401);
+    assert_eq!(host.counter("apim.api_key_auth.path_ambiguous"), 1);
+    assert_eq!(host.counter("apim.api_key_auth.denied.missing"), 1);
+    assert_eq!(host.counter("apim.api_key_auth.passed"), 0);
+    let (action, host) = run(&c, &[(":path", "/open/x")]);
+    assert_eq!(action, Action::Continue);
+    assert_eq!(host.counter("apim.api_key_auth.path_ambiguous"), 0);
+    assert_eq!(
+        COUNTER_NAMES[PATH_AMBIGUOUS],
+        "apim.api_key_auth.path_ambiguous"
+    );
+}

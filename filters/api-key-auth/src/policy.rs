@@ -1,7 +1,7 @@
 //! The decision, as a pure function of the config, the request head, the route name and the
 //! clock. No host types: everything here is unit-tested natively and in the Wasm lane.
 
-use crate::config::{Config, Consumer, Rule};
+use crate::config::{Allow, Config, Consumer, Rule};
 use crate::credential::{self, Location, Presented};
 use kit::denial::Denial;
 use kit::digest::sha256;
@@ -63,6 +63,14 @@ pub enum Decision<'c> {
     Deny(DenyReason, Denial),
 }
 
+/// A decision, and whether a loosening rule (`skip`, `anonymous`) was passed over because the
+/// path is ambiguous (counted as `path_ambiguous`; the decision is then the stricter one).
+#[derive(Debug, Clone)]
+pub struct Verdict<'c> {
+    pub decision: Decision<'c>,
+    pub path_ambiguous: bool,
+}
+
 const DEFAULT_RULE: Rule = Rule {
     skip: false,
     allow: None,
@@ -74,12 +82,38 @@ pub fn decide<'c>(
     head: &RequestHead,
     route_name: Option<&str>,
     now: u64,
-) -> Decision<'c> {
+) -> Verdict<'c> {
+    // A preflight passes only as `OPTIONS` exactly: the exemption loosens, so a method a
+    // server might read another way (`options` over HTTP/2) does not get it.
     if config.allow_cors_preflight && head.is_cors_preflight() {
-        return Decision::Pass;
+        return Verdict {
+            decision: Decision::Pass,
+            path_ambiguous: false,
+        };
     }
     let input = MatchInput { route_name, head };
-    let rule = config.rules.first(&input).unwrap_or(&DEFAULT_RULE);
+    let found = config.rules.lookup(&input);
+    let mut decision = decide_for(config, found.rule.unwrap_or(&DEFAULT_RULE), head, now);
+    if found.refused_ambiguous {
+        // An `anonymous` rule passed over for the ambiguous path still restricts who may call:
+        // its `allow` holds on top of the rule that decided.
+        if let Decision::Allow { consumer, .. } = &decision {
+            let refused = config
+                .guarded_allows
+                .iter()
+                .any(|(m, allow)| m.matches(&input) && !allowed(config, allow, consumer));
+            if refused {
+                decision = Decision::Deny(DenyReason::Forbidden, forbidden());
+            }
+        }
+    }
+    Verdict {
+        decision,
+        path_ambiguous: found.refused_ambiguous,
+    }
+}
+
+fn decide_for<'c>(config: &'c Config, rule: &Rule, head: &RequestHead, now: u64) -> Decision<'c> {
     if rule.skip {
         return Decision::Pass;
     }
@@ -137,22 +171,9 @@ fn authorize<'c>(
     anonymous: bool,
     strip: Vec<Location>,
 ) -> Decision<'c> {
-    if let Some((ids, groups)) = &rule.allow {
-        let by_id = ids.iter().any(|i| {
-            config
-                .consumers
-                .get(*i)
-                .is_some_and(|c| std::ptr::eq(c, consumer))
-        });
-        let by_group = consumer.groups.iter().any(|g| groups.contains(g));
-        if !by_id && !by_group {
-            let denial = Denial::new(
-                403,
-                "consumer_not_allowed",
-                "Consumer not allowed",
-                "This consumer may not call this route.",
-            );
-            return Decision::Deny(DenyReason::Forbidden, denial);
+    if let Some(allow) = &rule.allow {
+        if !allowed(config, allow, consumer) {
+            return Decision::Deny(DenyReason::Forbidden, forbidden());
         }
     }
     Decision::Allow {
@@ -160,6 +181,25 @@ fn authorize<'c>(
         anonymous,
         strip,
     }
+}
+
+fn allowed(config: &Config, (ids, groups): &Allow, consumer: &Consumer) -> bool {
+    let by_id = ids.iter().any(|i| {
+        config
+            .consumers
+            .get(*i)
+            .is_some_and(|c| std::ptr::eq(c, consumer))
+    });
+    by_id || consumer.groups.iter().any(|g| groups.contains(g))
+}
+
+fn forbidden() -> Denial {
+    Denial::new(
+        403,
+        "consumer_not_allowed",
+        "Consumer not allowed",
+        "This consumer may not call this route.",
+    )
 }
 
 /// Unknown, expired, not yet valid and disabled keys read the same to the caller, so a caller

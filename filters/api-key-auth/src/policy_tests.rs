@@ -154,7 +154,7 @@ fn decision_table() {
     ];
     for (headers, route, want) in cases {
         let head = RequestHead::from_pairs(&headers);
-        let got = match decide(&c, &head, route, NOW) {
+        let got = match decide(&c, &head, route, NOW).decision {
             Decision::Pass => "pass".to_string(),
             Decision::Allow { consumer, .. } => format!("allow {}", consumer.id),
             Decision::Deny(reason, denial) => format!("deny {} {}", reason.name(), denial.status),
@@ -169,7 +169,7 @@ fn denials_say_missing_or_invalid_and_never_which_key_exists() {
     let detail = |key: &str| {
         let head =
             RequestHead::from_pairs(&[(":method", "GET"), (":path", "/"), ("x-api-key", key)]);
-        match decide(&c, &head, None, NOW) {
+        match decide(&c, &head, None, NOW).decision {
             Decision::Deny(_, denial) => {
                 assert_eq!(
                     denial.headers,
@@ -200,7 +200,7 @@ fn too_many_copies_is_a_400() {
     let mut headers = vec![(":method", "GET"), (":path", "/")];
     headers.extend(std::iter::repeat_n(("x-api-key", "alice-key"), 200));
     let head = RequestHead::from_pairs(&headers);
-    match decide(&c, &head, None, NOW) {
+    match decide(&c, &head, None, NOW).decision {
         Decision::Deny(DenyReason::TooMany, denial) => assert_eq!(denial.status, 400),
         other => panic!("{other:?}"),
     }
@@ -214,7 +214,7 @@ fn strip_lists_every_place_the_key_was_found() {
         (":path", "/p?api_key=alice-key"),
         ("x-api-key", "alice-key"),
     ]);
-    match decide(&c, &head, None, NOW) {
+    match decide(&c, &head, None, NOW).decision {
         Decision::Allow {
             strip, anonymous, ..
         } => {
@@ -241,7 +241,7 @@ fn expiry_boundaries_are_exact() {
     let start = kit::time::parse_rfc3339("2027-01-15T08:00:00Z").unwrap();
     let end = kit::time::parse_rfc3339("2027-01-15T09:00:00Z").unwrap();
     let head = RequestHead::from_pairs(&[(":method", "GET"), (":path", "/"), ("x-api-key", "k")]);
-    let outcome = |now| match decide(&c, &head, None, now) {
+    let outcome = |now| match decide(&c, &head, None, now).decision {
         Decision::Allow { .. } => "allow",
         Decision::Deny(r, _) => r.name(),
         Decision::Pass => "pass",
@@ -250,4 +250,167 @@ fn expiry_boundaries_are_exact() {
     assert_eq!(outcome(start), "allow");
     assert_eq!(outcome(end - 1), "allow");
     assert_eq!(outcome(end), "expired");
+}
+
+/// Issue 10 item 1: `skip` and `anonymous` rules never match an ambiguous path; the request
+/// gets the stricter default (a key is needed) and the verdict says a rule was passed over.
+#[test]
+fn ambiguous_paths_never_reach_skip_or_anonymous_rules() {
+    let c = config();
+    type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a str, bool);
+    let cases: Vec<Case> = vec![
+        ("/public/x", Some("public"), None, "allow guest", false),
+        (
+            "/public/..%2Fadmin/users",
+            Some("public"),
+            None,
+            "deny missing 401",
+            true,
+        ),
+        (
+            "/public/%2e%2e%2fadmin/users",
+            Some("public"),
+            None,
+            "deny missing 401",
+            true,
+        ),
+        (
+            "/public/..%5Cadmin/users",
+            Some("public"),
+            None,
+            "deny missing 401",
+            true,
+        ),
+        // Normalised, this path meets the `/admin` allow rule first (not a loosening rule).
+        (
+            "/public/../admin/users",
+            Some("public"),
+            None,
+            "deny missing 401",
+            false,
+        ),
+        (
+            "/public/../other",
+            Some("public"),
+            None,
+            "deny missing 401",
+            true,
+        ),
+        ("//public/x", Some("public"), None, "deny missing 401", true),
+        (
+            "/public/..%2Fadmin/users",
+            Some("public"),
+            Some("alice-key"),
+            "allow alice",
+            true,
+        ),
+        ("/health", None, None, "pass", false),
+        ("/x/../health", None, None, "deny missing 401", true),
+        ("/health?next=/../admin", None, None, "pass", false),
+        // A stricter rule (allow) still applies to an ambiguous path.
+        (
+            "/admin/..%2Fx",
+            None,
+            Some("alice-key"),
+            "deny forbidden 403",
+            false,
+        ),
+        ("/admin/..%2Fx", None, Some("dave-key"), "allow dave", false),
+    ];
+    for (path, route, key, want, ambiguous) in cases {
+        let mut headers = vec![(":method", "GET"), (":path", path)];
+        if let Some(k) = key {
+            headers.push(("x-api-key", k));
+        }
+        let head = RequestHead::from_pairs(&headers);
+        let verdict = decide(&c, &head, route, NOW);
+        let got = match verdict.decision {
+            Decision::Pass => "pass".to_string(),
+            Decision::Allow { consumer, .. } => format!("allow {}", consumer.id),
+            Decision::Deny(reason, denial) => format!("deny {} {}", reason.name(), denial.status),
+        };
+        assert_eq!(
+            (got.as_str(), verdict.path_ambiguous),
+            (want, ambiguous),
+            "{path} route={route:?} key={key:?}"
+        );
+    }
+}
+
+/// A preflight is exempt only as `OPTIONS` exactly (the exemption loosens); `options` over
+/// HTTP/2 needs a key like any other request.
+#[test]
+fn only_an_upper_case_options_is_a_preflight() {
+    let c = config();
+    for (method, want) in [
+        ("OPTIONS", "pass"),
+        ("options", "deny"),
+        ("Options", "deny"),
+    ] {
+        let head = RequestHead::from_pairs(&[
+            (":method", method),
+            (":path", "/pets"),
+            ("origin", "https://a"),
+            ("access-control-request-method", "GET"),
+        ]);
+        let got = match decide(&c, &head, None, NOW).decision {
+            Decision::Pass => "pass",
+            Decision::Allow { .. } => "allow",
+            Decision::Deny(..) => "deny",
+        };
+        assert_eq!(got, want, "{method}");
+    }
+}
+
+/// An `anonymous` rule that also has `allow` is passed over on an ambiguous path, but its
+/// `allow` still holds: a key holder it refuses is not let in by the default rule instead.
+#[test]
+fn a_passed_over_anonymous_rule_still_restricts_who_may_call() {
+    let json = format!(
+        r#"{{
+        "consumers": [
+          {{"id":"alice","groups":["partners"],"keys":[{{"sha256":"{}"}}]}},
+          {{"id":"bob","keys":[{{"sha256":"{}"}}]}},
+          {{"id":"guest","groups":["visitors"]}}
+        ],
+        "rules": [
+          {{"match":{{"route_name":"shop"}},"allow":{{"groups":["partners","visitors"]}},"anonymous":"guest"}}
+        ]
+    }}"#,
+        d("alice-key"),
+        d("bob-key")
+    );
+    let c = Config::parse(json.as_bytes()).unwrap();
+    assert_eq!(c.guarded_allows.len(), 1);
+    let cases = [
+        ("/shop/x", None, "allow guest"),
+        ("/shop/x", Some("alice-key"), "allow alice"),
+        ("/shop/x", Some("bob-key"), "deny forbidden 403"),
+        ("/shop/..%2Fx", None, "deny missing 401"),
+        ("/shop/..%2Fx", Some("alice-key"), "allow alice"),
+        ("/shop/..%2Fx", Some("bob-key"), "deny forbidden 403"),
+    ];
+    for (path, key, want) in cases {
+        let mut headers = vec![(":method", "GET"), (":path", path)];
+        if let Some(k) = key {
+            headers.push(("x-api-key", k));
+        }
+        let head = RequestHead::from_pairs(&headers);
+        let got = match decide(&c, &head, Some("shop"), NOW).decision {
+            Decision::Pass => "pass".to_string(),
+            Decision::Allow { consumer, .. } => format!("allow {}", consumer.id),
+            Decision::Deny(reason, denial) => format!("deny {} {}", reason.name(), denial.status),
+        };
+        assert_eq!(got, want, "{path} {key:?}");
+    }
+    // Elsewhere (another route) the rule does not apply, ambiguous or not.
+    let head = RequestHead::from_pairs(&[
+        (":method", "GET"),
+        (":path", "/other/..%2Fx"),
+        ("x-api-key", "bob-key"),
+    ]);
+    assert!(matches!(
+        decide(&c, &head, Some("other"), NOW).decision,
+        Decision::Allow { .. }
+    ));
 }

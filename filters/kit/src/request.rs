@@ -211,7 +211,10 @@ pub fn path_is_ambiguous(path: &str) -> bool {
             [b'%', b'2', b'f' | b'F' | b'e' | b'E'] | [b'%', b'5', b'c' | b'C']
         )
     });
-    encoded || path.contains("//") || path.split('/').any(|seg| seg == "." || seg == "..")
+    // A dot segment with path parameters (`..;x`, `..;`) is a dot segment to servlet containers
+    // (Tomcat, Jetty strip `;…` before resolving) though not to RFC 3986 or Envoy.
+    let dot = |seg: &str| matches!(seg.split(';').next(), Some(".") | Some(".."));
+    encoded || path.contains("//") || path.split('/').any(dot)
 }
 
 fn strip_port(host: &str) -> &str {
@@ -295,6 +298,9 @@ mod tests {
             "//public",
             "/public//x",
             "/public/%2E",
+            "/public/..;/admin",
+            "/public/..;jsessionid=1/admin",
+            "/public/.;/x",
         ];
         for p in ambiguous {
             assert!(path_is_ambiguous(p), "{p}");
@@ -307,6 +313,8 @@ mod tests {
             "/.well-known/x",
             "/%61dmin",
             "/a%20b",
+            "/a;b/c",
+            "/a/..b;c",
         ] {
             assert!(!path_is_ambiguous(p), "{p}");
         }

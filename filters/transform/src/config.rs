@@ -484,7 +484,13 @@ fn compile_headers(
         let mut out = Vec::with_capacity(map.len());
         for (name, value) in map {
             let vf = f.key(key).key(name);
-            out.push((header_name(&vf, name)?, cx.template(value, &vf)?));
+            let t = cx.template(value, &vf)?;
+            if t.literals()
+                .any(|l| kit::header_value::check(l.as_bytes()).is_err())
+            {
+                return Err(vf.error("a header value cannot contain control characters"));
+            }
+            out.push((header_name(&vf, name)?, t));
         }
         Ok(out)
     };

@@ -26,6 +26,8 @@ fn bad_configs_name_the_field() {
         (rule(json!({"request": {"headers": {"add": {":path": "/x"}}}})), "rules[1].request.headers.add.:path: \":path\" is a pseudo-header"),
         (rule(json!({"request": {"headers": {"rename": {"x-a": "Content-Length"}}}})), "rules[1].request.headers.rename.x-a: \"content-length\" is protected"),
         (rule(json!({"request": {"headers": {"replace": {"x-a": "{{bogus}}"}}}})), "rules[1].request.headers.replace.x-a: unknown variable \"{{bogus}}\""),
+        (rule(json!({"request": {"headers": {"add": {"x-a": "a\r\nx-admin: 1"}}}})), "rules[1].request.headers.add.x-a: a header value cannot contain control characters"),
+        (rule(json!({"response": [{"headers": {"append": {"x-a": "{{query.q}}\u{0}"}}}]})), "rules[1].response[0].headers.append.x-a: a header value cannot contain control characters"),
         (rule(json!({"request": {"path": "/v2/{{path.1}}"}})), "rules[1].request.path: \"{{path.1}}\": path captures need the rule's \"captures\" regex"),
         (rule(json!({"captures": "^/p/(?P<id>\\d+)$", "request": {"path": "/{{path.nope}}"}})), "rules[1].request.path: \"{{path.nope}}\": no such capture group"),
         (rule(json!({"request": {"query": {"remove": [""]}}})), "rules[1].request.query.remove[0]: parameter name is empty"),

@@ -40,9 +40,10 @@ pub enum Counter {
     Denied,
     GraphQl,
     GraphQlErrors,
+    UnsafeValue,
 }
 
-pub const COUNTER_NAMES: [&str; 9] = [
+pub const COUNTER_NAMES: [&str; 10] = [
     "apim.transform.applied",
     "apim.transform.skipped.no_rule",
     "apim.transform.skipped.not_json",
@@ -52,6 +53,9 @@ pub const COUNTER_NAMES: [&str; 9] = [
     "apim.transform.errors.denied",
     "apim.transform.graphql.calls",
     "apim.transform.errors.graphql",
+    // Also counted in `errors.denied`: a request refused because a value built from it (a
+    // header value, a rewritten path) cannot be sent on.
+    "apim.transform.errors.unsafe_value",
 ];
 
 /// The host operations the transform filter needs.
@@ -176,6 +180,10 @@ impl Exchange {
         match plan {
             RequestPlan::NoRule => Action::Continue,
             RequestPlan::Deny(d) => self.deny(io, &d),
+            RequestPlan::Unsafe(d) => {
+                io.count(Counter::UnsafeValue);
+                self.deny(io, &d)
+            }
             RequestPlan::GraphQl(call) => {
                 io.count(Counter::GraphQl);
                 if io.dispatch(&call) {

@@ -379,3 +379,58 @@ fn no_rule_and_non_utf8_headers() {
         Edit::Set("x-copy".into(), b"caf\xe9".to_vec())
     );
 }
+
+/// Issue 10 item 8: a header value rendered from the request with a control byte refuses the
+/// request (400 naming the header, not echoing the value), counted as denied and as
+/// `unsafe_value`; nothing is edited. A response template is checked before the request goes
+/// upstream. A rewritten path that would be ambiguous is refused the same way.
+#[test]
+fn unsafe_values_refuse_the_request_before_anything_is_sent() {
+    let cases = [
+        (
+            json!({"rules": [{"request": {"headers": {"add": {"x-name": "{{query.name}}"}}}}]}),
+            "unsafe_header_value",
+            Some("x-name"),
+        ),
+        (
+            json!({"rules": [{"response": [{"headers": {"add": {"x-echo": "hi {{query.name}}"}}}]}]}),
+            "unsafe_header_value",
+            Some("x-echo"),
+        ),
+        (
+            json!({"rules": [{"request": {"path": "/v2/{{query.to}}"}}]}),
+            "unsafe_path",
+            None,
+        ),
+    ];
+    for (cfg, code, header) in cases {
+        let mut ex = Exchange::new(config(cfg.clone()));
+        let m = Mock::new(&[
+            (":method", "GET"),
+            (":path", "/p?name=%0d%0ax-admin:%201&to=..%2Fadmin"),
+        ]);
+        assert_eq!(ex.on_request_headers(&m, true), Action::Pause, "{cfg}");
+        let (status, body) = m.reply_json();
+        assert_eq!((status, body["code"].as_str()), (400, Some(code)), "{cfg}");
+        let detail = body["detail"].as_str().unwrap();
+        if let Some(h) = header {
+            assert!(detail.contains(&format!("\"{h}\"")), "{detail}");
+        }
+        assert!(!detail.contains("x-admin"), "the value is echoed: {detail}");
+        assert_eq!(m.count(Counter::Denied), 1, "{cfg}");
+        assert_eq!(m.count(Counter::UnsafeValue), 1, "{cfg}");
+        assert_eq!(m.count(Counter::Applied), 0, "{cfg}");
+        assert!(
+            m.edits.borrow().is_empty() && !m.changed(Side::Request),
+            "{cfg}"
+        );
+    }
+    // The same rule with a harmless value applies.
+    let mut ex = Exchange::new(config(
+        json!({"rules": [{"request": {"headers": {"add": {"x-name": "{{query.name}}"}}}}]}),
+    ));
+    let m = Mock::new(&[(":method", "GET"), (":path", "/p?name=bob")]);
+    assert_eq!(ex.on_request_headers(&m, true), Action::Continue);
+    assert_eq!(m.after(Side::Request, "x-name"), Some(b"bob".to_vec()));
+    assert_eq!(m.count(Counter::UnsafeValue), 0);
+}

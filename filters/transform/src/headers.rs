@@ -8,10 +8,12 @@
 //! - `add`: if absent, the header is set; if present (after the steps above), it is left alone.
 //! - `append`: one more copy is always added.
 //!
-//! Values are templates rendered against the request as it arrived. Pseudo-headers, `host`,
+//! Values are templates rendered against the request as it arrived; a value with a control byte
+//! (a `{{query.x}}` of `%0d%0a`, a claim with a newline) refuses the request (see
+//! [`crate::template::Refused`]), it is never sent on. Pseudo-headers, `host`,
 //! `content-length` and `transfer-encoding` can never be named (refused at config time).
 
-use crate::template::{Ctx, Template, TooLarge};
+use crate::template::{Ctx, Refused, Template};
 
 /// Header names no operation may touch.
 pub const PROTECTED: [&str; 4] = ["host", "content-length", "transfer-encoding", "connection"];
@@ -61,11 +63,7 @@ impl HeaderOps {
     /// Plans the edits on `current` (the headers the operations read, lowercased names, one
     /// entry per copy); `ctx` renders values. A value over the template bound fails the whole
     /// set, so a request is never half-transformed.
-    pub fn plan(
-        &self,
-        current: &[(String, Vec<u8>)],
-        ctx: &Ctx<'_>,
-    ) -> Result<Vec<Edit>, TooLarge> {
+    pub fn plan(&self, current: &[(String, Vec<u8>)], ctx: &Ctx<'_>) -> Result<Vec<Edit>, Refused> {
         let mut model: Vec<(String, Vec<u8>)> = current.to_vec();
         let mut edits = Vec::new();
         let has = |m: &[(String, Vec<u8>)], n: &str| m.iter().any(|(k, _)| k == n);
@@ -97,7 +95,7 @@ impl HeaderOps {
         }
         for (name, tpl) in &self.replace {
             if has(&model, name) {
-                let v = tpl.render(ctx)?;
+                let v = tpl.render_header(name, ctx)?;
                 model.retain(|(k, _)| k != name);
                 model.push((name.clone(), v.clone()));
                 edits.push(Edit::Set(name.clone(), v));
@@ -105,14 +103,26 @@ impl HeaderOps {
         }
         for (name, tpl) in &self.add {
             if !has(&model, name) {
-                let v = tpl.render(ctx)?;
+                let v = tpl.render_header(name, ctx)?;
                 model.push((name.clone(), v.clone()));
                 edits.push(Edit::Set(name.clone(), v));
             }
         }
         for (name, tpl) in &self.append {
-            edits.push(Edit::Append(name.clone(), tpl.render(ctx)?));
+            edits.push(Edit::Append(name.clone(), tpl.render_header(name, ctx)?));
         }
         Ok(edits)
+    }
+
+    /// Renders every value template that reads the request and checks it, whether or not it
+    /// will apply: the response side's values come from the request, so they are checked
+    /// before the request goes upstream (a response cannot be refused cleanly later).
+    pub fn check_values(&self, ctx: &Ctx<'_>) -> Result<(), Refused> {
+        for (name, tpl) in self.replace.iter().chain(&self.add).chain(&self.append) {
+            if tpl.vars().next().is_some() {
+                tpl.render_header(name, ctx)?;
+            }
+        }
+        Ok(())
     }
 }

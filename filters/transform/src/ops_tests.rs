@@ -5,7 +5,7 @@ use crate::body::{self, is_json, BodyError, BodyOp, SetValue, ValueType};
 use crate::headers::{Edit, HeaderOps};
 use crate::patch::{self, merge_patch};
 use crate::pointer::{self, Pointer};
-use crate::template::{Ctx, Template};
+use crate::template::{Ctx, Refused, Template};
 use crate::uri::{self, QueryOps};
 use kit::config_error::Field;
 use kit::identity::Identity;
@@ -23,6 +23,7 @@ fn head() -> RequestHead {
         ("x-dup", "b"),
         ("x-climb", "../../admin"),
         ("x-dots", ".."),
+        ("x-slash", "a/b"),
     ])
 }
 
@@ -626,15 +627,24 @@ fn query_and_path_table() {
         assert_eq!(got.as_deref(), want, "case {i}");
     }
     // Values put into a path cannot add separators or climb out of it.
-    let climb = tpl("/users/{{header.x-climb}}");
-    let got = with_ctx(|ctx| uri::rewrite("/u", Some(&climb), &QueryOps::default(), ctx)).unwrap();
-    assert_eq!(got.as_deref(), Some("/users/..%2F..%2Fadmin"));
-    let dots = tpl("/users/{{header.x-dots}}/x");
-    assert!(with_ctx(|ctx| uri::rewrite("/u", Some(&dots), &QueryOps::default(), ctx)).is_err());
-    let literal_dots = tpl("/a/../b");
-    assert!(
-        with_ctx(|ctx| uri::rewrite("/u", Some(&literal_dots), &QueryOps::default(), ctx)).is_err()
-    );
+    // A value's `/` is encoded, and a path with an encoded separator or a dot segment is
+    // ambiguous (a backend that decodes `%2F` would climb): refused, never sent.
+    for (template, want) in [
+        ("/users/{{header.x-climb}}", Err(Refused::AmbiguousPath)),
+        ("/users/{{header.x-slash}}", Err(Refused::AmbiguousPath)),
+        ("/users/{{header.x-dots}}/x", Err(Refused::AmbiguousPath)),
+        ("/a/../b", Err(Refused::AmbiguousPath)),
+        ("/a/{{header.x-missing}}/b", Err(Refused::AmbiguousPath)),
+        (
+            "/users/{{header.x-tenant}}",
+            Ok(Some("/users/acme".to_string())),
+        ),
+        ("/users/{{query.x}}", Ok(Some("/users/%20y".to_string()))),
+    ] {
+        let t = tpl(template);
+        let got = with_ctx(|ctx| uri::rewrite("/u", Some(&t), &QueryOps::default(), ctx));
+        assert_eq!(got, want, "{template}");
+    }
 }
 
 #[test]
@@ -657,4 +667,106 @@ fn edits_apply_to_a_header_list() {
         flat,
         vec![("a", &b"x"[..]), ("b", b"2"), ("b", b"4"), ("c", b"5")]
     );
+}
+
+/// Issue 10 item 8: every header value rendered from the request goes through
+/// `kit::header_value::check`; a control byte refuses the whole set (naming the header).
+#[test]
+fn rendered_header_values_with_control_bytes_are_refused() {
+    let h = RequestHead::from_pairs(&[
+        (":method", "GET"),
+        (
+            ":path",
+            "/p?name=%0d%0ax-admin:%201&nul=a%00b&tab=a%09b&ok=caf%C3%A9",
+        ),
+    ]);
+    let claims = json!({"sub": "u\r\nx-admin: 1", "n": 3});
+    let ctx = Ctx {
+        head: &h,
+        captures: &[],
+        identity: None,
+        claims: Some(&claims),
+    };
+    use kit::header_value::Unsafe;
+    let cases: Vec<(Value, Result<Vec<Edit>, Refused>)> = vec![
+        (
+            json!({"add":{"x-name":"{{query.name}}"}}),
+            Err(Refused::UnsafeHeader("x-name".into(), Unsafe::ControlByte)),
+        ),
+        (
+            json!({"append":{"x-n":"{{query.nul}}"}}),
+            Err(Refused::UnsafeHeader("x-n".into(), Unsafe::ControlByte)),
+        ),
+        (
+            json!({"add":{"x-ok":"ok","x-sub":"{{claim.sub}}"}}),
+            Err(Refused::UnsafeHeader("x-sub".into(), Unsafe::ControlByte)),
+        ),
+        (
+            json!({"add":{"x-tab":"{{query.tab}}","x-u":"{{query.ok}}","x-n":"{{claim.n}}"}}),
+            Ok(vec![
+                set("x-n", "3"),
+                set("x-tab", "a\tb"),
+                Edit::Set("x-u".into(), "café".as_bytes().to_vec()),
+            ]),
+        ),
+    ];
+    for (ops, want) in cases {
+        let hs = hops(ops.clone());
+        assert_eq!(hs.plan(&[], &ctx), want, "{ops}");
+        assert_eq!(hs.check_values(&ctx).is_err(), want.is_err(), "{ops}");
+    }
+}
+
+/// Every byte a client can put in a query value, rendered into a header, a path and a query:
+/// a header value is either refused or free of control bytes; a rewritten path never carries
+/// a raw control byte, space, `?`, `#` or non-ASCII, and is never ambiguous.
+#[test]
+fn every_byte_from_the_request_is_refused_or_made_safe() {
+    let header = hops(json!({"add": {"x-v": "<{{query.v}}>"}}));
+    let path = tpl("/a/{{query.v}}/b");
+    let query = qops(&[], &[], &[("w", "{{query.v}}")], &[]);
+    for b in 0u8..=255 {
+        for v in [format!("%{b:02X}"), format!("x%{b:02X}y%{b:02X}%{b:02X}")] {
+            let pq = format!("/p?v={v}");
+            let h = RequestHead::from_pairs(&[(":method", "GET"), (":path", &pq)]);
+            let ctx = Ctx {
+                head: &h,
+                captures: &[],
+                identity: None,
+                claims: None,
+            };
+            let control = b < 0x20 && b != b'\t' || b == 0x7f;
+            match header.plan(&[], &ctx) {
+                Ok(edits) => {
+                    assert!(!control, "byte {b:#04x} reached a header");
+                    for e in edits {
+                        if let Edit::Set(_, value) = e {
+                            assert_eq!(kit::header_value::check(&value), Ok(()));
+                        }
+                    }
+                }
+                Err(r) => {
+                    assert!(control, "byte {b:#04x} refused: {r:?}");
+                    assert!(matches!(r, Refused::UnsafeHeader(..)));
+                }
+            }
+            for rewritten in [
+                uri::rewrite(&pq, Some(&path), &QueryOps::default(), &ctx),
+                uri::rewrite(&pq, None, &query, &ctx),
+            ] {
+                let Ok(Some(out)) = rewritten else {
+                    // Only a path that would be ambiguous is refused.
+                    assert_eq!(rewritten, Err(Refused::AmbiguousPath), "byte {b:#04x}");
+                    continue;
+                };
+                assert!(
+                    out.bytes().all(|c| (0x21..0x7f).contains(&c) && c != b'#'),
+                    "byte {b:#04x}: {out:?}"
+                );
+                let (p, q) = out.split_once('?').unwrap_or((out.as_str(), ""));
+                assert!(!kit::request::path_is_ambiguous(p), "byte {b:#04x}: {out}");
+                assert!(!q.contains('?'), "byte {b:#04x}: {out}");
+            }
+        }
+    }
 }

@@ -5,7 +5,7 @@ use crate::body::{self, is_json, BodyError};
 use crate::config::{Config, OnInvalid, OnOversize, ResponseOps, Rule};
 use crate::graphql::{self, Call};
 use crate::headers::Edit;
-use crate::template::Ctx;
+use crate::template::{Ctx, Refused};
 use kit::denial::Denial;
 use kit::identity::Identity;
 use kit::matcher::MatchInput;
@@ -61,6 +61,8 @@ pub enum RequestPlan {
     /// Answer from a GraphQL call instead of the upstream.
     GraphQl(Call),
     Deny(Denial),
+    /// A value built from the request cannot be sent on (counted as `errors.unsafe_value`).
+    Unsafe(Denial),
     Apply {
         edits: Vec<Edit>,
         /// The new `:path`, if it changed.
@@ -92,13 +94,33 @@ pub fn captures(rule: &Rule, path: &str) -> Vec<Option<String>> {
         .unwrap_or_default()
 }
 
-fn too_large() -> Denial {
-    Denial::new(
-        400,
-        "transform_value_too_large",
-        "Invalid request",
-        "A value computed from the request is too large.",
-    )
+/// The 400 for a value built from the request that cannot be sent on. The detail names the
+/// header, never the value (it may carry whatever the client wanted echoed).
+pub fn refused(r: &Refused) -> Denial {
+    match r {
+        Refused::TooLarge => Denial::new(
+            400,
+            "transform_value_too_large",
+            "Invalid request",
+            "A value computed from the request is too large.",
+        ),
+        Refused::UnsafeHeader(name, why) => Denial::new(
+            400,
+            "unsafe_header_value",
+            "Invalid request",
+            format!(
+                "The value computed from the request for header \"{name}\" {}.",
+                why.describe()
+            ),
+        ),
+        Refused::AmbiguousPath => Denial::new(
+            400,
+            "unsafe_path",
+            "Invalid request",
+            "The path computed from the request would contain a dot segment, an encoded \
+             separator or an empty segment.",
+        ),
+    }
 }
 
 /// Whether the body described by these headers can be transformed.
@@ -173,8 +195,9 @@ pub fn plan_request(
         .names_read()
         .flat_map(|n| req.head.all(n).map(move |v| (n.to_string(), v.to_vec())))
         .collect();
-    let Ok(mut edits) = ops.headers.plan(&current, &ctx) else {
-        return RequestPlan::Deny(too_large());
+    let mut edits = match ops.headers.plan(&current, &ctx) {
+        Ok(e) => e,
+        Err(r) => return RequestPlan::Unsafe(refused(&r)),
     };
     let path = match crate::uri::rewrite(
         req.head.path_and_query(),
@@ -183,8 +206,13 @@ pub fn plan_request(
         &ctx,
     ) {
         Ok(p) => p,
-        Err(_) => return RequestPlan::Deny(too_large()),
+        Err(r) => return RequestPlan::Unsafe(refused(&r)),
     };
+    for resp in &rule.response {
+        if let Err(r) = resp.headers.check_values(&ctx) {
+            return RequestPlan::Unsafe(refused(&r));
+        }
+    }
     let body = if ops.body.is_empty() {
         BodyAction::None
     } else {
@@ -288,7 +316,7 @@ pub fn plan_response(
     let mut edits = ops
         .headers
         .plan(&current, &req.ctx())
-        .map_err(|_| too_large())?;
+        .map_err(|r| refused(&r))?;
     let body = if ops.body.is_empty() {
         BodyAction::None
     } else {

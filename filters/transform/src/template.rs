@@ -51,6 +51,25 @@ pub struct Ctx<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooLarge;
 
+/// Why a value built from the request cannot be sent on: the request is refused (400) rather
+/// than forwarded with it (Envoy would refuse to forward it and answer 503) or half-transformed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Longer than [`MAX_OUTPUT_BYTES`].
+    TooLarge,
+    /// A header value with a control byte (CR, LF, NUL, ...): `kit::header_value::check`.
+    UnsafeHeader(String, kit::header_value::Unsafe),
+    /// A rewritten path that is ambiguous (`kit::request::path_is_ambiguous`: a dot segment,
+    /// an encoded `/`, `\` or `.`, an empty segment), which a backend may resolve elsewhere.
+    AmbiguousPath,
+}
+
+impl From<TooLarge> for Refused {
+    fn from(_: TooLarge) -> Self {
+        Refused::TooLarge
+    }
+}
+
 impl Template {
     /// `names` are the capture-group names of the rule's `captures` regex (index → name);
     /// `None` when the rule has no regex, which makes any `path.*` variable an error.
@@ -87,6 +106,21 @@ impl Template {
         Self {
             parts: vec![Part::Lit(text.to_string())],
         }
+    }
+
+    /// The literal text of the template (config-time checks).
+    pub fn literals(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Lit(s) => Some(s.as_str()),
+            Part::Var(_) => None,
+        })
+    }
+
+    /// Renders a header value: bounded, and refused when it carries a control byte.
+    pub fn render_header(&self, name: &str, ctx: &Ctx<'_>) -> Result<Vec<u8>, Refused> {
+        let v = self.render(ctx)?;
+        kit::header_value::check(&v).map_err(|why| Refused::UnsafeHeader(name.to_string(), why))?;
+        Ok(v)
     }
 
     pub fn vars(&self) -> impl Iterator<Item = &Var> {

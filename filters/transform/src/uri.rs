@@ -12,7 +12,7 @@
 //! Values are templates, percent-encoded on output. The path itself may be replaced by a
 //! template (typically using the captures of the rule's `captures` regex); the query is kept.
 
-use crate::template::{Ctx, Template, TooLarge};
+use crate::template::{Ctx, Refused, Template};
 use kit::query::percent_decode;
 
 #[derive(Debug, Clone, Default)]
@@ -85,7 +85,7 @@ pub fn rewrite(
     new_path: Option<&Template>,
     ops: &QueryOps,
     ctx: &Ctx<'_>,
-) -> Result<Option<String>, TooLarge> {
+) -> Result<Option<String>, Refused> {
     if new_path.is_none() && ops.is_empty() {
         return Ok(None);
     }
@@ -96,14 +96,11 @@ pub fn rewrite(
     let path = match new_path {
         Some(t) => {
             let p = safe_path(&t.render_path(ctx)?);
-            // A `.` or `..` segment (also as `%2E`) would let a value climb out of the path
-            // the rule meant, once the upstream normalises it: refused.
-            let dots = p.split('/').any(|seg| {
-                let seg = seg.to_ascii_lowercase().replace("%2e", ".");
-                seg == "." || seg == ".."
-            });
-            if dots {
-                return Err(TooLarge);
+            // A `.` or `..` segment (also as `%2E`), an encoded `/` or `\` (a value's `/` is
+            // encoded as `%2F`) or an empty segment would let a value climb out of the path the
+            // rule meant once the upstream decodes or normalises it: refused.
+            if kit::request::path_is_ambiguous(&p) {
+                return Err(Refused::AmbiguousPath);
             }
             p
         }

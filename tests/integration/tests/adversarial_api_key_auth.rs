@@ -1,0 +1,735 @@
+//! Hostile requests against api-key-auth in the pinned Envoy (issue 10): each case asserts the
+//! exact status and what the upstream did (or did not) receive.
+//!
+//! The HTTP connection manager here deliberately does NOT normalise paths (no `normalize_path`,
+//! `merge_slashes` or `path_with_escaped_slashes_action`), as a user's own may not: the filter
+//! must hold on its own. Every test that counts starts its own Envoy, so the upstream request
+//! counter (`cluster.upstream.upstream_rq_total`) and the filter's counters are exact.
+//!
+//! HTTP/2 requests go through `curl --http2-prior-knowledge` (the raw client speaks HTTP/1 only):
+//! curl sends `-X` verbatim as `:method`, which is how a client sends `options` in lower case.
+//!
+//! Keys (see api_key_auth.rs for their digests): alice `demo-key-alice-0123456789abcdef`, bob
+//! `demo-key-bob-0123456789abcdef0`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use apim_integration::{Envoy, Request, Response};
+use serde_json::Value;
+
+const ALICE: &str = "demo-key-alice-0123456789abcdef";
+const BOB: &str = "demo-key-bob-0123456789abcdef0";
+
+/// Routes `health`, `public`, `admin`, `shop` and `everything`; rules: `health` skipped,
+/// `public` anonymous as `guest`, `admin` only for alice, `shop` for partners (alice) and
+/// visitors (guest, also anonymously). The consumer id and plan are forwarded.
+const CONFIG: &str = r#"
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: main
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main
+          # No path normalisation on purpose (see the module docs).
+          route_config:
+            name: main
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - name: health
+                match: {prefix: /health}
+                route: {cluster: upstream}
+              - name: public
+                match: {prefix: /public}
+                route: {cluster: upstream}
+              - name: admin
+                match: {prefix: /admin}
+                route: {cluster: upstream}
+              - name: shop
+                match: {prefix: /shop}
+                route: {cluster: upstream}
+              - name: everything
+                match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.api_key_auth
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: api_key_auth
+                root_id: api_key_auth
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: api_key_auth_adversarial
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:api_key_auth}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    @PLUGIN@
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    type: STATIC
+    connect_timeout: 5s
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
+"#;
+
+const PLUGIN: &str = r#"{
+  "sources": [{"header": "x-api-key"}, {"authorization": "ApiKey"}, {"query": "api_key"}, {"cookie": "api_key"}],
+  "consumers": [
+    {"id": "alice", "plan": "gold", "groups": ["partners"],
+     "keys": [{"sha256": "dc275ab1c4bc17899cdfff16563da508be4c9275589ce936577f52f0512f22bb"}]},
+    {"id": "bob", "plan": "silver",
+     "keys": [{"sha256": "3ddaba5e842f5e66e7dfbc3a318416be5097ae49ffe348fbf2c6f9e815a2df26"}]},
+    {"id": "guest", "plan": "free", "groups": ["visitors"]}
+  ],
+  "rules": [
+    {"match": {"route_name": "health"}, "skip": true},
+    {"match": {"route_name": "public"}, "anonymous": "guest"},
+    {"match": {"route_name": "admin"}, "allow": {"consumers": ["alice"]}},
+    {"match": {"route_name": "shop"}, "allow": {"groups": ["partners", "visitors"]}, "anonymous": "guest"}
+  ],
+  "forward": {"consumer_id_header": "x-consumer-id", "consumer_plan_header": "x-consumer-plan"},
+  "allow_cors_preflight": true
+}"#;
+
+fn config_with(plugin: &str) -> String {
+    let indented: Vec<String> = plugin
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                l.to_owned()
+            } else {
+                format!("                    {l}")
+            }
+        })
+        .collect();
+    CONFIG.replace("@PLUGIN@", &indented.join("\n"))
+}
+
+fn start() -> Envoy {
+    Envoy::builder()
+        .concurrency(1)
+        .start(&config_with(PLUGIN))
+        .unwrap_or_else(|e| panic!("starting Envoy: {e}"))
+}
+
+fn send(envoy: &Envoy, request: &Request) -> Response {
+    request.send(envoy.port()).unwrap_or_else(|e| {
+        let head = String::from_utf8_lossy(&request.to_bytes())
+            .chars()
+            .take(300)
+            .collect::<String>();
+        panic!("sending {head}…: {e}")
+    })
+}
+
+/// Requests the upstream has received through this Envoy.
+fn upstream_requests(envoy: &Envoy) -> u64 {
+    envoy
+        .counter("cluster.upstream.upstream_rq_total")
+        .unwrap_or(0)
+}
+
+fn filter_counter(envoy: &Envoy, name: &str) -> u64 {
+    envoy
+        .counter(&format!("wasmcustom.apim.api_key_auth.{name}"))
+        .unwrap_or(0)
+}
+
+/// A local reply of the filter: status, problem+json, code.
+fn assert_refused(r: &Response, status: u16, code: &str, what: &str) {
+    assert_eq!(r.status, status, "{what}: {}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/problem+json"),
+        "{what}: not the filter's reply: {}",
+        r.text()
+    );
+    assert_eq!(r.json()["code"], code, "{what}");
+}
+
+/// The echo upstream's view of a request that reached it.
+fn upstream_saw(r: &Response, what: &str) -> Value {
+    assert_eq!(r.status, 200, "{what}: {}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json"),
+        "{what}: not the echo upstream: {}",
+        r.text()
+    );
+    r.json()
+}
+
+fn header_values(echo: &Value, name: &str) -> Vec<String> {
+    echo["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0] == name)
+        .map(|h| h[1].as_str().unwrap().to_owned())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 1: path confusion
+
+/// `/public/..%2Fadmin/users` and friends, sent as-is to an HCM that does not normalise: Envoy
+/// picks the `public` route on the raw path, but the `anonymous` rule must not apply (a backend
+/// may decode or resolve the path to `/admin/users`). Without a key: 401, the upstream sees
+/// nothing, and `path_ambiguous` counts each one. On the old code these reached the upstream as
+/// `guest` (200).
+#[test]
+fn ambiguous_paths_never_get_the_anonymous_consumer() {
+    let envoy = start();
+    let paths = [
+        "/public/..%2Fadmin/users",
+        "/public/%2e%2e%2fadmin/users",
+        "/public/..%5Cadmin/users",
+        "/public/../admin/users",
+        // Servlet containers resolve `..;` as `..`; neither RFC 3986 nor Envoy does.
+        "/public/..;/admin/users",
+    ];
+    for path in paths {
+        let r = send(&envoy, &Request::get(path).header("x-consumer-id", "alice"));
+        assert_refused(&r, 401, "missing_api_key", path);
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("ApiKey realm=\"apim\""),
+            "{path}"
+        );
+    }
+    assert_eq!(upstream_requests(&envoy), 0, "the upstream saw a request");
+    assert_eq!(filter_counter(&envoy, "path_ambiguous"), 5);
+    assert_eq!(filter_counter(&envoy, "denied.missing"), 5);
+    assert_eq!(filter_counter(&envoy, "anonymous"), 0);
+
+    // The same paths with a key are the key holder's (the default rule, no anonymous).
+    let r = send(
+        &envoy,
+        &Request::get("/public/..%2Fadmin/users").header("x-api-key", BOB),
+    );
+    let echo = upstream_saw(&r, "bob on an ambiguous path");
+    assert_eq!(echo["path"], "/public/..%2Fadmin/users");
+    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["bob"]);
+
+    // A normal public path is still anonymous.
+    let r = send(&envoy, &Request::get("/public/x"));
+    let echo = upstream_saw(&r, "/public/x");
+    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["guest"]);
+    assert_eq!(header_values(&echo, "x-consumer-plan"), vec!["free"]);
+    assert_eq!(upstream_requests(&envoy), 2);
+    assert_eq!(filter_counter(&envoy, "path_ambiguous"), 6);
+    assert_eq!(filter_counter(&envoy, "anonymous"), 1);
+}
+
+/// A skipped route is a loosening rule too: `/health/..%2Fadmin` is routed as `health` on the
+/// raw path, yet needs a key; `/health` itself does not.
+#[test]
+fn ambiguous_paths_never_skip_the_key_check() {
+    let envoy = start();
+    for path in [
+        "/health/..%2Fadmin/users",
+        "/health/../admin/users",
+        "/health//x",
+    ] {
+        let r = send(&envoy, &Request::get(path));
+        assert_refused(&r, 401, "missing_api_key", path);
+    }
+    assert_eq!(upstream_requests(&envoy), 0);
+    let r = send(&envoy, &Request::get("/health"));
+    let echo = upstream_saw(&r, "/health");
+    assert!(header_values(&echo, "x-consumer-id").is_empty());
+    assert_eq!(filter_counter(&envoy, "path_ambiguous"), 3);
+    assert_eq!(filter_counter(&envoy, "passed"), 1);
+}
+
+/// A rule with both `anonymous` and `allow` is passed over on an ambiguous path (it loosens),
+/// but its `allow` still holds: bob, whom `shop` refuses, is not let in by the default rule
+/// through `/shop/..%2Fx`. Found while fixing item 1 (the first fix let bob in here).
+#[test]
+fn a_passed_over_anonymous_rule_still_restricts_who_may_call() {
+    let envoy = start();
+    let cases = [
+        ("/shop/x", None, 200, Some("guest")),
+        ("/shop/x", Some(BOB), 403, None),
+        ("/shop/x", Some(ALICE), 200, Some("alice")),
+        ("/shop/..%2Fx", None, 401, None),
+        ("/shop/..%2Fx", Some(BOB), 403, None),
+        ("/shop/../x", Some(BOB), 403, None),
+        ("/shop/..%2Fx", Some(ALICE), 200, Some("alice")),
+    ];
+    for (path, key, status, consumer) in cases {
+        let mut request = Request::get(path);
+        if let Some(k) = key {
+            request = request.header("x-api-key", k);
+        }
+        let r = send(&envoy, &request);
+        let what = format!("{path} {key:?}");
+        match consumer {
+            Some(id) => {
+                let echo = upstream_saw(&r, &what);
+                assert_eq!(header_values(&echo, "x-consumer-id"), vec![id], "{what}");
+            }
+            None => {
+                let code = if status == 403 {
+                    "consumer_not_allowed"
+                } else {
+                    "missing_api_key"
+                };
+                assert_refused(&r, status, code, &what);
+            }
+        }
+    }
+    assert_eq!(upstream_requests(&envoy), 3);
+    assert_eq!(filter_counter(&envoy, "denied.forbidden"), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 6: a disabled anonymous consumer
+
+/// `rules[].anonymous` naming a disabled consumer would let keyless callers in as a consumer
+/// whose keys are refused: the config is refused at load, the field named, and Envoy refuses
+/// the bootstrap. On the old code this config loaded.
+#[test]
+fn anonymous_naming_a_disabled_consumer_is_refused_at_load() {
+    let plugin = PLUGIN.replace(
+        r#"{"id": "guest", "plan": "free", "groups": ["visitors"]}"#,
+        r#"{"id": "guest", "plan": "free", "groups": ["visitors"], "disabled": true}"#,
+    );
+    assert_ne!(plugin, PLUGIN);
+    let log = Envoy::start_expect_failure(&config_with(&plugin)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        log.contains(
+            "api-key-auth: invalid configuration: rules[1].anonymous: consumer \"guest\" is disabled"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("Unable to create Wasm plugin api_key_auth"),
+        "{log}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forged consumer headers
+
+/// A client's `x-consumer-id` / `x-consumer-plan` never reach the upstream, whatever the rule
+/// outcome: skipped, anonymous, authenticated (replaced), denied (nothing reaches it).
+#[test]
+fn forged_consumer_headers_never_reach_the_upstream() {
+    let envoy = start();
+    let forge = |r: Request| {
+        r.header("x-consumer-id", "root")
+            .header("X-Consumer-Id", "root2")
+            .header("x-consumer-plan", "platinum")
+    };
+    let cases: [(&str, Request, Option<&str>, Option<&str>); 5] = [
+        ("skipped", forge(Request::get("/health")), None, None),
+        (
+            "CORS preflight",
+            forge(Request::new("OPTIONS", "/x"))
+                .header("origin", "https://app.example")
+                .header("access-control-request-method", "PUT"),
+            None,
+            None,
+        ),
+        (
+            "anonymous",
+            forge(Request::get("/public/x")),
+            Some("guest"),
+            Some("free"),
+        ),
+        (
+            "authenticated",
+            forge(Request::get("/x")).header("x-api-key", ALICE),
+            Some("alice"),
+            Some("gold"),
+        ),
+        (
+            "authenticated on a guarded route",
+            forge(Request::get("/admin/x")).header("x-api-key", ALICE),
+            Some("alice"),
+            Some("gold"),
+        ),
+    ];
+    for (what, request, id, plan) in cases {
+        let echo = upstream_saw(&send(&envoy, &request), what);
+        let want = |v: Option<&str>| v.map(str::to_owned).into_iter().collect::<Vec<_>>();
+        assert_eq!(header_values(&echo, "x-consumer-id"), want(id), "{what}");
+        assert_eq!(
+            header_values(&echo, "x-consumer-plan"),
+            want(plan),
+            "{what}"
+        );
+    }
+    // Denied outcomes: nothing reaches the upstream at all.
+    let before = upstream_requests(&envoy);
+    let denied = [
+        ("no key", forge(Request::get("/x")), 401, "missing_api_key"),
+        (
+            "bob on alice's route",
+            forge(Request::get("/admin/x")).header("x-api-key", BOB),
+            403,
+            "consumer_not_allowed",
+        ),
+        (
+            "ambiguous path",
+            forge(Request::get("/public/..%2Fadmin")),
+            401,
+            "missing_api_key",
+        ),
+    ];
+    for (what, request, status, code) in denied {
+        assert_refused(&send(&envoy, &request), status, code, what);
+    }
+    assert_eq!(upstream_requests(&envoy), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials
+
+/// Two different keys, wherever they are, are refused (never "the first wins"); the same key
+/// twice is that key.
+#[test]
+fn repeated_and_conflicting_keys_are_refused() {
+    let envoy = start();
+    let cases = [
+        (
+            "two x-api-key headers",
+            Request::get("/x")
+                .header("x-api-key", ALICE)
+                .header("x-api-key", BOB),
+        ),
+        (
+            "two x-api-key headers, the valid one second",
+            Request::get("/x")
+                .header("x-api-key", "demo-key-nobody-0123456789abcd")
+                .header("x-api-key", ALICE),
+        ),
+        (
+            "header and query differ",
+            Request::get(&format!("/x?api_key={BOB}")).header("x-api-key", ALICE),
+        ),
+        (
+            "header and authorization differ",
+            Request::get("/x")
+                .header("x-api-key", ALICE)
+                .header("authorization", &format!("apikey {BOB}")),
+        ),
+        (
+            "two authorization headers",
+            Request::get("/x")
+                .header("authorization", &format!("ApiKey {ALICE}"))
+                .header("authorization", &format!("ApiKey {BOB}")),
+        ),
+        (
+            "query twice, percent-encoded copy",
+            Request::get(&format!("/x?api_key={ALICE}&api%5Fkey={BOB}")),
+        ),
+        (
+            "ambiguous on the anonymous route",
+            Request::get("/public/x")
+                .header("x-api-key", ALICE)
+                .header("x-api-key", BOB),
+        ),
+    ];
+    for (what, request) in cases {
+        assert_refused(&send(&envoy, &request), 401, "ambiguous_api_key", what);
+    }
+    let mut many = Request::get("/x");
+    for _ in 0..17 {
+        many = many.header("x-api-key", ALICE);
+    }
+    assert_refused(&send(&envoy, &many), 400, "too_many_api_keys", "17 copies");
+    assert_eq!(upstream_requests(&envoy), 0);
+    let same = Request::get(&format!("/x?api_key={ALICE}"))
+        .header("x-api-key", ALICE)
+        .header("x-api-key", ALICE);
+    let echo = upstream_saw(&send(&envoy, &same), "the same key three times");
+    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
+    assert!(header_values(&echo, "x-api-key").is_empty(), "not stripped");
+    assert_eq!(echo["path"], "/x", "query key not stripped");
+}
+
+/// Keys that cannot be keys: control bytes, inner or trailing whitespace (the query does not
+/// trim), oversized. Refused with 401 (or by Envoy's own limits), never forwarded.
+#[test]
+fn malformed_and_oversized_keys_are_refused() {
+    let envoy = start();
+    let cases: Vec<(&str, Request, u16, &str)> = vec![
+        (
+            "CR LF in a query key",
+            Request::get(&format!("/x?api_key={ALICE}%0d%0ax-admin:%201")),
+            401,
+            "invalid_api_key",
+        ),
+        (
+            "trailing space in a query key",
+            Request::get(&format!("/x?api_key={ALICE}%20")),
+            401,
+            "invalid_api_key",
+        ),
+        (
+            "NUL in a query key",
+            Request::get(&format!("/x?api_key={ALICE}%00")),
+            401,
+            "invalid_api_key",
+        ),
+        (
+            "inner space in a header key",
+            Request::get("/x").header("x-api-key", "demo-key-alice 0123456789abcdef"),
+            401,
+            "invalid_api_key",
+        ),
+        (
+            "257-byte key",
+            Request::get("/x").header("x-api-key", &"k".repeat(257)),
+            401,
+            "invalid_api_key",
+        ),
+        (
+            "4 KiB query key",
+            Request::get(&format!("/x?api_key={}", "k".repeat(4096))),
+            401,
+            "invalid_api_key",
+        ),
+        (
+            "non-ASCII key",
+            Request::get("/x").header_bytes("x-api-key", b"demo-key-\xc3\xa9"),
+            401,
+            "invalid_api_key",
+        ),
+    ];
+    for (what, request, status, code) in cases {
+        let r = send(&envoy, &request);
+        assert_refused(&r, status, code, what);
+        assert!(
+            !r.text().contains("x-admin") && !r.text().contains(ALICE),
+            "{what}: the reply echoes the key: {}",
+            r.text()
+        );
+    }
+    // Envoy's own limits answer before the filter: a 100 KiB header (431) and a control byte
+    // in a header value (400 from the codec).
+    let r = send(
+        &envoy,
+        &Request::get("/x").header("x-api-key", &"k".repeat(100 * 1024)),
+    );
+    assert_eq!(r.status, 431, "{}", r.text());
+    let r = send(
+        &envoy,
+        &Request::get("/x").header_bytes("x-api-key", format!("{ALICE}\x01").as_bytes()),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(upstream_requests(&envoy), 0);
+    // Whitespace around a header value is not part of it (RFC 9110 §5.5): the key is alice's.
+    let r = send(
+        &envoy,
+        &Request::get("/x").header("x-api-key", &format!("  {ALICE}\t ")),
+    );
+    let echo = upstream_saw(&r, "OWS around the key");
+    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
+}
+
+/// `Authorization: <scheme> <key>`: the scheme is case-insensitive (RFC 9110 §11.1); another
+/// scheme or a scheme that merely starts with ours is not a key; an empty credential is none.
+#[test]
+fn authorization_scheme_variants() {
+    let envoy = start();
+    for value in [
+        format!("ApiKey {ALICE}"),
+        format!("apikey {ALICE}"),
+        format!("APIKEY {ALICE}"),
+        format!("ApiKey   {ALICE}"),
+        format!("Bearer abc, ApiKey {ALICE}"),
+    ] {
+        let r = send(&envoy, &Request::get("/x").header("authorization", &value));
+        let echo = upstream_saw(&r, &value);
+        assert_eq!(
+            header_values(&echo, "x-consumer-id"),
+            vec!["alice"],
+            "{value}"
+        );
+        assert!(
+            header_values(&echo, "authorization")
+                .iter()
+                .all(|v| !v.contains(ALICE)),
+            "{value}: the key reached the upstream"
+        );
+    }
+    let before = upstream_requests(&envoy);
+    for value in [
+        format!("ApiKeys {ALICE}"),
+        format!("Api-Key {ALICE}"),
+        format!("ApiKey{ALICE}"),
+        "ApiKey".to_owned(),
+        format!("Bearer {ALICE}"),
+    ] {
+        let r = send(&envoy, &Request::get("/x").header("authorization", &value));
+        assert_refused(&r, 401, "missing_api_key", &value);
+    }
+    assert_eq!(upstream_requests(&envoy), before);
+}
+
+/// Many headers: within Envoy's limit (100) the key is found among them; past it Envoy answers
+/// 431 before any filter.
+#[test]
+fn many_headers() {
+    let envoy = start();
+    let mut request = Request::get("/x");
+    for i in 0..90 {
+        request = request.header(&format!("x-junk-{i}"), "v");
+    }
+    let echo = upstream_saw(
+        &send(&envoy, &request.clone().header("x-api-key", ALICE)),
+        "90 headers and a key",
+    );
+    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
+    assert_refused(
+        &send(&envoy, &request.clone()),
+        401,
+        "missing_api_key",
+        "90 headers, no key",
+    );
+    for i in 90..200 {
+        request = request.header(&format!("x-junk-{i}"), "v");
+    }
+    let r = send(&envoy, &request.header("x-api-key", ALICE));
+    assert_eq!(r.status, 431, "{}", r.text());
+    assert_eq!(upstream_requests(&envoy), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Methods over HTTP/2
+
+/// Status and body of an HTTP/2 (prior knowledge) request made with curl.
+fn h2(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "--http2-prior-knowledge", "-X", method, "-o", "-"])
+        .args(["-w", "\n%{http_code}", "--max-time", "20"]);
+    for (n, v) in headers {
+        cmd.args(["-H", &format!("{n}: {v}")]);
+    }
+    cmd.arg(format!("http://127.0.0.1:{port}{path}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("curl (needed for HTTP/2) did not run: {e}"));
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = out.stdout;
+    let split = text.iter().rposition(|b| *b == b'\n').unwrap();
+    let status = std::str::from_utf8(&text[split + 1..])
+        .unwrap()
+        .parse()
+        .unwrap();
+    (status, text[..split].to_vec())
+}
+
+/// The CORS preflight exemption loosens (no key needed), so only `OPTIONS` exactly gets it:
+/// HTTP/2 lets a client send `:method: options`, which some servers treat as OPTIONS and others
+/// as an unknown method, so it is judged like any other request (401 without a key). Methods in
+/// rules (`methods: ["GET"]`) compare case-insensitively, so `get` cannot slip past a rule
+/// written for `GET`.
+#[test]
+fn lower_case_methods_over_http2() {
+    let envoy = start();
+    let port = envoy.port();
+    let preflight = [
+        ("origin", "https://app.example"),
+        ("access-control-request-method", "DELETE"),
+    ];
+    let (status, body) = h2(port, "options", "/x", &preflight);
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    let (status, body) = h2(port, "Options", "/x", &preflight);
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(upstream_requests(&envoy), 0);
+    let (status, _) = h2(port, "OPTIONS", "/x", &preflight);
+    assert_eq!(status, 200);
+    assert_eq!(filter_counter(&envoy, "passed"), 1);
+    // `get` to alice's route with bob's key: the allow rule still holds.
+    let (status, body) = h2(port, "get", "/admin/x", &[("x-api-key", BOB)]);
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    // Two different keys as two HTTP/2 header fields: ambiguous, never the first.
+    let (status, body) = h2(
+        port,
+        "GET",
+        "/x",
+        &[("x-api-key", ALICE), ("x-api-key", BOB)],
+    );
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("ambiguous_api_key"));
+    // And a lower-case method with a valid key is that consumer's.
+    let (status, body) = h2(port, "get", "/x", &[("x-api-key", ALICE)]);
+    assert_eq!(status, 200);
+    let echo: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
+    assert_eq!(upstream_requests(&envoy), 2);
+}
+
+/// HTTP/2 splits `Cookie` into crumbs (one field per cookie, RFC 9113 §8.2.3): the key is found
+/// among them and stripped, the other crumbs reach the upstream; two different keys in two
+/// crumbs are ambiguous.
+#[test]
+fn cookie_crumbs_over_http2() {
+    let envoy = start();
+    let port = envoy.port();
+    let (status, body) = h2(
+        port,
+        "GET",
+        "/x",
+        &[
+            ("cookie", "a=1"),
+            ("cookie", &format!("api_key={ALICE}")),
+            ("cookie", "b=2"),
+        ],
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let echo: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
+    let cookies = header_values(&echo, "cookie").join("; ");
+    assert!(
+        !cookies.contains(ALICE),
+        "the key reached the upstream: {cookies}"
+    );
+    assert!(
+        cookies.contains("a=1") && cookies.contains("b=2"),
+        "{cookies}"
+    );
+    let (status, body) = h2(
+        port,
+        "GET",
+        "/x",
+        &[
+            ("cookie", &format!("api_key={ALICE}")),
+            ("cookie", &format!("api_key={BOB}")),
+        ],
+    );
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("ambiguous_api_key"));
+    assert_eq!(upstream_requests(&envoy), 1);
+}
