@@ -466,6 +466,10 @@ impl Config {
             .into_iter()
             .map(str::to_string)
             .collect();
+        if raw.cors_preflight != Preflight::Same && !fetch.iter().any(|f| f == ":method") {
+            // The handler reads `origin` and `access-control-request-method` only for OPTIONS.
+            fetch.push(":method".to_string());
+        }
         for part in &key {
             if let KeyPart::Header(h) = part {
                 if !fetch.contains(h) {

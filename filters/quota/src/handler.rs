@@ -70,7 +70,17 @@ pub struct Gathered {
 
 /// Reads only what this config can use: host calls cost more than the logic.
 pub fn gather(host: &dyn Host, config: &Config) -> Gathered {
-    let head = RequestHead::fetch(host, &config.fetch);
+    let mut head = RequestHead::fetch(host, &config.fetch);
+    if config.cors_preflight != Preflight::Same && head.method() == "OPTIONS" {
+        // What tells a CORS preflight, read only when it can be one.
+        head.fetch_more(
+            host,
+            &[
+                "origin".to_string(),
+                "access-control-request-method".to_string(),
+            ],
+        );
+    }
     let route = if config.needs_route_name {
         host.route_name()
     } else {

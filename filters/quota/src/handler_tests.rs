@@ -46,10 +46,15 @@ fn counts_then_replies_429_and_counts_it() {
         let h = host_for(Some(ALICE), None);
         assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
         assert_eq!(h.counter("apim.quota.allowed"), 1);
-        // Only `:path` (the skip rule must see whether it is ambiguous) and the route name.
+        // Only `:path` (the skip rule must see whether it is ambiguous), `:method` (a CORS
+        // preflight?) and the route name.
         assert_eq!(
-            h.calls()[..2],
-            [Call::GetHeader(":path".into()), Call::RouteName]
+            h.calls()[..3],
+            [
+                Call::GetHeader(":path".into()),
+                Call::GetHeader(":method".into()),
+                Call::RouteName
+            ]
         );
     }
     let h = host_for(Some(ALICE), None);
