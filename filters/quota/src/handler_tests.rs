@@ -182,11 +182,8 @@ fn a_full_slot_denies_by_default_and_never_evicts() {
                 r#""default_plan": "free", "when_store_full": "{mode}", "key": [{{"header": "x-user"}}],"#
             ),
         );
-        let (c, counters, store) = setup(&cfg);
-        let counters_for = |h: &MockHost| {
-            let _ = counters;
-            Counters::define(h, &COUNTER_NAMES)
-        };
+        let (c, (), store) = setup(&cfg);
+        let counters_for = |h: &MockHost| Counters::define(h, &COUNTER_NAMES);
         // Fill alice's slot with other live counters, written straight into the store.
         let family = |k: &str| format!("gold\x1f={k}");
         let slot = crate::store::slot_key(&KEY, family("alice").as_bytes());

@@ -501,3 +501,58 @@ fn an_operation_refused_by_graphql_guard_is_never_charged() {
     // headers and nothing reaches the upstream.)
     assert_eq!(envoy.counter("cluster.upstream.upstream_rq_2xx"), Some(2));
 }
+
+/// The quota configs of the shipped bootstraps (`envoy/gateway.yaml`, `envoy/examples/
+/// quota.yaml`), as the filter parses them.
+fn shipped_quota_configs() -> Vec<(String, quota::config::Config)> {
+    let mut out = Vec::new();
+    for file in ["envoy/gateway.yaml", "envoy/examples/quota.yaml"] {
+        let text = std::fs::read_to_string(apim_integration::repo_root().join(file)).unwrap();
+        let yaml: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let listeners = yaml["static_resources"]["listeners"].as_sequence().unwrap();
+        for l in listeners {
+            for chain in l["filter_chains"].as_sequence().unwrap() {
+                for f in chain["filters"].as_sequence().unwrap() {
+                    let Some(http) = f["typed_config"]["http_filters"].as_sequence() else {
+                        continue;
+                    };
+                    for h in http.iter().filter(|h| h["name"] == "apim.quota") {
+                        let value = h["typed_config"]["config"]["configuration"]["value"]
+                            .as_str()
+                            .unwrap();
+                        let c = quota::config::Config::parse(value.as_bytes())
+                            .unwrap_or_else(|e| panic!("{file}: {e}"));
+                        out.push((file.to_string(), c));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Item 10 (and 5, 7) in the shipped configs: anonymous callers are counted per client
+/// address, preflights in counters of their own, an unknown plan is refused, and a store that
+/// cannot count refuses; nothing loosens a default without a warning.
+#[test]
+fn shipped_configs_keep_anonymous_callers_and_preflights_apart_and_fail_closed() {
+    use quota::config::{MissingKey, Preflight, StoreFallback, UnknownPlan};
+    let configs = shipped_quota_configs();
+    assert_eq!(
+        configs.len(),
+        2,
+        "one quota filter in each shipped bootstrap"
+    );
+    for (file, c) in &configs {
+        assert_eq!(c.missing_key, MissingKey::ClientAddress, "{file}");
+        assert_eq!(c.cors_preflight, Preflight::Separate, "{file}");
+        assert_eq!(c.unknown_plan, UnknownPlan::Deny, "{file}");
+        assert_eq!(c.when_store_full, StoreFallback::Deny, "{file}");
+        assert_eq!(c.when_store_fails, StoreFallback::Deny, "{file}");
+        assert!(c.slot_key.is_none() && !c.shadow, "{file}");
+        assert!(c.warnings.is_empty(), "{file}: {:?}", c.warnings);
+    }
+    // The gateway's anonymous consumer (api-key-auth's guest on /public) counts per address.
+    let gateway = &configs[0].1;
+    assert_eq!(gateway.anonymous_consumers, vec!["guest".to_string()]);
+}
