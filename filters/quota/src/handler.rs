@@ -213,14 +213,10 @@ pub fn decide(
             return Action::Continue(Vec::new());
         }
         Resolution::MissingKey(denial) => {
-            counters.inc(host, KEY_MISSING);
-            host.send_reply(&denial.render(Format::Problem));
-            return Action::Stop;
+            return refuse(host, config, counters, KEY_MISSING, &denial)
         }
         Resolution::UnknownPlan(denial) => {
-            counters.inc(host, PLAN_UNKNOWN);
-            host.send_reply(&denial.render(Format::Problem));
-            return Action::Stop;
+            return refuse(host, config, counters, PLAN_UNKNOWN, &denial)
         }
         Resolution::Count { plan, key, cost } => (plan, key, cost),
     };
@@ -244,6 +240,23 @@ pub fn decide(
         counters,
         policy::verdict(config, plan, &checks, &outcome, cost, now),
     )
+}
+
+/// A refusal before counting, counted under its reason; shadow mode reports it and lets the
+/// request through.
+fn refuse(
+    host: &dyn Host,
+    config: &Config,
+    counters: &Counters,
+    index: usize,
+    denial: &kit::denial::Denial,
+) -> Action {
+    counters.inc(host, index);
+    if config.shadow {
+        return Action::Continue(Vec::new());
+    }
+    host.send_reply(&denial.render(Format::Problem));
+    Action::Stop
 }
 
 /// The Rate Limit Service answered (`Ok`: the decoded `RateLimitResponse`) or failed (`Err`:

@@ -240,6 +240,65 @@ fn unknown_plans_are_refused_and_counted() {
 }
 
 #[test]
+fn shadow_mode_reports_refusals_before_counting_and_lets_them_through() {
+    let cfg = CONFIG.replace(
+        r#""default_plan": "free","#,
+        r#""default_plan": "free", "shadow": true, "missing_key": "deny","#,
+    );
+    let (c, counters, store) = setup(&cfg);
+    // (identity, counter): no identity → key missing; an unconfigured plan → plan unknown.
+    let cases = [
+        (None, "apim.quota.key_missing"),
+        (
+            Some(r#"{"id":"p","plan":"platinum"}"#),
+            "apim.quota.plan_unknown",
+        ),
+    ];
+    for (id, counter) in cases {
+        let h = host_for(id, None);
+        assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
+        assert_eq!(h.counter(counter), 1, "{id:?}");
+        assert_eq!(h.reply(), None);
+    }
+}
+
+#[test]
+fn a_cors_preflight_is_recognised_from_the_headers_read_for_it() {
+    let (c, counters, store) = setup(CONFIG);
+    let preflight = |addr: &str| {
+        let mut h = MockHost::new(&[
+            (":method", "OPTIONS"),
+            (":path", "/pets"),
+            ("origin", "https://a.example"),
+            ("access-control-request-method", "POST"),
+        ]);
+        h.properties
+            .insert("source.address".into(), addr.as_bytes().to_vec());
+        h
+    };
+    // The free plan (1 per minute) for preflights, per address, apart from alice's requests.
+    let h = host_for(Some(r#"{"id":"alice","plan":"free"}"#), None);
+    assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
+    let h = preflight("10.0.0.1:5");
+    assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
+    assert!(h
+        .calls()
+        .contains(&Call::GetHeader("access-control-request-method".into())));
+    assert_eq!(
+        run(&preflight("10.0.0.1:6"), &store, &c, &counters),
+        Action::Stop
+    );
+    assert_eq!(
+        run(&preflight("10.0.0.2:5"), &store, &c, &counters),
+        Action::Continue(vec![])
+    );
+    // A GET never reads the preflight headers.
+    let h = host_for(Some(ALICE), None);
+    run(&h, &store, &c, &counters);
+    assert!(!h.calls().contains(&Call::GetHeader("origin".into())));
+}
+
+#[test]
 fn the_body_is_held_only_when_a_published_cost_can_still_come() {
     let (c, _, store) = setup(CONFIG);
     // (route, published cost, identity, deferred?)
