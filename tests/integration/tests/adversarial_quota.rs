@@ -556,3 +556,53 @@ fn shipped_configs_keep_anonymous_callers_and_preflights_apart_and_fail_closed()
     let gateway = &configs[0].1;
     assert_eq!(gateway.anonymous_consumers, vec!["guest".to_string()]);
 }
+
+/// `target/debug/apim`, built (or found up to date) once (as deploy_manifests.rs does: a test
+/// binary cannot name another crate's binary; cargo holds no lock while tests run).
+fn apim_bin() -> std::path::PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "-p", "apim"])
+        .current_dir(apim_integration::repo_root())
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo build -p apim failed");
+    apim_integration::repo_root().join("target/debug/apim")
+}
+
+/// Item 5: `apim validate quota` accepts a config that opts into `unknown_plan: "unlimited"`
+/// and warns about it (and about every other choice that loosens a default); the shipped
+/// defaults validate without a warning.
+#[test]
+fn apim_validate_warns_when_a_config_opts_into_unlimited() {
+    let apim = apim_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        ("", &[]),
+        (r#", "unknown_plan": "unlimited""#, &["warning: unknown_plan: \"unlimited\""]),
+        (
+            r#", "when_store_full": "admit", "when_store_fails": "admit""#,
+            &[
+                "warning: when_store_full: \"admit\"",
+                "warning: when_store_fails: \"admit\"",
+            ],
+        ),
+    ];
+    for (i, (extra, warnings)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("q{i}.json"));
+        std::fs::write(&file, format!("{{{YEAR_PLAN}{extra}}}")).unwrap();
+        let out = std::process::Command::new(&apim)
+            .args(["validate", "quota"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{extra}: {stderr}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("valid quota config"));
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        assert_eq!(lines.len(), warnings.len(), "{extra}: {stderr}");
+        for (line, want) in lines.iter().zip(warnings.iter()) {
+            assert!(line.starts_with(want), "{line}");
+        }
+    }
+}
