@@ -2,11 +2,8 @@
 //! Envoy per test so every counter delta is exact. Each test names the issue-10 item it proves
 //! and fails on the code before the fix (said in its doc).
 //!
-//! Limits use 366-day windows (`per: 31622400`) so that no test can see a window end: a window
-//! boundary falls inside a test only if the test runs across the one instant, once a year,
-//! when `now % 31622400 == 0`; [`far_from_a_boundary`] checks that it is more than an hour
-//! away (it is for the next several years of calendar time; the check fails loudly, never
-//! flakily, if not).
+//! Limits use a window of about 360 days whose size is chosen from the current time so that now
+//! sits in its middle ([`mid_window`]): no test can see a window end, whatever the date.
 
 #![allow(
     clippy::unwrap_used,
@@ -19,19 +16,25 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use apim_integration::{Envoy, Request, Response};
 
-const YEAR_WINDOW: u64 = 31_622_400;
-
-/// Every limit of these tests is a 366-day window: refuse to run in the hour before one ends.
-fn far_from_a_boundary() {
+/// A window size in seconds (at most 366 days) with now in the middle of its current
+/// epoch-aligned window: `now / n` is `k + ½` for an integer `k`, so about `n / 2` remain.
+fn mid_window() -> u64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let left = YEAR_WINDOW - now % YEAR_WINDOW;
-    assert!(
-        left > 3600,
-        "a 366-day window ends in {left} s: these tests would straddle it"
-    );
+    let k = now / 31_622_400 + 1;
+    let n = now * 2 / (2 * k + 1);
+    assert!(n <= 31_622_400 && now % n > n / 4 && n - now % n > n / 4);
+    n
+}
+
+/// Plan `p`: 2 requests per [`mid_window`], limit name `year`.
+fn year_plan() -> String {
+    format!(
+        r#""plans": {{"p": {{"limits": [{{"requests": 2, "per": {}, "name": "year"}}]}}}}"#,
+        mid_window()
+    )
 }
 
 /// One listener in front of the echo upstream: `hcm_extra` goes into the connection manager,
@@ -94,7 +97,6 @@ static_resources:
 }
 
 fn start(yaml: &str) -> Envoy {
-    far_from_a_boundary();
     Envoy::builder()
         .concurrency(2)
         .start(yaml)
@@ -159,17 +161,14 @@ fn aimed(n: usize, target: u64, slot_of: impl Fn(&str) -> u64) -> Vec<String> {
         .collect()
 }
 
-const YEAR_PLAN: &str =
-    r#""plans": {"p": {"limits": [{"requests": 2, "per": 31622400, "name": "year"}]}}"#;
-
 /// Item 7. 130 keys crafted to share the victim's slot under the old unkeyed FNV hash used to
 /// fill it past 32 KiB, evicting the victim's used-up counter: the victim was admitted again
 /// inside its window. Now slots are chosen by a keyed hash (a random key per process), so the
 /// crafted keys scatter, and the victim stays refused.
 #[test]
 fn crafted_colliding_keys_no_longer_reset_a_victims_count() {
-    let config =
-        format!(r#"{{{YEAR_PLAN}, "default_plan": "p", "key": [{{"header": "x-user"}}]}}"#);
+    let plan = year_plan();
+    let config = format!(r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}]}}"#);
     let envoy = start(&bootstrap("", "", "", &config));
     let victim = "victim";
     for want in [200, 200, 429] {
@@ -198,11 +197,12 @@ fn crafted_colliding_keys_no_longer_reset_a_victims_count() {
 /// Before: `slot_key` did not exist (the config was refused) and the slot evicted the victim.
 #[test]
 fn a_full_slot_refuses_new_callers_and_never_evicts_a_live_counter() {
+    let plan = year_plan();
     let hex = "00112233445566778899aabbccddeeff";
     let key: [u8; 16] =
         core::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap());
     let config = format!(
-        r#"{{{YEAR_PLAN}, "default_plan": "p", "key": [{{"header": "x-user"}}], "slot_key": "{hex}"}}"#
+        r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}], "slot_key": "{hex}"}}"#
     );
     let envoy = start(&bootstrap("", "", "", &config));
     let slot = |v: &str| quota::store::slot_key(&key, format!("p\u{1f}={v}").as_bytes());
@@ -249,7 +249,8 @@ fn a_full_slot_refuses_new_callers_and_never_evicts_a_live_counter() {
 /// counted, the upstream never sees it; `unknown_plan: "unlimited"` must be said explicitly.
 #[test]
 fn a_caller_without_a_plan_is_refused_unless_the_config_says_unlimited() {
-    let config = format!(r#"{{{YEAR_PLAN}, "key": [{{"header": "x-user"}}]}}"#);
+    let plan = year_plan();
+    let config = format!(r#"{{{plan}, "key": [{{"header": "x-user"}}]}}"#);
     let envoy = start(&bootstrap("", "", "", &config));
     for _ in 0..3 {
         let r = get(&envoy, "/x", &[("x-user", "nobody")]);
@@ -265,9 +266,7 @@ fn a_caller_without_a_plan_is_refused_unless_the_config_says_unlimited() {
         "",
         "",
         "",
-        &format!(
-            r#"{{{YEAR_PLAN}, "key": [{{"header": "x-user"}}], "unknown_plan": "unlimited"}}"#
-        ),
+        &format!(r#"{{{plan}, "key": [{{"header": "x-user"}}], "unknown_plan": "unlimited"}}"#),
     ));
     for _ in 0..3 {
         assert_eq!(get(&open, "/x", &[("x-user", "nobody")]).status, 200);
@@ -297,7 +296,8 @@ const BOB: &str = "demo-key-bob-0123456789abcdef0";
 /// with 403 `quota_plan_unknown`, and the upstream never sees him.
 #[test]
 fn an_identity_naming_an_unconfigured_plan_is_refused() {
-    let config = format!(r#"{{{YEAR_PLAN}, "default_plan": "p"}}"#);
+    let plan = year_plan();
+    let config = format!(r#"{{{plan}, "default_plan": "p"}}"#);
     let envoy = start(&bootstrap("", "", API_KEY_AUTH, &config));
     let r = get(&envoy, "/pets", &[("x-api-key", BOB)]);
     assert_eq!(r.status, 403);
@@ -316,9 +316,9 @@ fn an_identity_naming_an_unconfigured_plan_is_refused() {
 /// trusted proxy, so `x-forwarded-for` gives each request its client address.
 #[test]
 fn anonymous_callers_and_preflights_do_not_share_one_bucket() {
+    let plan = year_plan();
     let hcm = "          use_remote_address: true\n          xff_num_trusted_hops: 1\n";
-    let config =
-        format!(r#"{{{YEAR_PLAN}, "default_plan": "p", "anonymous_consumers": ["guest"]}}"#);
+    let config = format!(r#"{{{plan}, "default_plan": "p", "anonymous_consumers": ["guest"]}}"#);
     let envoy = start(&bootstrap(hcm, "", API_KEY_AUTH, &config));
     let call = |path: &str, addr: &str| get(&envoy, path, &[("x-forwarded-for", addr)]);
     // Address A uses up its 2 on /public (api-key-auth's anonymous guest).
@@ -354,8 +354,9 @@ fn anonymous_callers_and_preflights_do_not_share_one_bucket() {
 /// `x-forwarded-for` the client sends does not change its counter.
 #[test]
 fn a_client_cannot_pick_its_anonymous_counter_with_x_forwarded_for() {
+    let plan = year_plan();
     let hcm = "          use_remote_address: true\n";
-    let config = format!(r#"{{{YEAR_PLAN}, "default_plan": "p"}}"#);
+    let config = format!(r#"{{{plan}, "default_plan": "p"}}"#);
     let envoy = start(&bootstrap(hcm, "", "", &config));
     let statuses: Vec<u16> = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
         .iter()
@@ -370,8 +371,9 @@ fn a_client_cannot_pick_its_anonymous_counter_with_x_forwarded_for() {
 /// was refused for the first's use). Now an overlong family is hashed whole.
 #[test]
 fn long_keys_never_share_a_counter() {
+    let plan = year_plan();
     let config = format!(
-        r#"{{{YEAR_PLAN}, "default_plan": "p",
+        r#"{{{plan}, "default_plan": "p",
              "key": [{{"header": "x-a"}}, {{"header": "x-b"}}, {{"header": "x-c"}}, {{"header": "x-d"}}]}}"#
     );
     let envoy = start(&bootstrap("", "", "", &config));
@@ -400,8 +402,9 @@ fn long_keys_never_share_a_counter() {
 /// (413) on a skipped route. Now a request not counted whatever its cost is never held.
 #[test]
 fn skipped_routes_never_hold_the_body() {
+    let plan = year_plan();
     let config = format!(
-        r#"{{{YEAR_PLAN}, "default_plan": "p", "cost_from_filter_state": true,
+        r#"{{{plan}, "default_plan": "p", "cost_from_filter_state": true,
              "rules": [{{"match": {{"path": {{"prefix": "/upload"}}}}, "skip": true}}]}}"#
     );
     let listener = "    per_connection_buffer_limit_bytes: 16384\n";
@@ -424,9 +427,10 @@ fn skipped_routes_never_hold_the_body() {
 /// `/admin`): it is counted, and the pass-over is counted as `path_ambiguous`. Before: skipped.
 #[test]
 fn an_ambiguous_path_never_matches_a_skip_rule() {
+    let plan = year_plan();
     let hcm = "          normalize_path: false\n          merge_slashes: false\n";
     let config = format!(
-        r#"{{{YEAR_PLAN}, "default_plan": "p", "key": [{{"header": "x-user"}}],
+        r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}],
              "rules": [{{"match": {{"path": {{"prefix": "/public"}}}}, "skip": true}}]}}"#
     );
     let envoy = start(&bootstrap(hcm, "", "", &config));
@@ -470,8 +474,9 @@ const GRAPHQL_GUARD: &str = r#"          - name: apim.graphql_guard
 /// the body, quota sees only what passed). Three refused operations, then the full quota of 2.
 #[test]
 fn an_operation_refused_by_graphql_guard_is_never_charged() {
+    let plan = year_plan();
     let config = format!(
-        r#"{{{YEAR_PLAN}, "default_plan": "p", "key": [{{"header": "x-user"}}], "cost_from_filter_state": true}}"#
+        r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}], "cost_from_filter_state": true}}"#
     );
     let envoy = start(&bootstrap("", "", GRAPHQL_GUARD, &config));
     let send = |query: &str| {
@@ -575,11 +580,15 @@ fn apim_bin() -> std::path::PathBuf {
 /// defaults validate without a warning.
 #[test]
 fn apim_validate_warns_when_a_config_opts_into_unlimited() {
+    let plan = year_plan();
     let apim = apim_bin();
     let dir = tempfile::tempdir().unwrap();
     let cases: &[(&str, &[&str])] = &[
         ("", &[]),
-        (r#", "unknown_plan": "unlimited""#, &["warning: unknown_plan: \"unlimited\""]),
+        (
+            r#", "unknown_plan": "unlimited""#,
+            &["warning: unknown_plan: \"unlimited\""],
+        ),
         (
             r#", "when_store_full": "admit", "when_store_fails": "admit""#,
             &[
@@ -590,7 +599,7 @@ fn apim_validate_warns_when_a_config_opts_into_unlimited() {
     ];
     for (i, (extra, warnings)) in cases.iter().enumerate() {
         let file = dir.path().join(format!("q{i}.json"));
-        std::fs::write(&file, format!("{{{YEAR_PLAN}{extra}}}")).unwrap();
+        std::fs::write(&file, format!("{{{plan}{extra}}}")).unwrap();
         let out = std::process::Command::new(&apim)
             .args(["validate", "quota"])
             .arg(&file)
@@ -599,7 +608,10 @@ fn apim_validate_warns_when_a_config_opts_into_unlimited() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{extra}: {stderr}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("valid quota config"));
-        let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("warning:"))
+            .collect();
         assert_eq!(lines.len(), warnings.len(), "{extra}: {stderr}");
         for (line, want) in lines.iter().zip(warnings.iter()) {
             assert!(line.starts_with(want), "{line}");

@@ -562,7 +562,8 @@ fn wait_counter(envoy: &Envoy, name: &str, want: u64) {
 
 fn plan_config(requests: u64, extra: &str) -> String {
     format!(
-        r#"{{"plans":{{"p":{{"limits":[{{"requests":{requests},"per":31622400,"name":"p"}}]}}}},"default_plan":"p","key":[{{"header":"x-user"}}]{extra}}}"#
+        r#"{{"plans":{{"p":{{"limits":[{{"requests":{requests},"per":{n},"name":"p"}}]}}}},"default_plan":"p","key":[{{"header":"x-user"}}]{extra}}}"#,
+        n = long_window()
     )
 }
 
