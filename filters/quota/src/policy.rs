@@ -131,20 +131,20 @@ fn resolve_with(config: &Config, input: &Inputs<'_>, rule: Option<&Rule>) -> Res
     }
     let mut parts: Vec<String> = Vec::with_capacity(config.key.len());
     for part in &config.key {
+        // The part as sent, tagged; `None` when absent or empty.
         let value: Option<String> = match part {
             KeyPart::Consumer => input
                 .identity
                 .filter(|i| !config.anonymous_consumers.contains(&i.id))
-                .map(|i| i.id.clone()),
-            KeyPart::ClientAddress => input.client_address.map(strip_port),
-            KeyPart::Route => input.route.map(str::to_string),
-            KeyPart::Header(h) => input
-                .head
-                .get(h)
-                .map(|v| String::from_utf8_lossy(v).into_owned()),
+                .map(|i| value_part(i.id.as_bytes())),
+            KeyPart::ClientAddress => input
+                .client_address
+                .map(|a| value_part(strip_port(a).as_bytes())),
+            KeyPart::Route => input.route.map(|r| value_part(r.as_bytes())),
+            KeyPart::Header(h) => input.head.get(h).map(value_part),
         };
-        match value.filter(|v| !v.is_empty()) {
-            Some(v) => parts.push(value_part(&v)),
+        match value.filter(|v| v.len() > 1) {
+            Some(v) => parts.push(v),
             None => match config.missing_key {
                 MissingKey::ClientAddress => parts.push(
                     input
@@ -174,12 +174,15 @@ fn resolve_with(config: &Config, input: &Inputs<'_>, rule: Option<&Rule>) -> Res
     }
 }
 
-/// A present key part: `=value`, or `#<sha256>` when long or holding control bytes.
-fn value_part(v: &str) -> String {
-    if v.len() > MAX_KEY_PART || v.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        format!("#{}", to_hex(&sha256(v.as_bytes())))
-    } else {
-        format!("={v}")
+/// A key part as sent: `=value`, or `#<sha256>` when long, not UTF-8 or holding control bytes
+/// (never a lossy conversion: two different byte strings never read the same). `=` alone for
+/// an empty value, which the caller treats as missing.
+fn value_part(v: &[u8]) -> String {
+    match std::str::from_utf8(v) {
+        Ok(s) if s.len() <= MAX_KEY_PART && !s.bytes().any(|b| b < 0x20 || b == 0x7f) => {
+            format!("={s}")
+        }
+        _ => format!("#{}", to_hex(&sha256(v))),
     }
 }
 

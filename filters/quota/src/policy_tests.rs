@@ -254,6 +254,21 @@ fn client_values_cannot_read_as_another_kind_of_part() {
     assert!(hashed.starts_with('#') && hashed.len() == 65);
     // A value with a control byte is hashed, never stored as sent.
     assert!(key("a\u{1f}b").starts_with('#'));
+    // Bytes that are not UTF-8 are hashed as they are: two different ones never read the same
+    // (a lossy conversion made both U+FFFD).
+    let raw = |v: &[u8]| {
+        let head = RequestHead::new(vec![
+            (":path".to_string(), b"/x".to_vec()),
+            ("x-user".to_string(), v.to_vec()),
+        ]);
+        match resolve(&c, &Inputs::new(&head)).resolution {
+            Resolution::Count { key, .. } => key,
+            other => panic!("{other:?}"),
+        }
+    };
+    let (a, b) = (raw(b"\xff"), raw(b"\xfe"));
+    assert!(a.starts_with('#') && b.starts_with('#'));
+    assert_ne!(a, b);
 }
 
 #[test]

@@ -618,3 +618,25 @@ fn apim_validate_warns_when_a_config_opts_into_unlimited() {
         }
     }
 }
+
+/// Item 11 (found here): header values that are not UTF-8 were read lossily, so every such
+/// value counted as U+FFFD and all their senders shared one counter: a client sending `\xfe`
+/// used up the quota of a client sending `\xff`. Now they are hashed as the bytes they are.
+#[test]
+fn header_values_that_are_not_utf8_never_share_a_counter() {
+    let plan = year_plan();
+    let config = format!(r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}]}}"#);
+    let envoy = start(&bootstrap("", "", "", &config));
+    let send = |v: &[u8]| {
+        Request::get("/x")
+            .header_bytes("x-user", v)
+            .send(envoy.port())
+            .unwrap()
+            .status
+    };
+    assert_eq!(send(b"caf\xe9"), 200);
+    assert_eq!(send(b"caf\xe9"), 200);
+    assert_eq!(send(b"caf\xe9"), 429);
+    assert_eq!(send(b"caf\xe8"), 200, "another caller, its own counter");
+    assert_eq!(upstream_requests(&envoy), 3);
+}
