@@ -89,9 +89,7 @@ pub fn gather(host: &dyn Host, config: &Config) -> Gathered {
     let identity = host
         .property(&[identity::PROPERTY])
         .and_then(|b| Identity::decode(&b));
-    let client_address = if config.key.contains(&KeyPart::ClientAddress)
-        || config.missing_key == MissingKey::ClientAddress
-        || config.cors_preflight == Preflight::Separate
+    let client_address = if needs_client_address(config, &head, route.as_deref(), identity.as_ref())
     {
         host.property(&["source", "address"])
             .and_then(|b| String::from_utf8(b).ok())
@@ -104,6 +102,30 @@ pub fn gather(host: &dyn Host, config: &Config) -> Gathered {
         identity,
         client_address,
     }
+}
+
+/// Whether this request's key can use the client address (one host call saved for the common
+/// identified caller): a `client_address` part, a preflight counted apart, or a part that is
+/// missing with `missing_key: client_address`.
+pub fn needs_client_address(
+    config: &Config,
+    head: &RequestHead,
+    route: Option<&str>,
+    identity: Option<&Identity>,
+) -> bool {
+    if config.key.contains(&KeyPart::ClientAddress)
+        || (config.cors_preflight == Preflight::Separate && head.is_cors_preflight())
+    {
+        return true;
+    }
+    config.missing_key == MissingKey::ClientAddress
+        && config.key.iter().any(|part| match part {
+            KeyPart::Consumer => identity
+                .is_none_or(|i| i.id.is_empty() || config.anonymous_consumers.contains(&i.id)),
+            KeyPart::Route => route.is_none_or(str::is_empty),
+            KeyPart::Header(h) => head.get(h).is_none_or(<[u8]>::is_empty),
+            KeyPart::ClientAddress => true,
+        })
 }
 
 /// The `apim_cost` filter state, when the config charges it.

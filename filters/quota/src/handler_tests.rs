@@ -299,6 +299,56 @@ fn a_cors_preflight_is_recognised_from_the_headers_read_for_it() {
 }
 
 #[test]
+fn the_client_address_is_read_only_when_the_key_can_use_it() {
+    let alice = Identity {
+        id: "alice".into(),
+        ..Identity::default()
+    };
+    let guest = Identity {
+        id: "guest".into(),
+        ..Identity::default()
+    };
+    let get = RequestHead::from_pairs(&[(":method", "GET"), ("x-t", "acme")]);
+    let preflight = RequestHead::from_pairs(&[
+        (":method", "OPTIONS"),
+        ("origin", "o"),
+        ("access-control-request-method", "GET"),
+    ]);
+    let base = r#"{"plans":{"p":{"limits":[{"requests":1,"per":60}]}}"#;
+    let cfg = |extra: &str| Config::parse(format!("{base}{extra}}}").as_bytes()).unwrap();
+    let cases: Vec<(Config, &RequestHead, Option<&Identity>, bool)> = vec![
+        (cfg(""), &get, Some(&alice), false),
+        (cfg(""), &get, None, true),
+        (
+            cfg(r#","anonymous_consumers":["guest"]"#),
+            &get,
+            Some(&guest),
+            true,
+        ),
+        (cfg(""), &preflight, Some(&alice), true),
+        (
+            cfg(r#","cors_preflight":"same""#),
+            &preflight,
+            Some(&alice),
+            false,
+        ),
+        (cfg(r#","missing_key":"shared""#), &get, None, false),
+        (
+            cfg(r#","key":["client_address"],"missing_key":"shared""#),
+            &get,
+            Some(&alice),
+            true,
+        ),
+        (cfg(r#","key":[{"header":"x-t"}]"#), &get, None, false),
+        (cfg(r#","key":[{"header":"x-u"}]"#), &get, None, true),
+        (cfg(r#","key":["route"]"#), &get, None, true),
+    ];
+    for (i, (c, head, id, want)) in cases.iter().enumerate() {
+        assert_eq!(needs_client_address(c, head, None, *id), *want, "case {i}");
+    }
+}
+
+#[test]
 fn the_body_is_held_only_when_a_published_cost_can_still_come() {
     let (c, _, store) = setup(CONFIG);
     // (route, published cost, identity, deferred?)
