@@ -382,6 +382,14 @@ impl Config {
                 ));
             }
         }
+        if raw.missing_key == MissingKey::Allow {
+            warnings.push(
+                "missing_key: \"allow\": requests missing a key part are not limited".to_string(),
+            );
+        }
+        if raw.shadow {
+            warnings.push("shadow: true: nothing is ever refused, only counted".to_string());
+        }
         if raw.cors_preflight == Preflight::Skip {
             warnings.push(
                 "cors_preflight: \"skip\": OPTIONS requests with Origin and \

@@ -91,6 +91,8 @@ fn choices_that_loosen_a_default_are_warned_about() {
             "when_store_fails: \"admit\"",
         ),
         (r#""cors_preflight":"skip""#, "cors_preflight: \"skip\""),
+        (r#""missing_key":"allow""#, "missing_key: \"allow\""),
+        (r#""shadow":true"#, "shadow: true"),
         (
             r#""slot_key":"000102030405060708090a0b0c0d0e0f""#,
             "slot_key is set",
