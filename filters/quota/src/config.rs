@@ -29,9 +29,31 @@ pub const MAX_TIMEOUT_MS: u64 = 10_000;
 pub struct RawConfig {
     /// Plan name → its limits.
     pub plans: BTreeMap<String, RawPlan>,
-    /// The plan of callers whose identity names none (or one not configured).
+    /// The plan of callers whose identity names none (or who have no identity).
     #[serde(default)]
     pub default_plan: Option<String>,
+    /// What a caller gets when no plan applies (identity's plan not configured, or no plan
+    /// and no `default_plan`): `deny` (default), `unlimited`, or a plan's name.
+    #[serde(default)]
+    pub unknown_plan: Option<String>,
+    /// Identity ids that stand for no one in particular (api-key-auth's `anonymous`
+    /// consumer): their `consumer` key part counts as missing (see `missing_key`).
+    #[serde(default)]
+    pub anonymous_consumers: Vec<String>,
+    /// How CORS preflights are counted.
+    #[serde(default)]
+    pub cors_preflight: Preflight,
+    /// A slot with no room for a new counter (evicting a live one is never done).
+    #[serde(default)]
+    pub when_store_full: StoreFallback,
+    /// Shared data failed, or compare-and-swap lost too many times in a row.
+    #[serde(default)]
+    pub when_store_fails: StoreFallback,
+    /// The slot-hash key, 32 hex digits; default a random key per Envoy process. Meant for
+    /// tests that must know where counters land; a key an attacker knows lets them aim keys
+    /// at one slot (they can then fill it: `when_store_full`), never reset a count.
+    #[serde(default)]
+    pub slot_key: Option<String>,
     /// What is counted together.
     #[serde(default = "default_key")]
     pub key: Vec<RawKeyPart>,
@@ -135,13 +157,52 @@ pub enum RawKeyPart {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MissingKey {
-    /// Every caller missing a part shares one counter (the part reads `-`).
+    /// The part reads as the caller's client address (an IPv6 address as its /64): each
+    /// address has its own counter, so one anonymous flood cannot use up everyone's quota.
     #[default]
+    ClientAddress,
+    /// Every caller missing a part shares one counter (the part reads `-`).
     Shared,
     /// Not limited at all.
     Allow,
     /// Refused with 403 `quota_key_missing`.
     Deny,
+}
+
+/// CORS preflights (`OPTIONS` with `Origin` and `Access-Control-Request-Method`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preflight {
+    /// Counted under the plan the request resolves to, in counters of their own per client
+    /// address: preflights never use up (or are starved by) real requests' quota.
+    #[default]
+    Separate,
+    /// Not counted (counter `passed`).
+    Skip,
+    /// Counted like any other request.
+    Same,
+}
+
+/// What a store problem does to the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreFallback {
+    /// 503 with a reason and `Retry-After`.
+    #[default]
+    Deny,
+    /// Let it through uncharged (still counted under its reason).
+    Admit,
+}
+
+/// What a caller without an applicable plan gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownPlan {
+    /// 403 `quota_plan_unknown`.
+    Deny,
+    /// Not limited (counter `passed`).
+    Unlimited,
+    /// This plan (index into [`Config::plans`]).
+    Plan(usize),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -217,10 +278,21 @@ pub struct Rule {
     pub cost: Option<u64>,
 }
 
+/// Most `anonymous_consumers`.
+pub const MAX_ANONYMOUS_CONSUMERS: usize = 64;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub plans: Vec<Plan>,
     pub default_plan: Option<usize>,
+    pub unknown_plan: UnknownPlan,
+    pub anonymous_consumers: Vec<String>,
+    pub cors_preflight: Preflight,
+    pub when_store_full: StoreFallback,
+    pub when_store_fails: StoreFallback,
+    pub slot_key: Option<crate::store::HashKey>,
+    /// What `apim validate` prints: configured choices that loosen a default.
+    pub warnings: Vec<String>,
     pub key: Vec<KeyPart>,
     pub missing_key: MissingKey,
     pub rules: RuleSet<Rule>,
@@ -262,6 +334,69 @@ impl Config {
             .as_deref()
             .map(|p| find(p, &root.key("default_plan")))
             .transpose()?;
+        let mut warnings = Vec::new();
+        let unknown_plan = match raw.unknown_plan.as_deref() {
+            None | Some("deny") => UnknownPlan::Deny,
+            Some("unlimited") => {
+                warnings.push(
+                    "unknown_plan: \"unlimited\": callers whose plan is not configured (or who \
+                     have none and no default_plan applies) are not limited at all"
+                        .to_string(),
+                );
+                UnknownPlan::Unlimited
+            }
+            Some(p) => UnknownPlan::Plan(find(p, &root.key("unknown_plan"))?),
+        };
+        if raw.anonymous_consumers.len() > MAX_ANONYMOUS_CONSUMERS {
+            return Err(root
+                .key("anonymous_consumers")
+                .error(format!("at most {MAX_ANONYMOUS_CONSUMERS} consumers")));
+        }
+        for (i, id) in raw.anonymous_consumers.iter().enumerate() {
+            if id.is_empty() || id.len() > 256 {
+                return Err(root
+                    .key("anonymous_consumers")
+                    .index(i)
+                    .error("must be 1-256 characters"));
+            }
+        }
+        let slot_key = raw
+            .slot_key
+            .as_deref()
+            .map(|k| parse_slot_key(k, &root.key("slot_key")))
+            .transpose()?;
+        if slot_key.is_some() {
+            warnings.push(
+                "slot_key is set: whoever knows it can aim counting keys at one slot and fill \
+                 it (never reset a count); leave it unset outside tests"
+                    .to_string(),
+            );
+        }
+        for (field, v) in [
+            ("when_store_full", raw.when_store_full),
+            ("when_store_fails", raw.when_store_fails),
+        ] {
+            if v == StoreFallback::Admit {
+                warnings.push(format!(
+                    "{field}: \"admit\": requests the store cannot count are let through"
+                ));
+            }
+        }
+        if raw.missing_key == MissingKey::Allow {
+            warnings.push(
+                "missing_key: \"allow\": requests missing a key part are not limited".to_string(),
+            );
+        }
+        if raw.shadow {
+            warnings.push("shadow: true: nothing is ever refused, only counted".to_string());
+        }
+        if raw.cors_preflight == Preflight::Skip {
+            warnings.push(
+                "cors_preflight: \"skip\": OPTIONS requests with Origin and \
+                 Access-Control-Request-Method are not limited"
+                    .to_string(),
+            );
+        }
         if raw.key.is_empty() || raw.key.len() > MAX_KEY_PARTS {
             return Err(root
                 .key("key")
@@ -321,12 +456,28 @@ impl Config {
                 },
             ));
         }
-        let rules = RuleSet::new(rules);
+        // Loosening rules never match an ambiguous path (kit::matcher): a skip, a cost below
+        // the default, or a plan not provably at least as strict as every plan.
+        let strict_plan: Vec<bool> = plans
+            .iter()
+            .map(|p| plans.iter().all(|q| at_least_as_strict(p, q)))
+            .collect();
+        let default_cost = raw.default_cost;
+        let rules = RuleSet::with_loosening(rules, |r: &Rule| {
+            r.skip
+                || r.cost.is_some_and(|c| c < default_cost)
+                || r.plan
+                    .is_some_and(|p| !strict_plan.get(p).copied().unwrap_or(false))
+        });
         let mut fetch: Vec<String> = rules
             .needed_headers()
             .into_iter()
             .map(str::to_string)
             .collect();
+        if raw.cors_preflight != Preflight::Same && !fetch.iter().any(|f| f == ":method") {
+            // The handler reads `origin` and `access-control-request-method` only for OPTIONS.
+            fetch.push(":method".to_string());
+        }
         for part in &key {
             if let KeyPart::Header(h) = part {
                 if !fetch.contains(h) {
@@ -338,6 +489,13 @@ impl Config {
         Ok(Self {
             plans,
             default_plan,
+            unknown_plan,
+            anonymous_consumers: raw.anonymous_consumers.clone(),
+            cors_preflight: raw.cors_preflight,
+            when_store_full: raw.when_store_full,
+            when_store_fails: raw.when_store_fails,
+            slot_key,
+            warnings,
             key,
             missing_key: raw.missing_key,
             rules,
@@ -356,6 +514,30 @@ impl Config {
     pub fn plan_index(&self, name: &str) -> Option<usize> {
         self.plans.iter().position(|p| p.name == name)
     }
+}
+
+/// `p` never admits more than `q` in any window of `q`'s: for every limit of `q`, `p` has a
+/// limit on the same window with at most as many requests. (Conservative: plans on other
+/// windows are not compared, and count as possibly looser.)
+pub fn at_least_as_strict(p: &Plan, q: &Plan) -> bool {
+    q.limits.iter().all(|lq| {
+        p.limits
+            .iter()
+            .any(|lp| lp.window == lq.window && lp.requests <= lq.requests)
+    })
+}
+
+fn parse_slot_key(text: &str, field: &Field) -> Result<crate::store::HashKey, ConfigError> {
+    let bad = || field.error("must be 32 hex digits");
+    if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut out = [0u8; 16];
+    for (o, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        let s = std::str::from_utf8(pair).map_err(|_| bad())?;
+        *o = u8::from_str_radix(s, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
 }
 
 /// Names go into storage keys and into `RateLimit-Policy` as sf-strings: keep them plain.

@@ -34,7 +34,7 @@ fn a_good_config_is_precompiled() {
         c.key,
         vec![KeyPart::Consumer, KeyPart::Header("x-tenant".into())]
     );
-    assert_eq!(c.fetch, vec![":path".to_string(), "x-tenant".to_string()]);
+    assert_eq!(c.fetch, [":path", ":method", "x-tenant"]);
     assert!(c.needs_route_name);
     assert!(c.headers_on_allowed && c.legacy_headers && !c.shadow);
     assert_eq!(c.default_cost, 1);
@@ -63,10 +63,78 @@ fn the_global_tier_is_validated() {
 fn minimal_config_reads_nothing_it_does_not_need() {
     let c =
         Config::parse(br#"{"plans":{"p":{"limits":[{"requests":1,"per":"minute"}]}}}"#).unwrap();
-    assert!(c.fetch.is_empty());
+    // Only what tells a CORS preflight (its own counters by default).
+    assert_eq!(c.fetch, [":method"]);
     assert!(!c.needs_route_name);
     assert_eq!(c.key, vec![KeyPart::Consumer]);
-    assert_eq!(c.missing_key, MissingKey::Shared);
+    // Callers missing a key part are counted per client address; no plan means refused.
+    assert_eq!(c.missing_key, MissingKey::ClientAddress);
+    assert_eq!(c.unknown_plan, UnknownPlan::Deny);
+    assert_eq!(c.cors_preflight, Preflight::Separate);
+    assert_eq!(c.when_store_full, StoreFallback::Deny);
+    assert_eq!(c.when_store_fails, StoreFallback::Deny);
+    assert_eq!(c.slot_key, None);
+    assert!(c.warnings.is_empty());
+}
+
+#[test]
+fn choices_that_loosen_a_default_are_warned_about() {
+    let p = r#""plans":{"p":{"limits":[{"requests":1,"per":"minute"}]}}"#;
+    let cases: &[(&str, &str)] = &[
+        (
+            r#""unknown_plan":"unlimited""#,
+            "unknown_plan: \"unlimited\"",
+        ),
+        (r#""when_store_full":"admit""#, "when_store_full: \"admit\""),
+        (
+            r#""when_store_fails":"admit""#,
+            "when_store_fails: \"admit\"",
+        ),
+        (r#""cors_preflight":"skip""#, "cors_preflight: \"skip\""),
+        (r#""missing_key":"allow""#, "missing_key: \"allow\""),
+        (r#""shadow":true"#, "shadow: true"),
+        (
+            r#""slot_key":"000102030405060708090a0b0c0d0e0f""#,
+            "slot_key is set",
+        ),
+    ];
+    for (extra, want) in cases {
+        let c = Config::parse(format!("{{{p},{extra}}}").as_bytes()).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{extra}");
+        assert!(c.warnings[0].starts_with(want), "{:?}", c.warnings);
+    }
+    let c = Config::parse(format!("{{{p},\"unknown_plan\":\"p\"}}").as_bytes()).unwrap();
+    assert_eq!(c.unknown_plan, UnknownPlan::Plan(0));
+    let c = Config::parse(
+        format!("{{{p},\"slot_key\":\"000102030405060708090a0b0c0d0eff\"}}").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.slot_key,
+        Some([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 255])
+    );
+}
+
+#[test]
+fn plans_are_compared_for_strictness() {
+    let c = Config::parse(
+        br#"{"plans":{
+          "a":{"limits":[{"requests":5,"per":"second"},{"requests":100,"per":"day"}]},
+          "b":{"limits":[{"requests":10,"per":"second"}]},
+          "c":{"limits":[{"requests":3,"per":10}]}}}"#,
+    )
+    .unwrap();
+    let p = |n: &str| &c.plans[c.plan_index(n).unwrap()];
+    let cases = [
+        ("a", "b", true),
+        ("b", "a", false),
+        ("a", "a", true),
+        ("c", "b", false),
+        ("b", "c", false),
+    ];
+    for (x, y, want) in cases {
+        assert_eq!(at_least_as_strict(p(x), p(y)), want, "{x} vs {y}");
+    }
 }
 
 #[test]
@@ -92,6 +160,13 @@ fn bad_configs_name_the_field() {
         (format!("{{{p},\"key\":[{{\"header\":\":path\"}}]}}"), "key[0].header: \":path\" is a pseudo-header"),
         (format!("{{{p},\"key\":[\"user\"]}}"), "key[0]: unknown variant `user`"),
         (format!("{{{p},\"missing_key\":\"ignore\"}}"), "missing_key: unknown variant `ignore`"),
+        (format!("{{{p},\"unknown_plan\":\"gold\"}}"), "unknown_plan: unknown plan \"gold\""),
+        (format!("{{{p},\"cors_preflight\":\"count\"}}"), "cors_preflight: unknown variant `count`"),
+        (format!("{{{p},\"when_store_full\":\"evict\"}}"), "when_store_full: unknown variant `evict`"),
+        (format!("{{{p},\"when_store_fails\":\"open\"}}"), "when_store_fails: unknown variant `open`"),
+        (format!("{{{p},\"slot_key\":\"00\"}}"), "slot_key: must be 32 hex digits"),
+        (format!("{{{p},\"slot_key\":\"+00102030405060708090a0b0c0d0e0f\"}}"), "slot_key: must be 32 hex digits"),
+        (format!("{{{p},\"anonymous_consumers\":[\"\"]}}"), "anonymous_consumers[0]: must be 1-256 characters"),
         (format!("{{{p},\"max_cost\":0}}"), "max_cost: must be between 1 and 1000000000"),
         (format!("{{{p},\"default_cost\":20,\"max_cost\":10}}"), "default_cost: must be at most max_cost (10)"),
         (format!("{{{p},\"rules\":[{{\"plan\":\"nope\"}}]}}"), "rules[0].plan: unknown plan \"nope\""),

@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::handler::{self, COUNTER_NAMES};
-use crate::store::{init_slots, SetResult, SharedStore};
+use crate::store::{init_slots, random_key, shared_hash_key, HashKey, SetResult, SharedStore};
 use kit::denial::{Denial, Format};
 use kit::host::{Host, LogLevel};
 use kit::metrics::Counters;
@@ -40,6 +40,8 @@ impl SharedStore for ProxyStore {
 struct Root {
     config: Option<Rc<Config>>,
     counters: Rc<Counters>,
+    /// The slot-hash key: the config's `slot_key`, or the process's random one.
+    hash_key: HashKey,
 }
 
 impl Context for Root {}
@@ -55,6 +57,13 @@ impl RootContext for Root {
                 }
                 // Only missing slots are created: counts survive a config update.
                 init_slots(&ProxyStore);
+                self.hash_key = match config.slot_key {
+                    Some(k) => k,
+                    None => shared_hash_key(&ProxyStore, random_key()),
+                };
+                for w in &config.warnings {
+                    host.log(LogLevel::Warn, &format!("quota: {w}"));
+                }
                 self.config = Some(Rc::new(config));
                 true
             }
@@ -72,6 +81,7 @@ impl RootContext for Root {
         Some(Box::new(Http {
             config: self.config.clone(),
             counters: Rc::clone(&self.counters),
+            hash_key: self.hash_key,
             response_headers: Vec::new(),
             deferred: None,
             pending_global: None,
@@ -86,6 +96,7 @@ impl RootContext for Root {
 struct Http {
     config: Option<Rc<Config>>,
     counters: Rc<Counters>,
+    hash_key: HashKey,
     response_headers: Vec<(String, String)>,
     /// Waiting for the end of the body before counting (see `on_http_request_headers`), with
     /// what the headers callback read.
@@ -108,6 +119,7 @@ impl Http {
         let action = handler::decide(
             &host,
             &ProxyStore,
+            &self.hash_key,
             &config,
             &self.counters,
             &gathered,
@@ -202,14 +214,33 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         if config.cost_from_filter_state && !end_of_stream {
-            // graphql-guard publishes `apim_cost` only once it has read the whole body, after
-            // the headers went on (a Pause on headers would stop Envoy from calling the body
-            // callbacks, proxy-wasm-cpp-host#143). So requests with a body are counted at the
-            // end of the body; the body is held until then.
-            self.deferred = Some(handler::gather(&host, &config));
-            return Action::Continue;
+            // graphql-guard publishes `apim_cost` once it has read the whole body. When it is
+            // already here (the guard held the headers until it had judged the body) or the
+            // request is not counted whatever its cost (a skip rule…), decide now and never
+            // hold the body. Otherwise count at the end of the body, holding it until then (a
+            // Pause on headers would stop Envoy from calling the body callbacks,
+            // proxy-wasm-cpp-host#143).
+            return match handler::at_headers_with_body(
+                &host,
+                &ProxyStore,
+                &self.hash_key,
+                &config,
+                &self.counters,
+            ) {
+                handler::AtHeaders::Defer(gathered) => {
+                    self.deferred = Some(*gathered);
+                    Action::Continue
+                }
+                handler::AtHeaders::Decided(action) => self.apply(action),
+            };
         }
-        let action = handler::on_request_headers(&host, &ProxyStore, &config, &self.counters);
+        let action = handler::on_request_headers(
+            &host,
+            &ProxyStore,
+            &self.hash_key,
+            &config,
+            &self.counters,
+        );
         self.apply(action)
     }
 

@@ -2,9 +2,9 @@
 //! data, send the 429 or hand back the headers for the response. Generic over
 //! `kit::host::Host` and [`SharedStore`], so every effect is unit-tested with mocks.
 
-use crate::config::{Config, FailureMode, KeyPart};
+use crate::config::{Config, FailureMode, KeyPart, MissingKey, Preflight, StoreFallback};
 use crate::policy::{self, Inputs, Resolution, Verdict};
-use crate::store::{admit, SharedStore};
+use crate::store::{admit, HashKey, SharedStore};
 use kit::denial::Format;
 use kit::host::{Host, LogLevel};
 use kit::identity::{self, Identity};
@@ -12,7 +12,7 @@ use kit::metrics::Counters;
 use kit::request::RequestHead;
 
 /// Counter names, in the order of the index constants below.
-pub const COUNTER_NAMES: [&str; 7] = [
+pub const COUNTER_NAMES: [&str; 11] = [
     "apim.quota.allowed",
     "apim.quota.limited",
     "apim.quota.shadow_limited",
@@ -20,6 +20,10 @@ pub const COUNTER_NAMES: [&str; 7] = [
     "apim.quota.key_missing",
     "apim.quota.errors",
     "apim.quota.global_errors",
+    "apim.quota.plan_unknown",
+    "apim.quota.store_full",
+    "apim.quota.contended",
+    "apim.quota.path_ambiguous",
 ];
 const ALLOWED: usize = 0;
 const LIMITED: usize = 1;
@@ -28,6 +32,10 @@ const PASSED: usize = 3;
 const KEY_MISSING: usize = 4;
 const ERRORS: usize = 5;
 const GLOBAL_ERRORS: usize = 6;
+const PLAN_UNKNOWN: usize = 7;
+const STORE_FULL: usize = 8;
+const CONTENDED: usize = 9;
+const PATH_AMBIGUOUS: usize = 10;
 
 /// The filter-state key graphql-guard publishes the operation's cost under.
 pub const COST_PROPERTY: &str = "apim_cost";
@@ -62,7 +70,17 @@ pub struct Gathered {
 
 /// Reads only what this config can use: host calls cost more than the logic.
 pub fn gather(host: &dyn Host, config: &Config) -> Gathered {
-    let head = RequestHead::fetch(host, &config.fetch);
+    let mut head = RequestHead::fetch(host, &config.fetch);
+    if config.cors_preflight != Preflight::Same && head.method() == "OPTIONS" {
+        // What tells a CORS preflight, read only when it can be one.
+        head.fetch_more(
+            host,
+            &[
+                "origin".to_string(),
+                "access-control-request-method".to_string(),
+            ],
+        );
+    }
     let route = if config.needs_route_name {
         host.route_name()
     } else {
@@ -71,7 +89,8 @@ pub fn gather(host: &dyn Host, config: &Config) -> Gathered {
     let identity = host
         .property(&[identity::PROPERTY])
         .and_then(|b| Identity::decode(&b));
-    let client_address = if config.key.contains(&KeyPart::ClientAddress) {
+    let client_address = if needs_client_address(config, &head, route.as_deref(), identity.as_ref())
+    {
         host.property(&["source", "address"])
             .and_then(|b| String::from_utf8(b).ok())
     } else {
@@ -83,6 +102,30 @@ pub fn gather(host: &dyn Host, config: &Config) -> Gathered {
         identity,
         client_address,
     }
+}
+
+/// Whether this request's key can use the client address (one host call saved for the common
+/// identified caller): a `client_address` part, a preflight counted apart, or a part that is
+/// missing with `missing_key: client_address`.
+pub fn needs_client_address(
+    config: &Config,
+    head: &RequestHead,
+    route: Option<&str>,
+    identity: Option<&Identity>,
+) -> bool {
+    if config.key.contains(&KeyPart::ClientAddress)
+        || (config.cors_preflight == Preflight::Separate && head.is_cors_preflight())
+    {
+        return true;
+    }
+    config.missing_key == MissingKey::ClientAddress
+        && config.key.iter().any(|part| match part {
+            KeyPart::Consumer => identity
+                .is_none_or(|i| i.id.is_empty() || config.anonymous_consumers.contains(&i.id)),
+            KeyPart::Route => route.is_none_or(str::is_empty),
+            KeyPart::Header(h) => head.get(h).is_none_or(<[u8]>::is_empty),
+            KeyPart::ClientAddress => true,
+        })
 }
 
 /// The `apim_cost` filter state, when the config charges it.
@@ -98,18 +141,78 @@ pub fn published_cost(host: &dyn Host, config: &Config) -> Option<Vec<u8>> {
 pub fn on_request_headers(
     host: &dyn Host,
     store: &dyn SharedStore,
+    hash_key: &HashKey,
     config: &Config,
     counters: &Counters,
 ) -> Action {
     let gathered = gather(host, config);
     let cost = published_cost(host, config);
-    decide(host, store, config, counters, &gathered, cost.as_deref())
+    decide(
+        host,
+        store,
+        hash_key,
+        config,
+        counters,
+        &gathered,
+        cost.as_deref(),
+    )
+}
+
+/// What the headers callback does with a request that has a body.
+#[derive(Debug)]
+pub enum AtHeaders {
+    Decided(Action),
+    /// Count at the end of the body: a cost may still be published.
+    Defer(Box<Gathered>),
+}
+
+/// The headers callback of a request with a body: count now when the cost is already
+/// published (graphql-guard judged the body before the headers went on) or when the request
+/// is not counted whatever its cost (a skip rule, a refusal, `unlimited`): such a request's
+/// body is never held. Otherwise wait for the end of the body.
+pub fn at_headers_with_body(
+    host: &dyn Host,
+    store: &dyn SharedStore,
+    hash_key: &HashKey,
+    config: &Config,
+    counters: &Counters,
+) -> AtHeaders {
+    let gathered = gather(host, config);
+    let cost = published_cost(host, config);
+    if config.cost_from_filter_state && cost.is_none() && would_count(config, &gathered) {
+        return AtHeaders::Defer(Box::new(gathered));
+    }
+    AtHeaders::Decided(decide(
+        host,
+        store,
+        hash_key,
+        config,
+        counters,
+        &gathered,
+        cost.as_deref(),
+    ))
+}
+
+/// Whether this request would be counted if a cost were published.
+fn would_count(config: &Config, g: &Gathered) -> bool {
+    let input = Inputs {
+        head: &g.head,
+        route: g.route.as_deref(),
+        identity: g.identity.as_ref(),
+        client_address: g.client_address.as_deref(),
+        filter_cost: Some(b"1"),
+    };
+    matches!(
+        policy::resolve(config, &input).resolution,
+        Resolution::Count { .. }
+    )
 }
 
 /// Counts the request and applies the verdict.
 pub fn decide(
     host: &dyn Host,
     store: &dyn SharedStore,
+    hash_key: &HashKey,
     config: &Config,
     counters: &Counters,
     gathered: &Gathered,
@@ -122,15 +225,20 @@ pub fn decide(
         client_address: gathered.client_address.as_deref(),
         filter_cost,
     };
-    let (plan, key, cost) = match policy::resolve(config, &input) {
+    let resolved = policy::resolve(config, &input);
+    if resolved.path_ambiguous {
+        counters.inc(host, PATH_AMBIGUOUS);
+    }
+    let (plan, key, cost) = match resolved.resolution {
         Resolution::Pass => {
             counters.inc(host, PASSED);
             return Action::Continue(Vec::new());
         }
         Resolution::MissingKey(denial) => {
-            counters.inc(host, KEY_MISSING);
-            host.send_reply(&denial.render(Format::Problem));
-            return Action::Stop;
+            return refuse(host, config, counters, KEY_MISSING, &denial)
+        }
+        Resolution::UnknownPlan(denial) => {
+            return refuse(host, config, counters, PLAN_UNKNOWN, &denial)
         }
         Resolution::Count { plan, key, cost } => (plan, key, cost),
     };
@@ -146,13 +254,31 @@ pub fn decide(
         return Action::Global(GlobalCall { plan, message });
     }
     let now = host.now_unix();
-    let (slot, checks) = policy::checks(plan, &key, now);
+    let (slot, checks) = policy::checks(plan, &key, now, hash_key);
     let outcome = admit(store, &slot, &checks, cost, now);
     apply(
         host,
+        config,
         counters,
         policy::verdict(config, plan, &checks, &outcome, cost, now),
     )
+}
+
+/// A refusal before counting, counted under its reason; shadow mode reports it and lets the
+/// request through.
+fn refuse(
+    host: &dyn Host,
+    config: &Config,
+    counters: &Counters,
+    index: usize,
+    denial: &kit::denial::Denial,
+) -> Action {
+    counters.inc(host, index);
+    if config.shadow {
+        return Action::Continue(Vec::new());
+    }
+    host.send_reply(&denial.render(Format::Problem));
+    Action::Stop
 }
 
 /// The Rate Limit Service answered (`Ok`: the decoded `RateLimitResponse`) or failed (`Err`:
@@ -172,7 +298,7 @@ pub fn on_global_response(
         Err(_) => None,
     };
     if let Some(v) = verdict {
-        return apply(host, counters, v);
+        return apply(host, config, counters, v);
     }
     counters.inc(host, GLOBAL_ERRORS);
     let why = answer
@@ -210,31 +336,70 @@ pub fn on_global_response(
     }
 }
 
-fn apply(host: &dyn Host, counters: &Counters, verdict: Verdict) -> Action {
-    match verdict {
+fn apply(host: &dyn Host, config: &Config, counters: &Counters, verdict: Verdict) -> Action {
+    let (index, fallback, denial) = match verdict {
         Verdict::Allow(headers) => {
             counters.inc(host, ALLOWED);
-            Action::Continue(headers)
+            return Action::Continue(headers);
         }
         Verdict::ShadowLimited(headers) => {
             counters.inc(host, SHADOW_LIMITED);
-            Action::Continue(headers)
+            return Action::Continue(headers);
         }
         Verdict::Deny(denial) => {
             counters.inc(host, LIMITED);
             host.send_reply(&denial.render(Format::Problem));
-            Action::Stop
+            return Action::Stop;
         }
-        Verdict::StoreError => {
-            // Fail open: a local shared-data failure must not take the API down.
-            counters.inc(host, ERRORS);
-            host.log(
-                LogLevel::Warn,
-                "quota: shared-data counter update failed; request allowed",
-            );
-            Action::Continue(Vec::new())
-        }
+        Verdict::StoreFull { retry_after } => (
+            STORE_FULL,
+            config.when_store_full,
+            kit::denial::Denial::new(
+                503,
+                "quota_store_full",
+                "Quota store full",
+                "There is no room to count this caller's requests right now; retry later.",
+            )
+            .with_header("retry-after", retry_after.to_string()),
+        ),
+        Verdict::Contended => (
+            CONTENDED,
+            config.when_store_fails,
+            kit::denial::Denial::new(
+                503,
+                "quota_contended",
+                "Quota store busy",
+                "This caller's counter is too busy to update right now; retry later.",
+            )
+            .with_header("retry-after", "1"),
+        ),
+        Verdict::StoreError => (
+            ERRORS,
+            config.when_store_fails,
+            kit::denial::Denial::new(
+                503,
+                "quota_store_error",
+                "Quota store failed",
+                "This caller's requests cannot be counted right now; retry later.",
+            )
+            .with_header("retry-after", "1"),
+        ),
+    };
+    // A request the store could not count: counted under its reason, then admitted only when
+    // the config says so (or in shadow mode, which never refuses).
+    counters.inc(host, index);
+    if fallback == StoreFallback::Admit || config.shadow {
+        host.log(
+            LogLevel::Warn,
+            &format!(
+                "quota: {} ({}); request admitted uncounted",
+                denial.code, denial.title
+            ),
+        );
+        return Action::Continue(Vec::new());
     }
+    host.send_reply(&denial.render(Format::Problem));
+    Action::Stop
 }
 
 #[cfg(test)]

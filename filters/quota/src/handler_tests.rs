@@ -22,8 +22,10 @@ fn setup(config: &str) -> (Config, (), MemStore) {
 /// Counters are defined on each mock host, as the root context defines them on the real one.
 fn run(h: &MockHost, store: &MemStore, c: &Config, _: &()) -> Action {
     let counters = Counters::define(h, &COUNTER_NAMES);
-    on_request_headers(h, store, c, &counters)
+    on_request_headers(h, store, &KEY, c, &counters)
 }
+
+const KEY: HashKey = [3; 16];
 
 fn host_for(identity: Option<&str>, route: Option<&str>) -> MockHost {
     let mut h = MockHost::new(&[(":path", "/pets")]);
@@ -44,8 +46,16 @@ fn counts_then_replies_429_and_counts_it() {
         let h = host_for(Some(ALICE), None);
         assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
         assert_eq!(h.counter("apim.quota.allowed"), 1);
-        // Only the route name is read: no header fetched for this config.
-        assert_eq!(h.calls().first(), Some(&Call::RouteName));
+        // Only `:path` (the skip rule must see whether it is ambiguous), `:method` (a CORS
+        // preflight?) and the route name.
+        assert_eq!(
+            h.calls()[..3],
+            [
+                Call::GetHeader(":path".into()),
+                Call::GetHeader(":method".into()),
+                Call::RouteName
+            ]
+        );
     }
     let h = host_for(Some(ALICE), None);
     assert_eq!(run(&h, &store, &c, &counters), Action::Stop);
@@ -102,7 +112,7 @@ fn anonymous_callers_share_the_default_plan_and_junk_identity_is_anonymous() {
 }
 
 #[test]
-fn missing_key_deny_and_store_failure_fails_open() {
+fn missing_key_deny_and_store_failures_deny_unless_configured_to_admit() {
     let cfg = CONFIG.replace(
         r#""default_plan": "free","#,
         r#""default_plan": "free", "missing_key": "deny","#,
@@ -112,10 +122,317 @@ fn missing_key_deny_and_store_failure_fails_open() {
     assert_eq!(run(&h, &store, &c, &counters), Action::Stop);
     assert_eq!(h.reply().unwrap().status, 403);
     assert_eq!(h.counter("apim.quota.key_missing"), 1);
-    *store.fail.lock().unwrap() = true;
-    let h = host_for(Some(ALICE), None);
+    // (when_store_fails, store failure, conflicts, status or 200, counter).
+    let cases: &[(&str, bool, usize, u16, &str, &str)] = &[
+        (
+            "deny",
+            true,
+            0,
+            503,
+            "apim.quota.errors",
+            "quota_store_error",
+        ),
+        ("admit", true, 0, 200, "apim.quota.errors", ""),
+        (
+            "deny",
+            false,
+            64,
+            503,
+            "apim.quota.contended",
+            "quota_contended",
+        ),
+        ("admit", false, 64, 200, "apim.quota.contended", ""),
+    ];
+    for (mode, fail, conflicts, want, counter, code) in cases {
+        let cfg = CONFIG.replace(
+            r#""default_plan": "free","#,
+            &format!(r#""default_plan": "free", "when_store_fails": "{mode}","#),
+        );
+        let (c, counters, store) = setup(&cfg);
+        crate::store::init_slots(&store);
+        *store.fail.lock().unwrap() = *fail;
+        *store.conflicts.lock().unwrap() = *conflicts;
+        let h = host_for(Some(ALICE), None);
+        let action = run(&h, &store, &c, &counters);
+        assert_eq!(h.counter(counter), 1, "{mode} {fail}");
+        assert_eq!(
+            h.counter("apim.quota.allowed"),
+            0,
+            "never counted as allowed"
+        );
+        if *want == 200 {
+            assert_eq!(action, Action::Continue(vec![]), "{mode}");
+        } else {
+            assert_eq!(action, Action::Stop);
+            let r = h.reply().unwrap();
+            assert_eq!(r.status, *want);
+            assert!(r.headers.contains(&("retry-after".into(), "1".into())));
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(body["code"], *code);
+        }
+    }
+}
+
+#[test]
+fn a_full_slot_denies_by_default_and_never_evicts() {
+    for (mode, want) in [("deny", 503), ("admit", 200)] {
+        let cfg = CONFIG.replace(
+            r#""default_plan": "free","#,
+            &format!(
+                r#""default_plan": "free", "when_store_full": "{mode}", "key": [{{"header": "x-user"}}],"#
+            ),
+        );
+        let (c, (), store) = setup(&cfg);
+        let counters_for = |h: &MockHost| Counters::define(h, &COUNTER_NAMES);
+        // Fill alice's slot with other live counters, written straight into the store.
+        let family = |k: &str| format!("gold\x1f={k}");
+        let slot = crate::store::slot_key(&KEY, family("alice").as_bytes());
+        let mut entries = Vec::new();
+        let mut i = 0;
+        while crate::store::encode(&entries).len() < crate::store::MAX_SLOT_BYTES - 60 {
+            entries.push(crate::store::Entry {
+                name: format!("{}{i}", "z".repeat(300)).into_bytes(),
+                window_end: 1_800_000_050,
+                count: 1,
+            });
+            i += 1;
+        }
+        store.set(&slot, &crate::store::encode(&entries), None);
+        let mut h = MockHost::new(&[(":path", "/pets"), ("x-user", "alice")]);
+        h.properties
+            .insert("apim_consumer".into(), ALICE.as_bytes().to_vec());
+        let action = on_request_headers(&h, &store, &KEY, &c, &counters_for(&h));
+        assert_eq!(h.counter("apim.quota.store_full"), 1, "{mode}");
+        if want == 200 {
+            assert_eq!(action, Action::Continue(vec![]));
+        } else {
+            let r = h.reply().unwrap();
+            assert_eq!(r.status, 503);
+            // Retry when the soonest entry of the slot ends (now is 1_800_000_000).
+            assert!(r.headers.contains(&("retry-after".into(), "50".into())));
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(body["code"], "quota_store_full");
+        }
+        // Nothing in the slot was evicted.
+        let kept = crate::store::decode(&store.get(&slot).0.unwrap());
+        assert_eq!(kept, entries);
+    }
+}
+
+#[test]
+fn unknown_plans_are_refused_and_counted() {
+    let cfg = CONFIG.replace(r#""default_plan": "free","#, "");
+    let (c, counters, store) = setup(&cfg);
+    let h = host_for(None, None);
+    assert_eq!(run(&h, &store, &c, &counters), Action::Stop);
+    let r = h.reply().unwrap();
+    assert_eq!(r.status, 403);
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["code"], "quota_plan_unknown");
+    assert_eq!(h.counter("apim.quota.plan_unknown"), 1);
+    let (c, counters, store) = setup(&cfg.replace(
+        r#""cost_from_filter_state""#,
+        r#""unknown_plan": "unlimited", "cost_from_filter_state""#,
+    ));
+    let h = host_for(Some(r#"{"id":"p","plan":"platinum"}"#), None);
     assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
-    assert_eq!(h.counter("apim.quota.errors"), 1);
+    assert_eq!(h.counter("apim.quota.passed"), 1);
+}
+
+#[test]
+fn shadow_mode_reports_refusals_before_counting_and_lets_them_through() {
+    let cfg = CONFIG.replace(
+        r#""default_plan": "free","#,
+        r#""default_plan": "free", "shadow": true, "missing_key": "deny","#,
+    );
+    let (c, counters, store) = setup(&cfg);
+    // (identity, counter): no identity → key missing; an unconfigured plan → plan unknown.
+    let cases = [
+        (None, "apim.quota.key_missing"),
+        (
+            Some(r#"{"id":"p","plan":"platinum"}"#),
+            "apim.quota.plan_unknown",
+        ),
+    ];
+    for (id, counter) in cases {
+        let h = host_for(id, None);
+        assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
+        assert_eq!(h.counter(counter), 1, "{id:?}");
+        assert_eq!(h.reply(), None);
+    }
+}
+
+#[test]
+fn a_cors_preflight_is_recognised_from_the_headers_read_for_it() {
+    let (c, counters, store) = setup(CONFIG);
+    let preflight = |addr: &str| {
+        let mut h = MockHost::new(&[
+            (":method", "OPTIONS"),
+            (":path", "/pets"),
+            ("origin", "https://a.example"),
+            ("access-control-request-method", "POST"),
+        ]);
+        h.properties
+            .insert("source.address".into(), addr.as_bytes().to_vec());
+        h
+    };
+    // The free plan (1 per minute) for preflights, per address, apart from alice's requests.
+    let h = host_for(Some(r#"{"id":"alice","plan":"free"}"#), None);
+    assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
+    let h = preflight("10.0.0.1:5");
+    assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
+    assert!(h
+        .calls()
+        .contains(&Call::GetHeader("access-control-request-method".into())));
+    assert_eq!(
+        run(&preflight("10.0.0.1:6"), &store, &c, &counters),
+        Action::Stop
+    );
+    assert_eq!(
+        run(&preflight("10.0.0.2:5"), &store, &c, &counters),
+        Action::Continue(vec![])
+    );
+    // A GET never reads the preflight headers.
+    let h = host_for(Some(ALICE), None);
+    run(&h, &store, &c, &counters);
+    assert!(!h.calls().contains(&Call::GetHeader("origin".into())));
+}
+
+#[test]
+fn the_client_address_is_read_only_when_the_key_can_use_it() {
+    let alice = Identity {
+        id: "alice".into(),
+        ..Identity::default()
+    };
+    let guest = Identity {
+        id: "guest".into(),
+        ..Identity::default()
+    };
+    let get = RequestHead::from_pairs(&[(":method", "GET"), ("x-t", "acme")]);
+    let preflight = RequestHead::from_pairs(&[
+        (":method", "OPTIONS"),
+        ("origin", "o"),
+        ("access-control-request-method", "GET"),
+    ]);
+    let base = r#"{"plans":{"p":{"limits":[{"requests":1,"per":60}]}}"#;
+    let cfg = |extra: &str| Config::parse(format!("{base}{extra}}}").as_bytes()).unwrap();
+    let cases: Vec<(Config, &RequestHead, Option<&Identity>, bool)> = vec![
+        (cfg(""), &get, Some(&alice), false),
+        (cfg(""), &get, None, true),
+        (
+            cfg(r#","anonymous_consumers":["guest"]"#),
+            &get,
+            Some(&guest),
+            true,
+        ),
+        (cfg(""), &preflight, Some(&alice), true),
+        (
+            cfg(r#","cors_preflight":"same""#),
+            &preflight,
+            Some(&alice),
+            false,
+        ),
+        (cfg(r#","missing_key":"shared""#), &get, None, false),
+        (
+            cfg(r#","key":["client_address"],"missing_key":"shared""#),
+            &get,
+            Some(&alice),
+            true,
+        ),
+        (cfg(r#","key":[{"header":"x-t"}]"#), &get, None, false),
+        (cfg(r#","key":[{"header":"x-u"}]"#), &get, None, true),
+        (cfg(r#","key":["route"]"#), &get, None, true),
+    ];
+    for (i, (c, head, id, want)) in cases.iter().enumerate() {
+        assert_eq!(needs_client_address(c, head, None, *id), *want, "case {i}");
+    }
+}
+
+#[test]
+fn the_body_is_held_only_when_a_published_cost_can_still_come() {
+    let (c, _, store) = setup(CONFIG);
+    // (route, published cost, identity, deferred?)
+    let cases: &[(Option<&str>, Option<&str>, Option<&str>, bool)] = &[
+        (None, None, Some(ALICE), true),
+        // A skip rule never waits for the body.
+        (Some("health"), None, Some(ALICE), false),
+        // The cost is already published (graphql-guard judged the body first): count now.
+        (None, Some("2"), Some(ALICE), false),
+        // Refused whatever the cost: refused now.
+        (None, None, Some(r#"{"id":"p","plan":"platinum"}"#), false),
+    ];
+    for (route, cost, id, deferred) in cases {
+        let mut h = host_for(*id, *route);
+        if let Some(cost) = cost {
+            h.properties
+                .insert("apim_cost".into(), cost.as_bytes().to_vec());
+        }
+        let counters = Counters::define(&h, &COUNTER_NAMES);
+        let got = at_headers_with_body(&h, &store, &KEY, &c, &counters);
+        assert_eq!(
+            matches!(got, AtHeaders::Defer(_)),
+            *deferred,
+            "{route:?} {cost:?} {id:?}: {got:?}"
+        );
+        if !deferred {
+            assert_eq!(
+                h.counter("apim.quota.allowed")
+                    + h.counter("apim.quota.passed")
+                    + h.counter("apim.quota.plan_unknown"),
+                1
+            );
+        }
+    }
+}
+
+#[test]
+fn a_loosening_rule_never_matches_an_ambiguous_path_and_it_is_counted() {
+    let cfg = r#"{
+      "plans": {"free": {"limits": [{"requests": 10, "per": "minute"}]},
+                "big": {"limits": [{"requests": 1000, "per": "minute"}]},
+                "tiny": {"limits": [{"requests": 5, "per": "minute"}, {"requests": 5, "per": "second"}]}},
+      "default_plan": "free",
+      "key": [{"header": "x-user"}],
+      "default_cost": 2,
+      "rules": [
+        {"match": {"path": {"prefix": "/public"}}, "skip": true},
+        {"match": {"path": {"prefix": "/cheap"}}, "cost": 1},
+        {"match": {"path": {"prefix": "/generous"}}, "plan": "big"},
+        {"match": {"path": {"prefix": "/strict"}}, "plan": "tiny"},
+        {"match": {"path": {"prefix": "/dear"}}, "cost": 3}
+      ]
+    }"#;
+    let c = Config::parse(cfg.as_bytes()).unwrap();
+    // (path, passes-uncounted?, ambiguous counted?)
+    let cases: &[(&str, &str, bool)] = &[
+        ("/public/x", "passed", false),
+        ("/public/..%2Fadmin", "allowed", true),
+        // Dot-segments are resolved before matching: `/admin` matches no rule at all.
+        ("/public/../admin", "allowed", false),
+        ("/cheap/..%2Fx", "allowed", true),
+        ("/generous/..%5Cx", "allowed", true),
+        // Rules that make the decision stricter still apply to an ambiguous path.
+        ("/strict/..%2Fx", "allowed", false),
+        ("/dear/..%2Fx", "allowed", false),
+    ];
+    for (i, (path, counter, ambiguous)) in cases.iter().enumerate() {
+        let store = MemStore::default();
+        let user = format!("u{i}");
+        let h = MockHost::new(&[(":path", path), ("x-user", &user)]);
+        let counters = Counters::define(&h, &COUNTER_NAMES);
+        on_request_headers(&h, &store, &KEY, &c, &counters);
+        assert_eq!(
+            h.counter(&format!("apim.quota.{counter}")),
+            1,
+            "{path}: {:?}",
+            h.calls()
+        );
+        assert_eq!(
+            h.counter("apim.quota.path_ambiguous"),
+            i64::from(*ambiguous),
+            "{path}"
+        );
+    }
 }
 
 #[test]
@@ -169,7 +486,7 @@ fn the_global_tier_asks_the_rate_limit_service() {
         entries: vec![
             ("quota_plan".into(), "gold".into()),
             ("quota_limit".into(), id.into()),
-            ("quota_key".into(), "alice".into()),
+            ("quota_key".into(), "=alice".into()),
         ],
         limit: Some((n, unit)),
         hits_addend: Some(3),
@@ -183,7 +500,7 @@ fn the_global_tier_asks_the_rate_limit_service() {
     );
     // Nothing was counted locally.
     assert!(store
-        .get(&crate::store::slot_key(b"gold\x1falice"))
+        .get(&crate::store::slot_key(&KEY, b"gold\x1f=alice"))
         .0
         .is_none());
 }

@@ -6,7 +6,10 @@
 //! fixed windows, charging 1 per request, a route's weight, or the GraphQL operation cost that
 //! graphql-guard publishes (`apim_cost`). Over a limit: 429 with `Retry-After` and the IETF
 //! `RateLimit-Policy` / `RateLimit` fields. Local tier: counters in proxy-wasm shared data,
-//! updated with compare-and-swap, so all workers of one Envoy process share one exact count.
+//! updated with compare-and-swap, so all workers of one Envoy process share one exact count;
+//! slots chosen by a keyed hash (a secret per process), a live counter never evicted, and a
+//! store that cannot count refuses (503) unless configured to admit. A caller without a plan is
+//! refused unless the config says `unknown_plan: "unlimited"`.
 //! Global tier: Envoy's Rate Limit Service v3 over `dispatch_grpc_call`, so many replicas share
 //! one count (fail-open or fail-closed per plan).
 //!

@@ -1,7 +1,8 @@
 //! The pure decision: which plan, which counter, what cost; then, from the counts, allow or a
 //! typed 429 with its `Retry-After` / `RateLimit-Policy` / `RateLimit` fields.
 
-use crate::config::{Config, KeyPart, MissingKey, Plan};
+use crate::config::Rule;
+use crate::config::{Config, KeyPart, MissingKey, Plan, Preflight, UnknownPlan};
 use crate::rls;
 use crate::store::{Check, Outcome};
 use kit::denial::Denial;
@@ -15,6 +16,14 @@ use serde_json::json;
 pub const MAX_KEY_PART: usize = 256;
 /// What a missing part reads as when `missing_key` is `shared`.
 pub const MISSING_PART: &str = "-";
+/// A counter family (plan and key) longer than this is replaced by the plan and the SHA-256 of
+/// the whole family: two different keys never share a counter, and a stored name is never cut.
+pub const MAX_FAMILY: usize = crate::store::MAX_ENTRY_NAME - 64;
+
+// Each key part is tagged by its first character, so no value a client sends can read as
+// another kind of part: `=` a value as sent, `#` the SHA-256 of a long or unprintable value,
+// `@` the client address standing in for a missing part, `-` the shared missing part, `!` the
+// preflight marker.
 
 /// Everything the decision reads from the request, fetched by the glue.
 #[derive(Debug)]
@@ -43,11 +52,13 @@ impl<'a> Inputs<'a> {
 /// What to count, before looking at the counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
-    /// Not limited: a skip rule, no plan for this caller, zero cost, or a missing key part with
-    /// `missing_key: allow`.
+    /// Not limited: a skip rule, `unknown_plan: unlimited`, zero cost, a skipped preflight, or
+    /// a missing key part with `missing_key: allow`.
     Pass,
     /// A key part is missing and `missing_key` is `deny`.
     MissingKey(Denial),
+    /// No plan applies to this caller and `unknown_plan` is `deny`.
+    UnknownPlan(Denial),
     Count {
         plan: usize,
         /// The counting key, parts joined by U+001F.
@@ -56,48 +67,90 @@ pub enum Resolution {
     },
 }
 
+/// [`resolve`]'s answer and whether a loosening rule was passed over for an ambiguous path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub resolution: Resolution,
+    pub path_ambiguous: bool,
+}
+
 /// Which rule applies, and so which plan, key and cost.
-pub fn resolve(config: &Config, input: &Inputs<'_>) -> Resolution {
-    let rule = config.rules.first(&MatchInput {
+pub fn resolve(config: &Config, input: &Inputs<'_>) -> Resolved {
+    let lookup = config.rules.lookup(&MatchInput {
         route_name: input.route,
         head: input.head,
     });
+    Resolved {
+        resolution: resolve_with(config, input, lookup.rule),
+        path_ambiguous: lookup.refused_ambiguous,
+    }
+}
+
+fn resolve_with(config: &Config, input: &Inputs<'_>, rule: Option<&Rule>) -> Resolution {
     if rule.is_some_and(|r| r.skip) {
         return Resolution::Pass;
     }
-    let plan = rule
-        .and_then(|r| r.plan)
-        .or_else(|| {
-            input
-                .identity
-                .and_then(|i| i.plan.as_deref())
-                .and_then(|p| config.plan_index(p))
-        })
-        .or(config.default_plan);
-    let Some(plan) = plan else {
+    let preflight = input.head.is_cors_preflight();
+    if preflight && config.cors_preflight == Preflight::Skip {
         return Resolution::Pass;
+    }
+    let plan = match rule.and_then(|r| r.plan) {
+        Some(p) => Some(p),
+        None => match input.identity.and_then(|i| i.plan.as_deref()) {
+            // A plan this config does not know is never silently another one.
+            Some(name) => config.plan_index(name),
+            None => config.default_plan,
+        },
+    };
+    let plan = match plan.map_or(config.unknown_plan, UnknownPlan::Plan) {
+        UnknownPlan::Plan(p) => p,
+        UnknownPlan::Unlimited => return Resolution::Pass,
+        UnknownPlan::Deny => {
+            return Resolution::UnknownPlan(Denial::new(
+                403,
+                "quota_plan_unknown",
+                "No quota plan",
+                "No quota plan applies to this caller, so the request cannot be counted.",
+            ))
+        }
     };
     let cost = cost_of(config, rule.and_then(|r| r.cost), input.filter_cost);
     if cost == 0 {
         return Resolution::Pass;
     }
+    if preflight && config.cors_preflight == Preflight::Separate {
+        // Preflights carry no credentials: their own counter per client address.
+        let by = input
+            .client_address
+            .map_or_else(|| MISSING_PART.to_string(), address_part);
+        return Resolution::Count {
+            plan,
+            key: format!("!preflight\u{1f}{by}"),
+            cost,
+        };
+    }
     let mut parts: Vec<String> = Vec::with_capacity(config.key.len());
     for part in &config.key {
+        // The part as sent, tagged; `None` when absent or empty.
         let value: Option<String> = match part {
-            KeyPart::Consumer => input.identity.map(|i| i.id.clone()),
-            KeyPart::ClientAddress => input.client_address.map(strip_port),
-            KeyPart::Route => input.route.map(str::to_string),
-            KeyPart::Header(h) => input
-                .head
-                .get(h)
-                .map(|v| String::from_utf8_lossy(v).into_owned()),
+            KeyPart::Consumer => input
+                .identity
+                .filter(|i| !config.anonymous_consumers.contains(&i.id))
+                .map(|i| value_part(i.id.as_bytes())),
+            KeyPart::ClientAddress => input
+                .client_address
+                .map(|a| value_part(strip_port(a).as_bytes())),
+            KeyPart::Route => input.route.map(|r| value_part(r.as_bytes())),
+            KeyPart::Header(h) => input.head.get(h).map(value_part),
         };
-        match value.filter(|v| !v.is_empty()) {
-            Some(v) if v.len() > MAX_KEY_PART => {
-                parts.push(format!("#{}", to_hex(&sha256(v.as_bytes()))))
-            }
+        match value.filter(|v| v.len() > 1) {
             Some(v) => parts.push(v),
             None => match config.missing_key {
+                MissingKey::ClientAddress => parts.push(
+                    input
+                        .client_address
+                        .map_or_else(|| MISSING_PART.to_string(), address_part),
+                ),
                 MissingKey::Shared => parts.push(MISSING_PART.to_string()),
                 MissingKey::Allow => return Resolution::Pass,
                 MissingKey::Deny => {
@@ -118,6 +171,31 @@ pub fn resolve(config: &Config, input: &Inputs<'_>) -> Resolution {
         plan,
         key: parts.join("\u{1f}"),
         cost,
+    }
+}
+
+/// A key part as sent: `=value`, or `#<sha256>` when long, not UTF-8 or holding control bytes
+/// (never a lossy conversion: two different byte strings never read the same). `=` alone for
+/// an empty value, which the caller treats as missing.
+fn value_part(v: &[u8]) -> String {
+    match std::str::from_utf8(v) {
+        Ok(s) if s.len() <= MAX_KEY_PART && !s.bytes().any(|b| b < 0x20 || b == 0x7f) => {
+            format!("={s}")
+        }
+        _ => format!("#{}", to_hex(&sha256(v))),
+    }
+}
+
+/// A missing part read as the client address: `@10.0.0.1`, or `@2001:db8:1:2::/64` (one host
+/// has a whole /64 to pick addresses from).
+fn address_part(addr: &str) -> String {
+    let ip = strip_port(addr);
+    match ip.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) if v6.to_ipv4_mapped().is_none() => {
+            let [a, b, c, d, ..] = v6.segments();
+            format!("@{}/64", std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+        }
+        _ => format!("@{ip}"),
     }
 }
 
@@ -162,12 +240,25 @@ fn strip_port(addr: &str) -> String {
     }
 }
 
-/// The shared-data slot and the checks for one plan and key at `now`.
-pub fn checks(plan: &Plan, key: &str, now: u64) -> (String, Vec<Check>) {
+/// The counter family of one plan and key: `<plan> U+001F <key>`, or, when that is longer
+/// than [`MAX_FAMILY`], `<plan> U+001F %<sha256 of it>`: never cut, so never merged.
+pub fn family(plan: &Plan, key: &str) -> Vec<u8> {
     let family = format!("{}\u{1f}{key}", plan.name);
-    let mut family_bytes = family.into_bytes();
-    family_bytes.truncate(crate::store::MAX_ENTRY_NAME);
-    let slot = crate::store::slot_key(&family_bytes);
+    if family.len() <= MAX_FAMILY {
+        return family.into_bytes();
+    }
+    format!("{}\u{1f}%{}", plan.name, to_hex(&sha256(family.as_bytes()))).into_bytes()
+}
+
+/// The shared-data slot and the checks for one plan and key at `now`.
+pub fn checks(
+    plan: &Plan,
+    key: &str,
+    now: u64,
+    hash_key: &crate::store::HashKey,
+) -> (String, Vec<Check>) {
+    let family_bytes = family(plan, key);
+    let slot = crate::store::slot_key(hash_key, &family_bytes);
     let checks = plan
         .limits
         .iter()
@@ -193,7 +284,14 @@ pub enum Verdict {
     /// Over a limit but in shadow mode: go on, report.
     ShadowLimited(Vec<(String, String)>),
     Deny(Denial),
-    /// The local store failed: allowed, counted as an error.
+    /// The slot had no room for this caller's counters (no live counter is ever evicted);
+    /// nothing was charged. `retry_after`: seconds until the slot's soonest entry ends.
+    StoreFull {
+        retry_after: u64,
+    },
+    /// Compare-and-swap lost too many times in a row; nothing was charged.
+    Contended,
+    /// The local store failed; nothing was charged.
     StoreError,
 }
 
@@ -266,6 +364,12 @@ pub fn verdict(
 ) -> Verdict {
     let (counts, allowed) = match outcome {
         Outcome::Error => return Verdict::StoreError,
+        Outcome::Contended => return Verdict::Contended,
+        Outcome::Full { free_at } => {
+            return Verdict::StoreFull {
+                retry_after: free_at.saturating_sub(now).clamp(1, 3600),
+            }
+        }
         Outcome::Allowed(after) => (after, true),
         Outcome::Limited(before) => (before, false),
     };

@@ -50,7 +50,7 @@ fn plan_key_and_cost_are_resolved() {
             Some(&alice),
             Resolution::Count {
                 plan: gold,
-                key: "alice".into(),
+                key: "=alice".into(),
                 cost: 1,
             },
         ),
@@ -59,7 +59,7 @@ fn plan_key_and_cost_are_resolved() {
             Some(&alice),
             Resolution::Count {
                 plan: gold,
-                key: "alice".into(),
+                key: "=alice".into(),
                 cost: 5,
             },
         ),
@@ -68,21 +68,23 @@ fn plan_key_and_cost_are_resolved() {
             Some(&alice),
             Resolution::Count {
                 plan: partner,
-                key: "alice".into(),
+                key: "=alice".into(),
                 cost: 1,
             },
         ),
         ("/health", Some(&alice), Resolution::Pass),
-        // An unknown plan and no identity both fall to the default plan; the missing consumer reads "-".
+        // A plan this config does not know is refused (unknown_plan defaults to deny).
         (
             "/pets",
             Some(&nobody),
-            Resolution::Count {
-                plan: free,
-                key: "x".into(),
-                cost: 1,
-            },
+            Resolution::UnknownPlan(Denial::new(
+                403,
+                "quota_plan_unknown",
+                "No quota plan",
+                "No quota plan applies to this caller, so the request cannot be counted.",
+            )),
         ),
+        // No identity: the default plan; the missing consumer reads "-" without an address.
         (
             "/pets",
             None,
@@ -99,16 +101,208 @@ fn plan_key_and_cost_are_resolved() {
             identity: id,
             ..Inputs::new(&head)
         };
-        assert_eq!(resolve(&c, &input), want, "{path}");
+        assert_eq!(resolve(&c, &input).resolution, want, "{path}");
     }
 }
 
 #[test]
-fn without_a_default_plan_callers_without_one_pass() {
-    let mut c = config("{}");
-    c.default_plan = None;
+fn a_caller_without_a_plan_is_refused_unless_the_config_says_otherwise() {
     let head = RequestHead::from_pairs(&[(":path", "/pets")]);
-    assert_eq!(resolve(&c, &Inputs::new(&head)), Resolution::Pass);
+    let platinum = ident("p", Some("platinum"));
+    let planless = ident("q", None);
+    let free = config("{}").plan_index("free").unwrap();
+    // (config, identity, resolution kind): unknown_plan decides when no plan applies.
+    let cases: Vec<(&str, Option<&Identity>, &str)> = vec![
+        (r#"{"default_plan":null}"#, None, "unknown"),
+        (r#"{"default_plan":null}"#, Some(&planless), "unknown"),
+        ("{}", Some(&platinum), "unknown"),
+        ("{}", Some(&planless), "free"),
+        (
+            r#"{"default_plan":null,"unknown_plan":"deny"}"#,
+            None,
+            "unknown",
+        ),
+        (
+            r#"{"default_plan":null,"unknown_plan":"unlimited"}"#,
+            None,
+            "pass",
+        ),
+        (r#"{"unknown_plan":"unlimited"}"#, Some(&platinum), "pass"),
+        (
+            r#"{"default_plan":null,"unknown_plan":"free"}"#,
+            None,
+            "free",
+        ),
+        (r#"{"unknown_plan":"free"}"#, Some(&platinum), "free"),
+    ];
+    for (extra, id, want) in cases {
+        let c = config(extra);
+        let input = Inputs {
+            identity: id,
+            ..Inputs::new(&head)
+        };
+        let got = match resolve(&c, &input).resolution {
+            Resolution::UnknownPlan(d) => {
+                assert_eq!((d.status, d.code), (403, "quota_plan_unknown"));
+                "unknown"
+            }
+            Resolution::Pass => "pass",
+            Resolution::Count { plan, .. } if plan == free => "free",
+            other => panic!("{extra} {id:?}: {other:?}"),
+        };
+        assert_eq!(got, want, "{extra} {id:?}");
+    }
+}
+
+#[test]
+fn anonymous_callers_and_preflights_get_counters_of_their_own() {
+    let c = config(r#"{"anonymous_consumers":["guest"]}"#);
+    let guest = ident("guest", Some("free"));
+    let alice = ident("alice", Some("gold"));
+    let get = RequestHead::from_pairs(&[(":method", "GET"), (":path", "/pets")]);
+    let preflight = RequestHead::from_pairs(&[
+        (":method", "OPTIONS"),
+        (":path", "/pets"),
+        ("origin", "https://a.example"),
+        ("access-control-request-method", "POST"),
+    ]);
+    let key = |c: &Config, head: &RequestHead, id: Option<&Identity>, addr: Option<&str>| {
+        let input = Inputs {
+            identity: id,
+            client_address: addr,
+            ..Inputs::new(head)
+        };
+        match resolve(c, &input).resolution {
+            Resolution::Count { key, .. } => key,
+            Resolution::Pass => "PASS".into(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let cases: Vec<(&Config, &RequestHead, Option<&Identity>, Option<&str>, &str)> = vec![
+        (&c, &get, Some(&alice), Some("10.0.0.1:1"), "=alice"),
+        // The anonymous consumer and no identity at all: per client address.
+        (&c, &get, Some(&guest), Some("10.0.0.1:1"), "@10.0.0.1"),
+        (&c, &get, None, Some("10.0.0.2:1"), "@10.0.0.2"),
+        // An IPv6 host has a /64 to pick from: counted per /64.
+        (
+            &c,
+            &get,
+            None,
+            Some("[2001:db8:1:2:aa::1]:443"),
+            "@2001:db8:1:2::/64",
+        ),
+        (&c, &get, None, None, "-"),
+        // Preflights: their own counter per address, whatever the identity.
+        (
+            &c,
+            &preflight,
+            None,
+            Some("10.0.0.1:1"),
+            "!preflight\u{1f}@10.0.0.1",
+        ),
+        (
+            &c,
+            &preflight,
+            Some(&alice),
+            Some("10.0.0.1:1"),
+            "!preflight\u{1f}@10.0.0.1",
+        ),
+    ];
+    for (c, head, id, addr, want) in cases {
+        assert_eq!(key(c, head, id, addr), want, "{id:?} {addr:?}");
+    }
+    let skip = config(r#"{"cors_preflight":"skip"}"#);
+    assert_eq!(key(&skip, &preflight, None, Some("10.0.0.1:1")), "PASS");
+    let same = config(r#"{"cors_preflight":"same","missing_key":"shared"}"#);
+    assert_eq!(key(&same, &preflight, None, Some("10.0.0.1:1")), "-");
+}
+
+#[test]
+fn client_values_cannot_read_as_another_kind_of_part() {
+    let c = config(r#"{"key":[{"header":"x-user"}]}"#);
+    let key = |v: &str| {
+        let head = RequestHead::from_pairs(&[(":path", "/x"), ("x-user", v)]);
+        let input = Inputs {
+            client_address: Some("10.0.0.9:1"),
+            ..Inputs::new(&head)
+        };
+        match resolve(&c, &input).resolution {
+            Resolution::Count { key, .. } => key,
+            other => panic!("{other:?}"),
+        }
+    };
+    let missing = {
+        let head = RequestHead::from_pairs(&[(":path", "/x")]);
+        let input = Inputs {
+            client_address: Some("10.0.0.9:1"),
+            ..Inputs::new(&head)
+        };
+        match resolve(&c, &input).resolution {
+            Resolution::Count { key, .. } => key,
+            other => panic!("{other:?}"),
+        }
+    };
+    let long = "b".repeat(300);
+    let hashed = key(&long);
+    for v in ["-", "@10.0.0.9", hashed.as_str(), "!preflight"] {
+        let k = key(v);
+        assert_ne!(k, missing, "{v}");
+        assert_ne!(k, hashed, "{v}");
+        assert!(k.starts_with('='), "{k}");
+    }
+    assert_eq!(missing, "@10.0.0.9");
+    assert!(hashed.starts_with('#') && hashed.len() == 65);
+    // A value with a control byte is hashed, never stored as sent.
+    assert!(key("a\u{1f}b").starts_with('#'));
+    // Bytes that are not UTF-8 are hashed as they are: two different ones never read the same
+    // (a lossy conversion made both U+FFFD).
+    let raw = |v: &[u8]| {
+        let head = RequestHead::new(vec![
+            (":path".to_string(), b"/x".to_vec()),
+            ("x-user".to_string(), v.to_vec()),
+        ]);
+        match resolve(&c, &Inputs::new(&head)).resolution {
+            Resolution::Count { key, .. } => key,
+            other => panic!("{other:?}"),
+        }
+    };
+    let (a, b) = (raw(b"\xff"), raw(b"\xfe"));
+    assert!(a.starts_with('#') && b.starts_with('#'));
+    assert_ne!(a, b);
+}
+
+#[test]
+fn long_families_are_hashed_whole_never_cut() {
+    let c = config(r#"{"key":[{"header":"a"},{"header":"b"},{"header":"c"},{"header":"d"}]}"#);
+    let plan = &c.plans[c.plan_index("gold").unwrap()];
+    let v = "v".repeat(256);
+    let family_of = |last: &str| {
+        let head = RequestHead::from_pairs(&[
+            (":path", "/x"),
+            ("a", &v),
+            ("b", &v),
+            ("c", &v),
+            ("d", last),
+        ]);
+        let Resolution::Count { key, .. } = resolve(&c, &Inputs::new(&head)).resolution else {
+            panic!()
+        };
+        family(plan, &key)
+    };
+    // Two keys that differ only past the 1024th byte: the old code cut both to the same name.
+    let (x, y) = (
+        format!("{}x", "w".repeat(250)),
+        format!("{}y", "w".repeat(250)),
+    );
+    let (fx, fy) = (family_of(&x), family_of(&y));
+    assert_ne!(fx, fy);
+    assert!(fx.len() <= MAX_FAMILY && fx.starts_with(b"gold\x1f%"));
+    let short = family_of("s");
+    assert!(short.len() <= MAX_FAMILY);
+    let (_, checks) = checks(plan, "=k", 0, &[0; 16]);
+    assert!(checks
+        .iter()
+        .all(|c| c.name.len() <= crate::store::MAX_ENTRY_NAME));
 }
 
 #[test]
@@ -123,29 +317,32 @@ fn key_parts_and_missing_key_policies() {
         route: Some("pets"),
         filter_cost: None,
     };
-    let Resolution::Count { key, .. } = resolve(&c, &input) else {
+    let Resolution::Count { key, .. } = resolve(&c, &input).resolution else {
         panic!()
     };
-    assert_eq!(key, "alice\u{1f}acme\u{1f}10.1.2.3\u{1f}pets");
+    assert_eq!(key, "=alice\u{1f}=acme\u{1f}=10.1.2.3\u{1f}=pets");
     let input = Inputs {
         client_address: Some("[::1]:80"),
         ..Inputs::new(&head)
     };
-    let Resolution::Count { key, .. } = resolve(&c, &input) else {
+    let Resolution::Count { key, .. } = resolve(&c, &input).resolution else {
         panic!()
     };
-    assert_eq!(key, "-\u{1f}acme\u{1f}::1\u{1f}-");
+    assert_eq!(key, "@::/64\u{1f}=acme\u{1f}=::1\u{1f}@::/64");
     let long = "a".repeat(300);
     let head2 = RequestHead::from_pairs(&[(":path", "/x"), ("x-tenant", &long)]);
     let c2 = config(r#"{"key":[{"header":"x-tenant"}]}"#);
-    let Resolution::Count { key, .. } = resolve(&c2, &Inputs::new(&head2)) else {
+    let Resolution::Count { key, .. } = resolve(&c2, &Inputs::new(&head2)).resolution else {
         panic!()
     };
     assert!(key.starts_with('#') && key.len() == 65, "{key}");
     let allow = config(r#"{"missing_key":"allow"}"#);
-    assert_eq!(resolve(&allow, &Inputs::new(&head)), Resolution::Pass);
+    assert_eq!(
+        resolve(&allow, &Inputs::new(&head)).resolution,
+        Resolution::Pass
+    );
     let deny = config(r#"{"missing_key":"deny"}"#);
-    let Resolution::MissingKey(d) = resolve(&deny, &Inputs::new(&head)) else {
+    let Resolution::MissingKey(d) = resolve(&deny, &Inputs::new(&head)).resolution else {
         panic!()
     };
     assert_eq!((d.status, d.code), (403, "quota_key_missing"));
@@ -177,7 +374,7 @@ fn cost_sources() {
 
 fn run(c: &Config, store: &MemStore, key: &str, cost: u64, now: u64) -> Verdict {
     let plan = &c.plans[c.plan_index("gold").unwrap()];
-    let (slot, checks) = checks(plan, key, now);
+    let (slot, checks) = checks(plan, key, now, &[7; 16]);
     let outcome = admit(store, &slot, &checks, cost, now);
     verdict(c, plan, &checks, &outcome, cost, now)
 }

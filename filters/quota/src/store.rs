@@ -14,11 +14,19 @@
 //!
 //! Slot value: repeated `[u16 name length][name][u64 window end][u64 count]`, big-endian.
 //! Entries whose window has ended are dropped on the next write of their slot.
+//!
+//! Slots are chosen by SipHash-2-4 under a secret 128-bit key ([`HashKey`]), so a client cannot
+//! aim many counting keys at one slot. The key is random per Envoy process and shared by all
+//! its worker VMs through shared data ([`shared_hash_key`]): every worker must put one counter
+//! in the same slot. A live entry (its window not ended) is never evicted: when a slot has no
+//! room for a new counter, the request gets [`Outcome::Full`] and the config decides (deny by
+//! default), counted. Losing [`MAX_ATTEMPTS`] compare-and-swaps in a row is
+//! [`Outcome::Contended`], never an admission by itself.
 
 /// Slot keys in shared data: `apim.quota.slot.<i>`.
 pub const SLOTS: usize = 1024;
 pub const SLOT_PREFIX: &str = "apim.quota.slot.";
-/// A slot never grows past this; the entries nearest their end are evicted first.
+/// A slot never grows past this; a live entry is never evicted to make room.
 pub const MAX_SLOT_BYTES: usize = 32 * 1024;
 /// Longest counter name stored.
 pub const MAX_ENTRY_NAME: usize = 1024;
@@ -40,15 +48,96 @@ pub trait SharedStore {
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> SetResult;
 }
 
-/// The slot a counter family lives in: FNV-1a, stable across workers and builds.
-pub fn slot_key(name: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+/// The secret key of the slot hash.
+pub type HashKey = [u8; 16];
+
+/// Where the process's slot-hash key lives in shared data.
+pub const HASH_KEY_NAME: &str = "apim.quota.hash_key";
+
+/// SipHash-2-4 (Aumasson & Bernstein) of `data` under `key`: a keyed hash whose outputs a
+/// client who does not know the key cannot predict, so it cannot pick keys that share a slot.
+pub fn siphash24(key: &HashKey, data: &[u8]) -> u64 {
+    let k0 = u64::from_le_bytes(key.first_chunk::<8>().copied().unwrap_or_default());
+    let k1 = u64::from_le_bytes(key.last_chunk::<8>().copied().unwrap_or_default());
+    let mut v = [
+        k0 ^ 0x736f_6d65_7073_6575,
+        k1 ^ 0x646f_7261_6e64_6f6d,
+        k0 ^ 0x6c79_6765_6e65_7261,
+        k1 ^ 0x7465_6462_7974_6573,
+    ];
+    fn round(v: &mut [u64; 4]) {
+        let [mut v0, mut v1, mut v2, mut v3] = *v;
+        v0 = v0.wrapping_add(v1);
+        v1 = v1.rotate_left(13) ^ v0;
+        v0 = v0.rotate_left(32);
+        v2 = v2.wrapping_add(v3);
+        v3 = v3.rotate_left(16) ^ v2;
+        v0 = v0.wrapping_add(v3);
+        v3 = v3.rotate_left(21) ^ v0;
+        v2 = v2.wrapping_add(v1);
+        v1 = v1.rotate_left(17) ^ v2;
+        v2 = v2.rotate_left(32);
+        *v = [v0, v1, v2, v3];
     }
+    let mut compress = |m: u64| {
+        v[3] ^= m;
+        round(&mut v);
+        round(&mut v);
+        v[0] ^= m;
+    };
+    let chunks = data.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        compress(u64::from_le_bytes(c.try_into().unwrap_or_default()));
+    }
+    let mut last = (data.len() as u64) << 56;
+    for (i, b) in rest.iter().enumerate() {
+        last |= u64::from(*b) << (8 * i);
+    }
+    compress(last);
+    v[2] ^= 0xff;
+    for _ in 0..4 {
+        round(&mut v);
+    }
+    v[0] ^ v[1] ^ v[2] ^ v[3]
+}
+
+/// The slot a counter family lives in, under the process's secret key.
+pub fn slot_key(key: &HashKey, name: &[u8]) -> String {
     let slots = SLOTS as u64;
-    format!("{SLOT_PREFIX}{}", h % slots)
+    format!("{SLOT_PREFIX}{}", siphash24(key, name) % slots)
+}
+
+/// 16 random bytes from std's `RandomState` (seeded from the OS: WASI `random_get` on
+/// wasm32-wasip1, which Envoy serves from its random source), without a new dependency.
+pub fn random_key() -> HashKey {
+    use std::hash::{BuildHasher, Hasher};
+    let state = std::collections::hash_map::RandomState::new();
+    let mut out = [0u8; 16];
+    for (i, half) in out.chunks_exact_mut(8).enumerate() {
+        let mut h = state.build_hasher();
+        h.write_usize(i);
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
+/// The slot-hash key every VM of this Envoy process uses: the one in shared data, or `fresh`
+/// stored there by the first VM to configure (Envoy runs the first `on_configure` of a plugin
+/// on the main thread, a canary, before any worker VM exists, so workers find it set). After
+/// storing, the value is read back and that is what is used, so two writers agree on the last.
+pub fn shared_hash_key(store: &dyn SharedStore, fresh: HashKey) -> HashKey {
+    let stored = |store: &dyn SharedStore| {
+        store
+            .get(HASH_KEY_NAME)
+            .0
+            .and_then(|v| HashKey::try_from(v.as_slice()).ok())
+    };
+    if let Some(k) = stored(store) {
+        return k;
+    }
+    let _ = store.set(HASH_KEY_NAME, &fresh, None);
+    stored(store).unwrap_or(fresh)
 }
 
 /// Creates the slots that do not exist yet; existing counts are kept.
@@ -147,7 +236,12 @@ pub enum Outcome {
     Allowed(Vec<u64>),
     /// Not charged; the count of each limit before this request, in order.
     Limited(Vec<u64>),
-    /// The store failed or stayed contended; nothing was charged.
+    /// The slot has no room for this caller's counters without evicting a live one; nothing
+    /// was charged. `free_at`: when the soonest live entry of the slot ends (Unix seconds).
+    Full { free_at: u64 },
+    /// [`MAX_ATTEMPTS`] compare-and-swaps in a row lost; nothing was charged.
+    Contended,
+    /// The store failed; nothing was charged.
     Error,
 }
 
@@ -190,13 +284,12 @@ pub fn admit(
         }
         let others_len: usize = others.iter().map(|e| e.name.len() + 18).sum();
         if value.len() + others_len > MAX_SLOT_BYTES {
-            // Keep ours; evict the entries that end soonest until the slot fits.
-            others.sort_by_key(|e| std::cmp::Reverse(e.window_end));
+            // Every entry left is live: evicting one would reset another caller's count
+            // inside its window. Refuse to make room; the caller decides what a full slot means.
+            let free_at = others.iter().map(|e| e.window_end).min().unwrap_or(now);
+            return Outcome::Full { free_at };
         }
         for e in &others {
-            if value.len() + e.name.len() + 18 > MAX_SLOT_BYTES {
-                break;
-            }
             push_entry(&mut value, e.name, e.window_end, e.count);
         }
         match store.set(slot, &value, cas) {
@@ -205,7 +298,7 @@ pub fn admit(
             SetResult::Failed => return Outcome::Error,
         }
     }
-    Outcome::Error
+    Outcome::Contended
 }
 
 #[cfg(test)]

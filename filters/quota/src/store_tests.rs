@@ -35,11 +35,74 @@ fn encoding_round_trips_and_junk_is_empty() {
 }
 
 #[test]
-fn slot_keys_are_stable_and_bounded() {
-    assert_eq!(slot_key(b"gold\x1falice"), slot_key(b"gold\x1falice"));
-    let k = slot_key(b"x");
-    let n: usize = k.strip_prefix(SLOT_PREFIX).unwrap().parse().unwrap();
-    assert!(n < SLOTS);
+fn siphash_matches_the_reference() {
+    // The reference vectors of the SipHash paper (key 00..0f, message 00..len-1) …
+    let key: HashKey = core::array::from_fn(|i| i as u8);
+    let msg: Vec<u8> = (0..64u8).collect();
+    let cases: &[(usize, u64)] = &[
+        (0, 0x726f_db47_dd0e_0e31),
+        (1, 0x74f8_39c5_93dc_67fd),
+        (15, 0xa129_ca61_49be_45e5),
+    ];
+    for (len, want) in cases {
+        assert_eq!(siphash24(&key, &msg[..*len]), *want, "{len}");
+    }
+    // … and std's own SipHash-2-4 for every length up to 64 under another key.
+    #[allow(deprecated)]
+    for len in 0..=64 {
+        use std::hash::Hasher;
+        let k: HashKey = core::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0x5a);
+        let (k0, k1) = (
+            u64::from_le_bytes(k[..8].try_into().unwrap()),
+            u64::from_le_bytes(k[8..].try_into().unwrap()),
+        );
+        let mut h = std::hash::SipHasher::new_with_keys(k0, k1);
+        h.write(&msg[..len]);
+        assert_eq!(siphash24(&k, &msg[..len]), h.finish(), "{len}");
+    }
+}
+
+#[test]
+fn slot_keys_depend_on_the_secret_key_and_are_bounded() {
+    let (a, b): (HashKey, HashKey) = ([1; 16], [2; 16]);
+    assert_eq!(
+        slot_key(&a, b"gold\x1falice"),
+        slot_key(&a, b"gold\x1falice")
+    );
+    let n = |k: &str| -> usize { k.strip_prefix(SLOT_PREFIX).unwrap().parse().unwrap() };
+    // Names that share a slot under one key scatter under another: one can only aim at a
+    // slot by knowing the key.
+    let target = slot_key(&a, b"victim");
+    let aimed: Vec<String> = (0..200_000)
+        .map(|i| format!("attacker-{i}"))
+        .filter(|s| slot_key(&a, s.as_bytes()) == target)
+        .take(40)
+        .collect();
+    assert_eq!(aimed.len(), 40);
+    let still = aimed
+        .iter()
+        .filter(|s| slot_key(&b, s.as_bytes()) == slot_key(&b, b"victim"))
+        .count();
+    assert!(still <= 2, "{still} of 40 still share the victim's slot");
+    for i in 0..1000 {
+        assert!(n(&slot_key(&a, format!("{i}").as_bytes())) < SLOTS);
+    }
+}
+
+#[test]
+fn the_hash_key_is_random_and_shared_through_the_store() {
+    assert_ne!(random_key(), random_key());
+    assert_ne!(random_key(), [0; 16]);
+    let s = MemStore::default();
+    let first = shared_hash_key(&s, [9; 16]);
+    assert_eq!(first, [9; 16]);
+    // Every later VM (another worker) gets the stored key, not its own fresh one.
+    assert_eq!(shared_hash_key(&s, [4; 16]), [9; 16]);
+    // A malformed stored value is replaced, and the stored one is used.
+    let s = MemStore::default();
+    s.set(HASH_KEY_NAME, b"short", None);
+    assert_eq!(shared_hash_key(&s, [5; 16]), [5; 16]);
+    assert_eq!(shared_hash_key(&s, [6; 16]), [5; 16]);
 }
 
 #[test]
@@ -102,14 +165,17 @@ fn cas_conflicts_are_retried_and_failures_reported() {
     *s.conflicts.lock().unwrap() = 3;
     assert_eq!(admit(&s, "k", &c, 1, 0), Outcome::Allowed(vec![2]));
     *s.conflicts.lock().unwrap() = MAX_ATTEMPTS;
-    assert_eq!(admit(&s, "k", &c, 1, 0), Outcome::Error);
+    // Contention is its own outcome, never an admission.
+    assert_eq!(admit(&s, "k", &c, 1, 0), Outcome::Contended);
+    *s.conflicts.lock().unwrap() = MAX_ATTEMPTS - 1;
+    assert_eq!(admit(&s, "k", &c, 1, 0), Outcome::Allowed(vec![3]));
     *s.conflicts.lock().unwrap() = 0;
     *s.fail.lock().unwrap() = true;
     assert_eq!(admit(&s, "k", &c, 1, 0), Outcome::Error);
 }
 
 #[test]
-fn ended_windows_are_dropped_and_full_slots_evict_others_first() {
+fn ended_windows_are_dropped_and_live_ones_are_never_evicted() {
     let s = MemStore::default();
     assert_eq!(
         admit(&s, "k", &[check("old", 5, 10)], 1, 0),
@@ -125,15 +191,40 @@ fn ended_windows_are_dropped_and_full_slots_evict_others_first() {
         .map(|e| e.name)
         .collect();
     assert_eq!(names, vec![b"new".to_vec()]);
+    // The victim is written first and used up; then big live entries fill the slot.
+    let s = MemStore::default();
+    let victim = [check("victim", 2, 5000)];
+    for n in 1..=2 {
+        assert_eq!(admit(&s, "k", &victim, 1, 20), Outcome::Allowed(vec![n]));
+    }
     let big = "x".repeat(1000);
+    let mut full = 0;
     for i in 0..40 {
         let name = format!("{big}{i}");
-        assert_eq!(
-            admit(&s, "k", &[check(&name, 5, 1000 + i)], 1, 20),
-            Outcome::Allowed(vec![1])
-        );
+        match admit(&s, "k", &[check(&name, 5, 1000 + i)], 1, 20) {
+            Outcome::Allowed(v) => assert_eq!(v, vec![1]),
+            // Refused, never made room for: the soonest live entry says when to retry.
+            Outcome::Full { free_at } => {
+                assert_eq!(free_at, 1000);
+                full += 1;
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(s.get("k").0.unwrap().len() <= MAX_SLOT_BYTES);
     }
+    assert!(full >= 8, "{full}");
+    // The victim's count survived: still used up.
+    assert_eq!(admit(&s, "k", &victim, 1, 20), Outcome::Limited(vec![2]));
+    // Existing counters keep counting in a full slot (an update never grows it).
+    assert_eq!(
+        admit(&s, "k", &[check(&format!("{big}0"), 5, 1000)], 1, 20),
+        Outcome::Allowed(vec![2])
+    );
+    // Once windows end, their room is free again.
+    assert_eq!(
+        admit(&s, "k", &[check("late", 5, 9000)], 1, 1500),
+        Outcome::Allowed(vec![1])
+    );
 }
 
 /// Many threads racing on one slot never admit more than the limit (native only: the Wasm lane

@@ -4,8 +4,10 @@
 //! the plans of `fixtures/quota/main.json`, counting per `x-user` header) and `shadow` (`fixtures/quota/shadow.json`, shadow
 //! mode, in its own VM and so its own counters). Every test counts under its own `x-user`, so
 //! tests sharing the Envoy do not see each other's counts. Windows are epoch-aligned; the long
-//! limits use 366-day windows so no test can straddle one. The GraphQL-cost test starts its own
-//! Envoy with graphql-guard in front (skipped, loudly, if that module is not built).
+//! limits use a window of about 360 days whose size is chosen from the current time so that
+//! now sits in its middle ([`long_window`]): no test can straddle one. The GraphQL-cost test
+//! starts its own Envoy with graphql-guard in front (skipped, loudly, if that module is not
+//! built). Tests that assert exact counter deltas start their own Envoy.
 
 #![allow(
     clippy::unwrap_used,
@@ -26,6 +28,7 @@ admin:
 static_resources:
   listeners:
   - name: main
+    stat_prefix: main_listener
     address: {socket_address: {address: 127.0.0.1, port_value: 0}}
     filter_chains:
     - filters:
@@ -100,14 +103,35 @@ static_resources:
             address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
 "#;
 
+/// A window size in seconds (at most 366 days) such that now is in the middle of its current
+/// epoch-aligned window: `now / n` is `k + ½` for an integer `k`, so about `n / 2` (months)
+/// remain. Chosen once per test process; the fixtures' `31622400` stands for it.
+fn long_window() -> u64 {
+    static N: OnceLock<u64> = OnceLock::new();
+    *N.get_or_init(|| mid_window(0))
+}
+
+/// The `extra`-th such size below 366 days (0: the largest).
+fn mid_window(extra: u64) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let k = now / 31_622_400 + 1 + extra;
+    let n = now * 2 / (2 * k + 1);
+    assert!(n <= 31_622_400 && now % n > n / 4 && n - now % n > n / 4);
+    n
+}
+
 /// The config with each `{{FILE:x}}` replaced by the fixture as a quoted YAML string.
 fn config() -> String {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/quota/");
     let mut out = CONFIG.replace("{{GRAPHQL_GUARD}}", "");
     for name in ["main.json", "shadow.json"] {
-        let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(format!("{dir}{name}")).unwrap())
-                .unwrap();
+        let text = std::fs::read_to_string(format!("{dir}{name}"))
+            .unwrap()
+            .replace("31622400", &long_window().to_string());
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         let quoted = serde_json::to_string(&json.to_string()).unwrap();
         out = out.replace(&format!("{{{{FILE:{name}}}}}"), &quoted);
     }
@@ -151,9 +175,16 @@ fn user(test: &str) -> String {
     )
 }
 
+/// Both workers serve, and together they admit exactly the limit: one count in shared data.
+/// A dedicated Envoy, so every figure is an exact delta: the per-worker connection counters
+/// prove both workers took requests (one request per connection).
 #[test]
 fn two_workers_and_many_clients_admit_exactly_the_limit() {
-    let (port, _log) = listener("main");
+    let envoy = Envoy::builder()
+        .concurrency(2)
+        .start(&config())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = envoy.listener_port("main").unwrap();
     let who = user("exact");
     let ok = AtomicU64::new(0);
     let limited = AtomicU64::new(0);
@@ -172,11 +203,39 @@ fn two_workers_and_many_clients_admit_exactly_the_limit() {
     });
     assert_eq!(ok.load(Ordering::Relaxed), 50);
     assert_eq!(limited.load(Ordering::Relaxed), 110);
-    // Both workers served some of them (the count is shared, not per worker).
-    let stats = shared()
-        .admin_get("/stats?filter=main.downstream_rq_2xx")
-        .unwrap();
-    assert!(stats.contains("downstream_rq_2xx"), "{stats}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = envoy.stats().unwrap();
+        let prefix = "listener.main_listener.worker_";
+        let per_worker: Vec<u64> = (0..2)
+            .map(|w| {
+                stats
+                    .get(&format!("{prefix}{w}.downstream_cx_total"))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let counted = (
+            stats.get("wasmcustom.apim.quota.allowed").copied(),
+            stats.get("wasmcustom.apim.quota.limited").copied(),
+        );
+        if per_worker.iter().sum::<u64>() == 160 && counted == (Some(50), Some(110)) {
+            assert!(
+                per_worker.iter().all(|n| *n > 0),
+                "both workers served: {per_worker:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "per worker {per_worker:?}, counters {counted:?}: {:?}",
+            stats
+                .keys()
+                .filter(|k| k.contains("worker"))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -194,13 +253,14 @@ fn a_429_carries_retry_after_and_the_ratelimit_fields() {
     let r = last.expect("a 429 within 10 requests");
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    let n = long_window();
     assert!(
-        retry > 3600,
-        "the 366-day window resets much later: {retry}"
+        retry > n / 4 && retry < n,
+        "the long window ends months from now: {retry}"
     );
     assert_eq!(
         r.header("ratelimit-policy"),
-        Some("\"weighted\";q=10;w=31622400")
+        Some(format!("\"weighted\";q=10;w={n}").as_str())
     );
     assert_eq!(
         r.header("ratelimit"),
@@ -273,25 +333,31 @@ fn graphql_cost_published_by_graphql_guard_is_charged() {
 }
 
 #[test]
-fn a_missing_key_part_is_refused_and_unlimited_routes_pass() {
+fn a_missing_key_part_and_a_missing_plan_are_refused() {
     let (port, _log) = listener("main");
     let r = Request::get("/exact").send(port).unwrap();
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["code"], "quota_key_missing");
-    let who = user("free");
-    for _ in 0..20 {
-        assert_eq!(call(port, "/no-plan-here", &who).status, 200);
-    }
+    // No rule and no default_plan give a plan here: refused, not unlimited.
+    let r = call(port, "/no-plan-here", &user("free"));
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["code"], "quota_plan_unknown");
 }
 
 #[test]
 fn a_second_window_opens_on_time() {
     let (port, _log) = listener("main");
     let who = user("window");
-    let first_429 = (0..4)
-        .map(|_| call(port, "/window", &who))
-        .find(|r| r.status == 429)
-        .expect("2 per 2 s: a 429 within 4 requests");
+    // 2 per 2 s: sent until refused (a window may end between two of them; a 429 comes within
+    // 3 requests of any window start). The deadline only bounds a hang.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first_429 = loop {
+        let r = call(port, "/window", &who);
+        if r.status == 429 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "never refused");
+    };
     let retry: u64 = first_429.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry), "{retry}");
     assert_eq!(
@@ -312,36 +378,45 @@ fn a_second_window_opens_on_time() {
     }
 }
 
+/// Every limit of a plan applies and each request is charged to all of them: whichever limit
+/// is smaller refuses first, and the 429 names it. Both windows are long ones, sized from the
+/// current time (no boundary can fall inside the test).
 #[test]
 fn a_burst_limit_and_a_longer_limit_stack() {
-    let (port, _log) = listener("main");
-    let who = user("stack");
-    let mut admitted = 0;
-    let mut burst_denials = 0;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = call(port, "/stack", &who);
-        match r.status {
-            200 => admitted += 1,
-            429 => {
-                let rl = r.header("ratelimit").unwrap().to_string();
-                if rl.starts_with("\"long\"") {
-                    break;
-                }
-                assert!(rl.starts_with("\"burst\";r=0;"), "{rl}");
-                burst_denials += 1;
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            s => panic!("status {s}"),
-        }
-        assert!(Instant::now() < deadline, "the long limit never decided");
+    let n = long_window();
+    // Another window size with now also in the middle of its window.
+    let m = mid_window(1);
+    let plan = |a: u64, b: u64| {
+        format!(
+            r#"{{"plans":{{"s":{{"limits":[{{"requests":{a},"per":{m},"name":"burst"}},{{"requests":{b},"per":{n},"name":"long"}}]}}}},"default_plan":"s","key":[{{"header":"x-user"}}]}}"#
+        )
+    };
+    for (burst, long, refuses) in [(3, 5, "burst"), (5, 3, "long")] {
+        let quoted = serde_json::to_string(&plan(burst, long)).unwrap();
+        let cfg = CONFIG
+            .replace("{{GRAPHQL_GUARD}}", "")
+            .replace("{{FILE:main.json}}", &quoted)
+            .replace("{{FILE:shadow.json}}", &quoted);
+        let envoy = Envoy::builder()
+            .concurrency(2)
+            .start(&cfg)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let port = envoy.listener_port("main").unwrap();
+        let statuses: Vec<u16> = (0..4).map(|_| call(port, "/s", "u").status).collect();
+        assert_eq!(statuses, vec![200, 200, 200, 429], "{refuses}");
+        let r = call(port, "/s", "u");
+        assert!(
+            r.header("ratelimit")
+                .unwrap()
+                .starts_with(&format!("\"{refuses}\";r=0;")),
+            "{:?}",
+            r.header("ratelimit")
+        );
+        assert_eq!(
+            r.header("ratelimit-policy"),
+            Some(format!("\"burst\";q={burst};w={m}, \"long\";q={long};w={n}").as_str())
+        );
     }
-    assert_eq!(admitted, 5, "the 5-per-366-days limit admits exactly 5");
-    assert!(burst_denials >= 1, "3 per 5 s must have refused some");
-    assert_eq!(
-        call(port, "/stack", &who).header("ratelimit-policy"),
-        Some("\"burst\";q=3;w=5, \"long\";q=5;w=31622400")
-    );
 }
 
 #[test]
@@ -361,10 +436,11 @@ fn shadow_mode_rejects_nothing_and_reports() {
     );
     let envoy = shared();
     let deadline = Instant::now() + Duration::from_secs(10);
+    // Only this test reaches a shadow-mode limit: exactly 3 of the 5.
     while envoy
         .counter("wasmcustom.apim.quota.shadow_limited")
         .unwrap_or(0)
-        < 3
+        != 3
     {
         assert!(
             Instant::now() < deadline,
@@ -375,19 +451,25 @@ fn shadow_mode_rejects_nothing_and_reports() {
     }
 }
 
+/// A dedicated Envoy: the counters move by exactly what this test sent.
 #[test]
 fn counters_are_exported() {
-    let (port, _log) = listener("main");
+    let envoy = Envoy::builder()
+        .concurrency(2)
+        .start(&config())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = envoy.listener_port("main").unwrap();
     let who = user("counters");
-    for _ in 0..3 {
-        call(port, "/weighted", &who);
-    }
-    let envoy = shared();
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| call(port, "/weighted", &who).status)
+        .collect();
+    assert_eq!(statuses, vec![200, 200, 429]);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let allowed = envoy.counter("wasmcustom.apim.quota.allowed").unwrap_or(0);
         let limited = envoy.counter("wasmcustom.apim.quota.limited").unwrap_or(0);
-        if allowed >= 2 && limited >= 1 {
+        assert!(allowed <= 2 && limited <= 1, "{allowed} {limited}");
+        if (allowed, limited) == (2, 1) {
             break;
         }
         assert!(
@@ -397,6 +479,7 @@ fn counters_are_exported() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert!(envoy.stats_prometheus().contains("apim_quota_allowed"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -479,7 +562,8 @@ fn wait_counter(envoy: &Envoy, name: &str, want: u64) {
 
 fn plan_config(requests: u64, extra: &str) -> String {
     format!(
-        r#"{{"plans":{{"p":{{"limits":[{{"requests":{requests},"per":31622400,"name":"p"}}]}}}},"default_plan":"p","key":[{{"header":"x-user"}}]{extra}}}"#
+        r#"{{"plans":{{"p":{{"limits":[{{"requests":{requests},"per":{n},"name":"p"}}]}}}},"default_plan":"p","key":[{{"header":"x-user"}}]{extra}}}"#,
+        n = long_window()
     )
 }
 
@@ -577,14 +661,16 @@ const GLOBAL_FILTER: &str = r#"{
   "plans": {
     "g": {"limits": [{"requests": 5, "per": "day", "name": "daily"}]},
     "closed": {"limits": [{"requests": 5, "per": "day", "name": "daily"}], "failure_mode": "closed"},
-    "big": {"limits": [{"requests": 1000000000, "per": "second"}, {"requests": 4000000000, "per": "month"}]}
+    "big": {"limits": [{"requests": 1000000000, "per": "second"}, {"requests": 4000000000, "per": "month"}]},
+    "costly": {"limits": [{"requests": 10, "per": "day", "name": "costly"}]}
   },
   "default_plan": "g",
   "key": [{"header": "x-user"}],
   "rules": [
     {"match": {"path": {"prefix": "/skip"}}, "skip": true},
     {"match": {"path": {"prefix": "/closed"}}, "plan": "closed"},
-    {"match": {"path": {"prefix": "/big"}}, "plan": "big"}
+    {"match": {"path": {"prefix": "/big"}}, "plan": "big"},
+    {"match": {"path": {"prefix": "/cost"}}, "plan": "costly", "cost": 4}
   ],
   "headers": {"legacy": true},
   "global": {"cluster": "rls", "timeout_ms": 500}
@@ -656,8 +742,14 @@ fn global_tier_two_envoys_share_one_quota_then_fail_open_or_closed() {
     let Some(redis) = start_redis() else {
         return;
     };
-    let mut rls = rls_server::RlsServer::start(0, &format!("redis://127.0.0.1:{}", redis.port))
-        .unwrap_or_else(|e| panic!("{e}"));
+    // The service's clock starts at 2030-06-15T12:00:00Z: its day and month windows are hours
+    // and days from their ends, whenever the test runs (the filter takes windows from it).
+    let mut rls = rls_server::RlsServer::start_with_clock(
+        0,
+        &format!("redis://127.0.0.1:{}", redis.port),
+        rls_server::Clock::starting_at(1_907_755_200),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let config = global_config(rls.port());
     let a = Envoy::builder()
         .concurrency(2)
@@ -678,14 +770,34 @@ fn global_tier_two_envoys_share_one_quota_then_fail_open_or_closed() {
     let r = call(b.port(), "/x", &who);
     assert_eq!(r.status, 429);
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
-    assert!((1..=86_400).contains(&retry), "{retry}");
+    assert!(
+        (43_200 - 3600..=43_200).contains(&retry),
+        "noon to midnight: {retry}"
+    );
     assert_eq!(r.header("ratelimit-policy"), Some("\"daily\";q=5;w=86400"));
     assert_eq!(
         r.header("ratelimit"),
         Some(format!("\"daily\";r=0;t={retry}").as_str())
     );
     assert_eq!(r.json()["code"], "quota_exceeded");
-    // Costs add up across replicas too (a plan with two limits: burst and month).
+    // Costs add up across replicas too: 4 + 4 of 10, then 4 more is refused, wherever sent.
+    let payer = user("global-cost");
+    let r = call(a.port(), "/cost", &payer);
+    assert_eq!(r.status, 200);
+    let r = call(b.port(), "/cost", &payer);
+    assert_eq!(r.status, 200);
+    for envoy in [&a, &b] {
+        let r = call(envoy.port(), "/cost", &payer);
+        assert_eq!(r.status, 429);
+        assert_eq!(
+            r.header("ratelimit")
+                .map(|v| v.split(";t=").next().unwrap().to_string()),
+            Some("\"costly\";r=2".to_string()),
+            "8 of 10 used"
+        );
+        assert_eq!(r.header("x-ratelimit-remaining"), Some("2"));
+    }
+    // A plan with two limits (burst and month), for the latency figure below.
     let heavy = user("global-big");
     assert_eq!(call(a.port(), "/big", &heavy).status, 200);
 

@@ -15,6 +15,9 @@
 //! <port>` once it accepts connections; `--port 0` picks a free port), or in-process from a test
 //! with [`RlsServer::start`], which [`RlsServer::stop`]s it again.
 //!
+//! Tests that must not see a window end pass a [`Clock`] that starts at a chosen instant
+//! ([`RlsServer::start_with_clock`]): the server's own setting, never anything a request says.
+//!
 //! gRPC over HTTP/2 (h2c) is served with hyper; the messages are `quota::rls`'s, so the filter
 //! and this server share one tested codec.
 
@@ -91,12 +94,48 @@ return {0, limit - n, redis.call('PTTL', KEYS[1])}
 
 type Redis = redis::aio::MultiplexedConnection;
 
-async fn should_rate_limit(redis: &Redis, req: rls::Request) -> Result<Vec<u8>, String> {
+/// Where the server's windows take "now" from.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    /// The system clock.
+    System,
+    /// Starts at this Unix second when the server starts and runs at real speed from there:
+    /// a test picks an instant far from any window's end.
+    StartingAt {
+        unix: u64,
+        started: std::time::Instant,
+    },
+}
+
+impl Clock {
+    /// A clock that reads `unix` now.
+    pub fn starting_at(unix: u64) -> Self {
+        Self::StartingAt {
+            unix,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn now(&self) -> Result<u64, String> {
+        match self {
+            Self::System => Ok(std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| e.to_string())?
+                .as_secs()),
+            Self::StartingAt { unix, started } => {
+                Ok(unix.saturating_add(started.elapsed().as_secs()))
+            }
+        }
+    }
+}
+
+async fn should_rate_limit(
+    redis: &Redis,
+    req: rls::Request,
+    clock: Clock,
+) -> Result<Vec<u8>, String> {
     let script = redis::Script::new(SCRIPT);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_secs();
+    let now = clock.now()?;
     let mut statuses = Vec::with_capacity(req.descriptors.len());
     let mut units = Vec::with_capacity(req.descriptors.len());
     let mut overall = Code::Ok;
@@ -164,6 +203,7 @@ async fn should_rate_limit(redis: &Redis, req: rls::Request) -> Result<Vec<u8>, 
 
 async fn handle(
     redis: Arc<Redis>,
+    clock: Clock,
     req: Request<Incoming>,
 ) -> Result<Response<GrpcBody>, Infallible> {
     if req.uri().path() != PATH {
@@ -183,7 +223,7 @@ async fn handle(
         Ok(r) => r,
         Err(_) => return Ok(grpc_reply(None, 3, "malformed RateLimitRequest")),
     };
-    match should_rate_limit(&redis, request).await {
+    match should_rate_limit(&redis, request, clock).await {
         Ok(bytes) => Ok(grpc_reply(Some(bytes), 0, "")),
         Err(e) => Ok(grpc_reply(None, 14, &e)),
     }
@@ -191,6 +231,15 @@ async fn handle(
 
 /// Serves RLS on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, redis_url: &str) -> Result<(), String> {
+    serve_with_clock(listener, redis_url, Clock::System).await
+}
+
+/// [`serve`] with windows on `clock`.
+pub async fn serve_with_clock(
+    listener: tokio::net::TcpListener,
+    redis_url: &str,
+    clock: Clock,
+) -> Result<(), String> {
     let client = redis::Client::open(redis_url).map_err(|e| format!("redis {redis_url}: {e}"))?;
     let conn = client
         .get_multiplexed_tokio_connection()
@@ -203,7 +252,8 @@ pub async fn serve(listener: tokio::net::TcpListener, redis_url: &str) -> Result
         };
         let conn = Arc::clone(&conn);
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(Arc::clone(&conn), req));
+            let service =
+                hyper::service::service_fn(move |req| handle(Arc::clone(&conn), clock, req));
             let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -220,6 +270,11 @@ pub struct RlsServer {
 impl RlsServer {
     /// Starts serving on `port` (0: a free one) against the Redis at `redis_url`.
     pub fn start(port: u16, redis_url: &str) -> Result<Self, String> {
+        Self::start_with_clock(port, redis_url, Clock::System)
+    }
+
+    /// [`RlsServer::start`] with windows on `clock`.
+    pub fn start_with_clock(port: u16, redis_url: &str, clock: Clock) -> Result<Self, String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -237,7 +292,7 @@ impl RlsServer {
             .map_err(|e| format!("redis {redis_url}: {e}"))?;
         let url = redis_url.to_string();
         runtime.spawn(async move {
-            if let Err(e) = serve(listener, &url).await {
+            if let Err(e) = serve_with_clock(listener, &url, clock).await {
                 eprintln!("rls-server: {e}");
             }
         });

@@ -33,7 +33,7 @@ pub fn run_bytes(filter: &str, file: &str, bytes: Vec<u8>) -> ExitCode {
         "scope-authz" => scope_authz::config::Config::parse(&bytes).map(|_| Vec::new()),
         "graphql-guard" => graphql_guard::config::Config::parse(&bytes).map(|_| Vec::new()),
         "transform" => transform::config::Config::parse(&bytes).map(|_| Vec::new()),
-        "quota" => quota::config::Config::parse(&bytes).map(|_| Vec::new()),
+        "quota" => quota::config::Config::parse(&bytes).map(|c| c.warnings),
         other => {
             eprintln!("unknown filter \"{other}\"; known: {}", FILTERS.join(", "));
             return ExitCode::from(2);
