@@ -235,7 +235,7 @@ fn several_authorization_headers() {
         400,
     );
     // Nine copies of one token: more than the filter looks at, refused rather than half-read.
-    let nine = vec![bearer.as_str(); 9].join(", ");
+    let nine = [bearer.as_str(); 9].join(", ");
     expect(
         envoy,
         "nine copies",
