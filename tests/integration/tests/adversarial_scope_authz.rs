@@ -434,6 +434,20 @@ fn tokens_in_header_and_query() {
     assert_eq!(r.json()["path"], "/x?a=1");
     assert!(upstream_saw(&r, "authorization").is_empty());
     assert!(upstream_saw(&r, "x-token").is_empty());
+    // The parameter name percent-encoded is the same parameter: found, and stripped.
+    let r = expect(
+        envoy,
+        "encoded parameter name",
+        &get(&format!("/x?access%5Ftoken={t}&b=2")),
+        200,
+    );
+    assert_eq!(r.json()["path"], "/x?b=2");
+    expect(
+        envoy,
+        "encoded name, different token",
+        &get(&format!("/x?access%5Ftoken={other}")).header("authorization", &format!("Bearer {t}")),
+        400,
+    );
     for (what, request) in [
         (
             "query and bearer differ",
@@ -501,6 +515,14 @@ fn claims_with_control_bytes_never_become_headers() {
     );
     assert_eq!(upstream_saw(&r, "x-user").len(), 1, "{}", r.text());
     assert!(!r.text().contains("root"));
+    // On a skipped route no claim is forwarded, so a client's x-user is only a forgery.
+    let r = expect(
+        envoy,
+        "forged x-user on a skipped route",
+        &get("/public/x").header("x-user", "root"),
+        200,
+    );
+    assert!(upstream_saw(&r, "x-user").is_empty(), "{}", r.text());
 }
 
 /// Issue 10, item 1: a `skip` rule never matches a path another parser may resolve elsewhere;
