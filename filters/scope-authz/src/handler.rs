@@ -426,7 +426,7 @@ fn apply(
     config: &Config,
     head: &RequestHead,
     grant: &Grant,
-    metadata_forwarded: &[Option<String>],
+    from_metadata: &[Option<String>],
 ) {
     match grant {
         Grant::Token(v, sources) => {
@@ -457,7 +457,7 @@ fn apply(
                 };
                 publish_identity(host, id, None);
             }
-            for (f, value) in config.forward.iter().zip(metadata_forwarded) {
+            for (f, value) in config.forward.iter().zip(from_metadata) {
                 match value {
                     Some(v) => host.set_request_header(&f.header, v.as_bytes()),
                     None => host.remove_request_header(&f.header),

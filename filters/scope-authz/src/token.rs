@@ -277,14 +277,12 @@ fn token_plan(
     claims: &Map<String, Value>,
 ) -> Result<Option<String>, TokenError> {
     if let Some(v) = provider.plan_claim.as_ref().and_then(|p| claim(claims, p)) {
-        let ok = |p: &str| {
-            !p.is_empty()
-                && p.len() <= kit::config_error::MAX_LABEL_LENGTH
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-~:@+/".contains(&b))
-        };
+        // The same rule as a plan named in any config (kit's label check).
+        let root = kit::config_error::Field::root();
         return match v {
-            Value::String(p) if ok(p) => Ok(Some(p.clone())),
+            Value::String(p) if kit::config_error::check_label(p, &root).is_ok() => {
+                Ok(Some(p.clone()))
+            }
             _ => Err(TokenError::BadPlan),
         };
     }
