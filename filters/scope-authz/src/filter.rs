@@ -76,6 +76,13 @@ impl Root {
         }
     }
 
+    /// Creates a provider's fetch lease, free, when it does not exist yet (see `maybe_fetch`).
+    fn init_lease(&self, lease: &str) {
+        if kit::proxy_host::calls::shared_data(lease).0.is_none() {
+            let _ = self.set_shared_data(lease, Some(&0u64.to_be_bytes()), None);
+        }
+    }
+
     fn maybe_fetch(&mut self, index: usize, now: u64) {
         let Some(config) = self.config.clone() else {
             return;
@@ -98,12 +105,19 @@ impl Root {
         // Another worker may hold the lease: then its result arrives through shared data.
         let lease = fetch::lease_key(remote);
         let (held, cas) = kit::proxy_host::calls::shared_data(&lease);
+        let Some(cas) = cas else {
+            // No lease key yet: shared data has no create-if-absent, and a set without a CAS
+            // always succeeds, so two workers could both "take" it. Create it free and take
+            // it with a real compare-and-swap on a later tick.
+            self.init_lease(&lease);
+            return;
+        };
         if !fetch::lease_free(held.as_deref(), now) {
             return;
         }
         let until = now + remote.timeout_ms.div_ceil(1000) + 1;
         if self
-            .set_shared_data(&lease, Some(&until.to_be_bytes()), cas)
+            .set_shared_data(&lease, Some(&until.to_be_bytes()), Some(cas))
             .is_err()
         {
             return;
@@ -260,12 +274,15 @@ impl RootContext for Root {
                 self.fetches = vec![FetchState::default(); config.providers.len()];
                 // Keys fetched under the previous config (by any worker of this vm_id) serve
                 // at once when the JWKS source is the same: no 503 until the next tick.
-                let sources: Vec<(usize, String)> = config
+                let sources: Vec<(usize, String, String)> = config
                     .remote_providers()
-                    .map(|(i, r)| (i, fetch::shared_key(r)))
+                    .map(|(i, r)| (i, fetch::shared_key(r), fetch::lease_key(r)))
                     .collect();
-                for (index, key) in sources {
+                for (index, key, lease) in sources {
                     self.poll_shared(index, &key);
+                    // Every worker configures at start, a tick before any fetch: the lease
+                    // exists by then, so the first fetch is taken with a compare-and-swap.
+                    self.init_lease(&lease);
                 }
                 // The timer drives JWKS fetches and flushes batched cache-hit counts.
                 if !kit::proxy_host::calls::set_tick_period(TICK) {
