@@ -633,6 +633,18 @@ fn metadata_mode_trusts_jwt_authn() {
     let r = bearer(port, "/write", &token(json!({})));
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(www(&r).contains("insufficient_scope"));
+    // A claim with control bytes is refused here too (item 8), before any header is set.
+    let r = bearer(
+        port,
+        "/write",
+        &token(json!({"sub": "meta\r\nx-admin: 1", "scope": "pets:write"})),
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.json()["code"], "invalid_token");
+    assert_eq!(
+        envoy.counter("wasmcustom.apim.scope_authz.denied.unsafe_claim"),
+        Some(1)
+    );
     // No token: jwt_authn lets it through (allow_missing), the filter answers 401.
     let r = Request::get("/write").send(port).unwrap();
     assert_eq!(r.status, 401);
@@ -642,9 +654,9 @@ fn metadata_mode_trusts_jwt_authn() {
 // ---------------------------------------------------------------------------------------------
 // Issue 10: identities, stripping, key rotation, fetch counts, config pushes.
 
-/// api-key-auth (bob: plan silver) then scope-authz; scope-authz's provider reads a plan from
-/// the `plan` claim (used only when no earlier filter set one) and has no `audiences` (warned
-/// at load). The route copies the published identity into `x-filter-state` for the upstream.
+/// api-key-auth (bob: plan silver) then scope-authz, whose provider has no `audiences` (warned
+/// at load). The config uses no field the old filter lacked, so the tests below fail on it for
+/// the behaviour, not the config. The route copies the published identity into `x-filter-state` for the upstream.
 const LAYERED: &str = r#"
 admin:
   address: {socket_address: {address: 127.0.0.1, port_value: 0}}
@@ -719,7 +731,7 @@ fn layered() -> &'static Envoy {
         let jwks: Value = serde_json::from_str(JWKS_1_INLINE).unwrap();
         let config = json!({
             "providers": [{"name": "test", "issuer": ISS, "algorithms": ["RS256"],
-                           "plan_claim": "plan", "jwks": {"inline": jwks}}],
+                           "jwks": {"inline": jwks}}],
             "sources": ["bearer", {"query": "access_token"}]
         });
         let envoy = Envoy::start(&LAYERED.replace("__CONFIG__", &config.to_string())).unwrap();
@@ -758,13 +770,14 @@ fn a_token_never_moves_a_key_holder_to_another_plan() {
                "source": "api-key-auth+scope-authz"}),
         "what quota and the upstream see"
     );
-    // Without an API key, the token's own plan claim is used.
+    // Without an API key, the token's identity as it is (no `plan_claim` configured here: the
+    // token's `plan` claim means nothing; see the unit tests for `plan_claim` and `plan`).
     let r = bearer(port, "/token-only", &t);
     assert_eq!(r.status, 200, "{}", r.text());
     let id: Value = serde_json::from_str(&seen(&r, "x-filter-state")[0]).unwrap();
     assert_eq!(
         id,
-        json!({"id": "user-7", "plan": "gold", "scopes": ["pets:read"], "source": "scope-authz"})
+        json!({"id": "user-7", "scopes": ["pets:read"], "source": "scope-authz"})
     );
     // Issue 10, item 11: a provider without audiences is warned about at load.
     envoy
