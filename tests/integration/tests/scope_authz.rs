@@ -1245,3 +1245,47 @@ fn an_unknown_kid_refetches_without_flushing_the_cache() {
     });
     assert_eq!(server.hits(), loaded + 1, "one re-fetch");
 }
+
+/// Issue 10, item 5: the token's own plan (`plan_claim`, else the issuer's `plan`) applies only
+/// when no earlier filter set one.
+#[test]
+fn a_token_plan_applies_only_without_an_earlier_plan() {
+    let jwks: Value = serde_json::from_str(JWKS_1_INLINE).unwrap();
+    let config = json!({
+        "providers": [{"name": "test", "issuer": ISS, "audiences": ["api"], "algorithms": ["RS256"],
+                       "plan_claim": "org.plan", "plan": "partner", "jwks": {"inline": jwks}}]
+    });
+    let envoy = Envoy::start(&LAYERED.replace("__CONFIG__", &config.to_string())).unwrap();
+    let port = envoy.port();
+    let identity = |r: &Response| -> Value {
+        assert_eq!(r.status, 200, "{}", r.text());
+        serde_json::from_str(&seen(r, "x-filter-state")[0]).unwrap()
+    };
+    let gold = token(json!({"sub": "user-7", "org": {"plan": "gold"}}));
+    let plain = token(json!({"sub": "user-8"}));
+    let id = identity(&bearer(port, "/token-only", &gold));
+    assert_eq!(
+        (id["id"].as_str(), id["plan"].as_str()),
+        (Some("user-7"), Some("gold"))
+    );
+    let id = identity(&bearer(port, "/token-only", &plain));
+    assert_eq!(
+        (id["id"].as_str(), id["plan"].as_str()),
+        (Some("user-8"), Some("partner"))
+    );
+    let r = Request::get("/pets")
+        .header("x-api-key", BOB)
+        .header("authorization", &format!("Bearer {gold}"))
+        .send(port)
+        .unwrap();
+    let id = identity(&r);
+    assert_eq!(
+        (id["id"].as_str(), id["plan"].as_str()),
+        (Some("bob"), Some("silver"))
+    );
+    // A plan claim that is not a plan name refuses the token.
+    let bad = token(json!({"org": {"plan": "gold\r\nx: 1"}}));
+    let r = bearer(port, "/token-only", &bad);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(www(&r).contains("The token's plan claim is not a valid plan name."));
+}
