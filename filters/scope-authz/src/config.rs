@@ -277,9 +277,13 @@ impl Requirement {
     /// Whether every scope set that satisfies `self` also satisfies `other` (`self` is at
     /// least as strict), judged from the lists alone.
     pub fn implies(&self, other: &Requirement) -> bool {
-        let all = other.all_of.iter().all(|s| self.all_of.contains(s));
+        // A one-scope `any_of` is that scope required.
+        let needs = |s: &String| {
+            self.all_of.contains(s) || (self.any_of.len() == 1 && self.any_of.contains(s))
+        };
+        let all = other.all_of.iter().all(needs);
         let any = other.any_of.is_empty()
-            || other.any_of.iter().any(|s| self.all_of.contains(s))
+            || other.any_of.iter().any(needs)
             || (!self.any_of.is_empty() && self.any_of.iter().all(|s| other.any_of.contains(s)));
         all && any
     }

@@ -74,6 +74,9 @@ fn a_requirement_implies_another_only_when_it_asks_at_least_as_much() {
         (r(&[], &["a"]), r(&[], &["a", "b"]), true),
         (r(&[], &["a", "c"]), r(&[], &["a", "b"]), false),
         (r(&[], &["a", "b"]), r(&["a"], &[]), false),
+        (r(&[], &["a"]), r(&["a"], &[]), true),
+        (r(&["b"], &["a"]), r(&["a", "b"], &[]), true),
+        (r(&[], &["a"]), r(&["a", "b"], &[]), false),
     ];
     for (i, (a, b, want)) in cases.iter().enumerate() {
         assert_eq!(a.implies(b), *want, "case {i}");
