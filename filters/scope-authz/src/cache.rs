@@ -7,9 +7,13 @@
 //! only tokens that passed a signature check are inserted, so a client cannot fill the map
 //! with crafted collisions. An entry
 //! never outlives the token's `exp` (leeway is not extended to cached entries), the cache holds
-//! at most `capacity` entries, and it is cleared whenever a provider's keys change, so a key
-//! removed from a JWKS stops verifying cached tokens at once. Each Envoy worker has its own.
+//! at most `capacity` entries, and when a provider's keys change, its entries whose verifying
+//! key is no longer served (or no longer selected by the token's `kid` and `alg`) are dropped,
+//! so a key removed from a JWKS stops verifying cached tokens at once, while tokens of the keys
+//! that stay (and of other providers) keep their cached verdicts. Each Envoy worker has its
+//! own.
 
+use crate::jwks::KeySet;
 use crate::token::Verified;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -94,6 +98,15 @@ impl TokenCache {
         self.map.clear();
     }
 
+    /// Provider `provider` now has the keys `keys`: drops its entries that `keys` would not
+    /// verify with the same key; other providers' entries stay.
+    pub fn retain_verifiable(&mut self, provider: usize, keys: &KeySet) {
+        self.map.retain(|_, e| {
+            let v = &e.verified;
+            v.provider != provider || keys.still_verifies(v.kid.as_deref(), v.alg, &v.key)
+        });
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -112,11 +125,15 @@ mod tests {
     fn v(exp: u64) -> Rc<Verified> {
         Rc::new(Verified {
             provider: 0,
+            key: Rc::from(&b""[..]),
+            kid: None,
+            alg: jsonwebtoken::Algorithm::RS256,
             exp,
             sub: None,
             scopes: vec![],
             forwarded: vec![],
-            identity: vec![],
+            identity: kit::identity::Identity::default(),
+            identity_bytes: vec![],
             claims: None,
         })
     }

@@ -66,6 +66,11 @@ pub struct RawConfig {
     pub allow_cors_preflight: bool,
     #[serde(default = "default_cache_entries")]
     pub cache_entries: usize,
+    /// Remove the token from where it was found (`Authorization` bearer credentials, the token
+    /// header, the query parameter) before forwarding; default `true`, as api-key-auth's. Only
+    /// in mode `verify` (in mode `metadata` it is `jwt_authn`'s `forward` that decides).
+    #[serde(default)]
+    pub strip_credential: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -125,6 +130,14 @@ pub struct RawProvider {
     pub hmac_secret: Option<String>,
     #[serde(default)]
     pub allow_hmac: bool,
+    /// Dotted path of a claim naming the caller's plan (for quota and graphql-guard), used
+    /// only when no earlier filter (api-key-auth) set a plan.
+    #[serde(default)]
+    pub plan_claim: Option<String>,
+    /// The plan of every caller this issuer vouches for (when `plan_claim` is absent from
+    /// the token or not configured); again only when no earlier filter set one.
+    #[serde(default)]
+    pub plan: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -243,6 +256,8 @@ pub struct Provider {
     /// Keys known at load: an inline JWKS (and the HMAC secret).
     pub inline_keys: Option<KeySet>,
     pub remote: Option<Remote>,
+    pub plan_claim: Option<Vec<String>>,
+    pub plan: Option<String>,
 }
 
 /// What a route needs.
@@ -257,6 +272,20 @@ impl Requirement {
     pub fn satisfied_by<S: AsRef<str>>(&self, have: &[S]) -> bool {
         let has = |s: &String| have.iter().any(|h| h.as_ref() == s);
         self.all_of.iter().all(has) && (self.any_of.is_empty() || self.any_of.iter().any(has))
+    }
+
+    /// Whether every scope set that satisfies `self` also satisfies `other` (`self` is at
+    /// least as strict), judged from the lists alone.
+    pub fn implies(&self, other: &Requirement) -> bool {
+        // A one-scope `any_of` is that scope required.
+        let needs = |s: &String| {
+            self.all_of.contains(s) || (self.any_of.len() == 1 && self.any_of.contains(s))
+        };
+        let all = other.all_of.iter().all(needs);
+        let any = other.any_of.is_empty()
+            || other.any_of.iter().any(needs)
+            || (!self.any_of.is_empty() && self.any_of.iter().all(|s| other.any_of.contains(s)));
+        all && any
     }
 
     /// The RFC 6750 `scope` attribute: every scope that would satisfy the route.
@@ -301,8 +330,12 @@ pub struct Config {
     pub publish_claims: bool,
     pub allow_cors_preflight: bool,
     pub cache_entries: usize,
+    /// Remove the verified token from the request before forwarding it.
+    pub strip_credential: bool,
     /// Request headers every request needs fetched.
     pub fetch: Vec<String>,
+    /// Accepted but probably not what was meant (logged at load, printed by `apim validate`).
+    pub warnings: Vec<String>,
 }
 
 impl Config {
@@ -380,11 +413,29 @@ impl Config {
             }
             providers.push(provider);
         }
-        let rules = build_rules(&raw.rules, &root.key("rules"))?;
-        let default_rule = Rule::Require(match &raw.default_require {
+        let default_require = match &raw.default_require {
             None => Requirement::default(),
             Some(r) => check_require(r, &root.key("default_require"))?,
-        });
+        };
+        let rules = build_rules(&raw.rules, &root.key("rules"), &default_require)?;
+        let default_rule = Rule::Require(default_require);
+        let strip_credential = match (metadata.is_some(), raw.strip_credential) {
+            (true, Some(_)) => {
+                return Err(root.key("strip_credential").error(
+                    "not used in mode \"metadata\" (jwt_authn's `forward` decides whether the token is forwarded)",
+                ))
+            }
+            (_, s) => s.unwrap_or(true),
+        };
+        let mut warnings = Vec::new();
+        for (i, (p, raw_p)) in providers.iter().zip(&raw.providers).enumerate() {
+            if raw_p.audiences.is_empty() {
+                warnings.push(format!(
+                    "providers[{i}].audiences: empty, so provider \"{}\" accepts a token issued for any audience (aud is not checked); list this API's audience",
+                    p.name
+                ));
+            }
+        }
         let mut forward = Vec::with_capacity(raw.forward_claims.len());
         for (i, fw) in raw.forward_claims.iter().enumerate() {
             let f = root.key("forward_claims").index(i);
@@ -414,7 +465,9 @@ impl Config {
             publish_claims: raw.publish_claims,
             allow_cors_preflight: raw.allow_cors_preflight,
             cache_entries: raw.cache_entries,
+            strip_credential,
             fetch,
+            warnings,
         })
     }
 
@@ -514,7 +567,11 @@ fn check_require(r: &RawRequire, f: &Field) -> Result<Requirement, ConfigError> 
     })
 }
 
-fn build_rules(raw: &[RawRule], field: &Field) -> Result<RuleSet<Rule>, ConfigError> {
+fn build_rules(
+    raw: &[RawRule],
+    field: &Field,
+    default_require: &Requirement,
+) -> Result<RuleSet<Rule>, ConfigError> {
     let mut rules = Vec::with_capacity(raw.len());
     for (ri, r) in raw.iter().enumerate() {
         let f = field.index(ri);
@@ -531,7 +588,12 @@ fn build_rules(raw: &[RawRule], field: &Field) -> Result<RuleSet<Rule>, ConfigEr
         };
         rules.push((matcher, rule));
     }
-    Ok(RuleSet::new(rules))
+    // A rule loosens when it asks less than the default would: `skip`, or scopes that do not
+    // imply the default's. Such a rule never matches an ambiguous path (`kit::matcher`).
+    Ok(RuleSet::with_loosening(rules, |rule| match rule {
+        Rule::Skip => true,
+        Rule::Require(r) => !r.implies(default_require),
+    }))
 }
 
 #[cfg(test)]

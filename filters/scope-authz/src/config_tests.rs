@@ -47,6 +47,40 @@ fn defaults_are_safe() {
     assert_eq!(c.providers[0].leeway, 60);
     assert_eq!(c.providers[0].inline_keys.as_ref().unwrap().len(), 3);
     assert!(c.metadata.is_none());
+    assert!(c.strip_credential);
+    assert_eq!(
+        c.warnings,
+        ["providers[0].audiences: empty, so provider \"idp\" accepts a token issued for any audience (aud is not checked); list this API's audience"]
+    );
+    let c =
+        Config::parse(with(&["providers", "0", "audiences"], json!(["api"])).as_bytes()).unwrap();
+    assert!(c.warnings.is_empty());
+}
+
+#[test]
+fn a_requirement_implies_another_only_when_it_asks_at_least_as_much() {
+    let r = |all: &[&str], any: &[&str]| Requirement {
+        all_of: all.iter().map(|s| s.to_string()).collect(),
+        any_of: any.iter().map(|s| s.to_string()).collect(),
+    };
+    // (self, other, self implies other)
+    let cases = [
+        (r(&[], &[]), r(&[], &[]), true),
+        (r(&["a"], &[]), r(&[], &[]), true),
+        (r(&[], &[]), r(&["a"], &[]), false),
+        (r(&["a", "b"], &[]), r(&["a"], &[]), true),
+        (r(&["b"], &[]), r(&["a"], &[]), false),
+        (r(&["a"], &[]), r(&[], &["a", "b"]), true),
+        (r(&[], &["a"]), r(&[], &["a", "b"]), true),
+        (r(&[], &["a", "c"]), r(&[], &["a", "b"]), false),
+        (r(&[], &["a", "b"]), r(&["a"], &[]), false),
+        (r(&[], &["a"]), r(&["a"], &[]), true),
+        (r(&["b"], &["a"]), r(&["a", "b"], &[]), true),
+        (r(&[], &["a"]), r(&["a", "b"], &[]), false),
+    ];
+    for (i, (a, b, want)) in cases.iter().enumerate() {
+        assert_eq!(a.implies(b), *want, "case {i}");
+    }
 }
 
 #[test]
@@ -94,6 +128,9 @@ fn bad_configs_name_the_field() {
         (with(&["mode"], json!("metadata")), "metadata: mode \"metadata\" needs metadata.payload_key"),
         (with(&["metadata"], json!({"payload_key": "p"})), "metadata: only used with mode \"metadata\""),
         (json!({"mode": "metadata", "metadata": {"payload_key": "p"}, "providers": base()["providers"]}).to_string(), "providers: mode \"metadata\" verifies nothing: remove the providers"),
+        (json!({"mode": "metadata", "metadata": {"payload_key": "p"}, "strip_credential": true}).to_string(), "strip_credential: not used in mode \"metadata\""),
+        (with(&["providers", "0", "plan"], json!("gold plan")), "providers[0].plan: \"gold plan\" must be 1-256 characters"),
+        (with(&["providers", "0", "plan_claim"], json!("a..b")), "providers[0].plan_claim: \"a..b\" is not a claim path"),
     ];
     for (input, want) in cases {
         let got = Config::parse(input.as_bytes()).unwrap_err().to_string();

@@ -4,7 +4,11 @@
 //! VMs of one `vm_id` in an Envoy process. A fetched document is stored there, stamped with its
 //! fetch time ([`encode`]); every worker polls it on its timer and installs a newer one. Before
 //! fetching, a worker takes a lease (a compare-and-swap on a second key holding the lease's
-//! expiry), so in the common case one fetch per refresh period serves the whole process.
+//! expiry; the key is created free at `on_configure`, since a set without a CAS on a missing key
+//! always succeeds), looks at shared data once more, and fetches only if the document is still
+//! missing or old; the fetcher stores the document before it frees the lease. So one fetch per
+//! refresh period serves the whole process. Shared data outlives a config push: a new config
+//! installs the stored document at once when its JWKS source is the same.
 //!
 //! Rules, per provider:
 //! - no keys yet: fetch at once, then retry every `min_refetch_seconds` while it fails

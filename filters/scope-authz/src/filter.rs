@@ -39,7 +39,10 @@ fn log(level: LogLevel, msg: &str) {
 }
 
 impl Root {
-    /// Installs a newer document from shared data (fetched by any worker).
+    /// Installs a newer document from shared data (fetched by any worker, or by an earlier
+    /// configuration of this `vm_id`: shared data outlives a config push, so keys fetched
+    /// before it are in use again as soon as the new config is, when the JWKS source is the
+    /// same).
     fn poll_shared(&mut self, index: usize, key: &str) {
         let (Some(bytes), _) = kit::proxy_host::calls::shared_data(key) else {
             return;
@@ -56,15 +59,27 @@ impl Root {
         st.loaded_at = Some(at);
         match KeySet::parse(body) {
             Ok(set) => {
-                if let Ok(mut state) = self.state.try_borrow_mut() {
-                    state.set_keys(index, set);
-                    if let Some(flag) = state.refetch.get_mut(index) {
-                        *flag = false;
+                let changed = match self.state.try_borrow_mut() {
+                    Ok(mut state) => {
+                        if let Some(flag) = state.refetch.get_mut(index) {
+                            *flag = false;
+                        }
+                        state.set_keys(index, set)
                     }
+                    Err(_) => false,
+                };
+                if changed {
+                    self.counters.inc(&ProxyHost, JWKS_KEYS_CHANGED);
                 }
-                self.counters.inc(&ProxyHost, JWKS_KEYS_CHANGED);
             }
             Err(e) => log(LogLevel::Warn, &format!("shared JWKS unusable: {e}")),
+        }
+    }
+
+    /// Creates a provider's fetch lease, free, when it does not exist yet (see `maybe_fetch`).
+    fn init_lease(&self, lease: &str) {
+        if kit::proxy_host::calls::shared_data(lease).0.is_none() {
+            let _ = self.set_shared_data(lease, Some(&0u64.to_be_bytes()), None);
         }
     }
 
@@ -90,14 +105,38 @@ impl Root {
         // Another worker may hold the lease: then its result arrives through shared data.
         let lease = fetch::lease_key(remote);
         let (held, cas) = kit::proxy_host::calls::shared_data(&lease);
+        let Some(cas) = cas else {
+            // No lease key yet: shared data has no create-if-absent, and a set without a CAS
+            // always succeeds, so two workers could both "take" it. Create it free and take
+            // it with a real compare-and-swap on a later tick.
+            self.init_lease(&lease);
+            return;
+        };
         if !fetch::lease_free(held.as_deref(), now) {
             return;
         }
         let until = now + remote.timeout_ms.div_ceil(1000) + 1;
         if self
-            .set_shared_data(&lease, Some(&until.to_be_bytes()), cas)
+            .set_shared_data(&lease, Some(&until.to_be_bytes()), Some(cas))
             .is_err()
         {
+            return;
+        }
+        // The previous holder stores its document before it frees the lease: look again now
+        // that the lease is ours, so a fetch that just finished is not repeated.
+        self.poll_shared(index, &fetch::shared_key(remote));
+        let wanted = self
+            .state
+            .try_borrow()
+            .ok()
+            .and_then(|s| s.refetch.get(index).copied())
+            .unwrap_or(false);
+        let still = self
+            .fetches
+            .get(index)
+            .is_some_and(|st| fetch::should_fetch(remote, st, wanted, now));
+        if !still {
+            let _ = self.set_shared_data(&lease, Some(&0u64.to_be_bytes()), None);
             return;
         }
         if let Some(s) = self.fetches.get_mut(index) {
@@ -158,7 +197,7 @@ impl Context for Root {
         let Some(remote) = config.providers.get(index).and_then(|p| p.remote.as_ref()) else {
             return;
         };
-        let _ = self.set_shared_data(&fetch::lease_key(remote), Some(&0u64.to_be_bytes()), None);
+        let lease = fetch::lease_key(remote);
         let status = kit::proxy_host::calls::http_call_response_header(":status");
         let result = if status.as_deref() != Some("200") {
             Err(format!(
@@ -183,22 +222,31 @@ impl Context for Root {
         match result {
             Ok((set, body)) => {
                 self.counters.inc(&ProxyHost, JWKS_FETCH);
+                // Document first, lease after: whoever takes the lease next sees this document.
                 let _ = self.set_shared_data(
                     &fetch::shared_key(remote),
                     Some(&fetch::encode(now, &body)),
                     None,
                 );
+                let _ = self.set_shared_data(&lease, Some(&0u64.to_be_bytes()), None);
                 if let Some(s) = self.fetches.get_mut(index) {
                     s.loaded_at = Some(now);
                 }
-                if let Ok(mut state) = self.state.try_borrow_mut() {
-                    state.set_keys(index, set);
-                    if let Some(flag) = state.refetch.get_mut(index) {
-                        *flag = false;
+                let changed = match self.state.try_borrow_mut() {
+                    Ok(mut state) => {
+                        if let Some(flag) = state.refetch.get_mut(index) {
+                            *flag = false;
+                        }
+                        state.set_keys(index, set)
                     }
+                    Err(_) => false,
+                };
+                if changed {
+                    self.counters.inc(&ProxyHost, JWKS_KEYS_CHANGED);
                 }
             }
             Err(e) => {
+                let _ = self.set_shared_data(&lease, Some(&0u64.to_be_bytes()), None);
                 self.counters.inc(&ProxyHost, JWKS_FETCH_FAILED);
                 log(
                     LogLevel::Warn,
@@ -218,9 +266,24 @@ impl RootContext for Root {
                 if self.config.is_none() {
                     self.counters = Rc::new(Counters::define(&host, &COUNTER_NAMES));
                 }
+                for w in &config.warnings {
+                    host.log(LogLevel::Warn, &format!("scope-authz: {w}"));
+                }
                 // Requests in flight keep the config and keys they started with.
                 self.state = Rc::new(RefCell::new(State::new(&config)));
                 self.fetches = vec![FetchState::default(); config.providers.len()];
+                // Keys fetched under the previous config (by any worker of this vm_id) serve
+                // at once when the JWKS source is the same: no 503 until the next tick.
+                let sources: Vec<(usize, String, String)> = config
+                    .remote_providers()
+                    .map(|(i, r)| (i, fetch::shared_key(r), fetch::lease_key(r)))
+                    .collect();
+                for (index, key, lease) in sources {
+                    self.poll_shared(index, &key);
+                    // Every worker configures at start, a tick before any fetch: the lease
+                    // exists by then, so the first fetch is taken with a compare-and-swap.
+                    self.init_lease(&lease);
+                }
                 // The timer drives JWKS fetches and flushes batched cache-hit counts.
                 if !kit::proxy_host::calls::set_tick_period(TICK) {
                     host.log(

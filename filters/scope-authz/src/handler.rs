@@ -4,7 +4,7 @@
 //! effect is unit-tested with the mock; `filter.rs` only wires it to proxy-wasm.
 
 use crate::cache::TokenCache;
-use crate::config::{Config, Metadata, Requirement, Rule, CORS_HEADERS};
+use crate::config::{Config, Metadata, Requirement, Rule, Source, CORS_HEADERS};
 use crate::jwks::KeySet;
 use crate::policy::{self, find_token, DenyReason, Found};
 use crate::token::{self, Verified};
@@ -12,11 +12,12 @@ use kit::denial::{Denial, Format};
 use kit::host::Host;
 use kit::identity::{self, Identity};
 use kit::matcher::MatchInput;
+use kit::query::remove_query_param;
 use kit::request::RequestHead;
 use std::rc::Rc;
 
 /// Counter names, in the order the constants below use.
-pub const COUNTER_NAMES: [&str; 14] = [
+pub const COUNTER_NAMES: [&str; 16] = [
     "apim.scope_authz.allowed",
     "apim.scope_authz.allowed_consumer",
     "apim.scope_authz.skipped",
@@ -31,6 +32,8 @@ pub const COUNTER_NAMES: [&str; 14] = [
     "apim.scope_authz.denied.keys_unavailable",
     "apim.scope_authz.denied.insufficient_scope",
     "apim.scope_authz.jwks_keys_changed",
+    "apim.scope_authz.denied.unsafe_claim",
+    "apim.scope_authz.path_ambiguous",
 ];
 pub const ALLOWED: usize = 0;
 pub const ALLOWED_CONSUMER: usize = 1;
@@ -39,12 +42,21 @@ pub const CACHE_HIT: usize = 3;
 pub const JWKS_FETCH: usize = 4;
 pub const JWKS_FETCH_FAILED: usize = 5;
 pub const JWKS_KEYS_CHANGED: usize = 13;
+/// A loosening rule (`skip`, or less than `default_require`) matched an ambiguous path and was
+/// passed over.
+pub const PATH_AMBIGUOUS: usize = 15;
 
 fn counter_index(reason: DenyReason) -> usize {
-    6 + DenyReason::ALL
-        .iter()
-        .position(|r| *r == reason)
-        .unwrap_or(0)
+    match reason {
+        DenyReason::Missing => 6,
+        DenyReason::Ambiguous => 7,
+        DenyReason::Invalid => 8,
+        DenyReason::Expired => 9,
+        DenyReason::UnknownKid => 10,
+        DenyReason::KeysUnavailable => 11,
+        DenyReason::InsufficientScope => 12,
+        DenyReason::UnsafeClaim => 14,
+    }
 }
 
 /// Per-worker runtime state: the key sets in use and the token cache.
@@ -157,12 +169,20 @@ impl State {
         }
     }
 
-    /// Installs a fetched key set; cached tokens are dropped (a removed key stops verifying).
-    pub fn set_keys(&mut self, provider: usize, keys: KeySet) {
-        if let Some(slot) = self.keys.get_mut(provider) {
-            *slot = Some(Rc::new(keys));
-            self.cache.clear();
+    /// Installs a fetched key set and says whether it changed anything. The same keys as
+    /// before (a refresh, a re-fetch for an unknown `kid`): nothing changes, the cache stays.
+    /// Other keys: cached grants of this provider whose key would no longer verify them are
+    /// dropped (a removed key stops verifying at once); the rest stay cached.
+    pub fn set_keys(&mut self, provider: usize, keys: KeySet) -> bool {
+        let Some(slot) = self.keys.get_mut(provider) else {
+            return false;
+        };
+        if slot.as_deref().is_some_and(|old| old.same_keys(&keys)) {
+            return false;
         }
+        self.cache.retain_verifiable(provider, &keys);
+        *slot = Some(Rc::new(keys));
+        true
     }
 }
 
@@ -176,7 +196,8 @@ pub enum Action {
 
 /// What let the caller in.
 enum Grant {
-    Token(Rc<Verified>),
+    /// The verified token, and the sources (indexes in `Config::sources`) that held it.
+    Token(Rc<Verified>, Vec<usize>),
     Consumer(Identity),
     Metadata {
         sub: Option<String>,
@@ -187,7 +208,7 @@ enum Grant {
 impl Grant {
     fn scopes(&self) -> &[String] {
         match self {
-            Grant::Token(v) => &v.scopes,
+            Grant::Token(v, _) => &v.scopes,
             Grant::Consumer(id) => &id.scopes,
             Grant::Metadata { scopes, .. } => scopes,
         }
@@ -219,7 +240,11 @@ pub fn on_request_headers(
         route_name: route.as_deref(),
         head: &head,
     };
-    let requirement = match config.rules.first(&input).unwrap_or(&config.default_rule) {
+    let lookup = config.rules.lookup(&input);
+    if lookup.refused_ambiguous {
+        counters.inc(host, PATH_AMBIGUOUS);
+    }
+    let requirement = match lookup.rule.unwrap_or(&config.default_rule) {
         Rule::Skip => {
             scrub_forwarded(host, config);
             counters.inc(host, SKIPPED);
@@ -231,9 +256,12 @@ pub fn on_request_headers(
         Some(md) => metadata_grant(host, config, md),
         None => token_grant(host, config, &head, state, counters),
     };
-    match grant.and_then(|g| check_scopes(config, requirement, g)) {
-        Ok(grant) => {
-            apply(host, config, &grant);
+    match grant
+        .and_then(|g| check_scopes(config, requirement, g))
+        .and_then(|g| metadata_forwarded(host, config, g))
+    {
+        Ok((grant, forwarded)) => {
+            apply(host, config, &head, &grant, &forwarded);
             let idx = if matches!(grant, Grant::Consumer(_)) {
                 ALLOWED_CONSUMER
             } else {
@@ -282,9 +310,9 @@ fn token_grant(
     state: &mut State,
     counters: &Counters,
 ) -> Result<Grant, Refusal> {
-    let token = match find_token(config, head)? {
+    let (token, sources) = match find_token(config, head)? {
         Found::None => return consumer_or_missing(host, config),
-        Found::Token(t) => t,
+        Found::Token { token, sources } => (token, sources),
     };
     if token.len() > config.max_token_bytes {
         return Err(policy::invalid(&config.realm, token::TokenError::TooLarge));
@@ -292,7 +320,7 @@ fn token_grant(
     let clock = state.cached_clock(host);
     if let Some(v) = state.cache.get(&token, clock.saturating_add(CLOCK_MARGIN)) {
         state.count(host, counters, CACHE_HIT);
-        return Ok(Grant::Token(v));
+        return Ok(Grant::Token(v, sources));
     }
     // A signature check is worth a fresh clock.
     let now = host.now_unix();
@@ -301,7 +329,7 @@ fn token_grant(
         Ok(v) => {
             let v = Rc::new(v);
             state.cache.insert(&token, Rc::clone(&v), now);
-            Ok(Grant::Token(v))
+            Ok(Grant::Token(v, sources))
         }
         Err(e) => {
             if let token::TokenError::UnknownKid(i) | token::TokenError::NoKeys(i) = e {
@@ -350,11 +378,60 @@ fn metadata_grant(host: &dyn Host, config: &Config, md: &Metadata) -> Result<Gra
     Ok(Grant::Metadata { sub, scopes })
 }
 
-fn apply(host: &dyn Host, config: &Config, grant: &Grant) {
+/// Mode `metadata`: the claim headers to forward, read from `jwt_authn`'s payload and
+/// checked like any header built from client data (`kit::header_value::check`); a value that
+/// fails refuses the request (see [`token::header_value`]). Other grants forward nothing here.
+fn metadata_forwarded(
+    host: &dyn Host,
+    config: &Config,
+    grant: Grant,
+) -> Result<(Grant, Vec<Option<String>>), Refusal> {
+    let (Grant::Metadata { .. }, Some(md)) = (&grant, &config.metadata) else {
+        return Ok((grant, Vec::new()));
+    };
+    let mut out = Vec::with_capacity(config.forward.len());
+    for f in &config.forward {
+        let claim: Vec<&str> = f.claim.iter().map(String::as_str).collect();
+        let value = metadata_string(host, md, &claim);
+        if let Some(v) = &value {
+            if kit::header_value::check(v.as_bytes()).is_err() {
+                return Err(policy::invalid(
+                    &config.realm,
+                    token::TokenError::UnsafeClaim,
+                ));
+            }
+        }
+        out.push(value);
+    }
+    Ok((grant, out))
+}
+
+/// The identity to publish: `own` layered over the one an earlier filter published (which
+/// keeps its id, plan and groups: a token never moves a key holder to another plan).
+fn publish_identity(host: &dyn Host, own: Identity, own_bytes: Option<&[u8]>) {
+    let earlier = host
+        .property(&[identity::PROPERTY])
+        .and_then(|b| Identity::decode(&b));
+    match (earlier, own_bytes) {
+        (None, Some(bytes)) => host.set_property(identity::PROPERTY, bytes),
+        (earlier, _) => {
+            let merged = own.layered_over(earlier.as_ref());
+            host.set_property(identity::PROPERTY, &merged.encode());
+        }
+    }
+}
+
+fn apply(
+    host: &dyn Host,
+    config: &Config,
+    head: &RequestHead,
+    grant: &Grant,
+    from_metadata: &[Option<String>],
+) {
     match grant {
-        Grant::Token(v) => {
+        Grant::Token(v, sources) => {
             if config.publish_identity && v.sub.is_some() {
-                host.set_property(identity::PROPERTY, &v.identity);
+                publish_identity(host, v.identity.clone(), Some(&v.identity_bytes));
             }
             if let Some(claims) = &v.claims {
                 host.set_property(crate::token::CLAIMS_PROPERTY, claims);
@@ -364,6 +441,9 @@ fn apply(host: &dyn Host, config: &Config, grant: &Grant) {
                     Some(value) => host.set_request_header(&f.header, value.as_bytes()),
                     None => host.remove_request_header(&f.header),
                 }
+            }
+            if config.strip_credential {
+                strip_token(host, config, head, sources);
             }
         }
         Grant::Consumer(_) => scrub_forwarded(host, config),
@@ -375,18 +455,40 @@ fn apply(host: &dyn Host, config: &Config, grant: &Grant) {
                     source: "scope-authz".into(),
                     ..Identity::default()
                 };
-                host.set_property(identity::PROPERTY, &id.encode());
+                publish_identity(host, id, None);
             }
-            if let Some(md) = &config.metadata {
-                for f in &config.forward {
-                    let claim: Vec<&str> = f.claim.iter().map(String::as_str).collect();
-                    match metadata_string(host, md, &claim) {
-                        Some(v) if v.bytes().all(|b| (0x20..0x7f).contains(&b)) => {
-                            host.set_request_header(&f.header, v.as_bytes());
-                        }
-                        _ => host.remove_request_header(&f.header),
-                    }
+            for (f, value) in config.forward.iter().zip(from_metadata) {
+                match value {
+                    Some(v) => host.set_request_header(&f.header, v.as_bytes()),
+                    None => host.remove_request_header(&f.header),
                 }
+            }
+        }
+    }
+}
+
+/// Removes every copy of the verified token before the request goes on: the bearer
+/// credentials of `Authorization` (another scheme's credentials stay), the token header, the
+/// query parameter. Only the sources that held a copy are touched.
+fn strip_token(host: &dyn Host, config: &Config, head: &RequestHead, sources: &[usize]) {
+    for source in sources.iter().filter_map(|i| config.sources.get(*i)) {
+        match source {
+            Source::Bearer => {
+                let rest: Vec<&[u8]> = head
+                    .all("authorization")
+                    .flat_map(|v| v.split(|b| *b == b','))
+                    .filter(|part| !policy::is_bearer(part))
+                    .collect();
+                if rest.is_empty() {
+                    host.remove_request_header("authorization");
+                } else {
+                    host.set_request_header("authorization", &rest.join(b",".as_slice()));
+                }
+            }
+            Source::Header(name) => host.remove_request_header(name),
+            Source::Query(name) => {
+                let path = remove_query_param(head.path_and_query(), name);
+                host.set_request_header(":path", path.as_bytes());
             }
         }
     }

@@ -137,12 +137,21 @@ fn success_publishes_identity_and_forwards_claims() {
     );
     assert_eq!(
         h.header_changes(),
-        [Call::SetHeader("x-user".into(), b"alice".to_vec())]
+        [
+            Call::SetHeader("x-user".into(), b"alice".to_vec()),
+            Call::RemoveHeader("authorization".into())
+        ]
     );
     // No sub: the client's copy of the header is removed, nothing published.
     let h = host("/pets", Some(&rs256(json!({"sub": null}))));
     run(&c, &mut State::new(&c), &h);
-    assert_eq!(h.header_changes(), [Call::RemoveHeader("x-user".into())]);
+    assert_eq!(
+        h.header_changes(),
+        [
+            Call::RemoveHeader("x-user".into()),
+            Call::RemoveHeader("authorization".into())
+        ]
+    );
     assert!(h.published("apim_consumer").is_none());
     // Skipped routes scrub it too.
     let h = host("/public", None);
@@ -188,11 +197,296 @@ fn repeated_token_hits_the_cache() {
     state.set_clock(h.now);
     assert_eq!(run(&c, &mut state, &h), Action::Stop);
     assert_eq!(h.counter("apim.scope_authz.cache_hit"), 0);
-    // New keys clear the cache.
+    // New keys that still hold the token's key keep its cached grant; keys without it drop it.
     let h = host("/pets", Some(&t));
     run(&c, &mut state, &h);
-    state.set_keys(0, crate::jwks::KeySet::parse(JWKS2.as_bytes()).unwrap());
+    assert!(state.set_keys(0, crate::jwks::KeySet::parse(JWKS2.as_bytes()).unwrap()));
+    assert_eq!(state.cache.len(), 1);
+    assert!(state.set_keys(0, without_rsa1()));
     assert!(state.cache.is_empty());
+}
+
+/// `jwks-2.json` without `rsa1`: the key rotated away.
+fn without_rsa1() -> crate::jwks::KeySet {
+    let mut doc: Value = serde_json::from_str(JWKS2).unwrap();
+    doc["keys"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|k| k["kid"] != "rsa1");
+    crate::jwks::KeySet::parse(doc.to_string().as_bytes()).unwrap()
+}
+
+#[test]
+fn new_keys_drop_only_the_grants_they_no_longer_verify() {
+    let c = Config::parse(
+        json!({"providers": [
+            {"name": "a", "issuer": ISS, "algorithms": ["RS256"],
+             "jwks": {"remote": {"cluster": "idp", "path": "/a"}}},
+            {"name": "b", "issuer": "https://other.test", "algorithms": ["RS256"],
+             "jwks": {"remote": {"cluster": "idp", "path": "/b"}}}]})
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    let jwks = |d: &str| crate::jwks::KeySet::parse(d.as_bytes()).unwrap();
+    let mut state = State::new(&c);
+    assert!(state.set_keys(0, jwks(JWKS2)));
+    assert!(state.set_keys(1, jwks(JWKS1)));
+    let by_rsa1 = rs256(json!({"sub": "one"}));
+    let by_rsa2 = sign(
+        jsonwebtoken::Algorithm::RS256,
+        Some("rsa2"),
+        &claims(json!({"sub": "two"})),
+    );
+    let kidless = sign(
+        jsonwebtoken::Algorithm::RS256,
+        None,
+        &claims(json!({"sub": "three"})),
+    );
+    let other = sign(
+        jsonwebtoken::Algorithm::RS256,
+        Some("rsa1"),
+        &claims(json!({"iss": "https://other.test", "sub": "four"})),
+    );
+    for t in [&by_rsa1, &by_rsa2, &kidless, &other] {
+        assert_eq!(
+            run(&c, &mut state, &host("/pets", Some(t))),
+            Action::Continue
+        );
+    }
+    assert_eq!(state.cache.len(), 4);
+    // The same document again (a refresh, a re-fetch for an unknown kid): nothing changes.
+    assert!(!state.set_keys(0, jwks(JWKS2)));
+    assert_eq!(state.cache.len(), 4);
+    // rsa1 rotated away from provider a: its two grants go, rsa2's and provider b's stay.
+    assert!(state.set_keys(0, without_rsa1()));
+    assert_eq!(state.cache.len(), 2);
+    let h = host("/pets", Some(&by_rsa2));
+    run(&c, &mut state, &h);
+    assert_eq!(h.counter("apim.scope_authz.cache_hit"), 1);
+    let h = host("/pets", Some(&other));
+    run(&c, &mut state, &h);
+    assert_eq!(h.counter("apim.scope_authz.cache_hit"), 1);
+    let h = host("/pets", Some(&by_rsa1));
+    assert_eq!(run(&c, &mut state, &h), Action::Stop);
+    assert_eq!(h.counter("apim.scope_authz.denied.unknown_kid"), 1);
+    let h = host("/pets", Some(&kidless));
+    assert_eq!(run(&c, &mut state, &h), Action::Stop);
+    assert_eq!(h.counter("apim.scope_authz.denied.invalid"), 1);
+}
+
+#[test]
+fn a_token_adds_to_the_api_key_identity_and_never_drops_its_plan() {
+    let bob = r#"{"id":"bob","plan":"silver","groups":["partners"],"scopes":["pets:read"],"source":"api-key-auth"}"#;
+    let c = config(json!({"rules": rules()}));
+    let mut raw: Value = json!({"providers": [{
+        "name": "test", "issuer": ISS, "audiences": ["api"], "algorithms": ["RS256"],
+        "jwks": {"inline": serde_json::from_str::<Value>(JWKS1).unwrap()},
+        "plan_claim": "plan", "plan": "partner"}]});
+    let with_plans = Config::parse(raw.to_string().as_bytes()).unwrap();
+    raw["providers"][0]["plan_claim"] = Value::Null;
+    raw["providers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("plan_claim");
+    let issuer_plan = Config::parse(raw.to_string().as_bytes()).unwrap();
+    // (config, earlier identity, token claims, published identity)
+    let cases: Vec<(&Config, Option<&str>, Value, Value)> = vec![
+        (
+            &c,
+            Some(bob),
+            json!({"sub": "user-7"}),
+            json!({"id": "bob", "plan": "silver", "groups": ["partners"],
+                "scopes": ["pets:read", "pets:write"], "source": "api-key-auth+scope-authz"}),
+        ),
+        (
+            &with_plans,
+            Some(bob),
+            json!({"sub": "user-7", "plan": "gold"}),
+            json!({"id": "bob", "plan": "silver", "groups": ["partners"],
+                "scopes": ["pets:read", "pets:write"], "source": "api-key-auth+scope-authz"}),
+        ),
+        (
+            &with_plans,
+            None,
+            json!({"sub": "user-7", "plan": "gold"}),
+            json!({"id": "user-7", "plan": "gold", "scopes": ["pets:read", "pets:write"],
+                "source": "scope-authz"}),
+        ),
+        (
+            &with_plans,
+            None,
+            json!({"sub": "user-7"}),
+            json!({"id": "user-7", "plan": "partner", "scopes": ["pets:read", "pets:write"],
+                "source": "scope-authz"}),
+        ),
+        (
+            &issuer_plan,
+            None,
+            json!({"sub": "user-7", "plan": "gold"}),
+            json!({"id": "user-7", "plan": "partner", "scopes": ["pets:read", "pets:write"],
+                "source": "scope-authz"}),
+        ),
+    ];
+    for (config, earlier, extra, want) in cases {
+        let mut h = host("/pets", Some(&rs256(extra.clone())));
+        if let Some(e) = earlier {
+            h.properties
+                .insert("apim_consumer".into(), e.as_bytes().to_vec());
+        }
+        assert_eq!(
+            run(config, &mut State::new(config), &h),
+            Action::Continue,
+            "{extra}"
+        );
+        let id: Value = serde_json::from_slice(&h.published("apim_consumer").unwrap()).unwrap();
+        assert_eq!(id, want, "{extra}");
+    }
+    // A plan claim that is not a plan name refuses the token.
+    let h = host("/pets", Some(&rs256(json!({"plan": "gold\r\n"}))));
+    assert_eq!(
+        run(&with_plans, &mut State::new(&with_plans), &h),
+        Action::Stop
+    );
+    assert_eq!(h.reply().unwrap().status, 401);
+}
+
+#[test]
+fn the_token_is_stripped_from_where_it_was_found() {
+    let t = rs256(json!({}));
+    let sources = json!({"sources": ["bearer", {"header": "x-token"}, {"query": "access_token"}]});
+    let c = config(sources.clone());
+    let kept = {
+        let mut raw = sources.clone();
+        raw["strip_credential"] = json!(false);
+        config(raw)
+    };
+    let bearer = format!("Bearer {t}");
+    let two_schemes = format!("Basic dXNlcjpwdw==, bearer {t}");
+    let query = format!("/pets?a=1&access_token={t}&b=2");
+    // (config, headers, header changes)
+    let cases: Vec<(&Config, Vec<(&str, &str)>, Vec<Call>)> = vec![
+        (
+            &c,
+            vec![("authorization", &bearer)],
+            vec![Call::RemoveHeader("authorization".into())],
+        ),
+        (
+            &c,
+            vec![("authorization", &two_schemes)],
+            vec![Call::SetHeader(
+                "authorization".into(),
+                b"Basic dXNlcjpwdw==".to_vec(),
+            )],
+        ),
+        (
+            &c,
+            vec![("x-token", &t)],
+            vec![Call::RemoveHeader("x-token".into())],
+        ),
+        (
+            &c,
+            vec![(":path", &query)],
+            vec![Call::SetHeader(":path".into(), b"/pets?a=1&b=2".to_vec())],
+        ),
+        (
+            &c,
+            vec![("x-token", &t), ("authorization", &bearer)],
+            vec![
+                Call::RemoveHeader("authorization".into()),
+                Call::RemoveHeader("x-token".into()),
+            ],
+        ),
+        (
+            &kept,
+            vec![("authorization", &bearer), ("x-token", &t)],
+            vec![],
+        ),
+    ];
+    for (config, headers, want) in cases {
+        let mut h = MockHost::new(&[(":method", "GET")]);
+        if !headers.iter().any(|(k, _)| *k == ":path") {
+            h.headers.push((":path".into(), b"/pets".to_vec()));
+        }
+        for (k, v) in &headers {
+            h.headers.push(((*k).into(), v.as_bytes().to_vec()));
+        }
+        h.now = NOW;
+        assert_eq!(
+            run(config, &mut State::new(config), &h),
+            Action::Continue,
+            "{headers:?}"
+        );
+        assert_eq!(h.header_changes(), want, "{headers:?}");
+    }
+}
+
+#[test]
+fn a_claim_that_would_put_control_bytes_in_a_header_is_refused_and_counted() {
+    let c = cfg();
+    let h = host(
+        "/pets",
+        Some(&rs256(json!({"sub": "alice
+x-admin: 1"}))),
+    );
+    assert_eq!(run(&c, &mut State::new(&c), &h), Action::Stop);
+    assert_eq!(h.reply().unwrap().status, 401);
+    assert_eq!(body(&h)["code"], "invalid_token");
+    assert_eq!(h.counter("apim.scope_authz.denied.unsafe_claim"), 1);
+    assert!(h.header_changes().is_empty());
+    // Mode metadata: the same check on jwt_authn's payload.
+    let c = Config::parse(
+        br#"{"mode":"metadata","metadata":{"payload_key":"jwt"},
+            "forward_claims":[{"claim":"sub","header":"x-user"}]}"#,
+    )
+    .unwrap();
+    let prefix = "metadata.filter_metadata.envoy.filters.http.jwt_authn.jwt";
+    let mut h = host("/pets", None);
+    h.properties.insert(
+        format!("{prefix}.sub"),
+        b"carol
+x: 1"
+            .to_vec(),
+    );
+    assert_eq!(run(&c, &mut State::new(&c), &h), Action::Stop);
+    assert_eq!(h.reply().unwrap().status, 401);
+    assert_eq!(h.counter("apim.scope_authz.denied.unsafe_claim"), 1);
+}
+
+#[test]
+fn loosening_rules_never_match_an_ambiguous_path() {
+    let c = config(json!({"rules": [
+        {"match": {"path": {"prefix": "/public"}}, "skip": true},
+        {"match": {"path": {"prefix": "/open"}}},
+        {"match": {"path": {"prefix": "/strict"}}, "require": {"all_of": ["pets:read", "admin"]}}
+    ], "default_require": {"all_of": ["pets:read"]}}));
+    let read = rs256(json!({"scope": "pets:read"}));
+    let other = rs256(json!({"scope": "other"}));
+    // (path, token, status or 0 for continue, path_ambiguous count)
+    let cases: Vec<(&str, Option<&str>, u16, i64)> = vec![
+        ("/public/x", None, 0, 0),
+        ("/public/..%2Fadmin/users", None, 401, 1),
+        ("/public/%2e%2e%2fadmin", None, 401, 1),
+        ("/public/..%5Cadmin", None, 401, 1),
+        ("/public//x", None, 401, 1),
+        ("/open/x", Some(&other), 0, 0),
+        ("/open/..%2Fadmin", Some(&other), 403, 1),
+        // A stricter rule still applies to an ambiguous path.
+        ("/strict/..%2Fx", Some(&read), 403, 0),
+    ];
+    for (path, token, status, ambiguous) in cases {
+        let h = host(path, token);
+        let action = run(&c, &mut State::new(&c), &h);
+        match status {
+            0 => assert_eq!(action, Action::Continue, "{path}"),
+            s => assert_eq!(h.reply().map(|r| r.status), Some(s), "{path}"),
+        }
+        assert_eq!(
+            h.counter("apim.scope_authz.path_ambiguous"),
+            ambiguous,
+            "{path}"
+        );
+    }
 }
 
 #[test]

@@ -8,6 +8,7 @@
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde_json::Value;
+use std::rc::Rc;
 
 /// Largest JWKS document accepted (inline or fetched).
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
@@ -21,6 +22,9 @@ pub struct Key {
     /// The algorithms this key may verify.
     pub algorithms: &'static [Algorithm],
     pub key: DecodingKey,
+    /// The key's type and public material (decoded), so two documents can be compared and a
+    /// cached token can tell whether the key that verified it is still served.
+    pub id: Rc<[u8]>,
 }
 
 impl core::fmt::Debug for Key {
@@ -86,7 +90,25 @@ impl KeySet {
             kid: None,
             algorithms: HMAC_ALGS,
             key: secret,
+            id: Rc::from(&b"oct"[..]),
         });
+    }
+
+    /// Whether both sets hold the same keys (kid, algorithms, material) in the same order, so
+    /// installing `other` would change nothing.
+    pub fn same_keys(&self, other: &KeySet) -> bool {
+        self.keys.len() == other.keys.len()
+            && self
+                .keys
+                .iter()
+                .zip(&other.keys)
+                .all(|(a, b)| a.kid == b.kid && a.algorithms == b.algorithms && a.id == b.id)
+    }
+
+    /// Whether a token with this `kid` and `alg`, verified by the key `id`, would still be
+    /// verified by that same key in this set.
+    pub fn still_verifies(&self, kid: Option<&str>, alg: Algorithm, id: &[u8]) -> bool {
+        self.candidates(kid, alg).any(|k| &*k.id == id)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -144,7 +166,7 @@ fn parse_key(k: &Value) -> Option<Key> {
         Some(Value::String(s)) => Some(crate::config::parse_algorithm(s)?),
         Some(_) => return None,
     };
-    let (algorithms, key): (&'static [Algorithm], DecodingKey) =
+    let (algorithms, key, id): (&'static [Algorithm], DecodingKey, Vec<u8>) =
         match k.get("kty").and_then(Value::as_str)? {
             "RSA" => {
                 let n = b64(k, "n")?;
@@ -155,7 +177,8 @@ fn parse_key(k: &Value) -> Option<Key> {
                 if !(256..=512).contains(&n_len) || e.is_empty() || e.len() > 8 {
                     return None;
                 }
-                (RSA_ALGS, DecodingKey::from_rsa_raw_components(&n, &e))
+                let id = material(b"RSA", &[&n, &e]);
+                (RSA_ALGS, DecodingKey::from_rsa_raw_components(&n, &e), id)
             }
             "EC" => {
                 let (algs, len): (&'static [Algorithm], usize) =
@@ -173,7 +196,8 @@ fn parse_key(k: &Value) -> Option<Key> {
                 point.push(0x04);
                 point.extend_from_slice(&x);
                 point.extend_from_slice(&y);
-                (algs, DecodingKey::from_ec_der(&point))
+                let id = material(b"EC", &[&point]);
+                (algs, DecodingKey::from_ec_der(&point), id)
             }
             "OKP" => {
                 if k.get("crv").and_then(Value::as_str)? != "Ed25519" {
@@ -183,7 +207,8 @@ fn parse_key(k: &Value) -> Option<Key> {
                 if x.len() != 32 {
                     return None;
                 }
-                (&[Algorithm::EdDSA], DecodingKey::from_ed_der(&x))
+                let id = material(b"OKP", &[&x]);
+                (&[Algorithm::EdDSA], DecodingKey::from_ed_der(&x), id)
             }
             // `oct` (HMAC) keys are never taken from a JWKS.
             _ => return None,
@@ -199,7 +224,19 @@ fn parse_key(k: &Value) -> Option<Key> {
         kid,
         algorithms,
         key,
+        id: Rc::from(id),
     })
+}
+
+/// `kty` then each part, length-prefixed: equal only for the same key.
+fn material(kty: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(kty.len() + parts.iter().map(|p| p.len() + 4).sum::<usize>());
+    out.extend_from_slice(kty);
+    for p in parts {
+        out.extend_from_slice(&u32::try_from(p.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(p);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -29,10 +29,12 @@ pub enum DenyReason {
     UnknownKid,
     KeysUnavailable,
     InsufficientScope,
+    /// A claim to forward as a header would carry control bytes (or is too long for one).
+    UnsafeClaim,
 }
 
 impl DenyReason {
-    pub const ALL: [DenyReason; 7] = [
+    pub const ALL: [DenyReason; 8] = [
         Self::Missing,
         Self::Ambiguous,
         Self::Invalid,
@@ -40,15 +42,16 @@ impl DenyReason {
         Self::UnknownKid,
         Self::KeysUnavailable,
         Self::InsufficientScope,
+        Self::UnsafeClaim,
     ];
 }
 
-/// Where the one token was found (for the caller's information; the token is not stripped:
-/// upstreams that verify again need it).
+/// Where the one token was found: the token, and the indexes (in `Config::sources`) of every
+/// source that held a copy, so `strip_credential` removes each copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
     None,
-    Token(String),
+    Token { token: String, sources: Vec<usize> },
 }
 
 /// Finds the token in the configured sources. Identical copies count once; different ones are
@@ -56,18 +59,20 @@ pub enum Found {
 /// request is refused, so no second token can hide behind the first ones.
 pub fn find_token(config: &Config, head: &RequestHead) -> Result<Found, (DenyReason, Denial)> {
     let mut found: Vec<String> = Vec::new();
-    let mut copies = 0usize;
+    let copies = core::cell::Cell::new(0usize);
     // Returns false once there are too many copies to look at.
     let mut add = |t: &str| -> bool {
-        copies += 1;
+        copies.set(copies.get() + 1);
         let t = t.trim();
         if !t.is_empty() && !found.iter().any(|x| x == t) {
             found.push(t.to_string());
         }
-        copies <= MAX_CANDIDATES
+        copies.get() <= MAX_CANDIDATES
     };
     let mut within_bounds = true;
-    for source in &config.sources {
+    let mut holding: Vec<usize> = Vec::new();
+    for (index, source) in config.sources.iter().enumerate() {
+        let before = copies.get();
         match source {
             Source::Bearer => {
                 for value in head.all("authorization") {
@@ -112,12 +117,29 @@ pub fn find_token(config: &Config, head: &RequestHead) -> Result<Found, (DenyRea
         if !within_bounds {
             return Err((DenyReason::Ambiguous, ambiguous(&config.realm)));
         }
+        if copies.get() > before {
+            holding.push(index);
+        }
     }
     match found.len() {
         0 => Ok(Found::None),
-        1 => Ok(found.pop().map_or(Found::None, Found::Token)),
+        1 => Ok(found.pop().map_or(Found::None, |token| Found::Token {
+            token,
+            sources: holding,
+        })),
         _ => Err((DenyReason::Ambiguous, ambiguous(&config.realm))),
     }
+}
+
+/// Whether one comma-separated part of an `Authorization` value is a `Bearer` credential
+/// (scheme compared case-insensitively, RFC 9110 §11.1), for stripping.
+pub fn is_bearer(part: &[u8]) -> bool {
+    let part = part.trim_ascii();
+    let scheme = part
+        .split(|b| *b == b' ' || *b == b'\t')
+        .next()
+        .unwrap_or_default();
+    scheme.eq_ignore_ascii_case(b"bearer")
 }
 
 pub fn missing(realm: &str) -> Denial {
@@ -144,6 +166,7 @@ pub fn invalid(realm: &str, e: TokenError) -> (DenyReason, Denial) {
     let reason = match e {
         TokenError::Expired => DenyReason::Expired,
         TokenError::UnknownKid(_) => DenyReason::UnknownKid,
+        TokenError::UnsafeClaim => DenyReason::UnsafeClaim,
         TokenError::NoKeys(_) => {
             let d = Denial::new(
                 503,

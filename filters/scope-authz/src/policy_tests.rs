@@ -43,7 +43,7 @@ fn tokens_are_found_in_every_source_and_ambiguity_is_refused() {
         let head = RequestHead::from_pairs(&headers);
         let got = match find_token(&c, &head) {
             Ok(Found::None) => Ok(None),
-            Ok(Found::Token(t)) => Ok(Some(t)),
+            Ok(Found::Token { token, .. }) => Ok(Some(token)),
             Err((reason, d)) => {
                 assert_eq!(reason, DenyReason::Ambiguous);
                 Err(d.status)
@@ -58,7 +58,13 @@ fn a_token_cannot_hide_behind_many_copies_of_another() {
     let c = config(json!({"sources": ["bearer", {"query": "access_token"}]}));
     let eight = ["Bearer A"; MAX_CANDIDATES].join(",");
     let head = RequestHead::from_pairs(&[("authorization", eight.as_str())]);
-    assert_eq!(find_token(&c, &head).ok(), Some(Found::Token("A".into())));
+    assert_eq!(
+        find_token(&c, &head).ok(),
+        Some(Found::Token {
+            token: "A".into(),
+            sources: vec![0]
+        })
+    );
     let hidden = format!("{eight},Bearer EVIL");
     let head = RequestHead::from_pairs(&[("authorization", hidden.as_str())]);
     assert_eq!(find_token(&c, &head).unwrap_err().1.status, 400);

@@ -151,6 +151,14 @@ pub(crate) fn check_provider(p: &RawProvider, f: &Field) -> Result<Provider, Con
         }
         (set, _) => set,
     };
+    let plan_claim = p
+        .plan_claim
+        .as_deref()
+        .map(|c| claim_path(c, &f.key("plan_claim")))
+        .transpose()?;
+    if let Some(plan) = &p.plan {
+        check_label(plan, &f.key("plan"))?;
+    }
     Ok(Provider {
         name: p.name.clone(),
         issuer: p.issuer.clone(),
@@ -161,6 +169,8 @@ pub(crate) fn check_provider(p: &RawProvider, f: &Field) -> Result<Provider, Con
         scope_claim,
         inline_keys,
         remote,
+        plan_claim,
+        plan: p.plan.clone(),
     })
 }
 

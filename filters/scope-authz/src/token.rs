@@ -8,7 +8,7 @@
 //! costs nothing more.
 
 use crate::config::{parse_algorithm, Config, Provider};
-use crate::jwks::KeySet;
+use crate::jwks::{KeySet, MAX_KEYS};
 use base64::Engine as _;
 use jsonwebtoken::Algorithm;
 use kit::identity::Identity;
@@ -17,21 +17,29 @@ use std::rc::Rc;
 
 /// Most scopes a token may carry; more is refused rather than scanned.
 pub const MAX_SCOPES: usize = 1024;
-/// Longest claim value forwarded as a header.
-pub const MAX_FORWARDED_BYTES: usize = 1024;
 const MAX_HEADER_BYTES: usize = 2048;
 
 /// What a verified token grants, computed once and cached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub provider: usize,
+    /// The key that verified the signature (its `Key::id`), with the token's `kid` and `alg`:
+    /// when the provider's keys change, the cached grant stays only if that same key would
+    /// still verify it.
+    pub key: Rc<[u8]>,
+    pub kid: Option<String>,
+    pub alg: Algorithm,
     pub exp: u64,
     pub sub: Option<String>,
     pub scopes: Vec<String>,
-    /// One value per `Config::forward` entry; `None` when the claim is absent or unusable.
+    /// One value per `Config::forward` entry; `None` when the claim is absent or not a
+    /// string, number or boolean. Every value passed `kit::header_value::check`.
     pub forwarded: Vec<Option<String>>,
-    /// The `apim_consumer` filter-state value.
-    pub identity: Vec<u8>,
+    /// The token's own identity (id `sub`, plan from `plan_claim` or the provider's `plan`),
+    /// layered over an earlier filter's at request time.
+    pub identity: Identity,
+    /// `identity` encoded: the `apim_consumer` value when no earlier filter published one.
+    pub identity_bytes: Vec<u8>,
     /// The `apim_claims` filter-state value (the payload), when `publish_claims` is set.
     pub claims: Option<Vec<u8>>,
 }
@@ -59,6 +67,10 @@ pub enum TokenError {
     Audience,
     MissingClaim,
     TooManyScopes,
+    /// A claim that is forwarded as a header holds control bytes or is too long for one.
+    UnsafeClaim,
+    /// The `plan_claim` holds something that is not a plan name.
+    BadPlan,
 }
 
 impl TokenError {
@@ -77,6 +89,10 @@ impl TokenError {
             Self::Audience => "The token is not meant for this audience.",
             Self::MissingClaim => "The token lacks a required claim.",
             Self::TooManyScopes => "The token carries too many scopes.",
+            Self::UnsafeClaim => {
+                "A claim forwarded as a header holds characters a header cannot carry."
+            }
+            Self::BadPlan => "The token's plan claim is not a valid plan name.",
         }
     }
 }
@@ -240,15 +256,37 @@ pub fn scopes(provider: &Provider, claims: &Map<String, Value>) -> Result<Vec<St
     Ok(out)
 }
 
-/// A claim value as a header value: strings, numbers and booleans, visible ASCII and spaces.
-fn header_value(v: &Value) -> Option<String> {
+/// A claim value as a header value: strings, numbers and booleans (`Ok(None)` for other
+/// types, which are not forwarded). A value `kit::header_value::check` refuses (control bytes,
+/// too long) refuses the token: forwarding it would make Envoy fail the request after the
+/// filter let it through, and dropping it silently would hide the claim from the upstream.
+pub fn header_value(v: &Value) -> Result<Option<String>, TokenError> {
     let s = match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
-        _ => return None,
+        _ => return Ok(None),
     };
-    (s.len() <= MAX_FORWARDED_BYTES && s.bytes().all(|b| (0x20..0x7f).contains(&b))).then_some(s)
+    kit::header_value::check(s.as_bytes()).map_err(|_| TokenError::UnsafeClaim)?;
+    Ok(Some(s))
+}
+
+/// The token's plan: the `plan_claim` when the token carries it, else the provider's `plan`.
+fn token_plan(
+    provider: &Provider,
+    claims: &Map<String, Value>,
+) -> Result<Option<String>, TokenError> {
+    if let Some(v) = provider.plan_claim.as_ref().and_then(|p| claim(claims, p)) {
+        // The same rule as a plan named in any config (kit's label check).
+        let root = kit::config_error::Field::root();
+        return match v {
+            Value::String(p) if kit::config_error::check_label(p, &root).is_ok() => {
+                Ok(Some(p.clone()))
+            }
+            _ => Err(TokenError::BadPlan),
+        };
+    }
+    Ok(provider.plan.clone())
 }
 
 /// Full verification of a token at `now` (Unix seconds); `keys[i]` is provider `i`'s key set
@@ -278,9 +316,15 @@ pub fn verify(
         .get(index)
         .and_then(Option::as_ref)
         .ok_or(TokenError::NoKeys(index))?;
+    // Every key that may have signed it: those named by its `kid`, or, without a `kid`,
+    // every key of the provider that accepts its algorithm. A key set holds at most
+    // `MAX_KEYS` (+ the HMAC secret), which bounds the work.
     let mut tried = 0;
-    let mut ok = false;
-    for key in set.candidates(parsed.kid.as_deref(), parsed.alg).take(4) {
+    let mut verified_by = None;
+    for key in set
+        .candidates(parsed.kid.as_deref(), parsed.alg)
+        .take(MAX_KEYS + 1)
+    {
         tried += 1;
         if jsonwebtoken::crypto::verify(
             parsed.signature,
@@ -290,17 +334,21 @@ pub fn verify(
         )
         .unwrap_or(false)
         {
-            ok = true;
+            verified_by = Some(Rc::clone(&key.id));
             break;
         }
     }
-    if !ok {
+    let Some(key) = verified_by else {
         return Err(match &parsed.kid {
             Some(kid) if tried == 0 && !set.has_kid(kid) => TokenError::UnknownKid(index),
             _ => TokenError::BadSignature,
         });
-    }
-    check_claims(config, index, provider, &parsed.claims, now)
+    };
+    let mut v = check_claims(config, index, provider, &parsed.claims, now)?;
+    v.key = key;
+    v.kid = parsed.kid;
+    v.alg = parsed.alg;
+    Ok(v)
 }
 
 fn check_claims(
@@ -350,30 +398,36 @@ fn check_claims(
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Some(s.clone()),
         _ => None,
     };
-    let forwarded = config
-        .forward
-        .iter()
-        .map(|f| claim(claims, &f.claim).and_then(header_value))
-        .collect();
+    let mut forwarded = Vec::with_capacity(config.forward.len());
+    for f in &config.forward {
+        forwarded.push(match claim(claims, &f.claim) {
+            Some(v) => header_value(v)?,
+            None => None,
+        });
+    }
     let identity = Identity {
         id: sub.clone().unwrap_or_default(),
-        plan: None,
+        plan: token_plan(provider, claims)?,
         groups: Vec::new(),
         scopes: scopes.clone(),
         source: "scope-authz".into(),
-    }
-    .encode();
+    };
+    let identity_bytes = identity.encode();
     let published = config
         .publish_claims
         .then(|| serde_json::to_vec(claims).ok())
         .flatten();
     Ok(Verified {
         provider: index,
+        key: Rc::from(&b""[..]),
+        kid: None,
+        alg: Algorithm::RS256,
         exp,
         sub,
         scopes,
         forwarded,
         identity,
+        identity_bytes,
         claims: published,
     })
 }

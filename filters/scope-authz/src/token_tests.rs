@@ -27,7 +27,7 @@ fn valid_tokens_of_every_family_verify() {
         assert_eq!(v.scopes, ["pets:read", "pets:write"]);
         assert_eq!(v.exp, NOW + 3600);
         assert_eq!(
-            std::str::from_utf8(&v.identity).unwrap(),
+            std::str::from_utf8(&v.identity_bytes).unwrap(),
             r#"{"id":"user-1","scopes":["pets:read","pets:write"],"source":"scope-authz"}"#
         );
     }
@@ -273,5 +273,167 @@ fn descriptions_leak_nothing() {
     ] {
         let d = e.description();
         assert!(!d.contains('"') && !d.contains('\\'), "{d}");
+    }
+}
+
+/// A JWKS document whose keys are `keys` (by kid) taken from the two fixture documents, in
+/// that order, each renamed to `kid`.
+fn jwks_of(keys: &[(&str, &str)]) -> Value {
+    let both: Vec<Value> = [JWKS1, JWKS2]
+        .iter()
+        .flat_map(|d| {
+            serde_json::from_str::<Value>(d).unwrap()["keys"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .collect();
+    let pick = |from: &str, kid: &str| {
+        let mut k = both.iter().find(|k| k["kid"] == from).unwrap().clone();
+        k["kid"] = kid.into();
+        k
+    };
+    json!({"keys": keys.iter().map(|(from, kid)| pick(from, kid)).collect::<Vec<_>>()})
+}
+
+fn provider_with(jwks: Value, extra: Value) -> Config {
+    let mut p = json!({"name": "t", "issuer": ISS, "audiences": ["api"], "algorithms": ["RS256"],
+        "jwks": {"inline": jwks}});
+    for (k, v) in extra.as_object().unwrap() {
+        p[k] = v.clone();
+    }
+    Config::parse(
+        json!({"providers": [p], "forward_claims": [{"claim": "sub", "header": "x-sub"}]})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_kid_less_token_is_tried_against_every_key_of_its_algorithm() {
+    // rsa1 (which signs) is the fifth RSA key, after four copies of rsa2 (which does not).
+    let c = provider_with(
+        jwks_of(&[
+            ("rsa2", "a"),
+            ("rsa2", "b"),
+            ("ec1", "e"),
+            ("rsa2", "c"),
+            ("rsa2", "d"),
+            ("rsa1", "signer"),
+        ]),
+        json!({}),
+    );
+    let kidless = sign(Algorithm::RS256, None, &claims(json!({})));
+    let v = check(&c, &kidless, NOW).expect("the fifth key verifies");
+    assert_eq!(v.kid, None);
+    // Named by kid: only that key is tried; a kid-less token no key signed is refused.
+    let named = sign(Algorithm::RS256, Some("signer"), &claims(json!({})));
+    assert!(check(&c, &named, NOW).is_ok());
+    let c = provider_with(jwks_of(&[("rsa2", "a"), ("rsa2", "b")]), json!({}));
+    assert_eq!(check(&c, &kidless, NOW), Err(TokenError::BadSignature));
+}
+
+#[test]
+fn claims_with_control_bytes_refuse_the_token() {
+    let c = provider_with(jwks_of(&[("rsa1", "rsa1")]), json!({}));
+    let cases: Vec<(Value, Result<Option<&str>, TokenError>)> = vec![
+        (json!("alice"), Ok(Some("alice"))),
+        (json!("caf\u{e9} a\tb"), Ok(Some("caf\u{e9} a\tb"))),
+        (json!(7), Ok(Some("7"))),
+        (json!(["a"]), Ok(None)),
+        (json!("alice\r\nx-admin: 1"), Err(TokenError::UnsafeClaim)),
+        (json!("a\u{0}b"), Err(TokenError::UnsafeClaim)),
+        (json!("a\u{7f}b"), Err(TokenError::UnsafeClaim)),
+        (
+            json!("x".repeat(kit::header_value::MAX_HEADER_VALUE + 1)),
+            Err(TokenError::UnsafeClaim),
+        ),
+    ];
+    for (sub, want) in cases {
+        let t = sign(Algorithm::RS256, Some("rsa1"), &claims(json!({"sub": sub})));
+        let c = Config {
+            max_token_bytes: 64 * 1024,
+            ..c.clone()
+        };
+        let got = check(&c, &t, NOW).map(|v| v.forwarded[0].clone());
+        assert_eq!(got, want.map(|o| o.map(str::to_string)), "{sub}");
+    }
+}
+
+#[test]
+fn the_token_plan_comes_from_its_claim_or_its_issuer() {
+    let jwks = || jwks_of(&[("rsa1", "rsa1")]);
+    let plan = |c: &Config, extra: Value| check(c, &rs256(extra), NOW).map(|v| v.identity.plan);
+    let none = provider_with(jwks(), json!({}));
+    assert_eq!(
+        plan(&none, json!({"plan": "gold"})),
+        Ok(None),
+        "no plan_claim: ignored"
+    );
+    let issuer = provider_with(jwks(), json!({"plan": "partner"}));
+    assert_eq!(plan(&issuer, json!({})), Ok(Some("partner".into())));
+    let claim = provider_with(jwks(), json!({"plan_claim": "org.plan", "plan": "partner"}));
+    let cases: Vec<(Value, Result<Option<String>, TokenError>)> = vec![
+        (json!({"org": {"plan": "gold"}}), Ok(Some("gold".into()))),
+        (json!({}), Ok(Some("partner".into()))),
+        (
+            json!({"org": {"plan": "gold plan"}}),
+            Err(TokenError::BadPlan),
+        ),
+        (json!({"org": {"plan": 3}}), Err(TokenError::BadPlan)),
+        (json!({"org": {"plan": ""}}), Err(TokenError::BadPlan)),
+    ];
+    for (extra, want) in cases {
+        assert_eq!(plan(&claim, extra.clone()), want, "{extra}");
+    }
+}
+
+/// A cheap deterministic fuzz: single-byte changes, truncations and splices of a valid token
+/// never panic and never verify (a change to the signed bytes or the signature is always
+/// caught; base64url's unused trailing bits are the one change that can decode the same).
+#[test]
+fn mutated_tokens_never_verify() {
+    let c = config(json!({}));
+    let good = rs256(json!({}));
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ \"{}";
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let bytes = good.as_bytes();
+    for i in 0..600 {
+        let mut t = bytes.to_vec();
+        let at = (next() as usize) % t.len();
+        match i % 3 {
+            0 => t[at] = alphabet[(next() as usize) % alphabet.len()],
+            1 => t.truncate(at),
+            _ => {
+                let from = (next() as usize) % t.len();
+                let piece = t[from..].to_vec();
+                t.splice(at..at, piece);
+            }
+        }
+        let Ok(s) = String::from_utf8(t) else {
+            continue;
+        };
+        if s == good {
+            continue;
+        }
+        if let Ok(v) = check(&c, &s, NOW) {
+            // Only a change confined to the last base64url character's unused bits decodes
+            // to the same signed bytes and signature.
+            let (a, b) = (s.rsplit_once('.').unwrap(), good.rsplit_once('.').unwrap());
+            assert_eq!(a.0, b.0, "mutation {i} verified: {s}");
+            assert_eq!(
+                b64url(a.1).unwrap(),
+                b64url(b.1).unwrap(),
+                "mutation {i} verified: {s}"
+            );
+            assert_eq!(v.sub.as_deref(), Some("user-1"));
+        }
     }
 }
