@@ -23,7 +23,27 @@ fn empty_object_gets_the_documented_defaults() {
     assert_eq!(c.max_batch, DEFAULT_MAX_BATCH);
     assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
     assert!(c.rules.is_empty());
-    assert_eq!(c.fetch, vec![":method", ":path", "content-type", "accept"]);
+    assert_eq!(
+        c.fetch,
+        vec![
+            ":method",
+            ":path",
+            "content-type",
+            "accept",
+            "upgrade",
+            ":protocol"
+        ]
+    );
+    assert_eq!(c.methods, vec!["GET", "POST"]);
+    assert_eq!(c.allow, "GET, POST");
+    assert!(c.hold_headers);
+    assert_eq!(
+        c.apq,
+        crate::apq::ApqLimits {
+            max_entries: DEFAULT_APQ_ENTRIES,
+            max_query_bytes: DEFAULT_APQ_QUERY_BYTES
+        }
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! proxy-wasm glue: `kit::plugin::Root` parses and swaps the config; the HTTP context hands
 //! each request to [`crate::handler`] and buffers POST bodies. Nothing here decides anything.
 
+use crate::apq::SharedData;
 use crate::config::Config;
 use crate::handler::{self, BodyAction, HeadersAction, Pending};
 use kit::denial::Format;
@@ -54,16 +55,29 @@ impl Context for Http {}
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let host = ProxyHost;
-        match handler::on_request_headers(&host, &self.config, &self.counters, end_of_stream) {
+        match handler::on_request_headers(
+            &host,
+            &SharedData,
+            &self.config,
+            &self.counters,
+            end_of_stream,
+        ) {
             HeadersAction::Continue => Action::Continue,
             HeadersAction::Stop => Action::Pause,
             HeadersAction::NeedBody(p) => {
                 self.pending = Some(p);
-                // Envoy turns a Pause here into StopAllIterationAndWatermark, after which the
-                // body callback never runs (proxy-wasm-cpp-host#143): the headers continue and
-                // the body is held (Pause in the body callback) until it is complete and
-                // checked. A refusal then resets the upstream request the router had opened.
-                Action::Continue
+                if self.config.hold_headers {
+                    // StopIteration: the headers wait here until the body is judged, so no
+                    // later filter (quota) sees a request the guard then refuses. Envoy
+                    // passes it through only with `allow_on_headers_stop_iteration: true`
+                    // in the Wasm config; otherwise it becomes StopAllIterationAndWatermark
+                    // and the body callback never runs (proxy-wasm-cpp-host#143).
+                    Action::Pause
+                } else {
+                    // The headers go on; the body is held (Pause in the body callback) until
+                    // it is complete and checked. A refusal resets the upstream request.
+                    Action::Continue
+                }
             }
         }
     }
@@ -76,6 +90,7 @@ impl HttpContext for Http {
         let host = ProxyHost;
         let action = handler::on_request_body(
             &host,
+            &SharedData,
             config,
             &self.counters,
             pending,
@@ -105,10 +120,16 @@ impl HttpContext for Http {
         };
         let host = ProxyHost;
         let size = self.body_size;
-        let action =
-            handler::on_request_body(&host, config, &self.counters, pending, size, true, || {
-                kit::proxy_host::calls::request_body(0, size)
-            });
+        let action = handler::on_request_body(
+            &host,
+            &SharedData,
+            config,
+            &self.counters,
+            pending,
+            size,
+            true,
+            || kit::proxy_host::calls::request_body(0, size),
+        );
         self.pending = None;
         match action {
             BodyAction::Continue => Action::Continue,

@@ -3,6 +3,7 @@
 //! `kit::host::Host`, so every effect is unit-tested with the mock; `filter.rs` only wires it to
 //! proxy-wasm (and hands over the buffered body).
 
+use crate::apq::ApqStore;
 use crate::config::{Config, Limits, COST_PROPERTY};
 use crate::policy::{self, check, check_bytes, transport_violation, Checked, Code, Violation};
 use crate::transport::{body_kind, from_body, from_query_string, BodyKind, Extracted};
@@ -19,6 +20,7 @@ pub fn counter_names() -> Vec<String> {
         "apim.graphql_guard.checked".to_string(),
         "apim.graphql_guard.passed".to_string(),
         "apim.graphql_guard.warned".to_string(),
+        "apim.graphql_guard.path_ambiguous".to_string(),
     ];
     for c in Code::ALL {
         names.push(format!(
@@ -31,9 +33,11 @@ pub fn counter_names() -> Vec<String> {
 const CHECKED: usize = 0;
 const PASSED: usize = 1;
 const WARNED: usize = 2;
+/// A `skip` rule passed over because the path is ambiguous (the request is guarded).
+const PATH_AMBIGUOUS: usize = 3;
 
 fn counter_index(code: Code) -> usize {
-    3 + Code::ALL.iter().position(|c| *c == code).unwrap_or(0)
+    4 + Code::ALL.iter().position(|c| *c == code).unwrap_or(0)
 }
 
 /// What the request-headers callback decided.
@@ -43,7 +47,7 @@ pub enum HeadersAction {
     Continue,
     /// A local reply was sent.
     Stop,
-    /// A POST: buffer the body and call [`on_request_body`] with this state.
+    /// A body to judge: buffer it and call [`on_request_body`] with this state.
     NeedBody(Pending),
 }
 
@@ -62,10 +66,16 @@ pub struct Pending {
     pub limits: Limits,
     pub kind: BodyKind,
     pub format: Format,
+    /// A safe method (GET, HEAD) carrying a body: mutations are refused as over GET.
+    pub safe: bool,
 }
+
+/// The GraphQL-over-HTTP parameters a URL may carry.
+const URL_PARAMS: [&str; 4] = ["query", "extensions", "operationName", "variables"];
 
 pub fn on_request_headers(
     host: &dyn Host,
+    apq: &dyn ApqStore,
     config: &Config,
     counters: &Counters,
     end_of_stream: bool,
@@ -81,7 +91,11 @@ pub fn on_request_headers(
             route_name: route.as_deref(),
             head: &head,
         };
-        match config.rules.first(&input) {
+        let found = config.rules.lookup(&input);
+        if found.refused_ambiguous {
+            counters.inc(host, PATH_AMBIGUOUS);
+        }
+        match found.rule {
             Some(false) => {}
             // A skipped route, or no rule for it: not a GraphQL route.
             Some(true) | None => return HeadersAction::Continue,
@@ -99,62 +113,93 @@ pub fn on_request_headers(
             always_reject,
         )
     };
-    match head.method() {
-        "GET" => {
-            let query = head.query();
-            if let Some(v) = check_bytes(config, &limits, query.map_or(0, str::len)) {
-                return refuse(v, true);
-            }
-            match from_query_string(query) {
-                Ok(Extracted::NotGraphql) => HeadersAction::Continue,
-                Ok(Extracted::Single(req)) => {
-                    let checked = check(config, &limits, true, std::slice::from_ref(&req));
-                    finish(host, config, counters, format, checked, false)
-                }
-                Ok(Extracted::Batch(reqs)) => {
-                    let checked = check(config, &limits, true, &reqs);
-                    finish(host, config, counters, format, checked, false)
-                }
-                Err(e) => refuse(transport_violation(config, &e), false),
-            }
-        }
-        "POST" => {
-            // Some servers prefer GraphQL parameters in the URL to the body: the guard checks
-            // the body, so a POST may not carry them in its URL.
-            let in_url = head.query().is_some_and(|q| {
-                ["query", "extensions", "operationName", "variables"]
-                    .iter()
-                    .any(|p| kit::query::query_values(q, p).next().is_some())
-            });
-            if in_url {
-                let v = policy::violation(
-                    Code::BadRequest,
-                    "a POST must carry its GraphQL parameters in the body, not the URL",
-                );
-                return refuse(v, false);
-            }
-            let kind = match body_kind(head.get_str("content-type")) {
-                Ok(k) => k,
-                Err(e) => return refuse(transport_violation(config, &e), false),
-            };
-            if end_of_stream {
-                let v = policy::violation(Code::BadRequest, "the request has no body");
-                return refuse(v, false);
-            }
-            HeadersAction::NeedBody(Pending {
-                limits,
-                kind,
-                format,
-            })
-        }
-        // Preflights, HEAD and other methods carry no GraphQL operation.
-        _ => HeadersAction::Continue,
+    // An upgraded stream (WebSocket over HTTP/1 `upgrade`, HTTP/2 extended CONNECT) carries
+    // operations in frames the guard does not read: refused, whatever warn-only says.
+    let upgrade = head.get("upgrade").is_some_and(|v| !v.is_empty());
+    if upgrade || head.contains(":protocol") {
+        let v = policy::violation(
+            Code::UpgradeNotAllowed,
+            "protocol upgrades (GraphQL over WebSocket) are not allowed on this route",
+        );
+        return refuse(v, false);
     }
+    // Methods compare case-insensitively (HTTP/2 lets a client send `post`).
+    let method = head.method().to_ascii_uppercase();
+    let query = head.query();
+    let in_url = query.is_some_and(|q| {
+        URL_PARAMS
+            .iter()
+            .any(|p| kit::query::query_values(q, p).next().is_some())
+    });
+    if !config.methods.iter().any(|m| *m == method) {
+        // A CORS preflight (or any OPTIONS) that carries nothing passes.
+        if method == "OPTIONS" && end_of_stream && !in_url {
+            return HeadersAction::Continue;
+        }
+        let mut v = policy::violation(
+            Code::MethodNotAllowed,
+            format!(
+                "GraphQL requests must use one of: {} (got {})",
+                config.allow,
+                clip_method(&method)
+            ),
+        );
+        v.denial = v.denial.with_header("allow", config.allow.clone());
+        return refuse(v, false);
+    }
+    let safe = method == "GET" || method == "HEAD";
+    if end_of_stream {
+        if method == "POST" {
+            let v = policy::violation(Code::BadRequest, "the request has no body");
+            return refuse(v, false);
+        }
+        // No body: the URL is the request.
+        if let Some(v) = check_bytes(config, &limits, query.map_or(0, str::len)) {
+            return refuse(v, true);
+        }
+        return match from_query_string(query) {
+            Ok(Extracted::NotGraphql) => HeadersAction::Continue,
+            Ok(Extracted::Single(req)) => {
+                let checked = check(config, &limits, safe, std::slice::from_ref(&req), apq);
+                finish(host, config, counters, format, checked, false)
+            }
+            Ok(Extracted::Batch(reqs)) => {
+                let checked = check(config, &limits, safe, &reqs, apq);
+                finish(host, config, counters, format, checked, false)
+            }
+            Err(e) => refuse(transport_violation(config, &e), false),
+        };
+    }
+    // A body. Some servers prefer GraphQL parameters in the URL to the body: the guard checks
+    // the body, so a request with a body may not carry them in its URL.
+    if in_url {
+        let v = policy::violation(
+            Code::BadRequest,
+            "a request with a body must carry its GraphQL parameters in the body, not the URL",
+        );
+        return refuse(v, false);
+    }
+    let kind = match body_kind(head.get_str("content-type")) {
+        Ok(k) => k,
+        Err(e) => return refuse(transport_violation(config, &e), false),
+    };
+    HeadersAction::NeedBody(Pending {
+        limits,
+        kind,
+        format,
+        safe,
+    })
+}
+
+/// Methods echoed in messages are bounded.
+fn clip_method(m: &str) -> &str {
+    m.get(..m.len().min(32)).unwrap_or("")
 }
 
 /// `body_size` is what Envoy has buffered so far; `body` is read only at the end.
 pub fn on_request_body(
     host: &dyn Host,
+    apq: &dyn ApqStore,
     config: &Config,
     counters: &Counters,
     pending: &Pending,
@@ -176,10 +221,14 @@ pub fn on_request_body(
     }
     let bytes = body().unwrap_or_default();
     let checked = match from_body(pending.kind, &bytes, config.max_batch) {
-        Ok(Extracted::Single(req)) => {
-            check(config, &pending.limits, false, std::slice::from_ref(&req))
-        }
-        Ok(Extracted::Batch(reqs)) => check(config, &pending.limits, false, &reqs),
+        Ok(Extracted::Single(req)) => check(
+            config,
+            &pending.limits,
+            pending.safe,
+            std::slice::from_ref(&req),
+            apq,
+        ),
+        Ok(Extracted::Batch(reqs)) => check(config, &pending.limits, pending.safe, &reqs, apq),
         Ok(Extracted::NotGraphql) => return BodyAction::Continue,
         Err(e) => Checked::refused(transport_violation(config, &e)),
     };

@@ -11,11 +11,13 @@
 //!   batches).
 //! - [`analyze`]: parsing (apollo-parser, with token and recursion limits) and measuring the
 //!   selected operation, fragments memoised and cycle-guarded.
+//! - [`apq`]: the automatic-persisted-query registry (documents seen in full, by SHA-256).
 //! - [`policy`]: the pure decision: total cost or the first violation as a typed denial.
 //! - [`handler`]: applying it through `kit::host::Host` (testable with the mock).
 //! - `filter` (wasm32-wasip1 only): the proxy-wasm root and HTTP contexts.
 
 pub mod analyze;
+pub mod apq;
 pub mod config;
 pub mod handler;
 pub mod policy;
