@@ -1,0 +1,682 @@
+//! Hostile requests against graphql-guard in the pinned Envoy (issue 10): GraphQL by another
+//! method or in lower case over HTTP/2, WebSocket upgrades, persisted-query hashes alone,
+//! ambiguous paths against a `skip` rule, a refusal that must not be charged by quota, duplicate
+//! headers, parameters in both URL and body, mixed batches, alias and fragment bombs.
+//!
+//! Every case asserts the exact status and that the upstream never saw the request: the
+//! cluster's `upstream_rq_total` does not move. One Envoy serves every test, and the tests take
+//! a lock so that each one's counter deltas are its own (exact, never `≥`).
+//!
+//! - `main`: api-key-auth (alice gold, bob silver, guest anonymous) → graphql-guard (held
+//!   headers, `allow_on_headers_stop_iteration: true`) → quota (counts at the headers) → router.
+//!   The HCM accepts WebSocket upgrades and HTTP/2 (extended CONNECT too).
+//! - `bare`: the guard alone, `skip` on `/graphql/public`, no path normalisation in the HCM (as
+//!   behind a proxy we do not control).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use apim_integration::{send_raw, Envoy, LogOnFailure, Request, Response};
+use serde_json::{json, Value};
+
+const ALICE: &str = "demo-key-alice-0123456789abcdef";
+const BOB: &str = "demo-key-bob-0123456789abcdef0";
+const DEEP: &str = include_str!("../fixtures/graphql-guard/deep.graphql");
+
+const CONFIG: &str = r#"
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: main
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main
+          codec_type: AUTO
+          upgrade_configs: [{upgrade_type: websocket}]
+          http2_protocol_options: {allow_connect: true}
+          route_config:
+            name: main
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.api_key_auth
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: api_key_auth
+                root_id: api_key_auth
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: api_key_auth
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:api_key_auth}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {"consumers": [
+                       {"id": "alice", "plan": "gold",
+                        "keys": [{"sha256": "dc275ab1c4bc17899cdfff16563da508be4c9275589ce936577f52f0512f22bb"}]},
+                       {"id": "bob", "plan": "silver",
+                        "keys": [{"sha256": "3ddaba5e842f5e66e7dfbc3a318416be5097ae49ffe348fbf2c6f9e815a2df26"}]},
+                       {"id": "guest", "plan": "free"}],
+                     "rules": [{"match": {}, "anonymous": "guest"}]}
+          - name: apim.graphql_guard
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: graphql_guard
+                root_id: graphql_guard
+                failure_policy: FAIL_CLOSED
+                # The headers wait for the guard's verdict on the body (hold_headers).
+                allow_on_headers_stop_iteration: true
+                vm_config:
+                  vm_id: graphql_guard
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:graphql_guard}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {"limits": {"max_depth": 8, "max_aliases": 10, "max_tokens": 5000,
+                                "max_cost": 10000},
+                     "plans": {"gold": {"max_depth": 14}},
+                     "max_batch": 3}
+          - name: apim.quota
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: quota
+                root_id: quota
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: quota
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:quota}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {"plans": {"gold": {"limits": [{"requests": 1000000000, "per": "second"}]},
+                               "silver": {"limits": [{"requests": 1000000000, "per": "second"}]},
+                               "free": {"limits": [{"requests": 1000000000, "per": "second"}]}},
+                     "key": ["consumer"]}
+          # Copies the published cost for the echo upstream to show.
+          - name: envoy.filters.http.lua
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+              default_source_code:
+                inline_string: |
+                  function envoy_on_request(handle)
+                    handle:body()
+                    local cost = handle:streamInfo():filterState():get("wasm.apim_cost")
+                    if cost ~= nil then
+                      handle:headers():replace("x-apim-cost", tostring(cost))
+                    end
+                  end
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  - name: bare
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bare
+          route_config:
+            name: bare
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.graphql_guard
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: graphql_guard
+                root_id: graphql_guard
+                failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: true
+                vm_config:
+                  vm_id: graphql_guard_bare
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:graphql_guard}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {"rules": [{"match": {"path": {"prefix": "/graphql/public"}}, "skip": true},
+                               {"match": {"path": {"prefix": "/graphql"}}}],
+                     "limits": {"max_depth": 8}}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    type: STATIC
+    connect_timeout: 5s
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
+"#;
+
+fn shared() -> &'static Envoy {
+    static SHARED: OnceLock<Envoy> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let envoy = Envoy::builder()
+            .concurrency(1)
+            .start(CONFIG)
+            .unwrap_or_else(|e| panic!("starting the shared Envoy: {e}"));
+        envoy.stop_when_process_exits();
+        envoy
+    })
+}
+
+/// One test at a time: the counter deltas a test asserts are its own.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+struct Ctx {
+    port: u16,
+    _log: LogOnFailure,
+    _lock: MutexGuard<'static, ()>,
+}
+
+fn ctx(listener: &str) -> Ctx {
+    let lock = serial();
+    let envoy = shared();
+    Ctx {
+        port: envoy.listener_port(listener).unwrap(),
+        _log: LogOnFailure(envoy),
+        _lock: lock,
+    }
+}
+
+fn counter(name: &str) -> u64 {
+    shared().counter(name).unwrap_or(0)
+}
+
+/// Requests the router sent to the echo upstream.
+fn upstream_requests() -> u64 {
+    counter("cluster.upstream.upstream_rq_total")
+}
+
+fn guard(name: &str) -> u64 {
+    counter(&format!("wasmcustom.apim.graphql_guard.{name}"))
+}
+
+fn send(port: u16, r: &Request) -> Response {
+    r.send(port)
+        .unwrap_or_else(|e| panic!("request failed: {e}"))
+}
+
+fn post_json(body: &Value) -> Request {
+    Request::new("POST", "/graphql")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(body).unwrap())
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn sha256_hex(s: &str) -> String {
+    kit::digest::to_hex(&kit::digest::sha256(s.as_bytes()))
+}
+
+/// Asserts a GraphQL-over-HTTP refusal and returns its first error.
+fn refused(r: &Response, status: u16, code: &str) -> Value {
+    assert_eq!(r.status, status, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["errors"][0]["extensions"]["code"], code, "{v}");
+    v["errors"][0].clone()
+}
+
+/// An HTTP/2 (prior knowledge, cleartext) request through curl, which sends the method exactly
+/// as given (`post`, `get`): status, headers (lower-case names) and body.
+struct H2 {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl H2 {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+fn h2(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> H2 {
+    let dir = tempfile::tempdir().unwrap();
+    let head_file = dir.path().join("headers");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--http2-prior-knowledge", "--max-time", "20", "-X", method])
+        .arg("-D")
+        .arg(&head_file)
+        .arg(format!("http://127.0.0.1:{port}{path}"));
+    for (k, v) in headers {
+        cmd.arg("-H").arg(format!("{k}: {v}"));
+    }
+    if let Some(b) = body {
+        cmd.arg("--data-binary").arg(b);
+    }
+    let out = cmd.output().expect("running curl");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw = std::fs::read_to_string(&head_file).unwrap();
+    let mut lines = raw.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    H2 {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 2: GraphQL by another method.
+
+#[test]
+fn http2_lower_case_methods_are_checked() {
+    let c = ctx("main");
+    let before = upstream_requests();
+    let body = json!({ "query": DEEP }).to_string();
+    let r = h2(
+        c.port,
+        "post",
+        "/graphql",
+        &[("content-type", "application/json")],
+        Some(&body),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["errors"][0]["extensions"]["code"], "MAX_DEPTH_EXCEEDED");
+    let r = h2(
+        c.port,
+        "get",
+        &format!("/graphql?query={}", enc(DEEP)),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["errors"][0]["extensions"]["code"], "MAX_DEPTH_EXCEEDED");
+    assert_eq!(upstream_requests(), before, "the upstream saw a refused request");
+    // A fine operation in lower case still passes.
+    let r = h2(
+        c.port,
+        "post",
+        "/graphql",
+        &[("content-type", "application/json")],
+        Some(r#"{"query":"{ pets { id } }"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(upstream_requests(), before + 1);
+}
+
+#[test]
+fn other_methods_are_refused_with_405_and_allow() {
+    let c = ctx("main");
+    let before = upstream_requests();
+    let refused_before = guard("rejected.method_not_allowed");
+    let body = json!({ "query": DEEP }).to_string();
+    for m in ["PUT", "PATCH", "DELETE"] {
+        let r = send(
+            c.port,
+            &Request::new(m, "/graphql")
+                .header("content-type", "application/json")
+                .body(body.clone()),
+        );
+        let e = refused(&r, 405, "METHOD_NOT_ALLOWED");
+        assert_eq!(r.header("allow"), Some("GET, POST"), "{m}");
+        assert!(e["message"].as_str().unwrap().contains(m), "{e}");
+    }
+    // HEAD with a query string (many servers run GET's handler for it), over HTTP/1.
+    let r = send(
+        c.port,
+        &Request::new("HEAD", &format!("/graphql?query={}", enc(DEEP))),
+    );
+    assert_eq!(r.status, 405);
+    // And over HTTP/2 in lower case (without a body: Envoy answers a refusal at the headers
+    // and resets the stream still sending one, which curl 7.88 reports as a framing error
+    // before it writes the response).
+    for m in ["put", "patch"] {
+        let r = h2(
+            c.port,
+            m,
+            &format!("/graphql?query={}", enc(DEEP)),
+            &[],
+            None,
+        );
+        assert_eq!(r.status, 405, "{m}: {}", r.body);
+        assert_eq!(r.header("allow"), Some("GET, POST"));
+    }
+    assert_eq!(guard("rejected.method_not_allowed"), refused_before + 6);
+    assert_eq!(upstream_requests(), before, "the upstream saw a refused method");
+    // A CORS preflight carries nothing and passes.
+    let r = send(
+        c.port,
+        &Request::new("OPTIONS", "/graphql")
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(upstream_requests(), before + 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 10: a request the guard refuses is never charged by quota (which decides at the headers).
+
+fn quota(name: &str) -> u64 {
+    counter(&format!("wasmcustom.apim.quota.{name}"))
+}
+
+/// The guard holds the headers until it has judged the body: quota, after it in the chain,
+/// never sees (and never counts) an operation the guard refuses.
+#[test]
+fn a_refused_operation_is_not_charged_by_quota() {
+    let c = ctx("main");
+    let (upstream, allowed, limited) = (upstream_requests(), quota("allowed"), quota("limited"));
+    let deep = json!({ "query": DEEP });
+    let r = send(c.port, &post_json(&deep).header("x-api-key", BOB));
+    refused(&r, 400, "MAX_DEPTH_EXCEEDED");
+    // A body that ends in trailers is judged at the trailers, still before quota.
+    let body = deep.to_string();
+    let raw = format!(
+        "POST /graphql HTTP/1.1\r\nhost: localhost\r\nx-api-key: {BOB}\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n\
+         {:x}\r\n{body}\r\n0\r\nx-trailer: 1\r\n\r\n",
+        body.len()
+    );
+    refused(&send_raw(c.port, raw.as_bytes()).unwrap(), 400, "MAX_DEPTH_EXCEEDED");
+    assert_eq!(quota("allowed"), allowed, "quota counted a refused operation");
+    assert_eq!(quota("limited"), limited);
+    assert_eq!(upstream_requests(), upstream);
+    // An admitted one is counted once, after its body was judged.
+    let r = send(
+        c.port,
+        &post_json(&json!({"query": "{ pets { id } }"})).header("x-api-key", BOB),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(quota("allowed"), allowed + 1);
+    assert_eq!(upstream_requests(), upstream + 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 4: a persisted-query hash alone.
+
+fn apq_ext(hash: &str) -> Value {
+    json!({"persistedQuery": {"version": 1, "sha256Hash": hash}})
+}
+
+fn cost_seen(r: &Response) -> Option<String> {
+    let echo = r.json();
+    echo["headers"].as_array()?.iter().find_map(|h| {
+        (h[0] == "x-apim-cost").then(|| h[1].as_str().unwrap_or_default().to_string())
+    })
+}
+
+/// Apollo APQ: the full query registers its hash; a hash alone is then checked as that query
+/// under the caller's own plan and charged its cost; an unknown hash is PERSISTED_QUERY_NOT_FOUND.
+#[test]
+fn a_hash_alone_is_checked_under_the_callers_plan() {
+    let c = ctx("main");
+    // A document of this test only (the registry is shared by the VM).
+    let q = DEEP.replacen("query Deep", "query ApqItem4", 1);
+    let hash = sha256_hex(&q);
+    let upstream = upstream_requests();
+    let not_found = guard("rejected.persisted_query_not_found");
+    // Unknown hash, POST and GET: the APQ error, status 200 as Apollo sends it.
+    let alone = json!({ "extensions": apq_ext(&hash) });
+    let r = send(c.port, &post_json(&alone).header("x-api-key", ALICE));
+    let e = refused(&r, 200, "PERSISTED_QUERY_NOT_FOUND");
+    assert_eq!(e["message"], "PersistedQueryNotFound");
+    let get = format!("/graphql?extensions={}", enc(&apq_ext(&hash).to_string()));
+    let r = send(c.port, &Request::get(&get).header("x-api-key", ALICE));
+    refused(&r, 200, "PERSISTED_QUERY_NOT_FOUND");
+    assert_eq!(guard("rejected.persisted_query_not_found"), not_found + 2);
+    assert_eq!(upstream_requests(), upstream);
+    // A query that does not hash to the hash it claims registers nothing.
+    let lying = json!({ "query": "{ pets { id } }", "extensions": apq_ext(&hash) });
+    let r = send(c.port, &post_json(&lying).header("x-api-key", ALICE));
+    refused(&r, 400, "PERSISTED_QUERY_HASH_MISMATCH");
+    let r = send(c.port, &post_json(&alone).header("x-api-key", ALICE));
+    refused(&r, 200, "PERSISTED_QUERY_NOT_FOUND");
+    // alice (gold, depth 14) registers the 13-deep query with its full text.
+    let full = json!({ "query": q, "extensions": apq_ext(&hash) });
+    let r = send(c.port, &post_json(&full).header("x-api-key", ALICE));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let full_cost = cost_seen(&r).expect("cost published");
+    assert_eq!(upstream_requests(), upstream + 1);
+    // bob (silver: the default depth 8) by hash alone: refused as the full query would be.
+    let r = send(c.port, &post_json(&alone).header("x-api-key", BOB));
+    let e = refused(&r, 400, "MAX_DEPTH_EXCEEDED");
+    assert_eq!(e["message"], "Depth 13 exceeds the limit of 8 (max_depth)");
+    let r = send(c.port, &Request::get(&get).header("x-api-key", BOB));
+    refused(&r, 400, "MAX_DEPTH_EXCEEDED");
+    // Anonymous (guest, free) too.
+    let r = send(c.port, &post_json(&alone));
+    refused(&r, 400, "MAX_DEPTH_EXCEEDED");
+    assert_eq!(upstream_requests(), upstream + 1, "the upstream saw a refused hash");
+    // alice by hash alone: admitted and charged what the full query costs.
+    let r = send(c.port, &post_json(&alone).header("x-api-key", ALICE));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(cost_seen(&r), Some(full_cost));
+    assert_eq!(upstream_requests(), upstream + 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 1: an ambiguous path never reaches a rule that turns the guard off.
+
+#[test]
+fn an_ambiguous_path_does_not_reach_a_skip_rule() {
+    let c = ctx("bare");
+    let upstream = upstream_requests();
+    let ambiguous = guard("path_ambiguous");
+    let deep = enc(DEEP);
+    for path in [
+        format!("/graphql/public/..%2F..%2Fgraphql?query={deep}"),
+        format!("/graphql/public/..%5C..%5Cgraphql?query={deep}"),
+        format!("/graphql/public/%2E%2E/%2E%2E/graphql?query={deep}"),
+    ] {
+        let r = send(c.port, &Request::get(&path));
+        refused(&r, 400, "MAX_DEPTH_EXCEEDED");
+    }
+    assert_eq!(upstream_requests(), upstream, "the upstream saw an unguarded request");
+    // The first two reached the skip rule and were counted; the third normalises to /graphql.
+    assert_eq!(guard("path_ambiguous"), ambiguous + 2);
+    // The skip rule still applies to a plain path under it.
+    let r = send(c.port, &Request::get(&format!("/graphql/public/x?query={deep}")));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(upstream_requests(), upstream + 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 3: GraphQL over WebSocket.
+
+#[test]
+fn websocket_upgrades_are_refused_on_guarded_routes() {
+    let c = ctx("main");
+    let upstream = upstream_requests();
+    let refused_before = guard("rejected.upgrade_not_allowed");
+    for proto in ["graphql-transport-ws", "graphql-ws"] {
+        let raw = format!(
+            "GET /graphql HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
+             sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             sec-websocket-protocol: {proto}\r\n\r\n"
+        );
+        let r = send_raw(c.port, raw.as_bytes()).unwrap();
+        let e = refused(&r, 403, "UPGRADE_NOT_ALLOWED");
+        assert!(e["message"].as_str().unwrap().contains("WebSocket"), "{e}");
+    }
+    assert_eq!(guard("rejected.upgrade_not_allowed"), refused_before + 2);
+    assert_eq!(upstream_requests(), upstream, "the upstream saw an upgrade");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Beyond the list.
+
+#[test]
+fn a_graphql_body_on_a_get_is_checked() {
+    let c = ctx("main");
+    let upstream = upstream_requests();
+    let body = json!({ "query": DEEP }).to_string();
+    let r = send(
+        c.port,
+        &Request::new("GET", "/graphql")
+            .header("content-type", "application/json")
+            .body(body.clone()),
+    );
+    refused(&r, 400, "MAX_DEPTH_EXCEEDED");
+    // A mutation in a GET body is refused as over GET.
+    let r = send(
+        c.port,
+        &Request::new("GET", "/graphql")
+            .header("content-type", "application/json")
+            .body(r#"{"query":"mutation { addPet { id } }"}"#),
+    );
+    refused(&r, 405, "MUTATION_NOT_ALLOWED_OVER_GET");
+    assert_eq!(upstream_requests(), upstream);
+}
+
+#[test]
+fn parameters_in_both_url_and_body_are_refused() {
+    let c = ctx("main");
+    let upstream = upstream_requests();
+    let fine = enc("{ pets { id } }");
+    let body = json!({ "query": DEEP }).to_string();
+    for m in ["POST", "GET"] {
+        let r = send(
+            c.port,
+            &Request::new(m, &format!("/graphql?query={fine}"))
+                .header("content-type", "application/json")
+                .body(body.clone()),
+        );
+        let e = refused(&r, 400, "BAD_REQUEST");
+        assert!(e["message"].as_str().unwrap().contains("not the URL"), "{m}: {e}");
+    }
+    assert_eq!(upstream_requests(), upstream);
+}
+
+#[test]
+fn duplicate_content_types_are_refused() {
+    let c = ctx("main");
+    let upstream = upstream_requests();
+    let body = json!({ "query": DEEP }).to_string();
+    for (first, second) in [
+        ("text/plain", "application/json"),
+        ("application/json", "application/graphql"),
+    ] {
+        let r = send(
+            c.port,
+            &Request::new("POST", "/graphql")
+                .header("content-type", first)
+                .header("content-type", second)
+                .body(body.clone()),
+        );
+        refused(&r, 415, "UNSUPPORTED_MEDIA_TYPE");
+    }
+    assert_eq!(upstream_requests(), upstream);
+}
+
+#[test]
+fn batches_mixing_hashes_and_full_queries_are_checked_per_element() {
+    let c = ctx("main");
+    let q = DEEP.replacen("query Deep", "query ApqBatch", 1);
+    let hash = sha256_hex(&q);
+    // alice (gold) registers the deep query.
+    let r = send(
+        c.port,
+        &post_json(&json!({"query": q, "extensions": apq_ext(&hash)})).header("x-api-key", ALICE),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let upstream = upstream_requests();
+    // bob hides it behind a fine full query in a batch.
+    let batch = json!([{"query": "{ pets { id } }"}, {"extensions": apq_ext(&hash)}]);
+    let r = send(c.port, &post_json(&batch).header("x-api-key", BOB));
+    let e = refused(&r, 400, "MAX_DEPTH_EXCEEDED");
+    assert_eq!(e["extensions"]["batchIndex"], 1);
+    // An unknown hash in a batch: the whole batch answers PERSISTED_QUERY_NOT_FOUND.
+    let unknown = sha256_hex("{ never sent }");
+    let batch = json!([{"query": "{ pets { id } }"}, {"extensions": apq_ext(&unknown)}]);
+    let r = send(c.port, &post_json(&batch).header("x-api-key", ALICE));
+    refused(&r, 200, "PERSISTED_QUERY_NOT_FOUND");
+    // A hash and a different query in one element: mismatch.
+    let batch = json!([{"query": "{ pets { id } }", "extensions": apq_ext(&hash)}]);
+    let r = send(c.port, &post_json(&batch).header("x-api-key", ALICE));
+    refused(&r, 400, "PERSISTED_QUERY_HASH_MISMATCH");
+    assert_eq!(upstream_requests(), upstream);
+}
+
+#[test]
+fn alias_and_fragment_bombs_are_refused() {
+    let c = ctx("main");
+    let upstream = upstream_requests();
+    let aliases: String = (0..11).map(|i| format!(" a{i}: pets {{ id }}")).collect();
+    let r = send(c.port, &post_json(&json!({ "query": format!("{{{aliases} }}") })));
+    refused(&r, 400, "MAX_ALIASES_EXCEEDED");
+    // Each fragment spreads the next twice: 2^30 fields if expanded, 30 deep.
+    let mut bomb = String::from("{ ...F0 }");
+    for i in 0..30 {
+        bomb.push_str(&format!(
+            " fragment F{i} on Query {{ a {{ ...F{n} }} b {{ ...F{n} }} }}",
+            n = i + 1
+        ));
+    }
+    bomb.push_str(" fragment F30 on Query { z }");
+    let r = send(c.port, &post_json(&json!({ "query": bomb })));
+    refused(&r, 400, "MAX_DEPTH_EXCEEDED");
+    // Mutually recursive fragments through inline fragments.
+    let cycle = "{ ...A } fragment A on Query { ... on Query { ...B } } fragment B on Query { ... { ...A } }";
+    let r = send(c.port, &post_json(&json!({ "query": cycle })));
+    refused(&r, 400, "GRAPHQL_VALIDATION_FAILED");
+    assert_eq!(upstream_requests(), upstream);
+    // The VM is alive.
+    let r = send(c.port, &post_json(&json!({"query": "{ pets { id } }"})));
+    assert_eq!(r.status, 200, "{}", r.text());
+}
