@@ -86,6 +86,7 @@ static_resources:
                 name: graphql_guard
                 root_id: graphql_guard
                 failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: true
                 vm_config:
                   vm_id: graphql_guard
                   runtime: envoy.wasm.runtime.v8
@@ -100,9 +101,8 @@ static_resources:
                      "introspection": {"mode": "block"},
                      "max_batch": 3,
                      "max_body_bytes": 2000000}
-          # The cost is known once the body is: a filter that reads it must wait for the body
-          # (the guard's headers already went on, see the README). This one copies it for the
-          # echo upstream to show.
+          # The guard holds the headers until it has judged the body, so the cost is known when
+          # the next filter sees them. This one copies it for the echo upstream to show.
           - name: envoy.filters.http.lua
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
@@ -142,6 +142,7 @@ static_resources:
                 name: graphql_guard
                 root_id: graphql_guard
                 failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: true
                 vm_config:
                   vm_id: graphql_guard_persisted
                   runtime: envoy.wasm.runtime.v8
@@ -176,6 +177,7 @@ static_resources:
                 name: graphql_guard
                 root_id: graphql_guard
                 failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: true
                 vm_config:
                   vm_id: graphql_guard_warn
                   runtime: envoy.wasm.runtime.v8
