@@ -3,7 +3,7 @@
 
 use crate::apq::SharedData;
 use crate::config::Config;
-use crate::handler::{self, BodyAction, HeadersAction, Pending};
+use crate::handler::{self, BodyAction, Env, HeadersAction, Pending};
 use kit::denial::Format;
 use kit::metrics::Counters;
 use kit::plugin::{Plugin, Root};
@@ -55,13 +55,8 @@ impl Context for Http {}
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let host = ProxyHost;
-        match handler::on_request_headers(
-            &host,
-            &SharedData,
-            &self.config,
-            &self.counters,
-            end_of_stream,
-        ) {
+        let env = Env::new(&host, &SharedData, &self.config, &self.counters);
+        match handler::on_request_headers(env, end_of_stream) {
             HeadersAction::Continue => Action::Continue,
             HeadersAction::Stop => Action::Pause,
             HeadersAction::NeedBody(p) => {
@@ -89,10 +84,7 @@ impl HttpContext for Http {
         self.body_size = body_size;
         let host = ProxyHost;
         let action = handler::on_request_body(
-            &host,
-            &SharedData,
-            config,
-            &self.counters,
+            Env::new(&host, &SharedData, config, &self.counters),
             pending,
             body_size,
             end_of_stream,
@@ -121,10 +113,7 @@ impl HttpContext for Http {
         let host = ProxyHost;
         let size = self.body_size;
         let action = handler::on_request_body(
-            &host,
-            &SharedData,
-            config,
-            &self.counters,
+            Env::new(&host, &SharedData, config, &self.counters),
             pending,
             size,
             true,

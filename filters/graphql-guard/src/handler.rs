@@ -6,7 +6,9 @@
 use crate::apq::ApqStore;
 use crate::config::{Config, Limits, COST_PROPERTY};
 use crate::policy::{self, check, check_bytes, transport_violation, Checked, Code, Violation};
-use crate::transport::{body_kind, from_body, from_query_string, BodyKind, Extracted};
+use crate::transport::{
+    body_kind, from_body, from_query_string, BodyKind, Extracted, TransportError,
+};
 use kit::denial::Format;
 use kit::host::{Host, LogLevel};
 use kit::identity::{Identity, PROPERTY};
@@ -40,6 +42,31 @@ fn counter_index(code: Code) -> usize {
     4 + Code::ALL.iter().position(|c| *c == code).unwrap_or(0)
 }
 
+/// What every check reaches through: the host, the APQ registry, the config, the counters.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    pub host: &'a dyn Host,
+    pub apq: &'a dyn ApqStore,
+    pub config: &'a Config,
+    pub counters: &'a Counters,
+}
+
+impl<'a> Env<'a> {
+    pub fn new(
+        host: &'a dyn Host,
+        apq: &'a dyn ApqStore,
+        config: &'a Config,
+        counters: &'a Counters,
+    ) -> Self {
+        Self {
+            host,
+            apq,
+            config,
+            counters,
+        }
+    }
+}
+
 /// What the request-headers callback decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeadersAction {
@@ -64,22 +91,27 @@ pub enum BodyAction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
     pub limits: Limits,
-    pub kind: BodyKind,
+    /// What `content-type` says the body is (an unsupported type is refused once the body
+    /// proves not to be empty).
+    pub kind: Result<BodyKind, TransportError>,
     pub format: Format,
-    /// A safe method (GET, HEAD) carrying a body: mutations are refused as over GET.
+    /// A safe method (GET, HEAD): mutations are refused as over GET.
     pub safe: bool,
+    /// A method other than POST: its URL, judged instead if the body turns out empty (an HTTP/2
+    /// GET may end with an empty DATA frame).
+    pub url: Option<String>,
 }
 
 /// The GraphQL-over-HTTP parameters a URL may carry.
 const URL_PARAMS: [&str; 4] = ["query", "extensions", "operationName", "variables"];
 
-pub fn on_request_headers(
-    host: &dyn Host,
-    apq: &dyn ApqStore,
-    config: &Config,
-    counters: &Counters,
-    end_of_stream: bool,
-) -> HeadersAction {
+pub fn on_request_headers(env: Env<'_>, end_of_stream: bool) -> HeadersAction {
+    let Env {
+        host,
+        config,
+        counters,
+        ..
+    } = env;
     let head = RequestHead::fetch(host, &config.fetch);
     if !config.rules.is_empty() {
         let route = if config.rules.needs_route_name() {
@@ -131,7 +163,7 @@ pub fn on_request_headers(
             .iter()
             .any(|p| kit::query::query_values(q, p).next().is_some())
     });
-    if !config.methods.iter().any(|m| *m == method) {
+    if !config.methods.contains(&method) {
         // A CORS preflight (or any OPTIONS) that carries nothing passes.
         if method == "OPTIONS" && end_of_stream && !in_url {
             return HeadersAction::Continue;
@@ -153,42 +185,75 @@ pub fn on_request_headers(
             let v = policy::violation(Code::BadRequest, "the request has no body");
             return refuse(v, false);
         }
-        // No body: the URL is the request.
-        if let Some(v) = check_bytes(config, &limits, query.map_or(0, str::len)) {
-            return refuse(v, true);
-        }
-        return match from_query_string(query) {
-            Ok(Extracted::NotGraphql) => HeadersAction::Continue,
-            Ok(Extracted::Single(req)) => {
-                let checked = check(config, &limits, safe, std::slice::from_ref(&req), apq);
-                finish(host, config, counters, format, checked, false)
-            }
-            Ok(Extracted::Batch(reqs)) => {
-                let checked = check(config, &limits, safe, &reqs, apq);
-                finish(host, config, counters, format, checked, false)
-            }
-            Err(e) => refuse(transport_violation(config, &e), false),
-        };
+        return check_url(env, format, &limits, safe, query);
     }
     // A body. Some servers prefer GraphQL parameters in the URL to the body: the guard checks
-    // the body, so a request with a body may not carry them in its URL.
-    if in_url {
-        let v = policy::violation(
-            Code::BadRequest,
-            "a request with a body must carry its GraphQL parameters in the body, not the URL",
-        );
-        return refuse(v, false);
+    // the body, so a POST with a body may not carry them in its URL (another method's URL is
+    // judged once its body is known: refused beside a non-empty body, checked alone otherwise).
+    if in_url && method == "POST" {
+        return refuse(both_url_and_body(), false);
     }
-    let kind = match body_kind(head.get_str("content-type")) {
-        Ok(k) => k,
-        Err(e) => return refuse(transport_violation(config, &e), false),
-    };
+    let kind = body_kind(head.get_str("content-type"));
+    if method == "POST" {
+        if let Err(e) = &kind {
+            return refuse(transport_violation(config, e), false);
+        }
+    }
     HeadersAction::NeedBody(Pending {
         limits,
         kind,
         format,
         safe,
+        url: (method != "POST").then(|| query.unwrap_or("").to_string()),
     })
+}
+
+fn both_url_and_body() -> policy::Violation {
+    policy::violation(
+        Code::BadRequest,
+        "a request with a body must carry its GraphQL parameters in the body, not the URL",
+    )
+}
+
+/// A request without a body: the URL is the request.
+fn check_url(
+    env: Env<'_>,
+    format: Format,
+    limits: &Limits,
+    safe: bool,
+    query: Option<&str>,
+) -> HeadersAction {
+    let Env {
+        host,
+        apq,
+        config,
+        counters,
+    } = env;
+    let refuse = |v, always_reject| {
+        finish(
+            host,
+            config,
+            counters,
+            format,
+            Checked::refused(v),
+            always_reject,
+        )
+    };
+    if let Some(v) = check_bytes(config, limits, query.map_or(0, str::len)) {
+        return refuse(v, true);
+    }
+    match from_query_string(query) {
+        Ok(Extracted::NotGraphql) => HeadersAction::Continue,
+        Ok(Extracted::Single(req)) => {
+            let checked = check(config, limits, safe, std::slice::from_ref(&req), apq);
+            finish(host, config, counters, format, checked, false)
+        }
+        Ok(Extracted::Batch(reqs)) => {
+            let checked = check(config, limits, safe, &reqs, apq);
+            finish(host, config, counters, format, checked, false)
+        }
+        Err(e) => refuse(transport_violation(config, &e), false),
+    }
 }
 
 /// Methods echoed in messages are bounded.
@@ -198,15 +263,18 @@ fn clip_method(m: &str) -> &str {
 
 /// `body_size` is what Envoy has buffered so far; `body` is read only at the end.
 pub fn on_request_body(
-    host: &dyn Host,
-    apq: &dyn ApqStore,
-    config: &Config,
-    counters: &Counters,
+    env: Env<'_>,
     pending: &Pending,
     body_size: usize,
     end_of_stream: bool,
     body: impl FnOnce() -> Option<Vec<u8>>,
 ) -> BodyAction {
+    let Env {
+        host,
+        apq,
+        config,
+        counters,
+    } = env;
     if let Some(v) = check_bytes(config, &pending.limits, body_size) {
         // Beyond the size limit nothing is buffered further, even in warn-only mode.
         let hard = body_size > config.max_body_bytes;
@@ -220,7 +288,39 @@ pub fn on_request_body(
         return BodyAction::Buffer;
     }
     let bytes = body().unwrap_or_default();
-    let checked = match from_body(pending.kind, &bytes, config.max_batch) {
+    if let Some(url) = &pending.url {
+        let query = (!url.is_empty()).then_some(url.as_str());
+        if bytes.is_empty() {
+            let action = check_url(env, pending.format, &pending.limits, pending.safe, query);
+            return match action {
+                HeadersAction::Stop => BodyAction::Stop,
+                _ => BodyAction::Continue,
+            };
+        }
+        let in_url = query.is_some_and(|q| {
+            URL_PARAMS
+                .iter()
+                .any(|p| kit::query::query_values(q, p).next().is_some())
+        });
+        if in_url {
+            let checked = Checked::refused(both_url_and_body());
+            return match finish(host, config, counters, pending.format, checked, false) {
+                HeadersAction::Stop => BodyAction::Stop,
+                _ => BodyAction::Continue,
+            };
+        }
+    }
+    let kind = match &pending.kind {
+        Ok(k) => *k,
+        Err(e) => {
+            let checked = Checked::refused(transport_violation(config, e));
+            return match finish(host, config, counters, pending.format, checked, false) {
+                HeadersAction::Stop => BodyAction::Stop,
+                _ => BodyAction::Continue,
+            };
+        }
+    };
+    let checked = match from_body(kind, &bytes, config.max_batch) {
         Ok(Extracted::Single(req)) => check(
             config,
             &pending.limits,

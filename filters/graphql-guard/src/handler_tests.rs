@@ -38,16 +38,14 @@ fn post(
         h.push(("accept", a));
     }
     with_headers(host, &h);
-    let HeadersAction::NeedBody(p) = on_request_headers(host, &NoStore, config, counters, false)
+    let HeadersAction::NeedBody(p) =
+        on_request_headers(Env::new(host, &NoStore, config, counters), false)
     else {
         panic!("a POST waits for its body");
     };
     assert_eq!(
         on_request_body(
-            host,
-            &NoStore,
-            config,
-            counters,
+            Env::new(host, &NoStore, config, counters),
             &p,
             body.len() / 2,
             false,
@@ -56,10 +54,7 @@ fn post(
         BodyAction::Buffer
     );
     on_request_body(
-        host,
-        &NoStore,
-        config,
-        counters,
+        Env::new(host, &NoStore, config, counters),
         &p,
         body.len(),
         true,
@@ -146,18 +141,31 @@ fn oversized_bodies_stop_buffering_with_413() {
             ("content-type", "application/json"),
         ],
     );
-    let HeadersAction::NeedBody(p) = on_request_headers(&host, &NoStore, &config, &counters, false)
+    let HeadersAction::NeedBody(p) =
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), false)
     else {
         panic!()
     };
     // Over the plan's max_bytes but under the hard cap: warn-only lets it through.
     assert_eq!(
-        on_request_body(&host, &NoStore, &config, &counters, &p, 15, false, || None),
+        on_request_body(
+            Env::new(&host, &NoStore, &config, &counters),
+            &p,
+            15,
+            false,
+            || None
+        ),
         BodyAction::Continue
     );
     // Over the hard cap: refused even in warn-only mode.
     assert_eq!(
-        on_request_body(&host, &NoStore, &config, &counters, &p, 21, false, || None),
+        on_request_body(
+            Env::new(&host, &NoStore, &config, &counters),
+            &p,
+            21,
+            false,
+            || None
+        ),
         BodyAction::Stop
     );
     assert_eq!(host.reply().unwrap().status, 413);
@@ -171,7 +179,7 @@ fn get_requests_and_methods() {
         &[(":method", "GET"), (":path", "/graphql?query=%7Ba%7D")],
     );
     assert_eq!(
-        on_request_headers(&host, &NoStore, &config, &counters, true),
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), true),
         HeadersAction::Continue
     );
     with_headers(
@@ -182,7 +190,7 @@ fn get_requests_and_methods() {
         ],
     );
     assert_eq!(
-        on_request_headers(&host, &NoStore, &config, &counters, true),
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), true),
         HeadersAction::Stop
     );
     assert_eq!(host.reply().unwrap().status, 405);
@@ -191,7 +199,7 @@ fn get_requests_and_methods() {
     for (m, p) in [("GET", "/graphql"), ("OPTIONS", "/graphql"), ("get", "/x")] {
         with_headers(&mut host, &[(":method", m), (":path", p)]);
         assert_eq!(
-            on_request_headers(&host, &NoStore, &config, &counters, true),
+            on_request_headers(Env::new(&host, &NoStore, &config, &counters), true),
             HeadersAction::Continue
         );
     }
@@ -206,7 +214,7 @@ fn get_requests_and_methods() {
         ],
     );
     assert_eq!(
-        on_request_headers(&host, &NoStore, &config, &counters, false),
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), false),
         HeadersAction::Stop
     );
     assert_eq!(host.reply().unwrap().status, 415);
@@ -220,7 +228,7 @@ fn get_requests_and_methods() {
         ],
     );
     assert_eq!(
-        on_request_headers(&host, &NoStore, &config, &counters, true),
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), true),
         HeadersAction::Stop
     );
     assert_eq!(host.reply().unwrap().status, 400);
@@ -235,7 +243,7 @@ fn get_requests_and_methods() {
         ],
     );
     assert_eq!(
-        on_request_headers(&host, &NoStore, &config, &counters, false),
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), false),
         HeadersAction::Stop
     );
     assert_eq!(host.reply().unwrap().status, 400);
@@ -257,7 +265,7 @@ fn routes_not_configured_pass_untouched() {
             ],
         );
         assert_eq!(
-            on_request_headers(&host, &NoStore, &config, &counters, false),
+            on_request_headers(Env::new(&host, &NoStore, &config, &counters), false),
             HeadersAction::Continue,
             "{path}"
         );
@@ -271,7 +279,7 @@ fn routes_not_configured_pass_untouched() {
         ],
     );
     assert!(matches!(
-        on_request_headers(&host, &NoStore, &config, &counters, false),
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), false),
         HeadersAction::NeedBody(_)
     ));
 }
@@ -356,9 +364,9 @@ fn methods_are_compared_case_insensitively_and_others_refused() {
         ("OPTIONS", "/graphql", true, None),
         ("OPTIONS", deep_url, true, Some(405)),
         ("OPTIONS", "/graphql", false, Some(405)),
-        // A GET with a body: the body is judged, and URL parameters beside it are refused.
+        // A GET with a body: judged once the body is known (see the next test).
         ("GET", "/graphql", false, Some(0)),
-        ("GET", deep_url, false, Some(400)),
+        ("GET", deep_url, false, Some(0)),
     ];
     for (method, path, eos, want) in cases {
         let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":1}}"#);
@@ -370,7 +378,7 @@ fn methods_are_compared_case_insensitively_and_others_refused() {
                 ("content-type", "application/json"),
             ],
         );
-        let got = on_request_headers(&host, &NoStore, &config, &counters, eos);
+        let got = on_request_headers(Env::new(&host, &NoStore, &config, &counters), eos);
         let what = format!("{method} {path} eos={eos}");
         match want {
             None => assert_eq!(got, HeadersAction::Continue, "{what}"),
@@ -406,17 +414,15 @@ fn methods_are_compared_case_insensitively_and_others_refused() {
             ("content-type", "application/json"),
         ],
     );
-    let HeadersAction::NeedBody(p) = on_request_headers(&host, &NoStore, &config, &counters, false)
+    let HeadersAction::NeedBody(p) =
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), false)
     else {
         panic!("a PUT with a body waits for it");
     };
     let body = br#"{"query":"{ a { b } }"}"#.to_vec();
     assert_eq!(
         on_request_body(
-            &host,
-            &NoStore,
-            &config,
-            &counters,
+            Env::new(&host, &NoStore, &config, &counters),
             &p,
             body.len(),
             true,
@@ -435,16 +441,14 @@ fn methods_are_compared_case_insensitively_and_others_refused() {
             ("content-type", "application/json"),
         ],
     );
-    let HeadersAction::NeedBody(p) = on_request_headers(&host, &NoStore, &config, &counters, false)
+    let HeadersAction::NeedBody(p) =
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), false)
     else {
         panic!("a GET with a body waits for it");
     };
     let body = br#"{"query":"mutation { m }"}"#.to_vec();
     on_request_body(
-        &host,
-        &NoStore,
-        &config,
-        &counters,
+        Env::new(&host, &NoStore, &config, &counters),
         &p,
         body.len(),
         true,
@@ -465,7 +469,7 @@ fn upgrades_are_refused_on_guarded_routes() {
         h.extend_from_slice(&headers);
         with_headers(&mut host, &h);
         assert_eq!(
-            on_request_headers(&host, &NoStore, &config, &counters, true),
+            on_request_headers(Env::new(&host, &NoStore, &config, &counters), true),
             HeadersAction::Stop,
             "{headers:?}"
         );
@@ -488,7 +492,7 @@ fn upgrades_are_refused_on_guarded_routes() {
         ],
     );
     assert_eq!(
-        on_request_headers(&host, &NoStore, &config, &counters, true),
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), true),
         HeadersAction::Continue
     );
 }
@@ -510,12 +514,72 @@ fn skip_rules_do_not_apply_to_ambiguous_paths() {
     ] {
         let (config, mut host, counters) = setup(json);
         with_headers(&mut host, &[(":method", "GET"), (":path", path)]);
-        let got = on_request_headers(&host, &NoStore, &config, &counters, true);
+        let got = on_request_headers(Env::new(&host, &NoStore, &config, &counters), true);
         assert_eq!(got == HeadersAction::Stop, want_stop, "{path}");
         assert_eq!(
             host.counter("apim.graphql_guard.path_ambiguous"),
             ambiguous,
             "{path}"
         );
+    }
+}
+
+/// A request other than POST that announced a body: an empty body leaves the URL to judge; a
+/// non-empty one is judged, and GraphQL parameters in the URL beside it are refused.
+#[test]
+fn a_body_on_another_method_is_judged_at_its_end() {
+    let deep_url = "/graphql?query=%7Ba%7Bb%7D%7D";
+    // (path, content-type, body, outcome: None = Continue, Some(status))
+    let cases: [(&str, Option<&str>, &str, Option<u16>); 7] = [
+        ("/graphql", None, "", None),
+        (deep_url, None, "", Some(400)),
+        ("/graphql?query=%7Ba%7D", None, "", None),
+        (
+            "/graphql",
+            Some("application/json"),
+            r#"{"query":"{ a { b } }"}"#,
+            Some(400),
+        ),
+        (
+            "/graphql",
+            Some("application/json"),
+            r#"{"query":"{ a }"}"#,
+            None,
+        ),
+        (
+            "/graphql?query=%7Ba%7D",
+            Some("application/json"),
+            r#"{"query":"{ a }"}"#,
+            Some(400),
+        ),
+        ("/graphql", Some("text/plain"), "{ a { b } }", Some(415)),
+    ];
+    for (path, ct, body, want) in cases {
+        let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":1}}"#);
+        let mut h = vec![(":method", "get"), (":path", path)];
+        if let Some(ct) = ct {
+            h.push(("content-type", ct));
+        }
+        with_headers(&mut host, &h);
+        let HeadersAction::NeedBody(p) =
+            on_request_headers(Env::new(&host, &NoStore, &config, &counters), false)
+        else {
+            panic!("{path}: waits for the body");
+        };
+        let bytes = body.as_bytes().to_vec();
+        let got = on_request_body(
+            Env::new(&host, &NoStore, &config, &counters),
+            &p,
+            bytes.len(),
+            true,
+            || Some(bytes.clone()),
+        );
+        match want {
+            None => assert_eq!(got, BodyAction::Continue, "{path} {body}"),
+            Some(status) => {
+                assert_eq!(got, BodyAction::Stop, "{path} {body}");
+                assert_eq!(host.reply().unwrap().status, status, "{path} {body}");
+            }
+        }
     }
 }

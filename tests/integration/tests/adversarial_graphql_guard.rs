@@ -195,7 +195,8 @@ fn shared() -> &'static Envoy {
 /// One test at a time: the counter deltas a test asserts are its own.
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 struct Ctx {
@@ -286,10 +287,17 @@ fn h2(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Optio
     let dir = tempfile::tempdir().unwrap();
     let head_file = dir.path().join("headers");
     let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--http2-prior-knowledge", "--max-time", "20", "-X", method])
-        .arg("-D")
-        .arg(&head_file)
-        .arg(format!("http://127.0.0.1:{port}{path}"));
+    cmd.args([
+        "-sS",
+        "--http2-prior-knowledge",
+        "--max-time",
+        "20",
+        "-X",
+        method,
+    ])
+    .arg("-D")
+    .arg(&head_file)
+    .arg(format!("http://127.0.0.1:{port}{path}"));
     for (k, v) in headers {
         cmd.arg("-H").arg(format!("{k}: {v}"));
     }
@@ -336,7 +344,10 @@ fn http2_lower_case_methods_are_checked() {
         Some(&body),
     );
     assert_eq!(r.status, 400, "{}", r.body);
-    assert_eq!(r.json()["errors"][0]["extensions"]["code"], "MAX_DEPTH_EXCEEDED");
+    assert_eq!(
+        r.json()["errors"][0]["extensions"]["code"],
+        "MAX_DEPTH_EXCEEDED"
+    );
     let r = h2(
         c.port,
         "get",
@@ -345,8 +356,15 @@ fn http2_lower_case_methods_are_checked() {
         None,
     );
     assert_eq!(r.status, 400, "{}", r.body);
-    assert_eq!(r.json()["errors"][0]["extensions"]["code"], "MAX_DEPTH_EXCEEDED");
-    assert_eq!(upstream_requests(), before, "the upstream saw a refused request");
+    assert_eq!(
+        r.json()["errors"][0]["extensions"]["code"],
+        "MAX_DEPTH_EXCEEDED"
+    );
+    assert_eq!(
+        upstream_requests(),
+        before,
+        "the upstream saw a refused request"
+    );
     // A fine operation in lower case still passes.
     let r = h2(
         c.port,
@@ -397,7 +415,11 @@ fn other_methods_are_refused_with_405_and_allow() {
         assert_eq!(r.header("allow"), Some("GET, POST"));
     }
     assert_eq!(guard("rejected.method_not_allowed"), refused_before + 6);
-    assert_eq!(upstream_requests(), before, "the upstream saw a refused method");
+    assert_eq!(
+        upstream_requests(),
+        before,
+        "the upstream saw a refused method"
+    );
     // A CORS preflight carries nothing and passes.
     let r = send(
         c.port,
@@ -433,8 +455,16 @@ fn a_refused_operation_is_not_charged_by_quota() {
          {:x}\r\n{body}\r\n0\r\nx-trailer: 1\r\n\r\n",
         body.len()
     );
-    refused(&send_raw(c.port, raw.as_bytes()).unwrap(), 400, "MAX_DEPTH_EXCEEDED");
-    assert_eq!(quota("allowed"), allowed, "quota counted a refused operation");
+    refused(
+        &send_raw(c.port, raw.as_bytes()).unwrap(),
+        400,
+        "MAX_DEPTH_EXCEEDED",
+    );
+    assert_eq!(
+        quota("allowed"),
+        allowed,
+        "quota counted a refused operation"
+    );
     assert_eq!(quota("limited"), limited);
     assert_eq!(upstream_requests(), upstream);
     // An admitted one is counted once, after its body was judged.
@@ -502,7 +532,11 @@ fn a_hash_alone_is_checked_under_the_callers_plan() {
     // Anonymous (guest, free) too.
     let r = send(c.port, &post_json(&alone));
     refused(&r, 400, "MAX_DEPTH_EXCEEDED");
-    assert_eq!(upstream_requests(), upstream + 1, "the upstream saw a refused hash");
+    assert_eq!(
+        upstream_requests(),
+        upstream + 1,
+        "the upstream saw a refused hash"
+    );
     // alice by hash alone: admitted and charged what the full query costs.
     let r = send(c.port, &post_json(&alone).header("x-api-key", ALICE));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -527,11 +561,18 @@ fn an_ambiguous_path_does_not_reach_a_skip_rule() {
         let r = send(c.port, &Request::get(&path));
         refused(&r, 400, "MAX_DEPTH_EXCEEDED");
     }
-    assert_eq!(upstream_requests(), upstream, "the upstream saw an unguarded request");
+    assert_eq!(
+        upstream_requests(),
+        upstream,
+        "the upstream saw an unguarded request"
+    );
     // The first two reached the skip rule and were counted; the third normalises to /graphql.
     assert_eq!(guard("path_ambiguous"), ambiguous + 2);
     // The skip rule still applies to a plain path under it.
-    let r = send(c.port, &Request::get(&format!("/graphql/public/x?query={deep}")));
+    let r = send(
+        c.port,
+        &Request::get(&format!("/graphql/public/x?query={deep}")),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(upstream_requests(), upstream + 1);
 }
@@ -598,7 +639,10 @@ fn parameters_in_both_url_and_body_are_refused() {
                 .body(body.clone()),
         );
         let e = refused(&r, 400, "BAD_REQUEST");
-        assert!(e["message"].as_str().unwrap().contains("not the URL"), "{m}: {e}");
+        assert!(
+            e["message"].as_str().unwrap().contains("not the URL"),
+            "{m}: {e}"
+        );
     }
     assert_eq!(upstream_requests(), upstream);
 }
@@ -658,7 +702,10 @@ fn alias_and_fragment_bombs_are_refused() {
     let c = ctx("main");
     let upstream = upstream_requests();
     let aliases: String = (0..11).map(|i| format!(" a{i}: pets {{ id }}")).collect();
-    let r = send(c.port, &post_json(&json!({ "query": format!("{{{aliases} }}") })));
+    let r = send(
+        c.port,
+        &post_json(&json!({ "query": format!("{{{aliases} }}") })),
+    );
     refused(&r, 400, "MAX_ALIASES_EXCEEDED");
     // Each fragment spreads the next twice: 2^30 fields if expanded, 30 deep.
     let mut bomb = String::from("{ ...F0 }");

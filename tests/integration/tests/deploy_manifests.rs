@@ -190,7 +190,9 @@ fn every_filter_config_is_the_one_of_gateway_yaml() {
             // `hold_headers: false` (gateway.yaml sets the Envoy knob and keeps the default).
             let mut config = filter.config.clone();
             if filter.module == "graphql_guard" && !chain.source.contains("envoyfilter") {
-                let held = config.as_object_mut().and_then(|o| o.remove("hold_headers"));
+                let held = config
+                    .as_object_mut()
+                    .and_then(|o| o.remove("hold_headers"));
                 assert_eq!(held, Some(Value::Bool(false)), "{}", chain.source);
             }
             assert_eq!(
