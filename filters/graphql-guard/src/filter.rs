@@ -1,5 +1,6 @@
 //! proxy-wasm glue: `kit::plugin::Root` parses and swaps the config; the HTTP context hands
-//! each request to [`crate::handler`] and buffers POST bodies. Nothing here decides anything.
+//! each request to [`crate::handler`], holds the headers (with `hold_headers`) and buffers the
+//! body it must judge, and backs the APQ registry with shared data. Nothing here decides anything.
 
 use crate::apq::SharedData;
 use crate::config::Config;
