@@ -82,6 +82,25 @@ fn full_config_is_accepted() {
 }
 
 #[test]
+fn methods_hold_headers_and_apq() {
+    let c = parse(
+        r#"{"methods":["get","Post","PUT","put"],"hold_headers":false,
+            "apq":{"max_entries":0,"max_query_bytes":100}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.methods, vec!["GET", "POST", "PUT"]);
+    assert_eq!(c.allow, "GET, POST, PUT");
+    assert!(!c.hold_headers);
+    assert_eq!(
+        c.apq,
+        crate::apq::ApqLimits {
+            max_entries: 0,
+            max_query_bytes: 100
+        }
+    );
+}
+
+#[test]
 fn rules_and_plans_validate() {
     let c = parse(
         r#"{"rules":[{"match":{"path":{"prefix":"/graphql"}}},{"match":{"hosts":["x.example"]},"skip":true}],
@@ -137,6 +156,14 @@ fn bad_configs_name_the_field() {
         (r#"{"rules":[{"match":{"path":{"regex":"("}}}]}"#, "rules[0].match.path"),
         (r#"{"rules":[{"match":{},"skip":"yes"}]}"#, "rules[0].skip: invalid type"),
         (r#"{"warn_only":1}"#, "warn_only: invalid type"),
+        (r#"{"methods":[]}"#, "methods: between 1 and 16 methods"),
+        (r#"{"methods":["GET","PO ST"]}"#, "methods[1]: \"PO ST\" is not an HTTP method"),
+        (r#"{"methods":[""]}"#, "methods[0]: \"\" is not an HTTP method"),
+        (r#"{"methods":"GET"}"#, "methods: invalid type"),
+        (r#"{"hold_headers":"no"}"#, "hold_headers: invalid type"),
+        (r#"{"apq":{"max_entries":100001}}"#, "apq.max_entries: must be at most 100000"),
+        (r#"{"apq":{"max_query_bytes":0}}"#, "apq.max_query_bytes: must be between 1 and 262144"),
+        (r#"{"apq":{"entries":5}}"#, "apq.entries: unknown field `entries`"),
         ("", "config is empty"),
     ];
     for (json, want) in cases {
