@@ -83,6 +83,20 @@ pub struct RawConfig {
     /// The automatic-persisted-query registry.
     #[serde(default)]
     pub apq: RawApq,
+    /// WebSocket upgrades on a guarded route: refused, or read frame by frame.
+    #[serde(default)]
+    pub websocket: WebsocketMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebsocketMode {
+    /// Every upgrade on a guarded route: 403.
+    #[default]
+    Refuse,
+    /// A WebSocket offering only `graphql-transport-ws` / `graphql-ws` is let through and its
+    /// operations are checked; the stream is closed on a violation.
+    Inspect,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -343,6 +357,7 @@ pub struct Config {
     pub allow: String,
     pub hold_headers: bool,
     pub apq: ApqLimits,
+    pub websocket: WebsocketMode,
     /// The request headers a request needs fetched (rule conditions, method, path, media types).
     pub fetch: Vec<String>,
 }
@@ -402,6 +417,7 @@ impl Config {
             "accept",
             "upgrade",
             ":protocol",
+            "sec-websocket-protocol",
         ]
         .iter()
         .map(|s| (*s).to_string())
@@ -431,6 +447,7 @@ impl Config {
             methods,
             hold_headers: raw.hold_headers,
             apq,
+            websocket: raw.websocket,
             fetch,
         })
     }

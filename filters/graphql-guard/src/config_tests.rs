@@ -31,7 +31,8 @@ fn empty_object_gets_the_documented_defaults() {
             "content-type",
             "accept",
             "upgrade",
-            ":protocol"
+            ":protocol",
+            "sec-websocket-protocol"
         ]
     );
     assert_eq!(c.methods, vec!["GET", "POST"]);
@@ -91,6 +92,11 @@ fn methods_hold_headers_and_apq() {
     assert_eq!(c.methods, vec!["GET", "POST", "PUT"]);
     assert_eq!(c.allow, "GET, POST, PUT");
     assert!(!c.hold_headers);
+    assert_eq!(c.websocket, WebsocketMode::Refuse);
+    assert_eq!(
+        parse(r#"{"websocket":"inspect"}"#).unwrap().websocket,
+        WebsocketMode::Inspect
+    );
     assert_eq!(
         c.apq,
         crate::apq::ApqLimits {
@@ -164,6 +170,7 @@ fn bad_configs_name_the_field() {
         (r#"{"apq":{"max_entries":100001}}"#, "apq.max_entries: must be at most 100000"),
         (r#"{"apq":{"max_query_bytes":0}}"#, "apq.max_query_bytes: must be between 1 and 262144"),
         (r#"{"apq":{"entries":5}}"#, "apq.entries: unknown field `entries`"),
+        (r#"{"websocket":"allow"}"#, "websocket: unknown variant `allow`"),
         ("", "config is empty"),
     ];
     for (json, want) in cases {

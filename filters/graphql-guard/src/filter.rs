@@ -4,8 +4,11 @@
 
 use crate::apq::SharedData;
 use crate::config::Config;
-use crate::handler::{self, BodyAction, Env, HeadersAction, Pending};
+use crate::config::Limits;
+use crate::handler::{self, BodyAction, Env, HeadersAction, Pending, WsAction};
+use crate::ws::FrameReader;
 use kit::denial::Format;
+use kit::host::Host;
 use kit::metrics::Counters;
 use kit::plugin::{Plugin, Root};
 use kit::proxy_host::ProxyHost;
@@ -39,6 +42,7 @@ impl Plugin for GraphqlGuard {
             counters,
             pending: None,
             body_size: 0,
+            ws: None,
         })
     }
 }
@@ -49,6 +53,8 @@ struct Http {
     pending: Option<Pending>,
     /// What Envoy has buffered so far, for a check that ends at the trailers.
     body_size: usize,
+    /// An inspected WebSocket: the plan's limits and the frame reader.
+    ws: Option<(Limits, FrameReader)>,
 }
 
 impl Context for Http {}
@@ -60,6 +66,13 @@ impl HttpContext for Http {
         match handler::on_request_headers(env, end_of_stream) {
             HeadersAction::Continue => Action::Continue,
             HeadersAction::Stop => Action::Pause,
+            HeadersAction::Websocket(limits) => {
+                // No extension (permessage-deflate) may be negotiated: the frames must be
+                // readable as sent.
+                host.remove_request_header("sec-websocket-extensions");
+                self.ws = Some((limits, FrameReader::new(self.config.max_body_bytes)));
+                Action::Continue
+            }
             HeadersAction::NeedBody(p) => {
                 self.pending = Some(p);
                 if self.config.hold_headers {
@@ -79,6 +92,19 @@ impl HttpContext for Http {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some((limits, reader)) = &mut self.ws {
+            // Each chunk is passed on once read (Continue), so the buffer holds only this one.
+            let bytes = kit::proxy_host::calls::request_body(0, body_size).unwrap_or_default();
+            let host = ProxyHost;
+            let env = Env::new(&host, &SharedData, &self.config, &self.counters);
+            return match handler::on_websocket_data(env, limits, reader, &bytes) {
+                WsAction::Continue => Action::Continue,
+                WsAction::Close => {
+                    let _ = proxy_wasm::hostcalls::reset_http_request();
+                    Action::Pause
+                }
+            };
+        }
         let (config, Some(pending)) = (&self.config, &self.pending) else {
             return Action::Continue;
         };

@@ -4,11 +4,12 @@
 //! proxy-wasm (and hands over the buffered body).
 
 use crate::apq::ApqStore;
-use crate::config::{Config, Limits, COST_PROPERTY};
+use crate::config::{Config, Limits, WebsocketMode, COST_PROPERTY};
 use crate::policy::{self, check, check_bytes, transport_violation, Checked, Code, Violation};
 use crate::transport::{
     body_kind, from_body, from_query_string, BodyKind, Extracted, TransportError,
 };
+use crate::ws::{self, FrameReader};
 use kit::denial::Format;
 use kit::host::{Host, LogLevel};
 use kit::identity::{Identity, PROPERTY};
@@ -76,6 +77,17 @@ pub enum HeadersAction {
     Stop,
     /// A body to judge: buffer it and call [`on_request_body`] with this state.
     NeedBody(Pending),
+    /// A WebSocket to inspect (`websocket: inspect`): remove `sec-websocket-extensions`, let the
+    /// upgrade through and hand every chunk of the client's stream to [`on_websocket_data`].
+    Websocket(Limits),
+}
+
+/// What the WebSocket data callback decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsAction {
+    Continue,
+    /// A violation or an unreadable frame: drop this chunk and reset the stream.
+    Close,
 }
 
 /// What the request-body callback decided.
@@ -149,6 +161,16 @@ pub fn on_request_headers(env: Env<'_>, end_of_stream: bool) -> HeadersAction {
     // operations in frames the guard does not read: refused, whatever warn-only says.
     let upgrade = head.get("upgrade").is_some_and(|v| !v.is_empty());
     if upgrade || head.contains(":protocol") {
+        let websocket = [head.get_str("upgrade"), head.get_str(":protocol")]
+            .into_iter()
+            .flatten()
+            .any(|v| v.trim().eq_ignore_ascii_case("websocket"));
+        if config.websocket == WebsocketMode::Inspect
+            && websocket
+            && ws::subprotocols_understood(head.get_str("sec-websocket-protocol"))
+        {
+            return HeadersAction::Websocket(limits);
+        }
         let v = policy::violation(
             Code::UpgradeNotAllowed,
             "protocol upgrades (GraphQL over WebSocket) are not allowed on this route",
@@ -259,6 +281,72 @@ fn check_url(
 /// Methods echoed in messages are bounded.
 fn clip_method(m: &str) -> &str {
     m.get(..m.len().min(32)).unwrap_or("")
+}
+
+/// One chunk of an inspected WebSocket's client stream: every operation it completes is checked.
+pub fn on_websocket_data(
+    env: Env<'_>,
+    limits: &Limits,
+    reader: &mut FrameReader,
+    bytes: &[u8],
+) -> WsAction {
+    let Env {
+        host,
+        apq,
+        config,
+        counters,
+    } = env;
+    let messages = match reader.feed(bytes) {
+        Ok(m) => m,
+        Err(e) => return ws_refused(env, policy::violation(Code::BadRequest, e.message()), true),
+    };
+    for message in messages {
+        let req = match ws::operation(&message) {
+            Ok(Some(req)) => req,
+            Ok(None) => continue,
+            Err(e) => {
+                return ws_refused(env, policy::violation(Code::BadRequest, e.message()), false)
+            }
+        };
+        let checked = check(config, limits, false, std::slice::from_ref(&req), apq);
+        counters.inc(host, CHECKED);
+        match checked.violation {
+            None => counters.inc(host, PASSED),
+            Some(v) => {
+                if ws_refused(env, v, false) == WsAction::Close {
+                    return WsAction::Close;
+                }
+            }
+        }
+    }
+    WsAction::Continue
+}
+
+/// Counts and logs a refusal on a WebSocket; closes unless warn-only (and the stream is still
+/// readable).
+fn ws_refused(env: Env<'_>, v: Violation, unreadable: bool) -> WsAction {
+    let Env {
+        host,
+        config,
+        counters,
+        ..
+    } = env;
+    let warn = config.warn_only && !unreadable;
+    counters.inc(host, if warn { WARNED } else { counter_index(v.code) });
+    host.log(
+        LogLevel::Warn,
+        &format!(
+            "graphql-guard: websocket{}: {}: {}",
+            if warn { " (warn-only)" } else { "" },
+            v.code.as_str(),
+            v.denial.detail
+        ),
+    );
+    if warn {
+        WsAction::Continue
+    } else {
+        WsAction::Close
+    }
 }
 
 /// `body_size` is what Envoy has buffered so far; `body` is read only at the end.

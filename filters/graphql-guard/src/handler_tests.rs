@@ -583,3 +583,93 @@ fn a_body_on_another_method_is_judged_at_its_end() {
         }
     }
 }
+
+/// `websocket: inspect`: a GraphQL WebSocket is let through and each operation is checked.
+#[test]
+fn inspected_websockets_check_every_operation() {
+    use crate::ws::FrameReader;
+    let json = r#"{"limits":{"max_depth":2},"websocket":"inspect"}"#;
+    let upgrade = |proto: &str| {
+        vec![
+            (":method", "GET"),
+            (":path", "/graphql"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-protocol", proto),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<Vec<_>>()
+    };
+    // An unknown subprotocol is still refused.
+    let (config, mut host, counters) = setup(json);
+    let h = upgrade("mqtt");
+    with_headers(
+        &mut host,
+        &h.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), true),
+        HeadersAction::Stop
+    );
+    assert_eq!(host.reply().unwrap().status, 403);
+
+    let (config, mut host, counters) = setup(json);
+    let h = upgrade("graphql-transport-ws");
+    with_headers(
+        &mut host,
+        &h.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let HeadersAction::Websocket(limits) =
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), false)
+    else {
+        panic!("inspected");
+    };
+    let mut reader = FrameReader::new(config.max_body_bytes);
+    let env = Env::new(&host, &NoStore, &config, &counters);
+    let msg = |m: &str| crate::ws::tests::frame(true, 1, m.as_bytes());
+    let init = msg(r#"{"type":"connection_init"}"#);
+    assert_eq!(
+        on_websocket_data(env, &limits, &mut reader, &init),
+        WsAction::Continue
+    );
+    let fine =
+        msg(r#"{"id":"1","type":"subscribe","payload":{"query":"subscription { a { b } }"}}"#);
+    assert_eq!(
+        on_websocket_data(env, &limits, &mut reader, &fine),
+        WsAction::Continue
+    );
+    assert_eq!(host.counter("apim.graphql_guard.passed"), 1);
+    let deep = msg(
+        r#"{"id":"2","type":"subscribe","payload":{"query":"subscription { a { b { c } } }"}}"#,
+    );
+    // Split across two chunks: the first completes nothing.
+    let (a, b) = deep.split_at(10);
+    assert_eq!(
+        on_websocket_data(env, &limits, &mut reader, a),
+        WsAction::Continue
+    );
+    assert_eq!(
+        on_websocket_data(env, &limits, &mut reader, b),
+        WsAction::Close
+    );
+    assert_eq!(
+        host.counter("apim.graphql_guard.rejected.max_depth_exceeded"),
+        1
+    );
+    // An unreadable frame closes too.
+    let mut reader = FrameReader::new(config.max_body_bytes);
+    assert_eq!(
+        on_websocket_data(
+            env,
+            &limits,
+            &mut reader,
+            &crate::ws::tests::frame(true, 2, b"x")
+        ),
+        WsAction::Close
+    );
+    assert_eq!(host.counter("apim.graphql_guard.rejected.bad_request"), 1);
+}

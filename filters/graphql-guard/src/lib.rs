@@ -12,6 +12,7 @@
 //! - [`analyze`]: parsing (apollo-parser, with token and recursion limits) and measuring the
 //!   selected operation, fragments memoised and cycle-guarded.
 //! - [`apq`]: the automatic-persisted-query registry (documents seen in full, by SHA-256).
+//! - [`ws`]: GraphQL over WebSocket (`websocket: inspect`): frames and the operations they carry.
 //! - [`policy`]: the pure decision: total cost or the first violation as a typed denial.
 //! - [`handler`]: applying it through `kit::host::Host` (testable with the mock).
 //! - `filter` (wasm32-wasip1 only): the proxy-wasm root and HTTP contexts.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod handler;
 pub mod policy;
 pub mod transport;
+pub mod ws;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod filter;

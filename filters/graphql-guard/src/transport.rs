@@ -152,7 +152,7 @@ pub fn from_body(
     }
 }
 
-fn from_object(value: Value) -> Result<GqlRequest, TransportError> {
+pub(crate) fn from_object(value: Value) -> Result<GqlRequest, TransportError> {
     let Value::Object(mut map) = value else {
         return Err(TransportError::BadRequest(
             "a GraphQL request must be a JSON object".into(),
