@@ -168,7 +168,52 @@ static_resources:
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  - name: ws
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ws
+          upgrade_configs: [{upgrade_type: websocket}]
+          route_config:
+            name: ws
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: ws_upstream}
+          http_filters:
+          - name: apim.graphql_guard
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: graphql_guard
+                root_id: graphql_guard
+                failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: true
+                vm_config:
+                  vm_id: graphql_guard_ws
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:graphql_guard}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{"limits": {"max_depth": 8}, "websocket": "inspect"}'
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:
+  - name: ws_upstream
+    type: STATIC
+    connect_timeout: 5s
+    load_assignment:
+      cluster_name: ws_upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {socket_address: {address: 127.0.0.1, port_value: WS_UPSTREAM_PORT}}
   - name: upstream
     type: STATIC
     connect_timeout: 5s
@@ -183,9 +228,11 @@ static_resources:
 fn shared() -> &'static Envoy {
     static SHARED: OnceLock<Envoy> = OnceLock::new();
     SHARED.get_or_init(|| {
+        let ws_port = ws_upstream::start();
+        let config = CONFIG.replace("WS_UPSTREAM_PORT", &ws_port.to_string());
         let envoy = Envoy::builder()
             .concurrency(1)
-            .start(CONFIG)
+            .start(&config)
             .unwrap_or_else(|e| panic!("starting the shared Envoy: {e}"));
         envoy.stop_when_process_exits();
         envoy
@@ -726,4 +773,189 @@ fn alias_and_fragment_bombs_are_refused() {
     // The VM is alive.
     let r = send(c.port, &post_json(&json!({"query": "{ pets { id } }"})));
     assert_eq!(r.status, 200, "{}", r.text());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 3, `websocket: inspect`: the operations inside a GraphQL WebSocket are checked.
+
+/// A WebSocket upstream of this test: answers every upgrade with 101, then records each text
+/// message it receives (client frames, unmasked) and when each connection closed.
+mod ws_upstream {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    pub struct Seen {
+        /// The upgrade requests, as received.
+        pub heads: Vec<String>,
+        pub messages: Vec<String>,
+        pub connections: usize,
+        pub closed: usize,
+    }
+
+    pub static SEEN: Mutex<Seen> = Mutex::new(Seen {
+        heads: Vec::new(),
+        messages: Vec::new(),
+        connections: 0,
+        closed: 0,
+    });
+
+    pub fn start() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || serve(stream));
+            }
+        });
+        port
+    }
+
+    fn serve(mut s: TcpStream) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        {
+            let mut seen = SEEN.lock().unwrap();
+            seen.connections += 1;
+            seen.heads
+                .push(String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase());
+        }
+        buf.drain(..end);
+        let _ = s.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+              sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+              sec-websocket-protocol: graphql-transport-ws\r\n\r\n",
+        );
+        loop {
+            while let Some((text, used)) = frame(&buf) {
+                buf.drain(..used);
+                if let Some(t) = text {
+                    SEEN.lock().unwrap().messages.push(t);
+                }
+            }
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        SEEN.lock().unwrap().closed += 1;
+    }
+
+    /// One masked client frame at the start of `b`: its text (for text frames) and its length.
+    fn frame(b: &[u8]) -> Option<(Option<String>, usize)> {
+        let (b0, b1) = (*b.first()?, *b.get(1)?);
+        let (len, mut at) = match b1 & 0x7F {
+            126 => (u16::from_be_bytes([*b.get(2)?, *b.get(3)?]) as usize, 4),
+            127 => return None,
+            n => (n as usize, 2),
+        };
+        let mask = b.get(at..at + 4)?.to_vec();
+        at += 4;
+        let payload: Vec<u8> = b
+            .get(at..at + len)?
+            .iter()
+            .zip(mask.iter().cycle())
+            .map(|(p, m)| p ^ m)
+            .collect();
+        let text = (b0 & 0x0F == 1).then(|| String::from_utf8_lossy(&payload).into_owned());
+        Some((text, at + len))
+    }
+}
+
+/// A masked text frame, as a client sends it.
+fn ws_text(text: &str) -> Vec<u8> {
+    let mask = [0xA1u8, 0xB2, 0xC3, 0xD4];
+    let p = text.as_bytes();
+    let mut out = vec![0x81];
+    if p.len() < 126 {
+        out.push(0x80 | p.len() as u8);
+    } else {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(p.len() as u16).to_be_bytes());
+    }
+    out.extend_from_slice(&mask);
+    out.extend(p.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    out
+}
+
+/// Waits (bounded) until `cond` holds on what the WebSocket upstream saw.
+fn until_seen(what: &str, cond: impl Fn(&ws_upstream::Seen) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond(&ws_upstream::SEEN.lock().unwrap()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn inspected_websockets_close_on_a_refused_operation() {
+    use std::io::{Read, Write};
+    let c = ctx("ws");
+    let refused_before = guard("rejected.max_depth_exceeded");
+    let (connections, closed) = {
+        let seen = ws_upstream::SEEN.lock().unwrap();
+        (seen.connections, seen.closed)
+    };
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", c.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    s.write_all(
+        b"GET /graphql HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
+          sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+          sec-websocket-protocol: graphql-transport-ws\r\n\
+          sec-websocket-extensions: permessage-deflate\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).unwrap(),
+            1,
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let fine =
+        r#"{"id":"1","type":"subscribe","payload":{"query":"subscription { pets { id } }"}}"#;
+    s.write_all(&ws_text(r#"{"type":"connection_init","payload":{}}"#))
+        .unwrap();
+    s.write_all(&ws_text(fine)).unwrap();
+    until_seen("the fine subscription", |seen| {
+        seen.messages.iter().any(|m| m == fine)
+    });
+    // A 13-deep subscription: the guard resets the stream; the upstream never gets it.
+    let deep = json!({"id": "2", "type": "subscribe", "payload": {"query": DEEP}}).to_string();
+    s.write_all(&ws_text(&deep)).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    until_seen("the upstream connection closed", |seen| {
+        seen.closed > closed
+    });
+    let seen = ws_upstream::SEEN.lock().unwrap();
+    assert_eq!(seen.connections, connections + 1);
+    // No extension was negotiated: the guard removed the offer, so frames stay readable.
+    let upgrade = seen.heads.last().unwrap();
+    assert!(upgrade.contains("upgrade: websocket"), "{upgrade}");
+    assert!(!upgrade.contains("sec-websocket-extensions"), "{upgrade}");
+    assert!(
+        !seen.messages.iter().any(|m| m.contains("\"id\":\"2\"")),
+        "the upstream saw the refused subscription"
+    );
+    drop(seen);
+    assert_eq!(guard("rejected.max_depth_exceeded"), refused_before + 1);
 }
