@@ -959,3 +959,65 @@ fn inspected_websockets_close_on_a_refused_operation() {
     drop(seen);
     assert_eq!(guard("rejected.max_depth_exceeded"), refused_before + 1);
 }
+
+/// WebSocket over HTTP/2 (RFC 8441 extended CONNECT, `:protocol: websocket`) is refused the same
+/// way: Envoy hands it to the filters as an upgrade.
+#[test]
+fn http2_extended_connect_websockets_are_refused() {
+    let c = ctx("main");
+    let upstream = upstream_requests();
+    let refused_before = guard("rejected.upgrade_not_allowed");
+    let port = c.port;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, body) = rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut client = client.ready().await.unwrap();
+        // The server's SETTINGS (ENABLE_CONNECT_PROTOCOL) arrive after the handshake.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !client.is_extended_connect_protocol_enabled() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Envoy never enabled extended CONNECT"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            client = client.ready().await.unwrap();
+        }
+        let req = hyper::http::Request::builder()
+            .method("CONNECT")
+            .uri(format!("http://127.0.0.1:{port}/graphql"))
+            .extension(h2::ext::Protocol::from_static("websocket"))
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-protocol", "graphql-transport-ws")
+            .body(())
+            .unwrap();
+        let (response, _send) = client.send_request(req, false).unwrap();
+        let response = response.await.unwrap();
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.unwrap();
+            let _ = body.flow_control().release_capacity(chunk.len());
+            bytes.extend_from_slice(&chunk);
+        }
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    });
+    assert_eq!(status, 403, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["errors"][0]["extensions"]["code"], "UPGRADE_NOT_ALLOWED");
+    assert_eq!(guard("rejected.upgrade_not_allowed"), refused_before + 1);
+    assert_eq!(
+        upstream_requests(),
+        upstream,
+        "the upstream saw the CONNECT"
+    );
+}
