@@ -9,6 +9,7 @@
 //! - [`config`]: raw serde types and their validation into [`config::Config`].
 //! - [`transport`]: GraphQL-over-HTTP (GET parameters, JSON / `application/graphql` bodies,
 //!   batches).
+//! - [`strict_json`]: JSON with duplicate object keys refused (parsers disagree on which wins).
 //! - [`analyze`]: parsing (apollo-parser, with token and recursion limits) and measuring the
 //!   selected operation, fragments memoised and cycle-guarded.
 //! - [`apq`]: the automatic-persisted-query registry (documents seen in full, by SHA-256).
@@ -22,6 +23,7 @@ pub mod apq;
 pub mod config;
 pub mod handler;
 pub mod policy;
+pub mod strict_json;
 pub mod transport;
 pub mod ws;
 

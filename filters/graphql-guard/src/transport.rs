@@ -89,7 +89,7 @@ pub fn from_query_string(query: Option<&str>) -> Result<Extracted, TransportErro
         match v {
             None => Ok(None),
             Some(s) if s.is_empty() => Ok(None),
-            Some(s) => serde_json::from_str::<Value>(&s)
+            Some(s) => crate::strict_json::from_slice(s.as_bytes())
                 .map(Some)
                 .map_err(|e| TransportError::BadRequest(format!("{name} is not valid JSON: {e}"))),
         }
@@ -121,7 +121,7 @@ pub fn from_body(
             }))
         }
         BodyKind::Json => {
-            let value: Value = serde_json::from_slice(body).map_err(|e| {
+            let value: Value = crate::strict_json::from_slice(body).map_err(|e| {
                 TransportError::BadRequest(format!("the body is not valid JSON: {e}"))
             })?;
             match value {

@@ -147,3 +147,23 @@ fn json_bodies() {
     );
     assert!(from_body(BodyKind::Graphql, b"\xff", 10).is_err());
 }
+
+/// A key given twice (body or GET JSON parameters) is refused: servers disagree on which wins.
+#[test]
+fn duplicate_json_keys_are_refused() {
+    for body in [
+        r#"{"query":"{ a { b { c } } }","query":"{ a }"}"#,
+        r#"{"query":"{ a(first: $n) { b } }","variables":{"n":1000,"n":1}}"#,
+        r#"[{"query":"{ a }"},{"query":"{ b }","operationName":"A","operationName":"B"}]"#,
+    ] {
+        match from_body(BodyKind::Json, body.as_bytes(), 10) {
+            Err(TransportError::BadRequest(m)) => assert!(m.contains("duplicate key"), "{m}"),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+    let qs = "query=%7Ba%7D&variables=%7B%22n%22%3A1%2C%22n%22%3A2%7D";
+    match from_query_string(Some(qs)) {
+        Err(TransportError::BadRequest(m)) => assert!(m.contains("duplicate key"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

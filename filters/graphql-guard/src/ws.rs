@@ -182,7 +182,7 @@ fn parse_frame(b: &[u8], max: usize) -> Option<Result<(Frame, usize), WsError>> 
 /// holds a `query` or `extensions` (`subscribe` in graphql-transport-ws, `start` in graphql-ws,
 /// or any other type that would carry one).
 pub fn operation(message: &[u8]) -> Result<Option<GqlRequest>, WsError> {
-    let value: Value = serde_json::from_slice(message)
+    let value: Value = crate::strict_json::from_slice(message)
         .map_err(|e| WsError::BadMessage(format!("not JSON: {e}")))?;
     let Value::Object(map) = value else {
         return Err(WsError::BadMessage("not a JSON object".into()));

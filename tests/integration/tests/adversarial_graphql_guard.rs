@@ -1021,3 +1021,31 @@ fn http2_extended_connect_websockets_are_refused() {
         "the upstream saw the CONNECT"
     );
 }
+
+/// JSON parsers disagree on which copy of a repeated key wins: a repeated key is refused, so the
+/// operation (and the variables) checked are the ones run.
+#[test]
+fn repeated_json_keys_are_refused() {
+    let c = ctx("main");
+    let upstream = upstream_requests();
+    let deep = serde_json::to_string(DEEP).unwrap();
+    for body in [
+        format!(r#"{{"query":{deep},"query":"{{ pets {{ id }} }}"}}"#),
+        r#"{"query":"query Q($n: Int) { pets(first: $n) { id } }","variables":{"n":100000,"n":1}}"#
+            .to_string(),
+        format!(r#"[{{"query":"{{ pets {{ id }} }}"}},{{"query":"{{ a }}","query":{deep}}}]"#),
+    ] {
+        let r = send(
+            c.port,
+            &Request::new("POST", "/graphql")
+                .header("content-type", "application/json")
+                .body(body.clone()),
+        );
+        let e = refused(&r, 400, "BAD_REQUEST");
+        assert!(
+            e["message"].as_str().unwrap().contains("duplicate key"),
+            "{body}: {e}"
+        );
+    }
+    assert_eq!(upstream_requests(), upstream);
+}
