@@ -7,7 +7,8 @@ use crate::apq::ApqStore;
 use crate::config::{Config, Limits, WebsocketMode, COST_PROPERTY};
 use crate::policy::{self, check, check_bytes, transport_violation, Checked, Code, Violation};
 use crate::transport::{
-    body_kind, from_body, from_query_string, BodyKind, Extracted, TransportError,
+    body_kind, from_body, from_query_string, has_graphql_params, BodyKind, Extracted,
+    TransportError,
 };
 use crate::ws::{self, FrameReader};
 use kit::denial::Format;
@@ -114,9 +115,6 @@ pub struct Pending {
     pub url: Option<String>,
 }
 
-/// The GraphQL-over-HTTP parameters a URL may carry.
-const URL_PARAMS: [&str; 4] = ["query", "extensions", "operationName", "variables"];
-
 pub fn on_request_headers(env: Env<'_>, end_of_stream: bool) -> HeadersAction {
     let Env {
         host,
@@ -180,11 +178,11 @@ pub fn on_request_headers(env: Env<'_>, end_of_stream: bool) -> HeadersAction {
     // Methods compare case-insensitively (HTTP/2 lets a client send `post`).
     let method = head.method().to_ascii_uppercase();
     let query = head.query();
-    let in_url = query.is_some_and(|q| {
-        URL_PARAMS
-            .iter()
-            .any(|p| kit::query::query_values(q, p).next().is_some())
-    });
+    let in_url = match query.map(has_graphql_params) {
+        None => false,
+        Some(Ok(found)) => found,
+        Some(Err(e)) => return refuse(transport_violation(config, &e), false),
+    };
     if !config.methods.contains(&method) {
         // A CORS preflight (or any OPTIONS) that carries nothing passes.
         if method == "OPTIONS" && end_of_stream && !in_url {
@@ -385,12 +383,8 @@ pub fn on_request_body(
                 _ => BodyAction::Continue,
             };
         }
-        let in_url = query.is_some_and(|q| {
-            URL_PARAMS
-                .iter()
-                .any(|p| kit::query::query_values(q, p).next().is_some())
-        });
-        if in_url {
+        // A `;`-hidden parameter was refused at the headers: only `&` is left here.
+        if query.is_some_and(|q| has_graphql_params(q).unwrap_or(true)) {
             let checked = Checked::refused(both_url_and_body());
             return match finish(host, config, counters, pending.format, checked, false) {
                 HeadersAction::Stop => BodyAction::Stop,

@@ -58,11 +58,39 @@ pub fn body_kind(content_type: Option<&str>) -> Result<BodyKind, TransportError>
     }
 }
 
+/// The GraphQL-over-HTTP parameters a URL may carry.
+pub const URL_PARAMS: [&str; 4] = ["query", "extensions", "operationName", "variables"];
+
+/// GraphQL parameters in a query string, counted with `&` as the only separator and with `;`
+/// as one too (Rack and older Go and Python servers split on `;`).
+fn count_params(qs: &str, separators: &[char]) -> usize {
+    qs.split(separators)
+        .filter(|pair| {
+            let k = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            let k = kit::query::percent_decode(k);
+            URL_PARAMS.iter().any(|p| p.as_bytes() == k.as_slice())
+        })
+        .count()
+}
+
+/// Whether the query string carries a GraphQL parameter, for any server's reading of it; an
+/// error when readings disagree (`?x=1;query=…`).
+pub fn has_graphql_params(qs: &str) -> Result<bool, TransportError> {
+    let amp = count_params(qs, &['&']);
+    if amp != count_params(qs, &['&', ';']) {
+        return Err(TransportError::BadRequest(
+            "a ';' in the query string hides a GraphQL parameter from some servers".into(),
+        ));
+    }
+    Ok(amp > 0)
+}
+
 /// A GET request's parameters.
 pub fn from_query_string(query: Option<&str>) -> Result<Extracted, TransportError> {
     let Some(qs) = query else {
         return Ok(Extracted::NotGraphql);
     };
+    has_graphql_params(qs)?;
     // Servers disagree on which copy of a repeated parameter they run (first, last): a repeated
     // GraphQL parameter is refused, so the operation checked is the operation run.
     let text = |name: &str| -> Result<Option<String>, TransportError> {

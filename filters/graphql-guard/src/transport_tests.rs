@@ -167,3 +167,24 @@ fn duplicate_json_keys_are_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Some servers (Rack, older Go and Python) also split a query string on `;`: a GraphQL
+/// parameter only they would see is refused.
+#[test]
+fn semicolon_hidden_parameters_are_refused() {
+    for (qs, want) in [
+        ("query=%7Ba%7D", Ok(true)),
+        ("x=1&y=2", Ok(false)),
+        ("x=1;y=2", Ok(false)),
+        ("query=%7Ba%7D%3Bx", Ok(true)),
+        ("x=1;query=%7Ba%7D", Err(())),
+        ("query=%7Ba%7D;query=%7Bb%7D", Err(())),
+        ("x=1;qu%65ry=%7Ba%7D", Err(())),
+    ] {
+        assert_eq!(has_graphql_params(qs).map_err(|_| ()), want, "{qs}");
+    }
+    assert!(matches!(
+        from_query_string(Some("x=1;query=%7Ba%7D")),
+        Err(TransportError::BadRequest(_))
+    ));
+}

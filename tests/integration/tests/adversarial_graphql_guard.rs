@@ -1049,3 +1049,30 @@ fn repeated_json_keys_are_refused() {
     }
     assert_eq!(upstream_requests(), upstream);
 }
+
+/// Rack (and older Go and Python servers) split a query string on `;` too: `?x=1;query=…` holds
+/// a GraphQL operation for them and none for a `&`-only reader. Refused.
+#[test]
+fn semicolon_hidden_parameters_are_refused() {
+    let c = ctx("main");
+    let upstream = upstream_requests();
+    let r = send(
+        c.port,
+        &Request::get(&format!("/graphql?x=1;query={}", enc(DEEP))),
+    );
+    let e = refused(&r, 400, "BAD_REQUEST");
+    assert!(e["message"].as_str().unwrap().contains("';'"), "{e}");
+    let r = send(
+        c.port,
+        &post_json(&json!({"query": "{ pets { id } }"})).header("x-api-key", ALICE),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = send(
+        c.port,
+        &Request::new("POST", &format!("/graphql?x=1;query={}", enc(DEEP)))
+            .header("content-type", "application/json")
+            .body(json!({"query": "{ pets { id } }"}).to_string()),
+    );
+    refused(&r, 400, "BAD_REQUEST");
+    assert_eq!(upstream_requests(), upstream + 1);
+}
