@@ -1076,3 +1076,62 @@ fn semicolon_hidden_parameters_are_refused() {
     refused(&r, 400, "BAD_REQUEST");
     assert_eq!(upstream_requests(), upstream + 1);
 }
+
+/// `Expect: 100-continue` with held headers: Envoy answers the interim 100 itself, the body then
+/// comes and is judged. Smuggling shapes (CL with TE, an unknown coding, two lengths) are refused
+/// by Envoy's codec before any filter. None reaches the upstream.
+#[test]
+fn expect_continue_and_smuggling_shapes_never_reach_the_upstream() {
+    use std::io::{Read, Write};
+    let c = ctx("main");
+    let upstream = upstream_requests();
+    let body = json!({ "query": DEEP }).to_string();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", c.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    s.write_all(
+        format!(
+            "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut interim = Vec::new();
+    let mut byte = [0u8; 1];
+    while !interim.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1);
+        interim.push(byte[0]);
+    }
+    assert_eq!(interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(body.as_bytes()).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let rest = String::from_utf8_lossy(&rest).into_owned();
+    assert!(rest.starts_with("HTTP/1.1 400 "), "{rest}");
+    assert!(rest.contains("MAX_DEPTH_EXCEEDED"), "{rest}");
+    let chunked = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    let head = "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\n";
+    for (raw, status) in [
+        (
+            format!("{head}content-length: 5\r\ntransfer-encoding: chunked\r\n\r\n{chunked}"),
+            400,
+        ),
+        (
+            format!("{head}transfer-encoding: gzip, chunked\r\n\r\n{chunked}"),
+            501,
+        ),
+        (
+            format!(
+                "{head}content-length: {}\r\ncontent-length: 2\r\n\r\n{body}",
+                body.len()
+            ),
+            400,
+        ),
+    ] {
+        let r = send_raw(c.port, raw.as_bytes()).unwrap();
+        assert_eq!(r.status, status, "{raw:.120}: {}", r.text());
+    }
+    assert_eq!(upstream_requests(), upstream);
+}
