@@ -569,6 +569,8 @@ fn a_hash_alone_is_checked_under_the_callers_plan() {
     let r = send(c.port, &post_json(&full).header("x-api-key", ALICE));
     assert_eq!(r.status, 200, "{}", r.text());
     let full_cost = cost_seen(&r).expect("cost published");
+    // The default model: twelve object fields (level0..level11) of weight 1, the leaf 0.
+    assert_eq!(full_cost, "12");
     assert_eq!(upstream_requests(), upstream + 1);
     // bob (silver: the default depth 8) by hash alone: refused as the full query would be.
     let r = send(c.port, &post_json(&alone).header("x-api-key", BOB));
