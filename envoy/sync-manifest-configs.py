@@ -154,6 +154,10 @@ def rewrite(path, configs):
         if module not in configs:
             raise SystemExit(f"{path}:{i + 1}: config of unknown module {module!r}")
         want = deploy_form(module, configs[module])
+        if module == "graphql_guard" and "envoyfilter" not in str(path):
+            # A WasmPlugin / EnvoyExtensionPolicy cannot set Envoy's
+            # allow_on_headers_stop_iteration, so the guard there does not hold the headers.
+            want = dict(want, hold_headers=False)
         out.append(line)
         if kind == "yaml":
             out.extend(render_yaml(want, indent + 2))

@@ -52,7 +52,13 @@ fn bench(c: &mut Criterion) {
             let Ok(Extracted::Single(req)) = from_body(BodyKind::Json, &bytes, 10) else {
                 panic!("not a single request");
             };
-            check(&config, &config.limits, false, std::slice::from_ref(&req))
+            check(
+                &config,
+                &config.limits,
+                false,
+                std::slice::from_ref(&req),
+                &graphql_guard::apq::NoStore,
+            )
         };
         let checked = run();
         assert!(

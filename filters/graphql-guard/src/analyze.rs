@@ -99,6 +99,12 @@ struct Def<'q> {
     selection_set: usize,
 }
 
+/// The token vector's first reservation: a guess from the length, never more than the token
+/// cap allows (a 1 MiB body must not reserve megabytes when `max_tokens` is 100).
+pub fn token_capacity(len: usize, token_cap: u32) -> usize {
+    (len / 3).min(usize::try_from(token_cap).unwrap_or(usize::MAX))
+}
+
 fn syntax(what: &str) -> AnalysisError {
     AnalysisError::Syntax(what.to_string())
 }
@@ -111,7 +117,7 @@ pub fn analyze(
     variables: Option<&Value>,
     opts: &Options<'_>,
 ) -> Result<Analysis, AnalysisError> {
-    let mut toks = Vec::with_capacity(query.len() / 3);
+    let mut toks = Vec::with_capacity(token_capacity(query.len(), opts.token_cap));
     let mut count: u32 = 0;
     let lexer = Lexer::new(query).with_limit(usize::try_from(opts.token_cap).unwrap_or(usize::MAX));
     for t in lexer {

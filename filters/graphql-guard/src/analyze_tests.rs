@@ -354,3 +354,16 @@ fn syntax_is_checked_where_it_is_measured() {
         );
     }
 }
+
+/// The token vector never reserves more than the token cap allows (1 MiB body, 100 tokens).
+#[test]
+fn token_reservation_is_bounded_by_the_cap() {
+    for (len, cap, want) in [
+        (1024 * 1024, 100, 100),
+        (1024 * 1024, 200_000, 200_000),
+        (30, 200_000, 10),
+        (0, 5, 0),
+    ] {
+        assert_eq!(token_capacity(len, cap), want, "{len} {cap}");
+    }
+}

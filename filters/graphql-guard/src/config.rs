@@ -5,6 +5,7 @@
 //! precompiles what the request path needs: the effective limits per plan, the cost tables, the
 //! persisted-operation digest set, the route rules.
 
+use crate::apq::ApqLimits;
 use kit::config_error::{check_label, parse_json, ConfigError, Field};
 use kit::digest::{parse_sha256, DigestMap};
 use kit::matcher::{RawMatch, RouteMatcher, RuleSet};
@@ -25,6 +26,12 @@ pub const MAX_NAME_LENGTH: usize = 256;
 pub const MAX_TABLE_ENTRIES: usize = 100_000;
 pub const DEFAULT_LIST_ARGUMENTS: [&str; 3] = ["first", "last", "limit"];
 pub const DEFAULT_MAX_LIST_SIZE: u64 = 1000;
+pub const DEFAULT_METHODS: [&str; 2] = ["GET", "POST"];
+pub const MAX_METHODS: usize = 16;
+pub const DEFAULT_APQ_ENTRIES: u32 = 1000;
+pub const HARD_MAX_APQ_ENTRIES: u32 = 100_000;
+pub const DEFAULT_APQ_QUERY_BYTES: usize = 16 * 1024;
+pub const HARD_MAX_APQ_QUERY_BYTES: usize = 256 * 1024;
 
 /// The filter-state key the operation's cost is published under (decimal ASCII).
 pub const COST_PROPERTY: &str = "apim_cost";
@@ -64,6 +71,52 @@ pub struct RawConfig {
     /// Publish the operation's cost as `apim_cost` filter state.
     #[serde(default = "yes")]
     pub publish_cost: bool,
+    /// Methods a guarded route accepts (compared case-insensitively); any other is refused with
+    /// 405, except an `OPTIONS` that carries nothing (no body, no GraphQL parameter).
+    #[serde(default = "default_methods")]
+    pub methods: Vec<String>,
+    /// Hold the request headers (Pause) until the body is judged, so no later filter (quota)
+    /// acts on a request the guard then refuses. Needs Envoy's
+    /// `allow_on_headers_stop_iteration: true` in the Wasm filter config.
+    #[serde(default = "yes")]
+    pub hold_headers: bool,
+    /// The automatic-persisted-query registry.
+    #[serde(default)]
+    pub apq: RawApq,
+    /// WebSocket upgrades on a guarded route: refused, or read frame by frame.
+    #[serde(default)]
+    pub websocket: WebsocketMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebsocketMode {
+    /// Every upgrade on a guarded route: 403.
+    #[default]
+    Refuse,
+    /// A WebSocket offering only `graphql-transport-ws` / `graphql-ws` is let through and its
+    /// operations are checked; the stream is closed on a violation.
+    Inspect,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApq {
+    /// Slots in the registry; 0 registers nothing (every hash alone is not found).
+    #[serde(default = "default_apq_entries")]
+    pub max_entries: u32,
+    /// Longest document registered, in bytes.
+    #[serde(default = "default_apq_query_bytes")]
+    pub max_query_bytes: usize,
+}
+
+impl Default for RawApq {
+    fn default() -> Self {
+        Self {
+            max_entries: DEFAULT_APQ_ENTRIES,
+            max_query_bytes: DEFAULT_APQ_QUERY_BYTES,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -199,6 +252,15 @@ fn default_list_arguments() -> Vec<String> {
 fn default_max_list_size() -> u64 {
     DEFAULT_MAX_LIST_SIZE
 }
+fn default_methods() -> Vec<String> {
+    DEFAULT_METHODS.iter().map(|s| (*s).to_string()).collect()
+}
+fn default_apq_entries() -> u32 {
+    DEFAULT_APQ_ENTRIES
+}
+fn default_apq_query_bytes() -> usize {
+    DEFAULT_APQ_QUERY_BYTES
+}
 fn one() -> u64 {
     1
 }
@@ -289,6 +351,13 @@ pub struct Config {
     pub warn_only: bool,
     pub hide_values: bool,
     pub publish_cost: bool,
+    /// Accepted methods, upper case.
+    pub methods: Vec<String>,
+    /// The `Allow` header of a 405: the methods, comma-separated.
+    pub allow: String,
+    pub hold_headers: bool,
+    pub apq: ApqLimits,
+    pub websocket: WebsocketMode,
     /// The request headers a request needs fetched (rule conditions, method, path, media types).
     pub fetch: Vec<String>,
 }
@@ -339,10 +408,20 @@ impl Config {
             .map(|p| build_persisted(p, &root.key("persisted")))
             .transpose()?;
         let rules = build_rules(&raw.rules, &root.key("rules"))?;
-        let mut fetch: Vec<String> = [":method", ":path", "content-type", "accept"]
-            .iter()
-            .map(|s| (*s).to_string())
-            .collect();
+        let methods = build_methods(&raw.methods, &root.key("methods"))?;
+        let apq = build_apq(&raw.apq, &root.key("apq"))?;
+        let mut fetch: Vec<String> = [
+            ":method",
+            ":path",
+            "content-type",
+            "accept",
+            "upgrade",
+            ":protocol",
+            "sec-websocket-protocol",
+        ]
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect();
         for n in rules.needed_headers() {
             if !fetch.iter().any(|x| x == n) {
                 fetch.push(n.to_string());
@@ -364,6 +443,11 @@ impl Config {
             warn_only: raw.warn_only,
             hide_values: raw.hide_values,
             publish_cost: raw.publish_cost,
+            allow: methods.join(", "),
+            methods,
+            hold_headers: raw.hold_headers,
+            apq,
+            websocket: raw.websocket,
             fetch,
         })
     }
@@ -517,6 +601,43 @@ fn build_persisted(raw: &RawPersisted, field: &Field) -> Result<Persisted, Confi
     })
 }
 
+fn build_methods(raw: &[String], field: &Field) -> Result<Vec<String>, ConfigError> {
+    if raw.is_empty() || raw.len() > MAX_METHODS {
+        return Err(field.error(format!("between 1 and {MAX_METHODS} methods")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for (i, m) in raw.iter().enumerate() {
+        let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if m.is_empty() || m.len() > 32 || !m.bytes().all(tchar) {
+            return Err(field
+                .index(i)
+                .error(format!("\"{}\" is not an HTTP method", m.escape_debug())));
+        }
+        let up = m.to_ascii_uppercase();
+        if !out.contains(&up) {
+            out.push(up);
+        }
+    }
+    Ok(out)
+}
+
+fn build_apq(raw: &RawApq, field: &Field) -> Result<ApqLimits, ConfigError> {
+    if raw.max_entries > HARD_MAX_APQ_ENTRIES {
+        return Err(field
+            .key("max_entries")
+            .error(format!("must be at most {HARD_MAX_APQ_ENTRIES}")));
+    }
+    if raw.max_query_bytes == 0 || raw.max_query_bytes > HARD_MAX_APQ_QUERY_BYTES {
+        return Err(field
+            .key("max_query_bytes")
+            .error(format!("must be between 1 and {HARD_MAX_APQ_QUERY_BYTES}")));
+    }
+    Ok(ApqLimits {
+        max_entries: raw.max_entries,
+        max_query_bytes: raw.max_query_bytes,
+    })
+}
+
 fn build_rules(raw: &[RawRule], field: &Field) -> Result<RuleSet<bool>, ConfigError> {
     let mut rules = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
@@ -524,7 +645,8 @@ fn build_rules(raw: &[RawRule], field: &Field) -> Result<RuleSet<bool>, ConfigEr
         let matcher = RouteMatcher::compile(&r.matcher, &f.key("match"))?;
         rules.push((matcher, r.skip));
     }
-    Ok(RuleSet::new(rules))
+    // `skip` turns the guard off: it never applies to an ambiguous path.
+    Ok(RuleSet::with_loosening(rules, |skip| *skip))
 }
 
 #[cfg(test)]

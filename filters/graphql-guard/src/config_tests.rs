@@ -23,7 +23,28 @@ fn empty_object_gets_the_documented_defaults() {
     assert_eq!(c.max_batch, DEFAULT_MAX_BATCH);
     assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
     assert!(c.rules.is_empty());
-    assert_eq!(c.fetch, vec![":method", ":path", "content-type", "accept"]);
+    assert_eq!(
+        c.fetch,
+        vec![
+            ":method",
+            ":path",
+            "content-type",
+            "accept",
+            "upgrade",
+            ":protocol",
+            "sec-websocket-protocol"
+        ]
+    );
+    assert_eq!(c.methods, vec!["GET", "POST"]);
+    assert_eq!(c.allow, "GET, POST");
+    assert!(c.hold_headers);
+    assert_eq!(
+        c.apq,
+        crate::apq::ApqLimits {
+            max_entries: DEFAULT_APQ_ENTRIES,
+            max_query_bytes: DEFAULT_APQ_QUERY_BYTES
+        }
+    );
 }
 
 #[test]
@@ -59,6 +80,30 @@ fn full_config_is_accepted() {
     assert_eq!(cost.fields.get("friends"), Some(&3));
     assert_eq!(cost.list_arguments, vec!["first", "take"]);
     assert!(c.persisted.unwrap().only);
+}
+
+#[test]
+fn methods_hold_headers_and_apq() {
+    let c = parse(
+        r#"{"methods":["get","Post","PUT","put"],"hold_headers":false,
+            "apq":{"max_entries":0,"max_query_bytes":100}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.methods, vec!["GET", "POST", "PUT"]);
+    assert_eq!(c.allow, "GET, POST, PUT");
+    assert!(!c.hold_headers);
+    assert_eq!(c.websocket, WebsocketMode::Refuse);
+    assert_eq!(
+        parse(r#"{"websocket":"inspect"}"#).unwrap().websocket,
+        WebsocketMode::Inspect
+    );
+    assert_eq!(
+        c.apq,
+        crate::apq::ApqLimits {
+            max_entries: 0,
+            max_query_bytes: 100
+        }
+    );
 }
 
 #[test]
@@ -117,6 +162,15 @@ fn bad_configs_name_the_field() {
         (r#"{"rules":[{"match":{"path":{"regex":"("}}}]}"#, "rules[0].match.path"),
         (r#"{"rules":[{"match":{},"skip":"yes"}]}"#, "rules[0].skip: invalid type"),
         (r#"{"warn_only":1}"#, "warn_only: invalid type"),
+        (r#"{"methods":[]}"#, "methods: between 1 and 16 methods"),
+        (r#"{"methods":["GET","PO ST"]}"#, "methods[1]: \"PO ST\" is not an HTTP method"),
+        (r#"{"methods":[""]}"#, "methods[0]: \"\" is not an HTTP method"),
+        (r#"{"methods":"GET"}"#, "methods: invalid type"),
+        (r#"{"hold_headers":"no"}"#, "hold_headers: invalid type"),
+        (r#"{"apq":{"max_entries":100001}}"#, "apq.max_entries: must be at most 100000"),
+        (r#"{"apq":{"max_query_bytes":0}}"#, "apq.max_query_bytes: must be between 1 and 262144"),
+        (r#"{"apq":{"entries":5}}"#, "apq.entries: unknown field `entries`"),
+        (r#"{"websocket":"allow"}"#, "websocket: unknown variant `allow`"),
         ("", "config is empty"),
     ];
     for (json, want) in cases {

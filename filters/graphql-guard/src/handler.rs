@@ -3,9 +3,14 @@
 //! `kit::host::Host`, so every effect is unit-tested with the mock; `filter.rs` only wires it to
 //! proxy-wasm (and hands over the buffered body).
 
-use crate::config::{Config, Limits, COST_PROPERTY};
+use crate::apq::ApqStore;
+use crate::config::{Config, Limits, WebsocketMode, COST_PROPERTY};
 use crate::policy::{self, check, check_bytes, transport_violation, Checked, Code, Violation};
-use crate::transport::{body_kind, from_body, from_query_string, BodyKind, Extracted};
+use crate::transport::{
+    body_kind, from_body, from_query_string, has_graphql_params, BodyKind, Extracted,
+    TransportError,
+};
+use crate::ws::{self, FrameReader};
 use kit::denial::Format;
 use kit::host::{Host, LogLevel};
 use kit::identity::{Identity, PROPERTY};
@@ -19,6 +24,7 @@ pub fn counter_names() -> Vec<String> {
         "apim.graphql_guard.checked".to_string(),
         "apim.graphql_guard.passed".to_string(),
         "apim.graphql_guard.warned".to_string(),
+        "apim.graphql_guard.path_ambiguous".to_string(),
     ];
     for c in Code::ALL {
         names.push(format!(
@@ -31,9 +37,36 @@ pub fn counter_names() -> Vec<String> {
 const CHECKED: usize = 0;
 const PASSED: usize = 1;
 const WARNED: usize = 2;
+/// A `skip` rule passed over because the path is ambiguous (the request is guarded).
+const PATH_AMBIGUOUS: usize = 3;
 
 fn counter_index(code: Code) -> usize {
-    3 + Code::ALL.iter().position(|c| *c == code).unwrap_or(0)
+    4 + Code::ALL.iter().position(|c| *c == code).unwrap_or(0)
+}
+
+/// What every check reaches through: the host, the APQ registry, the config, the counters.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    pub host: &'a dyn Host,
+    pub apq: &'a dyn ApqStore,
+    pub config: &'a Config,
+    pub counters: &'a Counters,
+}
+
+impl<'a> Env<'a> {
+    pub fn new(
+        host: &'a dyn Host,
+        apq: &'a dyn ApqStore,
+        config: &'a Config,
+        counters: &'a Counters,
+    ) -> Self {
+        Self {
+            host,
+            apq,
+            config,
+            counters,
+        }
+    }
 }
 
 /// What the request-headers callback decided.
@@ -43,8 +76,19 @@ pub enum HeadersAction {
     Continue,
     /// A local reply was sent.
     Stop,
-    /// A POST: buffer the body and call [`on_request_body`] with this state.
+    /// A body to judge: buffer it and call [`on_request_body`] with this state.
     NeedBody(Pending),
+    /// A WebSocket to inspect (`websocket: inspect`): remove `sec-websocket-extensions`, let the
+    /// upgrade through and hand every chunk of the client's stream to [`on_websocket_data`].
+    Websocket(Limits),
+}
+
+/// What the WebSocket data callback decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsAction {
+    Continue,
+    /// A violation or an unreadable frame: drop this chunk and reset the stream.
+    Close,
 }
 
 /// What the request-body callback decided.
@@ -60,16 +104,24 @@ pub enum BodyAction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
     pub limits: Limits,
-    pub kind: BodyKind,
+    /// What `content-type` says the body is (an unsupported type is refused once the body
+    /// proves not to be empty).
+    pub kind: Result<BodyKind, TransportError>,
     pub format: Format,
+    /// A safe method (GET, HEAD): mutations are refused as over GET.
+    pub safe: bool,
+    /// A method other than POST: its URL, judged instead if the body turns out empty (an HTTP/2
+    /// GET may end with an empty DATA frame).
+    pub url: Option<String>,
 }
 
-pub fn on_request_headers(
-    host: &dyn Host,
-    config: &Config,
-    counters: &Counters,
-    end_of_stream: bool,
-) -> HeadersAction {
+pub fn on_request_headers(env: Env<'_>, end_of_stream: bool) -> HeadersAction {
+    let Env {
+        host,
+        config,
+        counters,
+        ..
+    } = env;
     let head = RequestHead::fetch(host, &config.fetch);
     if !config.rules.is_empty() {
         let route = if config.rules.needs_route_name() {
@@ -81,7 +133,11 @@ pub fn on_request_headers(
             route_name: route.as_deref(),
             head: &head,
         };
-        match config.rules.first(&input) {
+        let found = config.rules.lookup(&input);
+        if found.refused_ambiguous {
+            counters.inc(host, PATH_AMBIGUOUS);
+        }
+        match found.rule {
             Some(false) => {}
             // A skipped route, or no rule for it: not a GraphQL route.
             Some(true) | None => return HeadersAction::Continue,
@@ -99,69 +155,212 @@ pub fn on_request_headers(
             always_reject,
         )
     };
-    match head.method() {
-        "GET" => {
-            let query = head.query();
-            if let Some(v) = check_bytes(config, &limits, query.map_or(0, str::len)) {
-                return refuse(v, true);
+    // An upgraded stream (WebSocket over HTTP/1 `upgrade`, HTTP/2 extended CONNECT) carries
+    // operations in frames the guard does not read: refused, whatever warn-only says.
+    let upgrade = head.get("upgrade").is_some_and(|v| !v.is_empty());
+    if upgrade || head.contains(":protocol") {
+        let websocket = [head.get_str("upgrade"), head.get_str(":protocol")]
+            .into_iter()
+            .flatten()
+            .any(|v| v.trim().eq_ignore_ascii_case("websocket"));
+        if config.websocket == WebsocketMode::Inspect
+            && websocket
+            && ws::subprotocols_understood(head.get_str("sec-websocket-protocol"))
+        {
+            return HeadersAction::Websocket(limits);
+        }
+        let v = policy::violation(
+            Code::UpgradeNotAllowed,
+            "protocol upgrades (GraphQL over WebSocket) are not allowed on this route",
+        );
+        return refuse(v, false);
+    }
+    // Methods compare case-insensitively (HTTP/2 lets a client send `post`).
+    let method = head.method().to_ascii_uppercase();
+    let query = head.query();
+    let in_url = match query.map(has_graphql_params) {
+        None => false,
+        Some(Ok(found)) => found,
+        Some(Err(e)) => return refuse(transport_violation(config, &e), false),
+    };
+    if !config.methods.contains(&method) {
+        // A CORS preflight (or any OPTIONS) that carries nothing passes.
+        if method == "OPTIONS" && end_of_stream && !in_url {
+            return HeadersAction::Continue;
+        }
+        let mut v = policy::violation(
+            Code::MethodNotAllowed,
+            format!(
+                "GraphQL requests must use one of: {} (got {})",
+                config.allow,
+                clip_method(&method)
+            ),
+        );
+        v.denial = v.denial.with_header("allow", config.allow.clone());
+        return refuse(v, false);
+    }
+    let safe = method == "GET" || method == "HEAD";
+    if end_of_stream {
+        if method == "POST" {
+            let v = policy::violation(Code::BadRequest, "the request has no body");
+            return refuse(v, false);
+        }
+        return check_url(env, format, &limits, safe, query);
+    }
+    // A body. Some servers prefer GraphQL parameters in the URL to the body: the guard checks
+    // the body, so a POST with a body may not carry them in its URL (another method's URL is
+    // judged once its body is known: refused beside a non-empty body, checked alone otherwise).
+    if in_url && method == "POST" {
+        return refuse(both_url_and_body(), false);
+    }
+    let kind = body_kind(head.get_str("content-type"));
+    if method == "POST" {
+        if let Err(e) = &kind {
+            return refuse(transport_violation(config, e), false);
+        }
+    }
+    HeadersAction::NeedBody(Pending {
+        limits,
+        kind,
+        format,
+        safe,
+        url: (method != "POST").then(|| query.unwrap_or("").to_string()),
+    })
+}
+
+fn both_url_and_body() -> policy::Violation {
+    policy::violation(
+        Code::BadRequest,
+        "a request with a body must carry its GraphQL parameters in the body, not the URL",
+    )
+}
+
+/// A request without a body: the URL is the request.
+fn check_url(
+    env: Env<'_>,
+    format: Format,
+    limits: &Limits,
+    safe: bool,
+    query: Option<&str>,
+) -> HeadersAction {
+    let Env {
+        host,
+        apq,
+        config,
+        counters,
+    } = env;
+    let refuse = |v, always_reject| {
+        finish(
+            host,
+            config,
+            counters,
+            format,
+            Checked::refused(v),
+            always_reject,
+        )
+    };
+    if let Some(v) = check_bytes(config, limits, query.map_or(0, str::len)) {
+        return refuse(v, true);
+    }
+    match from_query_string(query) {
+        Ok(Extracted::NotGraphql) => HeadersAction::Continue,
+        Ok(Extracted::Single(req)) => {
+            let checked = check(config, limits, safe, std::slice::from_ref(&req), apq);
+            finish(host, config, counters, format, checked, false)
+        }
+        Ok(Extracted::Batch(reqs)) => {
+            let checked = check(config, limits, safe, &reqs, apq);
+            finish(host, config, counters, format, checked, false)
+        }
+        Err(e) => refuse(transport_violation(config, &e), false),
+    }
+}
+
+/// Methods echoed in messages are bounded.
+fn clip_method(m: &str) -> &str {
+    m.get(..m.len().min(32)).unwrap_or("")
+}
+
+/// One chunk of an inspected WebSocket's client stream: every operation it completes is checked.
+pub fn on_websocket_data(
+    env: Env<'_>,
+    limits: &Limits,
+    reader: &mut FrameReader,
+    bytes: &[u8],
+) -> WsAction {
+    let Env {
+        host,
+        apq,
+        config,
+        counters,
+    } = env;
+    let messages = match reader.feed(bytes) {
+        Ok(m) => m,
+        Err(e) => return ws_refused(env, policy::violation(Code::BadRequest, e.message()), true),
+    };
+    for message in messages {
+        let req = match ws::operation(&message) {
+            Ok(Some(req)) => req,
+            Ok(None) => continue,
+            Err(e) => {
+                return ws_refused(env, policy::violation(Code::BadRequest, e.message()), false)
             }
-            match from_query_string(query) {
-                Ok(Extracted::NotGraphql) => HeadersAction::Continue,
-                Ok(Extracted::Single(req)) => {
-                    let checked = check(config, &limits, true, std::slice::from_ref(&req));
-                    finish(host, config, counters, format, checked, false)
+        };
+        let checked = check(config, limits, false, std::slice::from_ref(&req), apq);
+        counters.inc(host, CHECKED);
+        match checked.violation {
+            None => counters.inc(host, PASSED),
+            Some(v) => {
+                if ws_refused(env, v, false) == WsAction::Close {
+                    return WsAction::Close;
                 }
-                Ok(Extracted::Batch(reqs)) => {
-                    let checked = check(config, &limits, true, &reqs);
-                    finish(host, config, counters, format, checked, false)
-                }
-                Err(e) => refuse(transport_violation(config, &e), false),
             }
         }
-        "POST" => {
-            // Some servers prefer GraphQL parameters in the URL to the body: the guard checks
-            // the body, so a POST may not carry them in its URL.
-            let in_url = head.query().is_some_and(|q| {
-                ["query", "extensions", "operationName", "variables"]
-                    .iter()
-                    .any(|p| kit::query::query_values(q, p).next().is_some())
-            });
-            if in_url {
-                let v = policy::violation(
-                    Code::BadRequest,
-                    "a POST must carry its GraphQL parameters in the body, not the URL",
-                );
-                return refuse(v, false);
-            }
-            let kind = match body_kind(head.get_str("content-type")) {
-                Ok(k) => k,
-                Err(e) => return refuse(transport_violation(config, &e), false),
-            };
-            if end_of_stream {
-                let v = policy::violation(Code::BadRequest, "the request has no body");
-                return refuse(v, false);
-            }
-            HeadersAction::NeedBody(Pending {
-                limits,
-                kind,
-                format,
-            })
-        }
-        // Preflights, HEAD and other methods carry no GraphQL operation.
-        _ => HeadersAction::Continue,
+    }
+    WsAction::Continue
+}
+
+/// Counts and logs a refusal on a WebSocket; closes unless warn-only (and the stream is still
+/// readable).
+fn ws_refused(env: Env<'_>, v: Violation, unreadable: bool) -> WsAction {
+    let Env {
+        host,
+        config,
+        counters,
+        ..
+    } = env;
+    let warn = config.warn_only && !unreadable;
+    counters.inc(host, if warn { WARNED } else { counter_index(v.code) });
+    host.log(
+        LogLevel::Warn,
+        &format!(
+            "graphql-guard: websocket{}: {}: {}",
+            if warn { " (warn-only)" } else { "" },
+            v.code.as_str(),
+            v.denial.detail
+        ),
+    );
+    if warn {
+        WsAction::Continue
+    } else {
+        WsAction::Close
     }
 }
 
 /// `body_size` is what Envoy has buffered so far; `body` is read only at the end.
 pub fn on_request_body(
-    host: &dyn Host,
-    config: &Config,
-    counters: &Counters,
+    env: Env<'_>,
     pending: &Pending,
     body_size: usize,
     end_of_stream: bool,
     body: impl FnOnce() -> Option<Vec<u8>>,
 ) -> BodyAction {
+    let Env {
+        host,
+        apq,
+        config,
+        counters,
+    } = env;
     if let Some(v) = check_bytes(config, &pending.limits, body_size) {
         // Beyond the size limit nothing is buffered further, even in warn-only mode.
         let hard = body_size > config.max_body_bytes;
@@ -175,11 +374,43 @@ pub fn on_request_body(
         return BodyAction::Buffer;
     }
     let bytes = body().unwrap_or_default();
-    let checked = match from_body(pending.kind, &bytes, config.max_batch) {
-        Ok(Extracted::Single(req)) => {
-            check(config, &pending.limits, false, std::slice::from_ref(&req))
+    if let Some(url) = &pending.url {
+        let query = (!url.is_empty()).then_some(url.as_str());
+        if bytes.is_empty() {
+            let action = check_url(env, pending.format, &pending.limits, pending.safe, query);
+            return match action {
+                HeadersAction::Stop => BodyAction::Stop,
+                _ => BodyAction::Continue,
+            };
         }
-        Ok(Extracted::Batch(reqs)) => check(config, &pending.limits, false, &reqs),
+        // A `;`-hidden parameter was refused at the headers: only `&` is left here.
+        if query.is_some_and(|q| has_graphql_params(q).unwrap_or(true)) {
+            let checked = Checked::refused(both_url_and_body());
+            return match finish(host, config, counters, pending.format, checked, false) {
+                HeadersAction::Stop => BodyAction::Stop,
+                _ => BodyAction::Continue,
+            };
+        }
+    }
+    let kind = match &pending.kind {
+        Ok(k) => *k,
+        Err(e) => {
+            let checked = Checked::refused(transport_violation(config, e));
+            return match finish(host, config, counters, pending.format, checked, false) {
+                HeadersAction::Stop => BodyAction::Stop,
+                _ => BodyAction::Continue,
+            };
+        }
+    };
+    let checked = match from_body(kind, &bytes, config.max_batch) {
+        Ok(Extracted::Single(req)) => check(
+            config,
+            &pending.limits,
+            pending.safe,
+            std::slice::from_ref(&req),
+            apq,
+        ),
+        Ok(Extracted::Batch(reqs)) => check(config, &pending.limits, pending.safe, &reqs, apq),
         Ok(Extracted::NotGraphql) => return BodyAction::Continue,
         Err(e) => Checked::refused(transport_violation(config, &e)),
     };

@@ -1,6 +1,7 @@
 //! The glue's effects on a mock host: what is fetched, replied, published and counted.
 
 use super::*;
+use crate::apq::NoStore;
 use kit::host::{Call, MockHost};
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -37,16 +38,28 @@ fn post(
         h.push(("accept", a));
     }
     with_headers(host, &h);
-    let HeadersAction::NeedBody(p) = on_request_headers(host, config, counters, false) else {
+    let HeadersAction::NeedBody(p) =
+        on_request_headers(Env::new(host, &NoStore, config, counters), false)
+    else {
         panic!("a POST waits for its body");
     };
     assert_eq!(
-        on_request_body(host, config, counters, &p, body.len() / 2, false, || None),
+        on_request_body(
+            Env::new(host, &NoStore, config, counters),
+            &p,
+            body.len() / 2,
+            false,
+            || None
+        ),
         BodyAction::Buffer
     );
-    on_request_body(host, config, counters, &p, body.len(), true, || {
-        Some(body.as_bytes().to_vec())
-    })
+    on_request_body(
+        Env::new(host, &NoStore, config, counters),
+        &p,
+        body.len(),
+        true,
+        || Some(body.as_bytes().to_vec()),
+    )
 }
 
 const DEEP: &str = r#"{"query":"{ a { b { c } } }"}"#;
@@ -128,17 +141,31 @@ fn oversized_bodies_stop_buffering_with_413() {
             ("content-type", "application/json"),
         ],
     );
-    let HeadersAction::NeedBody(p) = on_request_headers(&host, &config, &counters, false) else {
+    let HeadersAction::NeedBody(p) =
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), false)
+    else {
         panic!()
     };
     // Over the plan's max_bytes but under the hard cap: warn-only lets it through.
     assert_eq!(
-        on_request_body(&host, &config, &counters, &p, 15, false, || None),
+        on_request_body(
+            Env::new(&host, &NoStore, &config, &counters),
+            &p,
+            15,
+            false,
+            || None
+        ),
         BodyAction::Continue
     );
     // Over the hard cap: refused even in warn-only mode.
     assert_eq!(
-        on_request_body(&host, &config, &counters, &p, 21, false, || None),
+        on_request_body(
+            Env::new(&host, &NoStore, &config, &counters),
+            &p,
+            21,
+            false,
+            || None
+        ),
         BodyAction::Stop
     );
     assert_eq!(host.reply().unwrap().status, 413);
@@ -152,7 +179,7 @@ fn get_requests_and_methods() {
         &[(":method", "GET"), (":path", "/graphql?query=%7Ba%7D")],
     );
     assert_eq!(
-        on_request_headers(&host, &config, &counters, true),
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), true),
         HeadersAction::Continue
     );
     with_headers(
@@ -163,20 +190,16 @@ fn get_requests_and_methods() {
         ],
     );
     assert_eq!(
-        on_request_headers(&host, &config, &counters, true),
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), true),
         HeadersAction::Stop
     );
     assert_eq!(host.reply().unwrap().status, 405);
     // Not GraphQL: no query parameter, other methods.
     let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":1}}"#);
-    for (m, p) in [
-        ("GET", "/graphql"),
-        ("OPTIONS", "/graphql"),
-        ("DELETE", "/x"),
-    ] {
+    for (m, p) in [("GET", "/graphql"), ("OPTIONS", "/graphql"), ("get", "/x")] {
         with_headers(&mut host, &[(":method", m), (":path", p)]);
         assert_eq!(
-            on_request_headers(&host, &config, &counters, true),
+            on_request_headers(Env::new(&host, &NoStore, &config, &counters), true),
             HeadersAction::Continue
         );
     }
@@ -191,7 +214,7 @@ fn get_requests_and_methods() {
         ],
     );
     assert_eq!(
-        on_request_headers(&host, &config, &counters, false),
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), false),
         HeadersAction::Stop
     );
     assert_eq!(host.reply().unwrap().status, 415);
@@ -205,7 +228,7 @@ fn get_requests_and_methods() {
         ],
     );
     assert_eq!(
-        on_request_headers(&host, &config, &counters, true),
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), true),
         HeadersAction::Stop
     );
     assert_eq!(host.reply().unwrap().status, 400);
@@ -220,7 +243,7 @@ fn get_requests_and_methods() {
         ],
     );
     assert_eq!(
-        on_request_headers(&host, &config, &counters, false),
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), false),
         HeadersAction::Stop
     );
     assert_eq!(host.reply().unwrap().status, 400);
@@ -242,7 +265,7 @@ fn routes_not_configured_pass_untouched() {
             ],
         );
         assert_eq!(
-            on_request_headers(&host, &config, &counters, false),
+            on_request_headers(Env::new(&host, &NoStore, &config, &counters), false),
             HeadersAction::Continue,
             "{path}"
         );
@@ -256,7 +279,7 @@ fn routes_not_configured_pass_untouched() {
         ],
     );
     assert!(matches!(
-        on_request_headers(&host, &config, &counters, false),
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), false),
         HeadersAction::NeedBody(_)
     ));
 }
@@ -320,4 +343,333 @@ fn batches_are_checked_element_by_element() {
         host.counter("apim.graphql_guard.rejected.batch_too_large"),
         1
     );
+}
+
+/// Every method of a guarded route is handled: compared case-insensitively, a document in any
+/// method's body or URL checked, methods outside `methods` refused with 405 and `Allow`.
+#[test]
+fn methods_are_compared_case_insensitively_and_others_refused() {
+    let deep_url = "/graphql?query=%7Ba%7Bb%7D%7D";
+    // (method, path, end_of_stream, outcome: None = Continue, Some(0) = NeedBody, Some(status))
+    let cases: [(&str, &str, bool, Option<u16>); 14] = [
+        ("get", deep_url, true, Some(400)),
+        ("Get", "/graphql?query=%7Ba%7D", true, None),
+        ("post", "/graphql", false, Some(0)),
+        ("post", "/graphql", true, Some(400)),
+        ("PUT", "/graphql", false, Some(405)),
+        ("patch", "/graphql", false, Some(405)),
+        ("DELETE", "/graphql", true, Some(405)),
+        ("HEAD", deep_url, true, Some(405)),
+        ("HEAD", "/graphql", true, Some(405)),
+        ("OPTIONS", "/graphql", true, None),
+        ("OPTIONS", deep_url, true, Some(405)),
+        ("OPTIONS", "/graphql", false, Some(405)),
+        // A GET with a body: judged once the body is known (see the next test).
+        ("GET", "/graphql", false, Some(0)),
+        ("GET", deep_url, false, Some(0)),
+    ];
+    for (method, path, eos, want) in cases {
+        let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":1}}"#);
+        with_headers(
+            &mut host,
+            &[
+                (":method", method),
+                (":path", path),
+                ("content-type", "application/json"),
+            ],
+        );
+        let got = on_request_headers(Env::new(&host, &NoStore, &config, &counters), eos);
+        let what = format!("{method} {path} eos={eos}");
+        match want {
+            None => assert_eq!(got, HeadersAction::Continue, "{what}"),
+            Some(0) => assert!(matches!(got, HeadersAction::NeedBody(_)), "{what}"),
+            Some(status) => {
+                assert_eq!(got, HeadersAction::Stop, "{what}");
+                let r = host.reply().unwrap();
+                assert_eq!(r.status, status, "{what}");
+                if status == 405 {
+                    assert!(
+                        r.headers
+                            .iter()
+                            .any(|(k, v)| k == "allow" && v == "GET, POST"),
+                        "{what}: {:?}",
+                        r.headers
+                    );
+                    assert_eq!(
+                        host.counter("apim.graphql_guard.rejected.method_not_allowed"),
+                        1
+                    );
+                }
+            }
+        }
+    }
+    // A configured method is handled like POST (body) or GET (URL).
+    let (config, mut host, counters) =
+        setup(r#"{"limits":{"max_depth":1},"methods":["get","post","put"]}"#);
+    with_headers(
+        &mut host,
+        &[
+            (":method", "put"),
+            (":path", "/graphql"),
+            ("content-type", "application/json"),
+        ],
+    );
+    let HeadersAction::NeedBody(p) =
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), false)
+    else {
+        panic!("a PUT with a body waits for it");
+    };
+    let body = br#"{"query":"{ a { b } }"}"#.to_vec();
+    assert_eq!(
+        on_request_body(
+            Env::new(&host, &NoStore, &config, &counters),
+            &p,
+            body.len(),
+            true,
+            || { Some(body.clone()) }
+        ),
+        BodyAction::Stop
+    );
+    assert_eq!(host.reply().unwrap().status, 400);
+    // A mutation in the body of a GET is refused as over GET.
+    let (config, mut host, counters) = setup("{}");
+    with_headers(
+        &mut host,
+        &[
+            (":method", "GET"),
+            (":path", "/graphql"),
+            ("content-type", "application/json"),
+        ],
+    );
+    let HeadersAction::NeedBody(p) =
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), false)
+    else {
+        panic!("a GET with a body waits for it");
+    };
+    let body = br#"{"query":"mutation { m }"}"#.to_vec();
+    on_request_body(
+        Env::new(&host, &NoStore, &config, &counters),
+        &p,
+        body.len(),
+        true,
+        || Some(body.clone()),
+    );
+    assert_eq!(host.reply().unwrap().status, 405);
+}
+
+#[test]
+fn upgrades_are_refused_on_guarded_routes() {
+    for headers in [
+        [(":method", "GET"), ("upgrade", "websocket")],
+        [(":method", "GET"), ("upgrade", "WebSocket")],
+        [(":method", "CONNECT"), (":protocol", "websocket")],
+    ] {
+        let (config, mut host, counters) = setup("{}");
+        let mut h = vec![(":path", "/graphql")];
+        h.extend_from_slice(&headers);
+        with_headers(&mut host, &h);
+        assert_eq!(
+            on_request_headers(Env::new(&host, &NoStore, &config, &counters), true),
+            HeadersAction::Stop,
+            "{headers:?}"
+        );
+        let r = host.reply().unwrap();
+        assert_eq!(r.status, 403);
+        assert_eq!(
+            host.counter("apim.graphql_guard.rejected.upgrade_not_allowed"),
+            1
+        );
+    }
+    // Not on a skipped route.
+    let (config, mut host, counters) =
+        setup(r#"{"rules":[{"match":{"path":{"prefix":"/graphql"}}},{"match":{},"skip":true}]}"#);
+    with_headers(
+        &mut host,
+        &[
+            (":method", "GET"),
+            (":path", "/ws"),
+            ("upgrade", "websocket"),
+        ],
+    );
+    assert_eq!(
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), true),
+        HeadersAction::Continue
+    );
+}
+
+/// A `skip` rule never matches an ambiguous path: the request falls through to the guarded
+/// rule, and `path_ambiguous` counts it.
+#[test]
+fn skip_rules_do_not_apply_to_ambiguous_paths() {
+    let json = r#"{"limits":{"max_depth":1},
+        "rules":[{"match":{"path":{"prefix":"/public"}},"skip":true},{"match":{}}]}"#;
+    for (path, want_stop, ambiguous) in [
+        ("/public/x?query=%7Ba%7Bb%7D%7D", false, 0),
+        ("/public/..%2Fgraphql?query=%7Ba%7Bb%7D%7D", true, 1),
+        // Normalised to /graphql: no skip rule matches it in the first place.
+        ("/public/%2e%2e/graphql?query=%7Ba%7Bb%7D%7D", true, 0),
+        ("/public/x/..%2F..%2Fgraphql?query=%7Ba%7Bb%7D%7D", true, 1),
+        ("/public//x?query=%7Ba%7Bb%7D%7D", true, 1),
+        ("/graphql?query=%7Ba%7Bb%7D%7D", true, 0),
+    ] {
+        let (config, mut host, counters) = setup(json);
+        with_headers(&mut host, &[(":method", "GET"), (":path", path)]);
+        let got = on_request_headers(Env::new(&host, &NoStore, &config, &counters), true);
+        assert_eq!(got == HeadersAction::Stop, want_stop, "{path}");
+        assert_eq!(
+            host.counter("apim.graphql_guard.path_ambiguous"),
+            ambiguous,
+            "{path}"
+        );
+    }
+}
+
+/// A request other than POST that announced a body: an empty body leaves the URL to judge; a
+/// non-empty one is judged, and GraphQL parameters in the URL beside it are refused.
+#[test]
+fn a_body_on_another_method_is_judged_at_its_end() {
+    let deep_url = "/graphql?query=%7Ba%7Bb%7D%7D";
+    // (path, content-type, body, outcome: None = Continue, Some(status))
+    let cases: [(&str, Option<&str>, &str, Option<u16>); 7] = [
+        ("/graphql", None, "", None),
+        (deep_url, None, "", Some(400)),
+        ("/graphql?query=%7Ba%7D", None, "", None),
+        (
+            "/graphql",
+            Some("application/json"),
+            r#"{"query":"{ a { b } }"}"#,
+            Some(400),
+        ),
+        (
+            "/graphql",
+            Some("application/json"),
+            r#"{"query":"{ a }"}"#,
+            None,
+        ),
+        (
+            "/graphql?query=%7Ba%7D",
+            Some("application/json"),
+            r#"{"query":"{ a }"}"#,
+            Some(400),
+        ),
+        ("/graphql", Some("text/plain"), "{ a { b } }", Some(415)),
+    ];
+    for (path, ct, body, want) in cases {
+        let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":1}}"#);
+        let mut h = vec![(":method", "get"), (":path", path)];
+        if let Some(ct) = ct {
+            h.push(("content-type", ct));
+        }
+        with_headers(&mut host, &h);
+        let HeadersAction::NeedBody(p) =
+            on_request_headers(Env::new(&host, &NoStore, &config, &counters), false)
+        else {
+            panic!("{path}: waits for the body");
+        };
+        let bytes = body.as_bytes().to_vec();
+        let got = on_request_body(
+            Env::new(&host, &NoStore, &config, &counters),
+            &p,
+            bytes.len(),
+            true,
+            || Some(bytes.clone()),
+        );
+        match want {
+            None => assert_eq!(got, BodyAction::Continue, "{path} {body}"),
+            Some(status) => {
+                assert_eq!(got, BodyAction::Stop, "{path} {body}");
+                assert_eq!(host.reply().unwrap().status, status, "{path} {body}");
+            }
+        }
+    }
+}
+
+/// `websocket: inspect`: a GraphQL WebSocket is let through and each operation is checked.
+#[test]
+fn inspected_websockets_check_every_operation() {
+    use crate::ws::FrameReader;
+    let json = r#"{"limits":{"max_depth":2},"websocket":"inspect"}"#;
+    let upgrade = |proto: &str| {
+        vec![
+            (":method", "GET"),
+            (":path", "/graphql"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-protocol", proto),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<Vec<_>>()
+    };
+    // An unknown subprotocol is still refused.
+    let (config, mut host, counters) = setup(json);
+    let h = upgrade("mqtt");
+    with_headers(
+        &mut host,
+        &h.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), true),
+        HeadersAction::Stop
+    );
+    assert_eq!(host.reply().unwrap().status, 403);
+
+    let (config, mut host, counters) = setup(json);
+    let h = upgrade("graphql-transport-ws");
+    with_headers(
+        &mut host,
+        &h.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let HeadersAction::Websocket(limits) =
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), false)
+    else {
+        panic!("inspected");
+    };
+    let mut reader = FrameReader::new(config.max_body_bytes);
+    let env = Env::new(&host, &NoStore, &config, &counters);
+    let msg = |m: &str| crate::ws::tests::frame(true, 1, m.as_bytes());
+    let init = msg(r#"{"type":"connection_init"}"#);
+    assert_eq!(
+        on_websocket_data(env, &limits, &mut reader, &init),
+        WsAction::Continue
+    );
+    let fine =
+        msg(r#"{"id":"1","type":"subscribe","payload":{"query":"subscription { a { b } }"}}"#);
+    assert_eq!(
+        on_websocket_data(env, &limits, &mut reader, &fine),
+        WsAction::Continue
+    );
+    assert_eq!(host.counter("apim.graphql_guard.passed"), 1);
+    let deep = msg(
+        r#"{"id":"2","type":"subscribe","payload":{"query":"subscription { a { b { c } } }"}}"#,
+    );
+    // Split across two chunks: the first completes nothing.
+    let (a, b) = deep.split_at(10);
+    assert_eq!(
+        on_websocket_data(env, &limits, &mut reader, a),
+        WsAction::Continue
+    );
+    assert_eq!(
+        on_websocket_data(env, &limits, &mut reader, b),
+        WsAction::Close
+    );
+    assert_eq!(
+        host.counter("apim.graphql_guard.rejected.max_depth_exceeded"),
+        1
+    );
+    // An unreadable frame closes too.
+    let mut reader = FrameReader::new(config.max_body_bytes);
+    assert_eq!(
+        on_websocket_data(
+            env,
+            &limits,
+            &mut reader,
+            &crate::ws::tests::frame(true, 2, b"x")
+        ),
+        WsAction::Close
+    );
+    assert_eq!(host.counter("apim.graphql_guard.rejected.bad_request"), 1);
 }

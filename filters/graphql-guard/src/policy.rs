@@ -2,6 +2,7 @@
 //! and the config, either the total cost or the first violation as a typed denial.
 
 use crate::analyze::{analyze, AnalysisError, Measured, OpKind, Options};
+use crate::apq::{self, ApqStore};
 use crate::config::{Config, IntrospectionMode, Limits, HARD_MAX_TOKENS};
 use crate::transport::{GqlRequest, TransportError};
 use kit::denial::Denial;
@@ -30,10 +31,13 @@ pub enum Code {
     MutationOverGet,
     BadRequest,
     UnsupportedMediaType,
+    PersistedNotFound,
+    MethodNotAllowed,
+    UpgradeNotAllowed,
 }
 
 impl Code {
-    pub const ALL: [Code; 19] = [
+    pub const ALL: [Code; 22] = [
         Code::MaxBytes,
         Code::MaxTokens,
         Code::MaxDepth,
@@ -53,6 +57,9 @@ impl Code {
         Code::MutationOverGet,
         Code::BadRequest,
         Code::UnsupportedMediaType,
+        Code::PersistedNotFound,
+        Code::MethodNotAllowed,
+        Code::UpgradeNotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,14 +83,21 @@ impl Code {
             Code::MutationOverGet => "MUTATION_NOT_ALLOWED_OVER_GET",
             Code::BadRequest => "BAD_REQUEST",
             Code::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Code::PersistedNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Code::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Code::UpgradeNotAllowed => "UPGRADE_NOT_ALLOWED",
         }
     }
 
     pub fn status(self) -> u16 {
         match self {
             Code::MaxBytes => 413,
-            Code::MutationOverGet => 405,
+            Code::MutationOverGet | Code::MethodNotAllowed => 405,
             Code::UnsupportedMediaType => 415,
+            // Apollo's APQ protocol: a cache miss the client answers by resending the full
+            // query, reported as a GraphQL error with status 200 (Apollo Server and Router).
+            Code::PersistedNotFound => 200,
+            Code::UpgradeNotAllowed => 403,
             _ => 400,
         }
     }
@@ -93,6 +107,9 @@ impl Code {
             Code::MaxBytes => "Request too large",
             Code::UnsupportedMediaType => "Unsupported media type",
             Code::MutationOverGet => "Mutation over GET",
+            Code::MethodNotAllowed => "Method not allowed",
+            Code::UpgradeNotAllowed => "Upgrade not allowed",
+            Code::PersistedNotFound => "PersistedQueryNotFound",
             _ => "GraphQL operation refused",
         }
     }
@@ -199,11 +216,19 @@ pub fn check_bytes(config: &Config, limits: &Limits, bytes: usize) -> Option<Vio
 }
 
 /// Checks every operation of the request, in order; the first violation wins.
-pub fn check(config: &Config, limits: &Limits, is_get: bool, reqs: &[GqlRequest]) -> Checked {
+/// `apq` is the automatic-persisted-query registry: full queries sent with their hash are
+/// remembered there, hash-only requests are checked against what it holds.
+pub fn check(
+    config: &Config,
+    limits: &Limits,
+    is_get: bool,
+    reqs: &[GqlRequest],
+    apq: &dyn ApqStore,
+) -> Checked {
     let mut cost = 0u64;
     let batch = reqs.len() > 1;
     for (i, req) in reqs.iter().enumerate() {
-        match check_one(config, limits, is_get, req) {
+        match check_one(config, limits, is_get, req, apq) {
             Ok(c) => cost = cost.saturating_add(c),
             Err(mut v) => {
                 if batch {
@@ -228,6 +253,7 @@ fn check_one(
     limits: &Limits,
     is_get: bool,
     req: &GqlRequest,
+    apq: &dyn ApqStore,
 ) -> Result<u64, Violation> {
     let claimed = match &req.persisted_hash {
         Some(h) => Some(parse_sha256(h).map_err(|_| {
@@ -264,10 +290,20 @@ fn check_one(
             ));
         }
     }
-    let Some(query) = &req.query else {
-        // An Apollo persisted-query hash alone: the server holds the document (it was checked
-        // when it was registered, since registering sends the full query).
-        return Ok(0);
+    // An Apollo persisted-query hash alone: the document registered for it (when its full
+    // text was last seen here) is checked exactly as if it had been sent, under this caller's
+    // plan, operation name and variables. An unknown hash is never forwarded unchecked.
+    let registered;
+    let (query, register) = match (&req.query, digest) {
+        (Some(q), d) => (q, d.filter(|_| req.persisted_hash.is_some())),
+        (None, Some(d)) => {
+            registered = apq::lookup(apq, &config.apq, &d)
+                .ok_or_else(|| violation(Code::PersistedNotFound, "PersistedQueryNotFound"))?;
+            (&registered, None)
+        }
+        (None, None) => {
+            return Err(violation(Code::BadRequest, "no query in the request"));
+        }
     };
     let token_cap = limits
         .max_tokens
@@ -285,6 +321,11 @@ fn check_one(
         &opts,
     )
     .map_err(|e| analysis_violation(config, limits, token_cap, &e))?;
+    // A document that parses is remembered under its (verified) hash, whatever this caller's
+    // limits say of it: a later hash-only request is checked under its own caller's plan.
+    if let Some(d) = register {
+        apq::register(apq, &config.apq, &d, query);
+    }
     if is_get && analysis.kind == OpKind::Mutation {
         return Err(violation(
             Code::MutationOverGet,

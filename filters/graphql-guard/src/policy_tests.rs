@@ -1,6 +1,7 @@
 //! Each limit with its code and message, introspection, persisted operations, batches.
 
 use super::*;
+use crate::apq::NoStore;
 use crate::config::Config;
 use crate::transport::GqlRequest;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
@@ -18,7 +19,7 @@ fn req(q: &str) -> GqlRequest {
 }
 
 fn outcome(c: &Config, q: &str) -> Result<u64, (Code, String)> {
-    let checked = check(c, &c.limits, false, &[req(q)]);
+    let checked = check(c, &c.limits, false, &[req(q)], &NoStore);
     match checked.violation {
         None => Ok(checked.cost),
         Some(v) => Err((v.code, v.denial.detail)),
@@ -105,13 +106,13 @@ fn each_limit_has_its_code_and_message() {
 #[test]
 fn hidden_values_and_extensions() {
     let c = config(r#"{"limits":{"max_depth":1},"hide_values":true}"#);
-    let v = check(&c, &c.limits, false, &[req("{ a { b } }")])
+    let v = check(&c, &c.limits, false, &[req("{ a { b } }")], &NoStore)
         .violation
         .unwrap();
     assert_eq!(v.denial.detail, "Depth exceeds the limit (max_depth)");
     assert_eq!(v.denial.code, "MAX_DEPTH_EXCEEDED");
     let c = config(r#"{"limits":{"max_depth":1}}"#);
-    let v = check(&c, &c.limits, false, &[req("{ a { b } }")])
+    let v = check(&c, &c.limits, false, &[req("{ a { b } }")], &NoStore)
         .violation
         .unwrap();
     let body: serde_json::Value =
@@ -190,12 +191,12 @@ fn persisted_operations() {
         persisted_hash: Some(h.to_string()),
         ..GqlRequest::default()
     };
-    assert!(check(&only, &only.limits, false, &[apq(&digest)])
+    assert!(check(&only, &only.limits, false, &[apq(&digest)], &NoStore)
         .violation
         .is_none());
     let other = kit::digest::to_hex(&kit::digest::sha256(b"x"));
     assert_eq!(
-        check(&only, &only.limits, false, &[apq(&other)])
+        check(&only, &only.limits, false, &[apq(&other)], &NoStore)
             .violation
             .unwrap()
             .code,
@@ -205,14 +206,14 @@ fn persisted_operations() {
     let mut lying = req("{ a }");
     lying.persisted_hash = Some(digest.clone());
     assert_eq!(
-        check(&only, &only.limits, false, &[lying])
+        check(&only, &only.limits, false, &[lying], &NoStore)
             .violation
             .unwrap()
             .code,
         Code::PersistedHashMismatch
     );
     assert_eq!(
-        check(&only, &only.limits, false, &[apq("zz")])
+        check(&only, &only.limits, false, &[apq("zz")], &NoStore)
             .violation
             .unwrap()
             .code,
@@ -224,10 +225,99 @@ fn persisted_operations() {
     ));
     assert_eq!(outcome(&list, q), Ok(0));
     assert_eq!(outcome(&list, "{ x { y } }").unwrap_err().0, Code::MaxDepth);
-    // An unknown APQ hash alone passes (the server holds the document).
-    assert!(check(&list, &list.limits, false, &[apq(&other)])
+    // An unknown APQ hash alone is never forwarded unchecked.
+    let v = check(&list, &list.limits, false, &[apq(&other)], &NoStore)
         .violation
-        .is_none());
+        .unwrap();
+    assert_eq!((v.code, v.denial.status), (Code::PersistedNotFound, 200));
+}
+
+/// Apollo APQ: a full query sent with its hash registers it; a hash alone is then checked as
+/// that query would be, under the caller's own limits, and charged its cost.
+#[test]
+fn hash_alone_is_checked_as_the_registered_query() {
+    let c = config(r#"{"limits":{"max_depth":2,"max_cost":100},"plans":{"gold":{"max_depth":5}}}"#);
+    let gold = *c.limits_for(Some("gold"));
+    let q = "{ a { b { c(first: 7) { d } } } }";
+    let hash = kit::digest::to_hex(&kit::digest::sha256(q.as_bytes()));
+    let full = GqlRequest {
+        query: Some(q.to_string()),
+        persisted_hash: Some(hash.clone()),
+        ..GqlRequest::default()
+    };
+    let alone = GqlRequest {
+        persisted_hash: Some(hash.clone()),
+        ..GqlRequest::default()
+    };
+    let store = crate::apq::MemStore::default();
+    // Before registration: not found, for everyone.
+    for limits in [&gold, &c.limits] {
+        let v = check(&c, limits, false, std::slice::from_ref(&alone), &store)
+            .violation
+            .unwrap();
+        assert_eq!(v.code, Code::PersistedNotFound);
+        assert_eq!(v.denial.detail, "PersistedQueryNotFound");
+    }
+    // Gold registers it (depth 4, cost 1 + 1 + 7 = 9).
+    let r = check(&c, &gold, false, std::slice::from_ref(&full), &store);
+    assert_eq!((r.cost, r.violation), (9, None));
+    // Gold by hash: checked and charged the same.
+    let r = check(&c, &gold, false, std::slice::from_ref(&alone), &store);
+    assert_eq!((r.cost, r.violation), (9, None));
+    // The default plan by hash: the same refusal as for the full query.
+    let v = check(&c, &c.limits, false, std::slice::from_ref(&alone), &store)
+        .violation
+        .unwrap();
+    assert_eq!(v.code, Code::MaxDepth);
+    // A query that lies about its hash registers nothing.
+    let store = crate::apq::MemStore::default();
+    let lying = GqlRequest {
+        query: Some("{ x }".to_string()),
+        persisted_hash: Some(hash.clone()),
+        ..GqlRequest::default()
+    };
+    assert_eq!(
+        check(&c, &gold, false, &[lying], &store)
+            .violation
+            .unwrap()
+            .code,
+        Code::PersistedHashMismatch
+    );
+    assert!(store.0.borrow().is_empty());
+    // A query refused for its caller is still registered (its measurements are facts).
+    let r = check(&c, &c.limits, false, std::slice::from_ref(&full), &store);
+    assert_eq!(r.violation.unwrap().code, Code::MaxDepth);
+    assert_eq!(
+        check(&c, &gold, false, std::slice::from_ref(&alone), &store).violation,
+        None
+    );
+    // A full query without a hash registers nothing (Apollo registers only with the hash).
+    let store = crate::apq::MemStore::default();
+    check(&c, &gold, false, &[req(q)], &store);
+    assert!(store.0.borrow().is_empty());
+    // Variables of the hash-only request count: first: $n.
+    let vq = "query Q($n: Int) { a(first: $n) { b } }";
+    let vhash = kit::digest::to_hex(&kit::digest::sha256(vq.as_bytes()));
+    let reg = GqlRequest {
+        query: Some(vq.to_string()),
+        persisted_hash: Some(vhash.clone()),
+        variables: Some(serde_json::json!({"n": 2})),
+        ..GqlRequest::default()
+    };
+    let store = crate::apq::MemStore::default();
+    assert_eq!(check(&c, &gold, false, &[reg], &store).cost, 2);
+    let big = GqlRequest {
+        persisted_hash: Some(vhash),
+        variables: Some(serde_json::json!({"n": 5000})),
+        ..GqlRequest::default()
+    };
+    assert_eq!(
+        check(&c, &gold, false, &[big], &store)
+            .violation
+            .unwrap()
+            .code,
+        Code::MaxCost
+    );
 }
 
 #[test]
@@ -238,6 +328,7 @@ fn batches_mutations_over_get_and_bytes() {
         &c.limits,
         false,
         &[req("{ a { b } }"), req("{ c(first: 3) { d } }")],
+        &NoStore,
     );
     assert_eq!(
         ok,
@@ -251,6 +342,7 @@ fn batches_mutations_over_get_and_bytes() {
         &c.limits,
         false,
         &[req("{ a }"), req("{ a { b { c } } }")],
+        &NoStore,
     );
     let v = bad.violation.unwrap();
     assert_eq!(v.code, Code::MaxDepth);
@@ -259,11 +351,11 @@ fn batches_mutations_over_get_and_bytes() {
         "{}",
         v.denial.detail
     );
-    let m = check(&c, &c.limits, true, &[req("mutation { m }")])
+    let m = check(&c, &c.limits, true, &[req("mutation { m }")], &NoStore)
         .violation
         .unwrap();
     assert_eq!((m.code, m.denial.status), (Code::MutationOverGet, 405));
-    assert!(check(&c, &c.limits, true, &[req("query { m }")])
+    assert!(check(&c, &c.limits, true, &[req("query { m }")], &NoStore)
         .violation
         .is_none());
     assert!(check_bytes(&c, &c.limits, 100).is_none());

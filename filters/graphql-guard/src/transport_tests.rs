@@ -147,3 +147,44 @@ fn json_bodies() {
     );
     assert!(from_body(BodyKind::Graphql, b"\xff", 10).is_err());
 }
+
+/// A key given twice (body or GET JSON parameters) is refused: servers disagree on which wins.
+#[test]
+fn duplicate_json_keys_are_refused() {
+    for body in [
+        r#"{"query":"{ a { b { c } } }","query":"{ a }"}"#,
+        r#"{"query":"{ a(first: $n) { b } }","variables":{"n":1000,"n":1}}"#,
+        r#"[{"query":"{ a }"},{"query":"{ b }","operationName":"A","operationName":"B"}]"#,
+    ] {
+        match from_body(BodyKind::Json, body.as_bytes(), 10) {
+            Err(TransportError::BadRequest(m)) => assert!(m.contains("duplicate key"), "{m}"),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+    let qs = "query=%7Ba%7D&variables=%7B%22n%22%3A1%2C%22n%22%3A2%7D";
+    match from_query_string(Some(qs)) {
+        Err(TransportError::BadRequest(m)) => assert!(m.contains("duplicate key"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Some servers (Rack, older Go and Python) also split a query string on `;`: a GraphQL
+/// parameter only they would see is refused.
+#[test]
+fn semicolon_hidden_parameters_are_refused() {
+    for (qs, want) in [
+        ("query=%7Ba%7D", Ok(true)),
+        ("x=1&y=2", Ok(false)),
+        ("x=1;y=2", Ok(false)),
+        ("query=%7Ba%7D%3Bx", Ok(true)),
+        ("x=1;query=%7Ba%7D", Err(())),
+        ("query=%7Ba%7D;query=%7Bb%7D", Err(())),
+        ("x=1;qu%65ry=%7Ba%7D", Err(())),
+    ] {
+        assert_eq!(has_graphql_params(qs).map_err(|_| ()), want, "{qs}");
+    }
+    assert!(matches!(
+        from_query_string(Some("x=1;query=%7Ba%7D")),
+        Err(TransportError::BadRequest(_))
+    ));
+}

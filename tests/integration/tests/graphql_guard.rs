@@ -13,7 +13,7 @@
     clippy::indexing_slicing
 )]
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use apim_integration::{Envoy, LogOnFailure, Request, Response};
 use serde_json::{json, Value};
@@ -86,6 +86,7 @@ static_resources:
                 name: graphql_guard
                 root_id: graphql_guard
                 failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: true
                 vm_config:
                   vm_id: graphql_guard
                   runtime: envoy.wasm.runtime.v8
@@ -100,9 +101,8 @@ static_resources:
                      "introspection": {"mode": "block"},
                      "max_batch": 3,
                      "max_body_bytes": 2000000}
-          # The cost is known once the body is: a filter that reads it must wait for the body
-          # (the guard's headers already went on, see the README). This one copies it for the
-          # echo upstream to show.
+          # The guard holds the headers until it has judged the body, so the cost is known when
+          # the next filter sees them. This one copies it for the echo upstream to show.
           - name: envoy.filters.http.lua
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
@@ -142,6 +142,7 @@ static_resources:
                 name: graphql_guard
                 root_id: graphql_guard
                 failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: true
                 vm_config:
                   vm_id: graphql_guard_persisted
                   runtime: envoy.wasm.runtime.v8
@@ -176,6 +177,7 @@ static_resources:
                 name: graphql_guard
                 root_id: graphql_guard
                 failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: true
                 vm_config:
                   vm_id: graphql_guard_warn
                   runtime: envoy.wasm.runtime.v8
@@ -210,9 +212,25 @@ fn shared() -> &'static Envoy {
     })
 }
 
-fn port(listener: &str) -> (u16, LogOnFailure) {
+/// The listener's port, the log on failure, and a lock: one test at a time, so the counter
+/// deltas a test asserts are its own (exact, never `≥`).
+fn port(listener: &str) -> (u16, LogOnFailure, MutexGuard<'static, ()>) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let lock = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let envoy = shared();
-    (envoy.listener_port(listener).unwrap(), LogOnFailure(envoy))
+    (
+        envoy.listener_port(listener).unwrap(),
+        LogOnFailure(envoy),
+        lock,
+    )
+}
+
+fn counter(name: &str) -> u64 {
+    shared()
+        .counter(&format!("wasmcustom.apim.graphql_guard.{name}"))
+        .unwrap_or(0)
 }
 
 fn send(port: u16, r: &Request) -> Response {
@@ -253,7 +271,7 @@ fn refused(r: &Response, status: u16, content_type: &str, code: &str) -> Value {
 
 #[test]
 fn fine_post_reaches_the_upstream_with_its_cost() {
-    let (port, _log) = port("main");
+    let (port, _log, _lock) = port("main");
     let r = send(port, &post_json(&fine_body()));
     assert_eq!(r.status, 200, "{}", r.text());
     let echo = r.json();
@@ -266,12 +284,35 @@ fn fine_post_reaches_the_upstream_with_its_cost() {
         .find(|h| h[0] == "x-apim-cost")
         .map(|h| h[1].as_str().unwrap().to_string())
         .unwrap_or_default();
-    assert!(cost.parse::<u64>().unwrap() > 0, "cost published: {cost:?}");
+    // What the logic computes for this operation under the listener's config (the default cost
+    // model: objects 1, leaves 0, `first: 10` multiplies) is what Envoy's filter state carries.
+    let config = graphql_guard::config::Config::parse(
+        br#"{"limits": {"max_depth": 8, "max_aliases": 10, "max_root_fields": 10,
+                        "max_directives": 20, "max_tokens": 5000, "max_cost": 10000}}"#,
+    )
+    .unwrap();
+    let req: graphql_guard::transport::GqlRequest = graphql_guard::transport::GqlRequest {
+        query: Some(FINE.to_string()),
+        operation_name: Some("StorefrontProduct".into()),
+        variables: Some(json!({"handle": "red-shirt", "first": 10})),
+        persisted_hash: None,
+    };
+    let expected = graphql_guard::policy::check(
+        &config,
+        &config.limits,
+        false,
+        &[req],
+        &graphql_guard::apq::NoStore,
+    );
+    assert_eq!(expected.violation, None);
+    assert_eq!(cost, expected.cost.to_string(), "cost published");
+    assert_eq!(cost, "99");
 }
 
 #[test]
 fn deep_post_is_refused_in_both_accept_variants() {
-    let (port, _log) = port("main");
+    let (port, _log, _lock) = port("main");
+    let (checked, rejected) = (counter("checked"), counter("rejected.max_depth_exceeded"));
     let body = json!({ "query": DEEP });
     // No Accept header: application/graphql-response+json and 400.
     let r = send(port, &post_json(&body));
@@ -295,18 +336,13 @@ fn deep_post_is_refused_in_both_accept_variants() {
     // Only application/json: 200 with the errors.
     let r = send(port, &post_json(&body).header("accept", "application/json"));
     refused(&r, 200, "application/json", "MAX_DEPTH_EXCEEDED");
-    let envoy = shared();
-    for name in ["checked", "rejected.max_depth_exceeded"] {
-        let n = envoy
-            .counter(&format!("wasmcustom.apim.graphql_guard.{name}"))
-            .unwrap_or(0);
-        assert!(n >= 3, "{name}: {n}");
-    }
+    assert_eq!(counter("checked"), checked + 3);
+    assert_eq!(counter("rejected.max_depth_exceeded"), rejected + 3);
 }
 
 #[test]
 fn get_transport_and_mutations_over_get() {
-    let (port, _log) = port("main");
+    let (port, _log, _lock) = port("main");
     let ok = send(
         port,
         &Request::get(&format!(
@@ -349,7 +385,7 @@ fn get_transport_and_mutations_over_get() {
 
 #[test]
 fn application_graphql_bodies() {
-    let (port, _log) = port("main");
+    let (port, _log, _lock) = port("main");
     let req = |q: &str| {
         Request::new("POST", "/graphql")
             .header("content-type", "application/graphql")
@@ -378,7 +414,7 @@ fn application_graphql_bodies() {
 
 #[test]
 fn batches_are_checked_per_element_and_capped() {
-    let (port, _log) = port("main");
+    let (port, _log, _lock) = port("main");
     let ok = send(
         port,
         &post_json(&json!([{"query": "{ a }"}, {"query": "{ b { c } }"}])),
@@ -411,7 +447,7 @@ fn batches_are_checked_per_element_and_capped() {
 
 #[test]
 fn limits_follow_the_consumer_plan() {
-    let (port, _log) = port("main");
+    let (port, _log, _lock) = port("main");
     let body = json!({ "query": DEEP });
     // alice is gold (depth 14): the 13-deep query passes; bob (silver) gets the default.
     let r = send(port, &post_json(&body).header("x-api-key", ALICE));
@@ -427,7 +463,7 @@ fn limits_follow_the_consumer_plan() {
 
 #[test]
 fn introspection_is_blocked_by_field_not_by_name() {
-    let (port, _log) = port("main");
+    let (port, _log, _lock) = port("main");
     let r = send(
         port,
         &post_json(&json!({"query": "{ __schema { types { name } } }"})),
@@ -449,7 +485,7 @@ fn introspection_is_blocked_by_field_not_by_name() {
 
 #[test]
 fn persisted_only_mode() {
-    let (port, _log) = port("persisted");
+    let (port, _log, _lock) = port("persisted");
     let r = send(port, &post_json(&fine_body()));
     assert_eq!(r.status, 200, "{}", r.text());
     let r = send(port, &post_json(&json!({"query": "{ pets { id } }"})));
@@ -491,19 +527,17 @@ fn persisted_only_mode() {
 
 #[test]
 fn warn_only_mode_passes_and_counts() {
-    let (port, _log) = port("warn");
+    let (port, _log, _lock) = port("warn");
+    let (warned, rejected) = (counter("warned"), counter("rejected.max_depth_exceeded"));
     let r = send(port, &post_json(&json!({ "query": DEEP })));
     assert_eq!(r.status, 200, "{}", r.text());
-    let envoy = shared();
-    let warned = envoy
-        .counter("wasmcustom.apim.graphql_guard.warned")
-        .unwrap_or(0);
-    assert!(warned >= 1, "warned counter: {warned}");
+    assert_eq!(counter("warned"), warned + 1);
+    assert_eq!(counter("rejected.max_depth_exceeded"), rejected);
 }
 
 #[test]
 fn oversized_bodies_get_413() {
-    let (port, _log) = port("main");
+    let (port, _log, _lock) = port("main");
     let big = format!(
         "{{\"query\":\"{{ a }}\",\"pad\":\"{}\"}}",
         "x".repeat(2_100_000)
@@ -524,7 +558,7 @@ fn oversized_bodies_get_413() {
 
 #[test]
 fn pathological_inputs_are_refused_and_the_vm_survives() {
-    let (port, _log) = port("main");
+    let (port, _log, _lock) = port("main");
     let deep = format!("{}{}", "{a".repeat(100_000), "}".repeat(100_000));
     let r = send(port, &post_json(&json!({ "query": deep })));
     assert_eq!(r.status, 400, "{}", r.text());
@@ -575,7 +609,7 @@ fn pathological_inputs_are_refused_and_the_vm_survives() {
 
 #[test]
 fn other_routes_and_methods_pass_untouched() {
-    let (port, _log) = port("main");
+    let (port, _log, _lock) = port("main");
     let r = send(
         port,
         &Request::new("POST", "/pets")
@@ -601,7 +635,7 @@ fn chunked_with_trailers(port: u16, body: &str) -> Response {
 
 #[test]
 fn bodies_ending_in_trailers_are_checked() {
-    let (port, _log) = port("main");
+    let (port, _log, _lock) = port("main");
     let deep = serde_json::to_string(&json!({ "query": DEEP })).unwrap();
     let r = chunked_with_trailers(port, &deep);
     refused(

@@ -291,6 +291,7 @@ const GRAPHQL_GUARD: &str = r#"          - name: apim.graphql_guard
               config:
                 name: graphql_guard
                 failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: true
                 vm_config:
                   vm_id: graphql_guard
                   runtime: envoy.wasm.runtime.v8
