@@ -30,13 +30,14 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 # The gateway's routes (envoy/gateway.yaml) as path matches. Loosening rules (public: anonymous,
-# health/oauth: skip) get the tightest form; restricting ones (admin, graphql) the widest.
+# health/oauth: skip) get the tightest form; restricting ones (admin, graphql) the widest, case
+# ignored too (a case-insensitive backend serves /ADMIN as /admin).
 ROUTE_PATHS = {
-    "health": {"exact": "/health"},
-    "public": {"prefix": "/public/"},
-    "admin": {"prefix": "/admin"},
-    "oauth": {"prefix": "/oauth/"},
-    "graphql": {"prefix": "/graphql"},
+    "health": ({"exact": "/health"}, False),
+    "public": ({"prefix": "/public/"}, False),
+    "admin": ({"prefix": "/admin"}, True),
+    "oauth": ({"prefix": "/oauth/"}, False),
+    "graphql": ({"prefix": "/graphql"}, True),
 }
 
 
@@ -84,7 +85,10 @@ def deploy_form(module, config):
                 items = []
                 for k, x in v.items():
                     if k == "route_name":
-                        items.append(("path", copy.deepcopy(ROUTE_PATHS[x])))
+                        path, ignore_case = ROUTE_PATHS[x]
+                        items.append(("path", copy.deepcopy(path)))
+                        if ignore_case:
+                            items.append(("ignore_case", True))
                     else:
                         items.append((k, x))
                 v.clear()

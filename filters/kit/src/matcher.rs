@@ -30,6 +30,11 @@ pub struct RawMatch {
     /// Path condition (the query string is not part of it).
     #[serde(default)]
     pub path: Option<RawPathMatch>,
+    /// Compare the path without regard to ASCII case. For a rule that restricts (`/admin`
+    /// needs the ops group, `/graphql` is guarded) in front of a backend that routes
+    /// case-insensitively (Express, ASP.NET, IIS…), so `/ADMIN` cannot walk around it.
+    #[serde(default)]
+    pub ignore_case: bool,
     /// HTTP methods, any of (case-sensitive, as HTTP says).
     #[serde(default)]
     pub methods: Vec<String>,
@@ -66,6 +71,7 @@ enum HostMatch {
 pub struct RouteMatcher {
     route_name: Option<String>,
     path: Option<PathMatch>,
+    ignore_case: bool,
     methods: Vec<String>,
     hosts: Vec<HostMatch>,
 }
@@ -85,20 +91,36 @@ impl RouteMatcher {
                 return Err(field.key("route_name").error("must not be empty"));
             }
         }
+        if raw.ignore_case && raw.path.is_none() {
+            return Err(field
+                .key("ignore_case")
+                .error("applies to a path condition and there is none"));
+        }
+        // With ignore_case the literal is lowered once here and the request path per request.
+        let literal = |p: &str| {
+            if raw.ignore_case {
+                p.to_ascii_lowercase()
+            } else {
+                p.to_string()
+            }
+        };
         let path = match &raw.path {
             None => None,
-            Some(RawPathMatch::Prefix(p)) => {
-                Some(PathMatch::Prefix(check_path(p, &field.key("path.prefix"))?))
-            }
-            Some(RawPathMatch::Exact(p)) => {
-                Some(PathMatch::Exact(check_path(p, &field.key("path.exact"))?))
-            }
+            Some(RawPathMatch::Prefix(p)) => Some(PathMatch::Prefix(literal(&check_path(
+                p,
+                &field.key("path.prefix"),
+            )?))),
+            Some(RawPathMatch::Exact(p)) => Some(PathMatch::Exact(literal(&check_path(
+                p,
+                &field.key("path.exact"),
+            )?))),
             Some(RawPathMatch::Regex(r)) => {
                 let f = field.key("path.regex");
                 if r.len() > MAX_REGEX_LEN {
                     return Err(f.error(format!("longer than {MAX_REGEX_LEN} characters")));
                 }
-                let re = regex_lite::Regex::new(&format!("^(?:{r})$"))
+                let flags = if raw.ignore_case { "(?i)" } else { "" };
+                let re = regex_lite::Regex::new(&format!("{flags}^(?:{r})$"))
                     .map_err(|e| f.error(format!("invalid regex: {e}")))?;
                 Some(PathMatch::Regex(re))
             }
@@ -133,6 +155,7 @@ impl RouteMatcher {
         Ok(Self {
             route_name: raw.route_name.clone(),
             path,
+            ignore_case: raw.ignore_case,
             methods,
             hosts,
         })
@@ -175,9 +198,16 @@ impl RouteMatcher {
         }
         if let Some(p) = &self.path {
             let path = path.get_or_insert_with(|| input.head.match_path());
+            let lowered;
+            let literal_side = if self.ignore_case {
+                lowered = path.to_ascii_lowercase();
+                &lowered
+            } else {
+                &*path
+            };
             let ok = match p {
-                PathMatch::Prefix(prefix) => path.starts_with(prefix.as_str()),
-                PathMatch::Exact(exact) => path == exact,
+                PathMatch::Prefix(prefix) => literal_side.starts_with(prefix.as_str()),
+                PathMatch::Exact(exact) => literal_side == exact,
                 PathMatch::Regex(re) => re.is_match(path),
             };
             if !ok {
@@ -480,6 +510,38 @@ mod tests {
             ),
             (r#"{"route_name":"pets"}"#, "GET", "/", "a", None, false),
             (
+                r#"{"path":{"prefix":"/admin"}}"#,
+                "GET",
+                "/ADMIN/x",
+                "a",
+                None,
+                false,
+            ),
+            (
+                r#"{"path":{"prefix":"/Admin"},"ignore_case":true}"#,
+                "GET",
+                "/aDMIN/x",
+                "a",
+                None,
+                true,
+            ),
+            (
+                r#"{"path":{"exact":"/graphql"},"ignore_case":true}"#,
+                "GET",
+                "/GraphQL",
+                "a",
+                None,
+                true,
+            ),
+            (
+                r#"{"path":{"regex":"/gql/[a-z]+"},"ignore_case":true}"#,
+                "GET",
+                "/GQL/Pets",
+                "a",
+                None,
+                true,
+            ),
+            (
                 r#"{"route_name":"pets","methods":["POST"]}"#,
                 "GET",
                 "/",
@@ -524,6 +586,10 @@ mod tests {
             (
                 r#"{"route_name":""}"#,
                 "match.route_name: must not be empty",
+            ),
+            (
+                r#"{"ignore_case":true}"#,
+                "match.ignore_case: applies to a path condition and there is none",
             ),
         ];
         for (json, want) in cases {

@@ -175,13 +175,14 @@ pub fn wasm_fail_open_problems(wasm: &Value) -> Vec<String> {
 /// The demo gateway's routes (`envoy/gateway.yaml`) as the path matches the deploy manifests use
 /// instead of `route_name` (Istio and Envoy Gateway generate route names). Loosening rules
 /// (public: anonymous; health, oauth: skip) get the tightest form, restricting ones (admin,
-/// graphql) the widest. `envoy/sync-manifest-configs.py` has the same table.
-pub const ROUTE_PATHS: [(&str, &str, &str); 5] = [
-    ("health", "exact", "/health"),
-    ("public", "prefix", "/public/"),
-    ("admin", "prefix", "/admin"),
-    ("oauth", "prefix", "/oauth/"),
-    ("graphql", "prefix", "/graphql"),
+/// graphql) the widest, case ignored (a case-insensitive backend serves `/ADMIN` as `/admin`).
+/// `envoy/sync-manifest-configs.py` has the same table.
+pub const ROUTE_PATHS: [(&str, &str, &str, bool); 5] = [
+    ("health", "exact", "/health", false),
+    ("public", "prefix", "/public/", false),
+    ("admin", "prefix", "/admin", true),
+    ("oauth", "prefix", "/oauth/", false),
+    ("graphql", "prefix", "/graphql", true),
 ];
 
 /// The placeholder digest number `n` (`000…0n`), never a real key's.
@@ -208,18 +209,22 @@ pub fn deploy_form(module: &str, config: &Value) -> Result<Value, String> {
         match v {
             Value::Object(map) => {
                 if let Some(name) = map.get("route_name").and_then(Value::as_str) {
-                    let (_, kind, path) = ROUTE_PATHS
+                    let (_, kind, path, ignore_case) = ROUTE_PATHS
                         .iter()
-                        .find(|(n, _, _)| *n == name)
+                        .find(|(n, _, _, _)| *n == name)
                         .ok_or(format!("route_name {name} has no path in ROUTE_PATHS"))?;
                     // Same position as route_name, as the manifests have it.
                     let entries: Vec<(String, Value)> = std::mem::take(map)
                         .into_iter()
-                        .map(|(k, x)| {
+                        .flat_map(|(k, x)| {
                             if k == "route_name" {
-                                ("path".to_string(), json!({ *kind: path }))
+                                let mut path = vec![("path".to_string(), json!({ *kind: path }))];
+                                if *ignore_case {
+                                    path.push(("ignore_case".to_string(), json!(true)));
+                                }
+                                path
                             } else {
-                                (k, x)
+                                vec![(k, x)]
                             }
                         })
                         .collect();

@@ -91,3 +91,67 @@ fn path_confusion_never_reaches_the_upstream_as_guest() {
         );
     }
 }
+
+/// A backend that routes case-insensitively (Express, ASP.NET, IIS) serves `/ADMIN` as `/admin`
+/// and `/GraphQL` as `/graphql`. The gateway's restricting routes (admin: ops group; graphql:
+/// guarded) match without regard to case, so neither spelling walks around them: `/ADMIN` with
+/// a key of the wrong group is 403, and a query too deep for the guard is refused on `/GraphQL`
+/// exactly as on `/graphql`, with nothing reaching the upstream. (On the gateway before this
+/// both reached the upstream: `/ADMIN` as an ordinary route, `/GraphQL` unguarded.)
+#[test]
+fn restricting_routes_ignore_case() {
+    const ALICE: &str = "demo-key-alice-0123456789abcdef";
+    let envoy: &'static Envoy = Box::leak(Box::new(gateway()));
+    envoy.stop_when_process_exits();
+    let _log = LogOnFailure(envoy);
+
+    // Deeper than alice's gold plan allows (max_depth 10).
+    let deep = format!("{{{}x{}}}", "a{".repeat(12), "}".repeat(12));
+    let query = format!("/graphql?query={}", urlencode(&deep));
+    for path in ["/ADMIN/users", "/Admin/users", "/aDmIn"] {
+        let before = upstream_requests(envoy);
+        let r = Request::get(path)
+            .header("x-api-key", ALICE)
+            .send(envoy.port())
+            .unwrap();
+        assert_eq!(r.status, 403, "GET {path} as alice: {}", r.text());
+        assert_eq!(
+            upstream_requests(envoy),
+            before,
+            "GET {path} reached the upstream"
+        );
+    }
+    for prefix in ["/graphql", "/GraphQL", "/GRAPHQL"] {
+        let path = query.replacen("/graphql", prefix, 1);
+        let before = upstream_requests(envoy);
+        let r = Request::get(&path)
+            .header("x-api-key", ALICE)
+            .header("accept", "application/json")
+            .send(envoy.port())
+            .unwrap();
+        // `application/json` callers get GraphQL-over-HTTP's 200 with the error in the body.
+        assert_eq!(r.status, 200, "GET {prefix} deep query: {}", r.text());
+        assert_eq!(
+            r.json()["errors"][0]["extensions"]["code"],
+            "MAX_DEPTH_EXCEEDED",
+            "{prefix}: {}",
+            r.text()
+        );
+        assert_eq!(
+            upstream_requests(envoy),
+            before,
+            "{prefix} reached the upstream"
+        );
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

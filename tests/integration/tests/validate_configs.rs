@@ -167,6 +167,40 @@ fn every_shipped_http_connection_manager_normalises_paths() {
     eprintln!("checked: {checked:#?}");
 }
 
+/// Every shipped edge bootstrap takes the client address from the connection, never from a
+/// client-sent `X-Forwarded-For`: quota counts keyless callers per address, and with Envoy's
+/// default (`use_remote_address: false`) a client could pick a fresh counter per request.
+/// Istio's patches and the bench rows are not edge bootstraps (Istio sets it on gateways).
+#[test]
+fn every_shipped_edge_bootstrap_uses_the_remote_address() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    let edge = shipped_documents().into_iter().filter(|(name, _)| {
+        name.starts_with("envoy/gateway.yaml")
+            || name.starts_with("envoy/examples/")
+            || name.starts_with("demo/")
+    });
+    for (name, docs) in edge {
+        for (i, doc) in docs.iter().enumerate() {
+            for (at, hcm) in find_typed(doc, HCM_TYPE) {
+                checked += 1;
+                if hcm.get("use_remote_address") != Some(&serde_json::Value::Bool(true)) {
+                    failures.push(format!("{name} #{i} {at}"));
+                }
+            }
+        }
+    }
+    assert!(
+        checked >= 8,
+        "only {checked} edge HTTP connection managers found"
+    );
+    assert!(
+        failures.is_empty(),
+        "edge HTTP connection managers without use_remote_address: true:\n{}",
+        failures.join("\n")
+    );
+}
+
 /// A shipped config must never let requests through unfiltered when a module fails to load or
 /// traps: every Wasm filter in every bootstrap and EnvoyFilter says `FAIL_CLOSED` or
 /// `FAIL_RELOAD` (never the default, never `fail_open: true`). The WasmPlugin and
