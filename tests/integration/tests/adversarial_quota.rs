@@ -459,6 +459,8 @@ const GRAPHQL_GUARD: &str = r#"          - name: apim.graphql_guard
               config:
                 name: graphql_guard
                 failure_policy: FAIL_CLOSED
+                # The guard holds the headers until it has judged the body (needs this knob).
+                allow_on_headers_stop_iteration: true
                 vm_config:
                   vm_id: graphql_guard
                   runtime: envoy.wasm.runtime.v8
