@@ -189,7 +189,7 @@ pub struct Config {
     /// The `allow` of each path-dependent rule that also sets `anonymous`: such a rule is passed
     /// over on an ambiguous path (it loosens), but its `allow` must still hold there, or a key
     /// holder it refuses would be let in by a later rule. Checked only for ambiguous paths.
-    pub guarded_allows: Vec<(RouteMatcher, Allow)>,
+    pub guarded_allows: Vec<(usize, RouteMatcher, Allow)>,
     pub consumer_id_header: Option<String>,
     pub consumer_plan_header: Option<String>,
     pub strip_credential: bool,
@@ -450,7 +450,7 @@ fn build_rules(
     by_id: &HashMap<String, usize>,
     consumers: &[Consumer],
     field: &Field,
-) -> Result<(RuleSet<Rule>, Vec<(RouteMatcher, Allow)>), ConfigError> {
+) -> Result<(RuleSet<Rule>, Vec<(usize, RouteMatcher, Allow)>), ConfigError> {
     let mut rules = Vec::with_capacity(raw.len());
     let mut guarded_allows = Vec::new();
     for (ri, r) in raw.iter().enumerate() {
@@ -505,7 +505,7 @@ fn build_rules(
         let path_dependent =
             matcher.needs_route_name() || matcher.needed_headers().contains(&":path");
         if let (Some(a), Some(_), true) = (&allow, anonymous, path_dependent) {
-            guarded_allows.push((matcher.clone(), a.clone()));
+            guarded_allows.push((ri, matcher.clone(), a.clone()));
         }
         rules.push((
             matcher,

@@ -95,13 +95,13 @@ pub fn decide<'c>(
     let found = config.rules.lookup(&input);
     let mut decision = decide_for(config, found.rule.unwrap_or(&DEFAULT_RULE), head, now);
     if found.refused_ambiguous {
-        // An `anonymous` rule passed over for the ambiguous path still restricts who may call:
-        // its `allow` holds on top of the rule that decided.
+        // An `anonymous` rule passed over for the ambiguous path (one before the rule that
+        // decided) still restricts who may call: its `allow` holds on top of that rule.
         if let Decision::Allow { consumer, .. } = &decision {
-            let refused = config
-                .guarded_allows
-                .iter()
-                .any(|(m, allow)| m.matches(&input) && !allowed(config, allow, consumer));
+            let decided = found.index.unwrap_or(usize::MAX);
+            let refused = config.guarded_allows.iter().any(|(i, m, allow)| {
+                *i < decided && m.matches(&input) && !allowed(config, allow, consumer)
+            });
             if refused {
                 decision = Decision::Deny(DenyReason::Forbidden, forbidden());
             }

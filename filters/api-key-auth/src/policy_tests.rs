@@ -258,28 +258,44 @@ fn expiry_boundaries_are_exact() {
 fn ambiguous_paths_never_reach_skip_or_anonymous_rules() {
     let c = config();
     type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a str, bool);
+    // Spellings of /admin meet the admin rule (read wide, before the public rule is reached);
+    // other ambiguous paths on the public route pass over its anonymous rule.
     let cases: Vec<Case> = vec![
         ("/public/x", Some("public"), None, "allow guest", false),
+        (
+            "/public/..%2Fother",
+            Some("public"),
+            None,
+            "deny missing 401",
+            true,
+        ),
+        (
+            "/public/..;/other",
+            Some("public"),
+            None,
+            "deny missing 401",
+            true,
+        ),
         (
             "/public/..%2Fadmin/users",
             Some("public"),
             None,
             "deny missing 401",
-            true,
+            false,
         ),
         (
             "/public/%2e%2e%2fadmin/users",
             Some("public"),
             None,
             "deny missing 401",
-            true,
+            false,
         ),
         (
             "/public/..%5Cadmin/users",
             Some("public"),
             None,
             "deny missing 401",
-            true,
+            false,
         ),
         // Normalised, this path meets the `/admin` allow rule first (not a loosening rule).
         (
@@ -297,8 +313,38 @@ fn ambiguous_paths_never_reach_skip_or_anonymous_rules() {
             true,
         ),
         ("//public/x", Some("public"), None, "deny missing 401", true),
+        // The admin rule (ops only) also meets the widest reading of an ambiguous path: what a
+        // backend that decodes %2F or drops `;` parameters would serve is /admin/users.
         (
             "/public/..%2Fadmin/users",
+            Some("public"),
+            Some("alice-key"),
+            "deny forbidden 403",
+            false,
+        ),
+        (
+            "/public/..;/admin/users",
+            Some("public"),
+            Some("alice-key"),
+            "deny forbidden 403",
+            false,
+        ),
+        (
+            "/.;/admin/users",
+            None,
+            Some("alice-key"),
+            "deny forbidden 403",
+            false,
+        ),
+        (
+            "/admin;x/users",
+            None,
+            Some("alice-key"),
+            "deny forbidden 403",
+            false,
+        ),
+        (
+            "/public/..%2Fother",
             Some("public"),
             Some("alice-key"),
             "allow alice",

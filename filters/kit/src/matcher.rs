@@ -185,31 +185,30 @@ impl RouteMatcher {
         names
     }
 
+    /// Whether this matcher holds, reading an ambiguous path both ways (as a restricting rule
+    /// must: see [`RuleSet`]).
     pub fn matches(&self, input: &MatchInput<'_>) -> bool {
-        self.matches_with(input, &mut None)
+        self.matches_with(input, &mut Paths::default(), true)
     }
 
-    /// `path` caches the normalised path, so a rule set normalises it once per request.
-    fn matches_with(&self, input: &MatchInput<'_>, path: &mut Option<String>) -> bool {
+    /// `paths` caches the normalised (and wide) path, so a rule set computes each once per
+    /// request. With `wide`, a path condition also holds when the widest reading of an
+    /// ambiguous path meets it ([`RequestHead::wide_match_path`]).
+    fn matches_with(&self, input: &MatchInput<'_>, paths: &mut Paths, wide: bool) -> bool {
         if let Some(want) = &self.route_name {
             if input.route_name != Some(want.as_str()) {
                 return false;
             }
         }
         if let Some(p) = &self.path {
-            let path = path.get_or_insert_with(|| input.head.match_path());
-            let lowered;
-            let literal_side = if self.ignore_case {
-                lowered = path.to_ascii_lowercase();
-                &lowered
-            } else {
-                &*path
-            };
-            let ok = match p {
-                PathMatch::Prefix(prefix) => literal_side.starts_with(prefix.as_str()),
-                PathMatch::Exact(exact) => literal_side == exact,
-                PathMatch::Regex(re) => re.is_match(path),
-            };
+            let normal = paths.normal.get_or_insert_with(|| input.head.match_path());
+            let mut ok = self.path_holds(p, normal);
+            if !ok && wide {
+                let wide = paths
+                    .wide
+                    .get_or_insert_with(|| input.head.wide_match_path());
+                ok = wide.as_deref().is_some_and(|w| self.path_holds(p, w));
+            }
             if !ok {
                 return false;
             }
@@ -234,6 +233,29 @@ impl RouteMatcher {
         }
         true
     }
+
+    fn path_holds(&self, p: &PathMatch, path: &str) -> bool {
+        let lowered;
+        let literal_side = if self.ignore_case {
+            lowered = path.to_ascii_lowercase();
+            &lowered
+        } else {
+            path
+        };
+        match p {
+            PathMatch::Prefix(prefix) => literal_side.starts_with(prefix.as_str()),
+            PathMatch::Exact(exact) => literal_side == exact,
+            PathMatch::Regex(re) => re.is_match(path),
+        }
+    }
+}
+
+/// The request's path in the forms rules compare, each computed at most once per request.
+#[derive(Default)]
+struct Paths {
+    normal: Option<String>,
+    /// `Some(None)`: computed, the path is not ambiguous.
+    wide: Option<Option<String>>,
 }
 
 fn check_path(p: &str, field: &Field) -> Result<String, ConfigError> {
@@ -263,6 +285,8 @@ struct Entry<T> {
 pub struct Lookup<'a, T> {
     /// The first rule that matched, if any.
     pub rule: Option<&'a T>,
+    /// Its position in the rule set.
+    pub index: Option<usize>,
     /// A loosening rule would have matched but the path is ambiguous: the filter counts this.
     pub refused_ambiguous: bool,
 }
@@ -323,13 +347,15 @@ impl<T> RuleSet<T> {
         names
     }
 
-    /// The first matching rule; guarded rules are passed over when the path is ambiguous.
+    /// The first matching rule. When the path is ambiguous, guarded (loosening) rules are
+    /// passed over and the others also match its widest reading, so the stricter decision
+    /// holds however a backend resolves the path.
     pub fn lookup(&self, input: &MatchInput<'_>) -> Lookup<'_, T> {
-        let mut path = None;
+        let mut paths = Paths::default();
         let mut ambiguous = None;
         let mut refused_ambiguous = false;
-        for e in &self.rules {
-            if !e.matcher.matches_with(input, &mut path) {
+        for (index, e) in self.rules.iter().enumerate() {
+            if !e.matcher.matches_with(input, &mut paths, !e.guarded) {
                 continue;
             }
             if e.guarded && *ambiguous.get_or_insert_with(|| input.head.path_is_ambiguous()) {
@@ -338,11 +364,13 @@ impl<T> RuleSet<T> {
             }
             return Lookup {
                 rule: Some(&e.value),
+                index: Some(index),
                 refused_ambiguous,
             };
         }
         Lookup {
             rule: None,
+            index: None,
             refused_ambiguous,
         }
     }
@@ -668,6 +696,34 @@ mod tests {
             });
             assert_eq!(found.rule, want.as_ref(), "{method} {path} {route:?}");
             assert_eq!(found.refused_ambiguous, *refused, "{method} {path}");
+        }
+        // Restricting rules also match the widest reading of an ambiguous path.
+        let rules = RuleSet::with_loosening(
+            vec![
+                (m(r#"{"path":{"prefix":"/public"}}"#), 1),
+                (m(r#"{"path":{"prefix":"/admin"}}"#), 2),
+                (m(r#"{}"#), 3),
+            ],
+            |v| *v == 1,
+        );
+        for (path, want) in [
+            ("/public/x", 1),
+            ("/public/..%2Fadmin/users", 2),
+            ("/public/..;/admin/users", 2),
+            ("/.;/admin/users", 2),
+            ("/%2Fadmin/users", 2),
+            ("/admin;x/users", 2),
+            ("/x/..%2F..%2Fadmin", 2),
+            ("/public/..%2Fother", 3),
+            ("/other", 3),
+        ] {
+            let h = head("GET", path, "a");
+            let found = rules.lookup(&MatchInput {
+                route_name: None,
+                head: &h,
+            });
+            assert_eq!(found.rule, Some(&want), "{path}");
+            assert_eq!(found.index, Some(want as usize - 1), "{path}");
         }
         // Strict rules still match an ambiguous path: it only ever tightens.
         let strict = RuleSet::new(vec![(m(r#"{"path":{"prefix":"/public"}}"#), 1)]);

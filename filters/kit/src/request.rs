@@ -109,7 +109,23 @@ impl RequestHead {
     /// is still here, Envoy chose its route on the raw form and a backend may resolve it to
     /// another resource, so no rule may loosen a decision for it (see [`crate::matcher`]).
     pub fn path_is_ambiguous(&self) -> bool {
-        path_is_ambiguous(self.path())
+        // A `:path` that is not UTF-8 reads as "" everywhere else: never let that match as `/`.
+        let unreadable = self.contains(":path") && self.get_str(":path").is_none();
+        unreadable || path_is_ambiguous(self.path())
+    }
+
+    /// The widest reading of an ambiguous path: what a backend that decodes `%2F`, `%5C` and
+    /// `%2E`, treats `\` as `/` and drops `;` parameters would serve. Rules that restrict also
+    /// match this reading, so a path that some backend resolves to `/admin` meets `/admin`'s
+    /// rule whichever way it was spelled. `None` when the path is not ambiguous.
+    pub fn wide_match_path(&self) -> Option<String> {
+        if !self.path_is_ambiguous() {
+            return None;
+        }
+        let raw = self.get(":path").unwrap_or_default();
+        let raw = String::from_utf8_lossy(raw);
+        let path = raw.split_once('?').map_or(&*raw, |(p, _)| p);
+        Some(wide_path(path))
     }
 
     /// The raw query string, without `?`.
@@ -211,10 +227,44 @@ pub fn path_is_ambiguous(path: &str) -> bool {
             [b'%', b'2', b'f' | b'F' | b'e' | b'E'] | [b'%', b'5', b'c' | b'C']
         )
     });
-    // A dot segment with path parameters (`..;x`, `..;`) is a dot segment to servlet containers
-    // (Tomcat, Jetty strip `;…` before resolving) though not to RFC 3986 or Envoy.
-    let dot = |seg: &str| matches!(seg.split(';').next(), Some(".") | Some(".."));
-    encoded || path.contains("//") || path.split('/').any(dot)
+    // A `;` starts path parameters that servlet containers (Tomcat, Jetty, Spring) strip from
+    // every segment before routing (`/admin;x/users` is `/admin/users`, `..;` is `..`), though
+    // RFC 3986 and Envoy keep them.
+    let dot = |seg: &str| seg == "." || seg == "..";
+    encoded || b.contains(&b';') || path.contains("//") || path.split('/').any(dot)
+}
+
+/// See [`RequestHead::wide_match_path`]: decode `%2F`, `%5C`, `%2E`, turn `\` into `/`, drop
+/// `;…` from every segment, then [`normalize_path`]. Bounded by the path's length.
+pub fn wide_path(path: &str) -> String {
+    let mut decoded = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(c) = rest.chars().next() {
+        let escape = rest.get(..3).map(|e| e.to_ascii_uppercase());
+        match (c, escape.as_deref()) {
+            (_, Some("%2F")) | (_, Some("%5C")) => {
+                decoded.push('/');
+                rest = rest.get(3..).unwrap_or("");
+            }
+            (_, Some("%2E")) => {
+                decoded.push('.');
+                rest = rest.get(3..).unwrap_or("");
+            }
+            ('\\', _) => {
+                decoded.push('/');
+                rest = rest.get(1..).unwrap_or("");
+            }
+            _ => {
+                decoded.push(c);
+                rest = rest.get(c.len_utf8()..).unwrap_or("");
+            }
+        }
+    }
+    let stripped: Vec<&str> = decoded
+        .split('/')
+        .map(|seg| seg.split(';').next().unwrap_or(""))
+        .collect();
+    normalize_path(&stripped.join("/"))
 }
 
 fn strip_port(host: &str) -> &str {
@@ -300,6 +350,9 @@ mod tests {
             "/public/%2E",
             "/public/..;/admin",
             "/public/..;jsessionid=1/admin",
+            "/admin;x/users",
+            "/a;b/c",
+            "/a/..b;c",
             "/public/.;/x",
         ];
         for p in ambiguous {
@@ -313,13 +366,40 @@ mod tests {
             "/.well-known/x",
             "/%61dmin",
             "/a%20b",
-            "/a;b/c",
-            "/a/..b;c",
         ] {
             assert!(!path_is_ambiguous(p), "{p}");
         }
         let h = RequestHead::from_pairs(&[(":path", "/public/x?next=/../admin")]);
         assert!(!h.path_is_ambiguous(), "the query is not part of the path");
+    }
+
+    #[test]
+    fn the_wide_reading_is_what_a_lenient_backend_serves() {
+        let cases = [
+            ("/public/..%2Fadmin/users", "/admin/users"),
+            ("/public/%2e%2e%2fadmin/users", "/admin/users"),
+            ("/public/..%5Cadmin/users", "/admin/users"),
+            ("/public/..\\admin/users", "/admin/users"),
+            ("/public/..;/admin/users", "/admin/users"),
+            ("/.;/admin/users", "/admin/users"),
+            ("/admin;jsessionid=1/users", "/admin/users"),
+            ("/%2Fadmin/users", "/admin/users"),
+            ("/x/..%2F..%2Fadmin", "/admin"),
+            ("/a/b", "/a/b"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(wide_path(input), want, "{input}");
+        }
+        let h = RequestHead::from_pairs(&[(":path", "/public/..;/admin?x=/..;/y")]);
+        assert_eq!(h.wide_match_path().as_deref(), Some("/admin"));
+        let plain = RequestHead::from_pairs(&[(":path", "/public/x")]);
+        assert_eq!(plain.wide_match_path(), None);
+        let bytes = RequestHead::new(vec![(":path".into(), b"/admin/\xff".to_vec())]);
+        assert!(
+            bytes.path_is_ambiguous(),
+            "a path that is not UTF-8 is ambiguous"
+        );
+        assert_eq!(bytes.wide_match_path().as_deref(), Some("/admin/\u{fffd}"));
     }
 
     #[test]

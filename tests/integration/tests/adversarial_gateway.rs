@@ -155,3 +155,40 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// `;` path parameters and `..;` segments pass Envoy's normaliser untouched, and servlet
+/// backends (Tomcat, Jetty, Spring) drop them: `/public/..;/admin/users` is served as
+/// `/admin/users`. The filters read such an ambiguous path the widest way too, so alice (not in
+/// the ops group) meets the admin rule however the path is spelled, and nothing reaches the
+/// upstream; a keyless caller gets no anonymous pass on it. (Before: alice reached the
+/// upstream on every one of these, a keyless caller as `guest` on the first.)
+#[test]
+fn path_parameters_never_walk_around_a_restricting_rule() {
+    const ALICE: &str = "demo-key-alice-0123456789abcdef";
+    let envoy: &'static Envoy = Box::leak(Box::new(gateway()));
+    envoy.stop_when_process_exits();
+    let _log = LogOnFailure(envoy);
+    let cases: [(&str, Option<&str>, u16); 6] = [
+        ("/public/..;/admin/users", Some(ALICE), 403),
+        ("/.;/admin/users", Some(ALICE), 403),
+        ("/admin;x/users", Some(ALICE), 403),
+        ("/Admin;x/users", Some(ALICE), 403),
+        ("/public/..;/admin/users", None, 401),
+        ("/public/..;/other", None, 401),
+    ];
+    for (path, key, want) in cases {
+        let before = upstream_requests(envoy);
+        let key_line = key.map_or(String::new(), |k| format!("x-api-key: {k}\r\n"));
+        let raw = format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\n{key_line}Connection: close\r\n\r\n"
+        );
+        let r = send_raw(envoy.port(), raw.as_bytes()).unwrap();
+        assert_eq!(r.status, want, "GET {path} key={key:?}: {}", r.text());
+        assert_eq!(
+            upstream_requests(envoy),
+            before,
+            "GET {path} reached the upstream: {}",
+            r.text()
+        );
+    }
+}

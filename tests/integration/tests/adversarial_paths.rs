@@ -1,0 +1,138 @@
+//! Issue 10, item 1, the other half: an ambiguous path must not slip past a rule that
+//! *restricts*. Behind an HCM that does not normalise (one we do not control), a backend that
+//! decodes `%2F`, treats `\\` as `/` or drops `;` parameters (Tomcat, Jetty, Spring) serves
+//! `/public/..;/admin/users`, `/.;/admin/users` or `/public/..%2Fadmin/users` as
+//! `/admin/users`. The filters read an ambiguous path the widest way as well, so the admin rule
+//! (ops only) meets every spelling: alice (partners) is refused and nothing reaches the
+//! upstream. On the code before this, each of these reached the upstream as alice.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use apim_integration::{send_raw, Envoy, LogOnFailure};
+
+const ALICE: &str = "demo-key-alice-0123456789abcdef";
+
+/// Routes as in `adversarial_api_key_auth.rs`, no path normalisation; the admin rule matches
+/// on the path, as restricting rules should.
+const CONFIG: &str = r#"
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: main
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main
+          # No path normalisation on purpose (see the module docs).
+          route_config:
+            name: main
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - name: health
+                match: {prefix: /health}
+                route: {cluster: upstream}
+              - name: public
+                match: {prefix: /public}
+                route: {cluster: upstream}
+              - name: admin
+                match: {prefix: /admin}
+                route: {cluster: upstream}
+              - name: shop
+                match: {prefix: /shop}
+                route: {cluster: upstream}
+              - name: everything
+                match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.api_key_auth
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: api_key_auth
+                root_id: api_key_auth
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: api_key_auth_paths
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:api_key_auth}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    @PLUGIN@
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    type: STATIC
+    connect_timeout: 5s
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
+"#;
+
+const PLUGIN: &str = r#"{
+  "consumers": [
+    {"id": "alice", "plan": "gold", "groups": ["partners"],
+     "keys": [{"sha256": "dc275ab1c4bc17899cdfff16563da508be4c9275589ce936577f52f0512f22bb"}]},
+    {"id": "guest", "plan": "free"}
+  ],
+  "rules": [
+    {"match": {"path": {"prefix": "/admin"}, "ignore_case": true}, "allow": {"groups": ["ops"]}},
+    {"match": {"route_name": "public"}, "anonymous": "guest"}
+  ]
+}"#;
+
+#[test]
+fn every_spelling_of_admin_meets_the_admin_rule() {
+    let config = CONFIG.replace("@PLUGIN@", &PLUGIN.replace('\n', "\n                    "));
+    let envoy: &'static Envoy = Box::leak(Box::new(
+        Envoy::builder().concurrency(1).start(&config).unwrap(),
+    ));
+    envoy.stop_when_process_exits();
+    let _log = LogOnFailure(envoy);
+    let upstream = || {
+        envoy
+            .counter("cluster.upstream.upstream_rq_total")
+            .unwrap_or(0)
+    };
+    let get = |path: &str| {
+        let raw = format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nx-api-key: {ALICE}\r\nConnection: close\r\n\r\n"
+        );
+        send_raw(envoy.port(), raw.as_bytes()).unwrap()
+    };
+    // Control: alice does reach the upstream on an ordinary path.
+    assert_eq!(get("/pets/1").status, 200);
+    assert_eq!(upstream(), 1);
+    for path in [
+        "/admin/users",
+        "/ADMIN/users",
+        "/public/..%2Fadmin/users",
+        "/public/%2e%2e%2fadmin/users",
+        "/public/..%5Cadmin/users",
+        "/public/..;/admin/users",
+        "/.;/admin/users",
+        "/%2Fadmin/users",
+        "/x/..%2F..%2Fadmin",
+        "/admin;jsessionid=1/users",
+    ] {
+        let r = get(path);
+        assert_eq!(r.status, 403, "GET {path}: {}", r.text());
+        assert_eq!(upstream(), 1, "GET {path} reached the upstream");
+    }
+}
