@@ -49,7 +49,9 @@ fuzz_target!(|data: &[u8]| {
     for config in configs() {
         let host = apim_fuzz::host(headers.clone());
         let counters = Counters::define(&host, &names);
-        if let HeadersAction::NeedBody(pending) = on_request_headers(&host, config, &counters, false) {
+        if let HeadersAction::NeedBody(pending) =
+            on_request_headers(&host, config, &counters, false)
+        {
             let _ = on_request_body(&host, config, &counters, &pending, body.len(), true, || {
                 Some(body.to_vec())
             });

@@ -26,8 +26,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut compiled: Vec<(RouteMatcher, (usize, bool, bool))> = Vec::new();
     for (i, r) in raw.iter().enumerate() {
-        let Ok(m) = RouteMatcher::compile(&r.matcher, &Field::root().key("rules").index(i))
-        else {
+        let Ok(m) = RouteMatcher::compile(&r.matcher, &Field::root().key("rules").index(i)) else {
             return;
         };
         let path_dependent = r.matcher.path.is_some() || r.matcher.route_name.is_some();
@@ -39,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
     let (headers, _) = apim_fuzz::request(request);
     let head = RequestHead::new(headers);
     for route_name in [None, Some("pets")] {
-        let input = MatchInput { route_name, head: &head };
+        let input = MatchInput {
+            route_name,
+            head: &head,
+        };
         let got = set.lookup(&input);
         let ambiguous = head.path_is_ambiguous();
         let want = reference
@@ -48,7 +50,10 @@ fuzz_target!(|data: &[u8]| {
             .map(|(_, v)| v.0);
         assert_eq!(got.rule.map(|v| v.0), want);
         if let Some((_, loosens, dep)) = got.rule {
-            assert!(!(*loosens && *dep && ambiguous), "a loosening rule matched an ambiguous path");
+            assert!(
+                !(*loosens && *dep && ambiguous),
+                "a loosening rule matched an ambiguous path"
+            );
         }
         let _ = set.needed_headers();
     }

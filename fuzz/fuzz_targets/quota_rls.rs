@@ -39,7 +39,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(resp.statuses.len() <= rls::MAX_STATUSES);
     }
     for (plan, closed) in [("gold", false), ("strict", true)] {
-        let Some(index) = config.plan_index(plan) else { return };
+        let Some(index) = config.plan_index(plan) else {
+            return;
+        };
         let host = apim_fuzz::host(Vec::new());
         let counters = Counters::define(&host, &COUNTER_NAMES);
         let answer = decoded.clone().map_err(|_| "malformed".to_string());
@@ -47,7 +49,10 @@ fuzz_target!(|data: &[u8]| {
         apim_fuzz::assert_reply_sane(&host);
         if let Some(r) = host.reply() {
             for (name, value) in &r.headers {
-                assert!(kit::header_value::check(value.as_bytes()).is_ok(), "{name}: {value}");
+                assert!(
+                    kit::header_value::check(value.as_bytes()).is_ok(),
+                    "{name}: {value}"
+                );
             }
         }
         let overall = decoded.as_ref().map(|r| r.overall).unwrap_or(Code::Unknown);
@@ -56,7 +61,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(!let_through, "an over-limit answer let the request through");
         }
         if closed && overall == Code::Unknown {
-            assert!(!let_through, "a fail-closed plan let a request through on a bad answer");
+            assert!(
+                !let_through,
+                "a fail-closed plan let a request through on a bad answer"
+            );
         }
     }
 });

@@ -58,8 +58,9 @@ fn signed(data: &[u8]) -> Option<String> {
         _ => Algorithm::HS256,
     };
     let message = format!("{}.{}", b64(header), b64(payload));
-    let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &EncodingKey::from_secret(SECRET), alg)
-        .ok()?;
+    let sig =
+        jsonwebtoken::crypto::sign(message.as_bytes(), &EncodingKey::from_secret(SECRET), alg)
+            .ok()?;
     Some(format!("{message}.{sig}"))
 }
 
@@ -71,7 +72,10 @@ fuzz_target!(|data: &[u8]| {
             vec![
                 (":method".to_string(), b"GET".to_vec()),
                 (":path".to_string(), b"/pets".to_vec()),
-                ("authorization".to_string(), format!("Bearer {t}").into_bytes()),
+                (
+                    "authorization".to_string(),
+                    format!("Bearer {t}").into_bytes(),
+                ),
             ]
         }
         _ => apim_fuzz::request(data).0,
@@ -79,7 +83,10 @@ fuzz_target!(|data: &[u8]| {
 
     let mut state = State::new(config);
     for (_, v) in headers.iter().filter(|(k, _)| k == "authorization") {
-        if let Some(t) = std::str::from_utf8(v).ok().and_then(|v| v.strip_prefix("Bearer ")) {
+        if let Some(t) = std::str::from_utf8(v)
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+        {
             let _ = token::parse(t, config.max_token_bytes);
             let _ = token::verify(config, &state.keys, t, NOW);
         }
@@ -93,7 +100,11 @@ fuzz_target!(|data: &[u8]| {
         let action = on_request_headers(&host, config, &mut state, &counters);
         apim_fuzz::assert_headers_safe(&host);
         apim_fuzz::assert_reply_sane(&host);
-        outcomes.push((format!("{action:?}"), host.reply().map(|r| r.status), host.header_changes()));
+        outcomes.push((
+            format!("{action:?}"),
+            host.reply().map(|r| r.status),
+            host.header_changes(),
+        ));
     }
     assert_eq!(outcomes.first(), outcomes.get(1), "cached answer differs");
 });

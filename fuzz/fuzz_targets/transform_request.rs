@@ -50,7 +50,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(kit::header_value::check(value).is_ok(), "{name}: {value:?}");
     }
     for b in io.new_bodies.borrow().iter() {
-        assert!(serde_json::from_slice::<serde_json::Value>(b).is_ok(), "body is not JSON");
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(b).is_ok(),
+            "body is not JSON"
+        );
     }
     for r in io.replies.borrow().iter() {
         assert!((200..600).contains(&r.status));

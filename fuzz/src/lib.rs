@@ -9,7 +9,10 @@ use kit::host::{Call, MockHost};
 /// Splits a request input into its header lines and its body.
 pub fn request(data: &[u8]) -> (Vec<(String, Vec<u8>)>, &[u8]) {
     let (head, body) = match data.windows(2).position(|w| w == b"\n\n") {
-        Some(i) => (data.get(..i).unwrap_or_default(), data.get(i + 2..).unwrap_or_default()),
+        Some(i) => (
+            data.get(..i).unwrap_or_default(),
+            data.get(i + 2..).unwrap_or_default(),
+        ),
         None => (data, &[][..]),
     };
     let mut headers = Vec::new();
@@ -29,7 +32,10 @@ pub fn request(data: &[u8]) -> (Vec<(String, Vec<u8>)>, &[u8]) {
 /// The first line and the rest.
 pub fn first_line(data: &[u8]) -> (&[u8], &[u8]) {
     match data.iter().position(|b| *b == b'\n') {
-        Some(i) => (data.get(..i).unwrap_or_default(), data.get(i + 1..).unwrap_or_default()),
+        Some(i) => (
+            data.get(..i).unwrap_or_default(),
+            data.get(i + 1..).unwrap_or_default(),
+        ),
         None => (data, &[][..]),
     }
 }
@@ -58,7 +64,11 @@ pub fn assert_headers_safe(host: &MockHost) {
 /// A local reply, if any, is a valid status with a JSON body.
 pub fn assert_reply_sane(host: &MockHost) {
     if let Some(reply) = host.reply() {
-        assert!((200..600).contains(&reply.status), "status {}", reply.status);
+        assert!(
+            (200..600).contains(&reply.status),
+            "status {}",
+            reply.status
+        );
         assert!(
             serde_json::from_slice::<serde_json::Value>(&reply.body).is_ok(),
             "reply body is not JSON"
