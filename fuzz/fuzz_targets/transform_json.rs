@@ -34,7 +34,8 @@ fuzz_target!(|data: &[u8]| {
             }
             let mut d = doc.clone();
             let _ = pointer::add(&mut d, &ptr, Value::Bool(true));
-            if let Ok(()) = pointer::set(&mut d, &ptr, Value::Null) {
+            // (`-` names the slot past an array's end: `set` appends there, `get` finds nothing.)
+            if pointer::set(&mut d, &ptr, Value::Null).is_ok() && ptr.last() != Some("-") {
                 assert_eq!(pointer::get(&d, &ptr), Some(&Value::Null));
             }
         }

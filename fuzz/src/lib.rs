@@ -2,7 +2,8 @@
 //! every target applies to what a filter did.
 //!
 //! A request input is text-like so seeds can be written by hand: header lines `name: value`
-//! (pseudo-headers too: `:path: /x`), then an empty line, then the body (any bytes).
+//! (pseudo-headers too: `:path: /x`), then an empty line, then the body (any bytes). Header
+//! values Envoy's codecs would refuse are left out (see [`request`]).
 
 use kit::host::{Call, MockHost};
 
@@ -24,6 +25,14 @@ pub fn request(data: &[u8]) -> (Vec<(String, Vec<u8>)>, &[u8]) {
         let (name, value) = line.split_at(colon);
         let value = value.get(1..).unwrap_or_default();
         let value = value.strip_prefix(b" ").unwrap_or(value);
+        // Only what Envoy's codecs deliver: no NUL or CR in any value (LF ends the line), no
+        // control byte in a pseudo-header (HTTP/1 and HTTP/2 both refuse them in the request
+        // line / pseudo-header fields).
+        if value.iter().any(|b| *b == 0 || *b == b'\r')
+            || (name.first() == Some(&b':') && kit::header_value::check(value).is_err())
+        {
+            continue;
+        }
         headers.push((String::from_utf8_lossy(name).into_owned(), value.to_vec()));
     }
     (headers, body)
