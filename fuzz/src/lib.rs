@@ -23,6 +23,9 @@ pub fn request(data: &[u8]) -> (Vec<(String, Vec<u8>)>, &[u8]) {
             continue;
         };
         let (name, value) = line.split_at(colon);
+        // Envoy hands names lowercased (RequestHead lowercases them again).
+        let name = name.to_ascii_lowercase();
+        let name = name.as_slice();
         let value = value.get(1..).unwrap_or_default();
         let value = value.strip_prefix(b" ").unwrap_or(value);
         // Only what Envoy's codecs deliver: no NUL or CR in any value (LF ends the line), no
