@@ -23,8 +23,21 @@ MODULES       := api_key_auth scope_authz quota graphql_guard transform wasm_noo
 
 export ENVOY_BIN ?= $(abspath $(ENVOY))
 
+# Fuzzing (fuzz/, its own workspace): cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1 for
+# the sanitizer-coverage flags), no sanitizer (the code has no `unsafe`). Every run is bounded in
+# time, memory (RSS and any single allocation) and input size, and one input may not take longer
+# than FUZZ_TIMEOUT seconds.
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_SECONDS  ?= 60
+FUZZ_TIMEOUT  ?= 10
+FUZZ_TARGETS  ?= $(notdir $(basename $(wildcard fuzz/fuzz_targets/*.rs)))
+FUZZ_LIMITS   := -rss_limit_mb=2048 -malloc_limit_mb=512 -max_len=16384 -timeout=$(FUZZ_TIMEOUT)
+FUZZ_HOST     := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_CARGO    := cd fuzz && PATH="$(TOOLS)/bin:$$PATH" RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none
+
 .PHONY: oci compose-check manifests-check manifests-sync help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
-        bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-bench clean
+        bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-bench clean \
+        setup-fuzz fuzz fuzz-corpus
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -84,6 +97,31 @@ check: setup-rust ## fmt and clippy (-D warnings), native and for the Wasm targe
 
 fmt: ## Format the code
 	cargo fmt --all
+
+setup-fuzz: ## Install cargo-fuzz (pinned) into ~/.cache/apim-filters
+	@$(TOOLS)/bin/cargo-fuzz --version 2>/dev/null | grep -qx "cargo-fuzz $(CARGO_FUZZ_VERSION)" || \
+	  cargo install --quiet cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root $(TOOLS) --force
+
+fuzz: setup-fuzz ## Fuzz every target FUZZ_SECONDS (60) each; new inputs in fuzz/corpus-run, crashes in fuzz/artifacts
+	$(FUZZ_CARGO)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus-run/$$t fuzz/artifacts/$$t; \
+	  fuzz/target/$(FUZZ_HOST)/release/$$t $(FUZZ_LIMITS) -max_total_time=$(FUZZ_SECONDS) \
+	    -print_final_stats=1 -artifact_prefix=fuzz/artifacts/$$t/ \
+	    fuzz/corpus-run/$$t fuzz/corpus/$$t > fuzz/artifacts/$$t/log 2>&1; rc=$$?; \
+	  printf "  %-22s %12s execs  %s\n" $$t \
+	    "$$(sed -n 's/^stat::number_of_executed_units: *//p' fuzz/artifacts/$$t/log)" \
+	    "$$([ $$rc = 0 ] && echo ok || echo "FAILED (fuzz/artifacts/$$t/log)")"; \
+	  [ $$rc = 0 ] || { grep -E -A12 "panicked|ERROR:" fuzz/artifacts/$$t/log | head -40; exit 1; }; \
+	done
+
+fuzz-corpus: setup-fuzz ## Every fuzz target over its checked-in corpus once (CI)
+	$(FUZZ_CARGO) --dev
+	@for t in $(FUZZ_TARGETS); do \
+	  fuzz/target/$(FUZZ_HOST)/debug/$$t $(FUZZ_LIMITS) -runs=0 fuzz/corpus/$$t > /tmp/fuzz-$$t.log 2>&1 \
+	    && printf "  %-22s %3d inputs ok\n" $$t "$$(ls fuzz/corpus/$$t | wc -l)" \
+	    || { tail -40 /tmp/fuzz-$$t.log; exit 1; }; \
+	done
 
 ## ---- run it ----
 

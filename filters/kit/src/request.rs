@@ -173,6 +173,7 @@ pub fn normalize_path(path: &str) -> String {
         if b == b'%' {
             let hex = bytes
                 .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|h| core::str::from_utf8(h).ok());
             if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 if v.is_ascii_alphanumeric() || b"-._~".contains(&v) {
@@ -183,6 +184,12 @@ pub fn normalize_path(path: &str) -> String {
                 i += 3;
                 continue;
             }
+            // A '%' that starts no escape is itself escaped: left bare, it would form a new
+            // escape with decoded characters after it (`%%32E` → `%2E`), so normalising twice
+            // would give another path (`/.` → `/`).
+            decoded.push_str("%25");
+            i += 1;
+            continue;
         }
         // Non-ASCII bytes cannot occur in a `&str` split at ASCII boundaries except as whole
         // UTF-8 sequences, which are copied through unchanged.
@@ -320,11 +327,18 @@ mod tests {
             ("/", "/"),
             ("", "/"),
             ("/caf%C3%A9/é", "/caf%C3%A9/é"),
-            ("/%zz", "/%zz"),
+            ("/%zz", "/%25zz"),
+            ("/100%", "/100%25"),
+            // Found by fuzzing (kit_path): a bare '%' before a decoded escape.
+            ("/a/%%32E%%32E/b", "/a/%252E%252E/b"),
+            ("/%2%45", "/%252E"),
+            // `from_str_radix` alone would read `+4` as a hex number.
+            ("/%+41", "/%25+41"),
             ("/ADMIN", "/ADMIN"),
         ];
         for (input, want) in cases {
             assert_eq!(normalize_path(input), want, "{input}");
+            assert_eq!(normalize_path(want), want, "idempotent: {input}");
         }
         let h = RequestHead::from_pairs(&[
             (":path", "//%61dmin/../admin?x=1"),
