@@ -13,15 +13,21 @@ use libfuzzer_sys::fuzz_target;
 use scope_authz::config::Config;
 use scope_authz::handler::{on_request_headers, Counters, State, COUNTER_NAMES};
 use scope_authz::token;
-use std::sync::OnceLock;
 
 const JWKS: &str = include_str!("../../tests/integration/fixtures/scope-authz/jwks-1.json");
 const SECRET: &[u8] = b"an-hmac-secret-of-32-bytes-long!";
 const NOW: u64 = 1_800_000_000;
 
+/// The config holds `Rc`s (not `Sync`): one per thread, built once and kept for the run.
 fn config() -> &'static Config {
-    static C: OnceLock<Config> = OnceLock::new();
-    C.get_or_init(|| {
+    thread_local! {
+        static C: &'static Config = Box::leak(Box::new(build()));
+    }
+    C.with(|c| *c)
+}
+
+fn build() -> Config {
+    {
         let json = format!(
             r#"{{
   "sources": ["bearer", {{"header": "x-token"}}, {{"query": "access_token"}}],
@@ -42,7 +48,7 @@ fn config() -> &'static Config {
 }}"#
         );
         Config::parse(json.as_bytes()).expect("fixed config")
-    })
+    }
 }
 
 fn signed(data: &[u8]) -> Option<String> {

@@ -82,12 +82,10 @@ impl ApqStore for NoStore {
     fn set(&self, _key: &str, _value: &[u8]) {}
 }
 
-/// An in-memory registry for unit tests.
-#[cfg(test)]
+/// An in-memory registry for unit tests and the fuzz targets.
 #[derive(Default)]
 pub struct MemStore(pub std::cell::RefCell<std::collections::HashMap<String, Vec<u8>>>);
 
-#[cfg(test)]
 impl ApqStore for MemStore {
     fn get(&self, key: &str) -> Option<Vec<u8>> {
         self.0.borrow().get(key).cloned()
