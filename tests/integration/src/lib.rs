@@ -14,6 +14,7 @@
 )]
 
 pub mod bench;
+pub mod bootstrap;
 mod client;
 mod envoy;
 pub mod manifests;

@@ -19,81 +19,16 @@
     clippy::indexing_slicing
 )]
 
+use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster, wasm_filter};
 use apim_integration::{Envoy, Request, Response};
 use serde_json::Value;
 
 const ALICE: &str = "demo-key-alice-0123456789abcdef";
 const BOB: &str = "demo-key-bob-0123456789abcdef0";
 
-/// Routes `health`, `public`, `admin`, `shop` and `everything`; rules: `health` skipped,
-/// `public` anonymous as `guest`, `admin` only for alice, `shop` for partners (alice) and
-/// visitors (guest, also anonymously). The consumer id and plan are forwarded.
-const CONFIG: &str = r#"
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: main
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: main
-          # No path normalisation on purpose (see the module docs).
-          route_config:
-            name: main
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - name: health
-                match: {prefix: /health}
-                route: {cluster: upstream}
-              - name: public
-                match: {prefix: /public}
-                route: {cluster: upstream}
-              - name: admin
-                match: {prefix: /admin}
-                route: {cluster: upstream}
-              - name: shop
-                match: {prefix: /shop}
-                route: {cluster: upstream}
-              - name: everything
-                match: {prefix: /}
-                route: {cluster: upstream}
-          http_filters:
-          - name: apim.api_key_auth
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: api_key_auth
-                root_id: api_key_auth
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  vm_id: api_key_auth_adversarial
-                  runtime: envoy.wasm.runtime.v8
-                  code: {local: {filename: "{{WASM:api_key_auth}}"}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: |
-                    @PLUGIN@
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: upstream
-    type: STATIC
-    connect_timeout: 5s
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
-"#;
-
+/// Rules: `health` skipped, `public` anonymous as `guest`, `admin` only for alice, `shop` for
+/// partners (alice) and visitors (guest, also anonymously). The consumer id and plan are
+/// forwarded.
 const PLUGIN: &str = r#"{
   "sources": [{"header": "x-api-key"}, {"authorization": "ApiKey"}, {"query": "api_key"}, {"cookie": "api_key"}],
   "consumers": [
@@ -113,19 +48,18 @@ const PLUGIN: &str = r#"{
   "allow_cors_preflight": true
 }"#;
 
+/// Routes `health`, `public`, `admin`, `shop` and `everything` in front of `plugin`. No path
+/// normalisation in the HCM on purpose (see the module docs).
 fn config_with(plugin: &str) -> String {
-    let indented: Vec<String> = plugin
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            if i == 0 {
-                l.to_owned()
-            } else {
-                format!("                    {l}")
-            }
-        })
-        .collect();
-    CONFIG.replace("@PLUGIN@", &indented.join("\n"))
+    let l = listener("main", "upstream")
+        .route_config_name("main")
+        .route("health", "/health")
+        .route("public", "/public")
+        .route("admin", "/admin")
+        .route("shop", "/shop")
+        .route("everything", "/")
+        .filter(wasm_filter("api_key_auth", plugin).vm_id("api_key_auth_adversarial"));
+    bootstrap(&[l], &[upstream_cluster("upstream")])
 }
 
 fn start() -> Envoy {

@@ -18,6 +18,7 @@
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster, wasm_filter};
 use apim_integration::{send_raw, Envoy, Request, Response};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -33,52 +34,19 @@ const HMAC_ISS: &str = "https://hmac.test";
 /// 32 bytes: "an-hmac-secret-of-32-bytes-long!".
 const HMAC_SECRET_B64: &str = "YW4taG1hYy1zZWNyZXQtb2YtMzItYnl0ZXMtbG9uZyE";
 
-const ENVOY: &str = r#"
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  clusters:
-  - name: upstream
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}}
-  listeners:
-  - name: main
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: main
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {prefix: /}
-                route: {cluster: upstream}
-          http_filters:
-          - name: apim.scope_authz
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: scope_authz
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  vm_id: scope_authz_adversarial
-                  runtime: envoy.wasm.runtime.v8
-                  code: {local: {filename: "{{WASM:scope_authz}}"}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: '__CONFIG__'
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"#;
+/// scope-authz with `config` in front of the echo upstream; no path settings in the HCM on
+/// purpose (see the module docs).
+fn envoy_config(config: &str) -> String {
+    let l = listener("main", "upstream").filter(
+        wasm_filter("scope_authz", config)
+            .no_root_id()
+            .vm_id("scope_authz_adversarial"),
+    );
+    bootstrap(
+        &[l],
+        &[upstream_cluster("upstream").connect_timeout("1s").untyped()],
+    )
+}
 
 fn filter_config() -> String {
     let jwks: Value = serde_json::from_str(JWKS1).unwrap();
@@ -110,7 +78,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let envoy = Envoy::start(&ENVOY.replace("__CONFIG__", &filter_config())).unwrap();
+        let envoy = Envoy::start(&envoy_config(&filter_config())).unwrap();
         envoy.stop_when_process_exits();
         Fixture {
             envoy,

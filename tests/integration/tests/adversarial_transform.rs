@@ -10,57 +10,23 @@
     clippy::indexing_slicing
 )]
 
+use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster, wasm_filter};
 use apim_integration::{Envoy, Request, Response};
 use serde_json::Value;
 
-const TEMPLATE: &str = r#"
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: main
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {prefix: "/"}
-                route: {cluster: upstream}
-          http_filters:
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: transform
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  runtime: envoy.wasm.runtime.v8
-                  code: {local: {filename: "{{WASM:transform}}"}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: |
-CONFIG
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: upstream
-    type: STATIC
-    connect_timeout: 5s
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
-"#;
+/// transform alone (as `envoy.filters.http.wasm`, no root or VM id) with `config`, in front of
+/// the echo upstream.
+fn template(config: &str) -> String {
+    bootstrap(
+        &[listener("main", "upstream").stat_prefix("ingress").filter(
+            wasm_filter("transform", config)
+                .filter_name("envoy.filters.http.wasm")
+                .no_root_id()
+                .no_vm_id(),
+        )],
+        &[upstream_cluster("upstream")],
+    )
+}
 
 /// One rule per kind of value the filter builds from the request.
 const FILTER: &str = r#"{
@@ -84,13 +50,9 @@ const FILTER: &str = r#"{
 }"#;
 
 fn start() -> Envoy {
-    let indented: String = FILTER
-        .lines()
-        .map(|l| format!("                    {l}\n"))
-        .collect();
     Envoy::builder()
         .concurrency(1)
-        .start(&TEMPLATE.replace("CONFIG\n", &indented))
+        .start(&template(FILTER))
         .unwrap_or_else(|e| panic!("starting Envoy: {e}"))
 }
 
@@ -385,77 +347,25 @@ fn lower_case_methods_over_http2_still_meet_their_rules() {
 
 /// scope-authz (publishing the verified claims) in front of transform, which renders
 /// `{{claim.sub}}` into a header.
-const CLAIMS_TEMPLATE: &str = r#"
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: main
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {prefix: "/"}
-                route: {cluster: upstream}
-          http_filters:
-          - name: apim.scope_authz
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: scope_authz
-                root_id: scope_authz
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  vm_id: scope_authz
-                  runtime: envoy.wasm.runtime.v8
-                  code: {local: {filename: "{{WASM:scope_authz}}"}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: |
-                    {
-                      "providers": [{"name": "demo", "issuer": "https://demo-issuer.apim.local",
-                        "audiences": ["demo-api"], "algorithms": ["RS256"],
-                        "jwks": {"inline": {"keys": [{"kty": "RSA", "kid": "demo-1", "use": "sig", "n": "vXOe55tPMZZuQJtG_aOJT6dcDq8YQk-UhiBdWh9ucExIxDL6G56CKc347sDsuAOu08-HSRZjFEflRzKt-aAco06iz8rd6CKGPyKrwR5kxQQ8-mauQBSX_sRvn5RMeXHzZdhFY-816wmY9BN7F1O8y7mkLrYj1ta6SCBbmEGUl9kV1MDJ_NmkUCniLe68P9J-7Zpq4H7XRUcHeQmTfRo_i4lGP2RQ7ACE9sgl7NKYJGEFcJF-Pxd13G58fNPQO2u-y4wxf6vNS_8_zyA2EHIWEqbxIR3R8kXl2dHqxA8O6-b71lq0lnBqNta9KJh2ahRZJBKkeK2jwN3o00ywBMnb-w", "e": "AQAB"}]}}}],
-                      "rules": [{"require": {"all_of": ["pets:read"]}}],
-                      "publish_claims": true
-                    }
-          - name: apim.transform
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: transform
-                root_id: transform
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  vm_id: transform
-                  runtime: envoy.wasm.runtime.v8
-                  code: {local: {filename: "{{WASM:transform}}"}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: |
-                    {"rules": [{"request": {"headers": {"add": {"x-token-subject": "{{claim.sub}}"}}}}]}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: upstream
-    type: STATIC
-    connect_timeout: 5s
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
-"#;
+const CLAIMS_SCOPE_AUTHZ: &str = r#"{
+  "providers": [{"name": "demo", "issuer": "https://demo-issuer.apim.local",
+    "audiences": ["demo-api"], "algorithms": ["RS256"],
+    "jwks": {"inline": {"keys": [{"kty": "RSA", "kid": "demo-1", "use": "sig", "n": "vXOe55tPMZZuQJtG_aOJT6dcDq8YQk-UhiBdWh9ucExIxDL6G56CKc347sDsuAOu08-HSRZjFEflRzKt-aAco06iz8rd6CKGPyKrwR5kxQQ8-mauQBSX_sRvn5RMeXHzZdhFY-816wmY9BN7F1O8y7mkLrYj1ta6SCBbmEGUl9kV1MDJ_NmkUCniLe68P9J-7Zpq4H7XRUcHeQmTfRo_i4lGP2RQ7ACE9sgl7NKYJGEFcJF-Pxd13G58fNPQO2u-y4wxf6vNS_8_zyA2EHIWEqbxIR3R8kXl2dHqxA8O6-b71lq0lnBqNta9KJh2ahRZJBKkeK2jwN3o00ywBMnb-w", "e": "AQAB"}]}}}],
+  "rules": [{"require": {"all_of": ["pets:read"]}}],
+  "publish_claims": true
+}"#;
+
+fn claims_template() -> String {
+    let transform =
+        r#"{"rules": [{"request": {"headers": {"add": {"x-token-subject": "{{claim.sub}}"}}}}]}"#;
+    bootstrap(
+        &[listener("main", "upstream")
+            .stat_prefix("ingress")
+            .filter(wasm_filter("scope_authz", CLAIMS_SCOPE_AUTHZ))
+            .filter(wasm_filter("transform", transform))],
+        &[upstream_cluster("upstream")],
+    )
+}
 
 /// A token from the demo issuer (its DEMO-ONLY key ships in envoy/examples/demo-issuer/).
 fn token(sub: &str) -> String {
@@ -482,7 +392,7 @@ fn token(sub: &str) -> String {
 fn control_bytes_in_a_claim_rendered_into_a_header_are_refused() {
     let envoy = Envoy::builder()
         .concurrency(1)
-        .start(CLAIMS_TEMPLATE)
+        .start(&claims_template())
         .unwrap_or_else(|e| panic!("starting Envoy: {e}"));
     let bearer = |sub: &str| format!("Bearer {}", token(sub));
     let r = send(
