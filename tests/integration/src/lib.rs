@@ -23,7 +23,7 @@ pub mod soak;
 mod template;
 mod upstream;
 
-pub use client::{send_raw, Request, Response};
+pub use client::{send_h2, send_raw, Request, Response};
 pub use envoy::{validate_config, Envoy, EnvoyBuilder, LogOnFailure};
 pub use paths::{envoy_bin, repo_root, try_wasm_module, wasm_module};
 pub use template::render;

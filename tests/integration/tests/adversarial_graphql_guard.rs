@@ -20,11 +20,10 @@
     clippy::indexing_slicing
 )]
 
-use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster, wasm_filter};
-use apim_integration::{send_raw, Envoy, LogOnFailure, Request, Response};
+use apim_integration::{send_h2, send_raw, Envoy, LogOnFailure, Request, Response};
 use serde_json::{json, Value};
 
 const ALICE: &str = "demo-key-alice-0123456789abcdef";
@@ -197,68 +196,15 @@ fn refused(r: &Response, status: u16, code: &str) -> Value {
 }
 
 /// An HTTP/2 (prior knowledge, cleartext) request through curl, which sends the method exactly
-/// as given (`post`, `get`): status, headers (lower-case names) and body.
-struct H2 {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl H2 {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-fn h2(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> H2 {
-    let dir = tempfile::tempdir().unwrap();
-    let head_file = dir.path().join("headers");
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-sS",
-        "--http2-prior-knowledge",
-        "--max-time",
-        "20",
-        "-X",
-        method,
-    ])
-    .arg("-D")
-    .arg(&head_file)
-    .arg(format!("http://127.0.0.1:{port}{path}"));
-    for (k, v) in headers {
-        cmd.arg("-H").arg(format!("{k}: {v}"));
-    }
-    if let Some(b) = body {
-        cmd.arg("--data-binary").arg(b);
-    }
-    let out = cmd.output().expect("running curl");
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let raw = std::fs::read_to_string(&head_file).unwrap();
-    let mut lines = raw.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    H2 {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&out.stdout).into_owned(),
-    }
+/// as given (`post`, `get`).
+fn h2(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Response {
+    send_h2(port, method, path, headers, body).unwrap_or_else(|e| panic!("{e}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,7 +222,7 @@ fn http2_lower_case_methods_are_checked() {
         &[("content-type", "application/json")],
         Some(&body),
     );
-    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(
         r.json()["errors"][0]["extensions"]["code"],
         "MAX_DEPTH_EXCEEDED"
@@ -288,7 +234,7 @@ fn http2_lower_case_methods_are_checked() {
         &[],
         None,
     );
-    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(
         r.json()["errors"][0]["extensions"]["code"],
         "MAX_DEPTH_EXCEEDED"
@@ -306,7 +252,7 @@ fn http2_lower_case_methods_are_checked() {
         &[("content-type", "application/json")],
         Some(r#"{"query":"{ pets { id } }"}"#),
     );
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(upstream_requests(), before + 1);
 }
 
@@ -344,7 +290,7 @@ fn other_methods_are_refused_with_405_and_allow() {
             &[],
             None,
         );
-        assert_eq!(r.status, 405, "{m}: {}", r.body);
+        assert_eq!(r.status, 405, "{m}: {}", r.text());
         assert_eq!(r.header("allow"), Some("GET, POST"));
     }
     assert_eq!(guard("rejected.method_not_allowed"), refused_before + 6);

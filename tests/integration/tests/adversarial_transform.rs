@@ -11,7 +11,7 @@
 )]
 
 use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster, wasm_filter};
-use apim_integration::{Envoy, Request, Response};
+use apim_integration::{send_h2, Envoy, Request, Response};
 use serde_json::Value;
 
 /// transform alone (as `envoy.filters.http.wasm`, no root or VM id) with `config`, in front of
@@ -301,28 +301,8 @@ fn answered(envoy: &Envoy) -> u64 {
 /// Status and body of an HTTP/2 (prior knowledge) request made with curl, which sends `-X`
 /// verbatim as `:method`.
 fn h2(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
-    let mut cmd = std::process::Command::new("curl");
-    cmd.args(["-sS", "--http2-prior-knowledge", "-X", method, "-o", "-"])
-        .args(["-w", "\n%{http_code}", "--max-time", "20"]);
-    for (n, v) in headers {
-        cmd.args(["-H", &format!("{n}: {v}")]);
-    }
-    cmd.arg(format!("http://127.0.0.1:{port}{path}"));
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("curl (needed for HTTP/2) did not run: {e}"));
-    assert!(
-        out.status.success(),
-        "curl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = out.stdout;
-    let split = text.iter().rposition(|b| *b == b'\n').unwrap();
-    let status = std::str::from_utf8(&text[split + 1..])
-        .unwrap()
-        .parse()
-        .unwrap();
-    (status, text[..split].to_vec())
+    let r = send_h2(port, method, path, headers, None).unwrap_or_else(|e| panic!("{e}"));
+    (r.status, r.body)
 }
 
 /// HTTP/2 lets a client send `:method: post`: a rule written for `POST` still applies (kit's

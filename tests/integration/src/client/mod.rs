@@ -4,12 +4,14 @@
 //! odd framing. So the request is written byte by byte as built, and the response is parsed by
 //! hand (content-length, chunked, or read to EOF).
 
+mod curl_h2;
 mod response;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+pub use curl_h2::send_h2;
 pub use response::Response;
 
 /// Bounds a single read and the connect: a hung server fails the test instead of hanging it.
