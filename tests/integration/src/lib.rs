@@ -5,7 +5,8 @@
 //! Timing never decides a result here: deadlines only bound hangs.
 
 // Test-only code: a harness failure should stop the test with a message, so panics are the
-// right tool in the few places that use them (`wasm_module`, `stats_prometheus`, `json`).
+// right tool in the few places that use them (`wasm_module`, `stats_prometheus`, `json`,
+// `send_or_panic`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

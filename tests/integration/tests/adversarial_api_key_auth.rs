@@ -70,26 +70,16 @@ fn start() -> Envoy {
 }
 
 fn send(envoy: &Envoy, request: &Request) -> Response {
-    request.send(envoy.port()).unwrap_or_else(|e| {
-        let head = String::from_utf8_lossy(&request.to_bytes())
-            .chars()
-            .take(300)
-            .collect::<String>();
-        panic!("sending {head}…: {e}")
-    })
+    request.send_or_panic(envoy.port())
 }
 
 /// Requests the upstream has received through this Envoy.
 fn upstream_requests(envoy: &Envoy) -> u64 {
-    envoy
-        .counter("cluster.upstream.upstream_rq_total")
-        .unwrap_or(0)
+    envoy.upstream_requests("upstream")
 }
 
 fn filter_counter(envoy: &Envoy, name: &str) -> u64 {
-    envoy
-        .counter(&format!("wasmcustom.apim.api_key_auth.{name}"))
-        .unwrap_or(0)
+    envoy.count(&format!("wasmcustom.apim.api_key_auth.{name}"))
 }
 
 /// A local reply of the filter: status, problem+json, code.

@@ -33,9 +33,7 @@ fn gateway() -> Envoy {
 }
 
 fn upstream_requests(envoy: &Envoy) -> u64 {
-    envoy
-        .counter("cluster.demo_upstream.upstream_rq_total")
-        .unwrap_or(0)
+    envoy.upstream_requests("demo_upstream")
 }
 
 /// One test (one Envoy, requests in sequence) so the upstream counter's deltas are exact.

@@ -148,7 +148,7 @@ fn ctx(listener: &str) -> Ctx {
 }
 
 fn counter(name: &str) -> u64 {
-    shared().counter(name).unwrap_or(0)
+    shared().count(name)
 }
 
 /// Requests the router sent to the echo upstream.

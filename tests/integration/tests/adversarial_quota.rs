@@ -81,7 +81,7 @@ fn get(envoy: &Envoy, path: &str, headers: &[(&str, &str)]) -> Response {
 fn counter_is(envoy: &Envoy, name: &str, want: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let got = envoy.counter(name).unwrap_or(0);
+        let got = envoy.count(name);
         assert!(got <= want, "{name} = {got}, want {want}");
         if got == want {
             return;
@@ -97,9 +97,7 @@ fn counter_is(envoy: &Envoy, name: &str, want: u64) {
 
 /// Requests the upstream received (the echo cluster's stat).
 fn upstream_requests(envoy: &Envoy) -> u64 {
-    envoy
-        .counter("cluster.upstream.upstream_rq_total")
-        .unwrap_or(0)
+    envoy.upstream_requests("upstream")
 }
 
 fn wasm(name: &str) -> String {

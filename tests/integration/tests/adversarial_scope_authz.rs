@@ -97,15 +97,11 @@ fn serial() -> (MutexGuard<'static, ()>, &'static Envoy) {
 }
 
 fn upstream_requests(envoy: &Envoy) -> u64 {
-    envoy
-        .counter("cluster.upstream.upstream_rq_total")
-        .unwrap_or(0)
+    envoy.upstream_requests("upstream")
 }
 
 fn counter(envoy: &Envoy, name: &str) -> u64 {
-    envoy
-        .counter(&format!("wasmcustom.apim.scope_authz.{name}"))
-        .unwrap_or(0)
+    envoy.count(&format!("wasmcustom.apim.scope_authz.{name}"))
 }
 
 /// Sends `request` and checks the status and whether the upstream saw it (exactly once or

@@ -57,25 +57,15 @@ fn start() -> Envoy {
 }
 
 fn send(envoy: &Envoy, request: &Request) -> Response {
-    request.send(envoy.port()).unwrap_or_else(|e| {
-        let head = String::from_utf8_lossy(&request.to_bytes())
-            .chars()
-            .take(300)
-            .collect::<String>();
-        panic!("sending {head}…: {e}")
-    })
+    request.send_or_panic(envoy.port())
 }
 
 fn upstream_requests(envoy: &Envoy) -> u64 {
-    envoy
-        .counter("cluster.upstream.upstream_rq_total")
-        .unwrap_or(0)
+    envoy.upstream_requests("upstream")
 }
 
 fn counter(envoy: &Envoy, name: &str) -> u64 {
-    envoy
-        .counter(&format!("wasmcustom.apim.transform.{name}"))
-        .unwrap_or(0)
+    envoy.count(&format!("wasmcustom.apim.transform.{name}"))
 }
 
 fn assert_refused(r: &Response, status: u16, code: &str, what: &str) -> Value {
@@ -293,9 +283,7 @@ fn hostile_bodies() {
 
 /// Requests the upstream answered (it answers only once it has read the whole body).
 fn answered(envoy: &Envoy) -> u64 {
-    envoy
-        .counter("cluster.upstream.upstream_rq_completed")
-        .unwrap_or(0)
+    envoy.count("cluster.upstream.upstream_rq_completed")
 }
 
 /// Status and body of an HTTP/2 (prior knowledge) request made with curl, which sends `-X`

@@ -57,12 +57,18 @@ fn parse_head(dump: &str) -> Result<(u16, Vec<(String, String)>), String> {
         .filter(|block| block.starts_with("HTTP/"))
         .last()
         .ok_or_else(|| format!("no response head in curl's dump: {dump:?}"))?;
-    let mut lines = last.lines();
+    parse_head_block(last)
+}
+
+/// One response head as curl writes it (`HTTP/2 200`, then `name: value` lines): the status
+/// and the headers, names lower-case.
+pub(crate) fn parse_head_block(head: &str) -> Result<(u16, Vec<(String, String)>), String> {
+    let mut lines = head.lines();
     let status = lines
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status in {last:?}"))?;
+        .ok_or_else(|| format!("curl: no status line in {head:?}"))?;
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
