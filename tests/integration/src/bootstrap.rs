@@ -343,6 +343,16 @@ mod tests {
         serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{e}:\n{yaml}"))
     }
 
+    /// The names of an HTTP connection manager's filters, in order.
+    fn filter_names(hcm: &Value) -> Vec<&str> {
+        hcm["http_filters"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect()
+    }
+
     #[test]
     fn indent_moves_every_non_empty_line() {
         assert_eq!(indent("a:\n  b\n\nc", 2), "  a:\n    b\n\n  c\n");
@@ -447,14 +457,8 @@ mod tests {
         assert_eq!(routes[0]["match"]["prefix"], "/health");
         assert_eq!(routes[1]["name"], "everything");
         assert_eq!(routes[1]["route"]["cluster"], "ws_upstream");
-        let names: Vec<&str> = hcm["http_filters"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|f| f["name"].as_str().unwrap())
-            .collect();
         assert_eq!(
-            names,
+            filter_names(&hcm),
             [
                 "apim.api_key_auth",
                 "envoy.filters.http.lua",
@@ -512,14 +516,8 @@ mod tests {
         assert_eq!(l.as_sequence().unwrap().len(), 1);
         let hcm = &l[0]["filter_chains"][0]["filters"][0]["typed_config"];
         assert_eq!(hcm["use_remote_address"], true);
-        let names: Vec<&str> = hcm["http_filters"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|f| f["name"].as_str().unwrap())
-            .collect();
         assert_eq!(
-            names,
+            filter_names(hcm),
             [
                 "apim.api_key_auth",
                 "apim.quota",

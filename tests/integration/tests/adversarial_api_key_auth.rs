@@ -20,6 +20,7 @@
 )]
 
 use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster, wasm_filter};
+use apim_integration::echo::{assert_problem, echoed_header, upstream_echo};
 use apim_integration::{send_h2, Envoy, Request, Response};
 use serde_json::Value;
 
@@ -82,40 +83,6 @@ fn filter_counter(envoy: &Envoy, name: &str) -> u64 {
     envoy.count(&format!("wasmcustom.apim.api_key_auth.{name}"))
 }
 
-/// A local reply of the filter: status, problem+json, code.
-fn assert_refused(r: &Response, status: u16, code: &str, what: &str) {
-    assert_eq!(r.status, status, "{what}: {}", r.text());
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/problem+json"),
-        "{what}: not the filter's reply: {}",
-        r.text()
-    );
-    assert_eq!(r.json()["code"], code, "{what}");
-}
-
-/// The echo upstream's view of a request that reached it.
-fn upstream_saw(r: &Response, what: &str) -> Value {
-    assert_eq!(r.status, 200, "{what}: {}", r.text());
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/json"),
-        "{what}: not the echo upstream: {}",
-        r.text()
-    );
-    r.json()
-}
-
-fn header_values(echo: &Value, name: &str) -> Vec<String> {
-    echo["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h[0] == name)
-        .map(|h| h[1].as_str().unwrap().to_owned())
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Item 1: path confusion
 
@@ -137,7 +104,7 @@ fn ambiguous_paths_never_get_the_anonymous_consumer() {
     ];
     for path in paths {
         let r = send(&envoy, &Request::get(path).header("x-consumer-id", "alice"));
-        assert_refused(&r, 401, "missing_api_key", path);
+        assert_problem(&r, 401, "missing_api_key", path);
         assert_eq!(
             r.header("www-authenticate"),
             Some("ApiKey realm=\"apim\""),
@@ -154,15 +121,15 @@ fn ambiguous_paths_never_get_the_anonymous_consumer() {
         &envoy,
         &Request::get("/public/..%2Fadmin/users").header("x-api-key", BOB),
     );
-    let echo = upstream_saw(&r, "bob on an ambiguous path");
+    let echo = upstream_echo(&r, "bob on an ambiguous path");
     assert_eq!(echo["path"], "/public/..%2Fadmin/users");
-    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["bob"]);
+    assert_eq!(echoed_header(&echo, "x-consumer-id"), vec!["bob"]);
 
     // A normal public path is still anonymous.
     let r = send(&envoy, &Request::get("/public/x"));
-    let echo = upstream_saw(&r, "/public/x");
-    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["guest"]);
-    assert_eq!(header_values(&echo, "x-consumer-plan"), vec!["free"]);
+    let echo = upstream_echo(&r, "/public/x");
+    assert_eq!(echoed_header(&echo, "x-consumer-id"), vec!["guest"]);
+    assert_eq!(echoed_header(&echo, "x-consumer-plan"), vec!["free"]);
     assert_eq!(upstream_requests(&envoy), 2);
     assert_eq!(filter_counter(&envoy, "path_ambiguous"), 6);
     assert_eq!(filter_counter(&envoy, "anonymous"), 1);
@@ -179,12 +146,12 @@ fn ambiguous_paths_never_skip_the_key_check() {
         "/health//x",
     ] {
         let r = send(&envoy, &Request::get(path));
-        assert_refused(&r, 401, "missing_api_key", path);
+        assert_problem(&r, 401, "missing_api_key", path);
     }
     assert_eq!(upstream_requests(&envoy), 0);
     let r = send(&envoy, &Request::get("/health"));
-    let echo = upstream_saw(&r, "/health");
-    assert!(header_values(&echo, "x-consumer-id").is_empty());
+    let echo = upstream_echo(&r, "/health");
+    assert!(echoed_header(&echo, "x-consumer-id").is_empty());
     assert_eq!(filter_counter(&envoy, "path_ambiguous"), 3);
     assert_eq!(filter_counter(&envoy, "passed"), 1);
 }
@@ -213,8 +180,8 @@ fn a_passed_over_anonymous_rule_still_restricts_who_may_call() {
         let what = format!("{path} {key:?}");
         match consumer {
             Some(id) => {
-                let echo = upstream_saw(&r, &what);
-                assert_eq!(header_values(&echo, "x-consumer-id"), vec![id], "{what}");
+                let echo = upstream_echo(&r, &what);
+                assert_eq!(echoed_header(&echo, "x-consumer-id"), vec![id], "{what}");
             }
             None => {
                 let code = if status == 403 {
@@ -222,7 +189,7 @@ fn a_passed_over_anonymous_rule_still_restricts_who_may_call() {
                 } else {
                     "missing_api_key"
                 };
-                assert_refused(&r, status, code, &what);
+                assert_problem(&r, status, code, &what);
             }
         }
     }
@@ -299,11 +266,11 @@ fn forged_consumer_headers_never_reach_the_upstream() {
         ),
     ];
     for (what, request, id, plan) in cases {
-        let echo = upstream_saw(&send(&envoy, &request), what);
+        let echo = upstream_echo(&send(&envoy, &request), what);
         let want = |v: Option<&str>| v.map(str::to_owned).into_iter().collect::<Vec<_>>();
-        assert_eq!(header_values(&echo, "x-consumer-id"), want(id), "{what}");
+        assert_eq!(echoed_header(&echo, "x-consumer-id"), want(id), "{what}");
         assert_eq!(
-            header_values(&echo, "x-consumer-plan"),
+            echoed_header(&echo, "x-consumer-plan"),
             want(plan),
             "{what}"
         );
@@ -326,7 +293,7 @@ fn forged_consumer_headers_never_reach_the_upstream() {
         ),
     ];
     for (what, request, status, code) in denied {
-        assert_refused(&send(&envoy, &request), status, code, what);
+        assert_problem(&send(&envoy, &request), status, code, what);
     }
     assert_eq!(upstream_requests(&envoy), before);
 }
@@ -380,20 +347,20 @@ fn repeated_and_conflicting_keys_are_refused() {
         ),
     ];
     for (what, request) in cases {
-        assert_refused(&send(&envoy, &request), 401, "ambiguous_api_key", what);
+        assert_problem(&send(&envoy, &request), 401, "ambiguous_api_key", what);
     }
     let mut many = Request::get("/x");
     for _ in 0..17 {
         many = many.header("x-api-key", ALICE);
     }
-    assert_refused(&send(&envoy, &many), 400, "too_many_api_keys", "17 copies");
+    assert_problem(&send(&envoy, &many), 400, "too_many_api_keys", "17 copies");
     assert_eq!(upstream_requests(&envoy), 0);
     let same = Request::get(&format!("/x?api_key={ALICE}"))
         .header("x-api-key", ALICE)
         .header("x-api-key", ALICE);
-    let echo = upstream_saw(&send(&envoy, &same), "the same key three times");
-    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
-    assert!(header_values(&echo, "x-api-key").is_empty(), "not stripped");
+    let echo = upstream_echo(&send(&envoy, &same), "the same key three times");
+    assert_eq!(echoed_header(&echo, "x-consumer-id"), vec!["alice"]);
+    assert!(echoed_header(&echo, "x-api-key").is_empty(), "not stripped");
     assert_eq!(echo["path"], "/x", "query key not stripped");
 }
 
@@ -448,7 +415,7 @@ fn malformed_and_oversized_keys_are_refused() {
     ];
     for (what, request, status, code) in cases {
         let r = send(&envoy, &request);
-        assert_refused(&r, status, code, what);
+        assert_problem(&r, status, code, what);
         assert!(
             !r.text().contains("x-admin") && !r.text().contains(ALICE),
             "{what}: the reply echoes the key: {}",
@@ -473,8 +440,8 @@ fn malformed_and_oversized_keys_are_refused() {
         &envoy,
         &Request::get("/x").header("x-api-key", &format!("  {ALICE}\t ")),
     );
-    let echo = upstream_saw(&r, "OWS around the key");
-    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
+    let echo = upstream_echo(&r, "OWS around the key");
+    assert_eq!(echoed_header(&echo, "x-consumer-id"), vec!["alice"]);
 }
 
 /// `Authorization: <scheme> <key>`: the scheme is case-insensitive (RFC 9110 §11.1); another
@@ -490,14 +457,14 @@ fn authorization_scheme_variants() {
         format!("Bearer abc, ApiKey {ALICE}"),
     ] {
         let r = send(&envoy, &Request::get("/x").header("authorization", &value));
-        let echo = upstream_saw(&r, &value);
+        let echo = upstream_echo(&r, &value);
         assert_eq!(
-            header_values(&echo, "x-consumer-id"),
+            echoed_header(&echo, "x-consumer-id"),
             vec!["alice"],
             "{value}"
         );
         assert!(
-            header_values(&echo, "authorization")
+            echoed_header(&echo, "authorization")
                 .iter()
                 .all(|v| !v.contains(ALICE)),
             "{value}: the key reached the upstream"
@@ -512,7 +479,7 @@ fn authorization_scheme_variants() {
         format!("Bearer {ALICE}"),
     ] {
         let r = send(&envoy, &Request::get("/x").header("authorization", &value));
-        assert_refused(&r, 401, "missing_api_key", &value);
+        assert_problem(&r, 401, "missing_api_key", &value);
     }
     assert_eq!(upstream_requests(&envoy), before);
 }
@@ -526,12 +493,12 @@ fn many_headers() {
     for i in 0..90 {
         request = request.header(&format!("x-junk-{i}"), "v");
     }
-    let echo = upstream_saw(
+    let echo = upstream_echo(
         &send(&envoy, &request.clone().header("x-api-key", ALICE)),
         "90 headers and a key",
     );
-    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
-    assert_refused(
+    assert_eq!(echoed_header(&echo, "x-consumer-id"), vec!["alice"]);
+    assert_problem(
         &send(&envoy, &request.clone()),
         401,
         "missing_api_key",
@@ -591,7 +558,7 @@ fn lower_case_methods_over_http2() {
     let (status, body) = h2(port, "get", "/x", &[("x-api-key", ALICE)]);
     assert_eq!(status, 200);
     let echo: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
+    assert_eq!(echoed_header(&echo, "x-consumer-id"), vec!["alice"]);
     assert_eq!(upstream_requests(&envoy), 2);
 }
 
@@ -614,8 +581,8 @@ fn cookie_crumbs_over_http2() {
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let echo: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
-    let cookies = header_values(&echo, "cookie").join("; ");
+    assert_eq!(echoed_header(&echo, "x-consumer-id"), vec!["alice"]);
+    let cookies = echoed_header(&echo, "cookie").join("; ");
     assert!(
         !cookies.contains(ALICE),
         "the key reached the upstream: {cookies}"

@@ -19,6 +19,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster, wasm_filter};
+use apim_integration::echo::echoed_header;
 use apim_integration::{send_raw, Envoy, Request, Response};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -118,13 +119,7 @@ fn expect(envoy: &Envoy, what: &str, request: &Request, status: u16) -> Response
 
 /// The values of header `name` the upstream received (from the echo body).
 fn upstream_saw(r: &Response, name: &str) -> Vec<String> {
-    r.json()["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h[0] == name)
-        .map(|h| h[1].as_str().unwrap().to_string())
-        .collect()
+    echoed_header(&r.json(), name)
 }
 
 fn now() -> u64 {

@@ -11,6 +11,7 @@
 )]
 
 use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster, wasm_filter};
+use apim_integration::echo::{assert_problem, echoed_header, upstream_echo};
 use apim_integration::{send_h2, Envoy, Request, Response};
 use serde_json::Value;
 
@@ -68,40 +69,6 @@ fn counter(envoy: &Envoy, name: &str) -> u64 {
     envoy.count(&format!("wasmcustom.apim.transform.{name}"))
 }
 
-fn assert_refused(r: &Response, status: u16, code: &str, what: &str) -> Value {
-    assert_eq!(r.status, status, "{what}: {}", r.text());
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/problem+json"),
-        "{what}: not the filter's reply: {}",
-        r.text()
-    );
-    let body = r.json();
-    assert_eq!(body["code"], code, "{what}");
-    body
-}
-
-fn upstream_saw(r: &Response, what: &str) -> Value {
-    assert_eq!(r.status, 200, "{what}: {}", r.text());
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/json"),
-        "{what}: not the echo upstream: {}",
-        r.text()
-    );
-    r.json()
-}
-
-fn seen(echo: &Value, name: &str) -> Vec<String> {
-    echo["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h[0] == name)
-        .map(|h| h[1].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Item 8: `{{query.name}}` of `%0d%0ax-admin:%201` (and NUL, DEL, a lone LF) rendered into a
 /// header is refused by the filter: 400 naming the header without echoing the value, counted
 /// as denied and as `unsafe_value`, never as applied; the upstream sees nothing. On the old
@@ -118,7 +85,7 @@ fn control_bytes_rendered_into_a_header_are_refused() {
     ];
     for q in queries {
         let r = send(&envoy, &Request::get(&format!("/hdr/x?{q}")));
-        let body = assert_refused(&r, 400, "unsafe_header_value", q);
+        let body = assert_problem(&r, 400, "unsafe_header_value", q);
         assert_eq!(
             body["detail"],
             "The value computed from the request for header \"x-name\" contains a control character.",
@@ -138,9 +105,9 @@ fn control_bytes_rendered_into_a_header_are_refused() {
         &envoy,
         &Request::get("/hdr/x?name=caf%C3%A9%09ok").header("x-trace-in", "a%0d%0ab"),
     );
-    let echo = upstream_saw(&r, "harmless values");
-    assert_eq!(seen(&echo, "x-name"), vec!["café\tok"]);
-    assert_eq!(seen(&echo, "x-trace"), vec!["t-a%0d%0ab"]);
+    let echo = upstream_echo(&r, "harmless values");
+    assert_eq!(echoed_header(&echo, "x-name"), vec!["café\tok"]);
+    assert_eq!(echoed_header(&echo, "x-trace"), vec!["t-a%0d%0ab"]);
     assert_eq!(upstream_requests(&envoy), 1);
     assert_eq!(counter(&envoy, "applied"), 1);
 }
@@ -154,13 +121,13 @@ fn response_header_values_are_checked_before_the_upstream_is_called() {
         &envoy,
         &Request::get("/resp/x?name=%0d%0aset-cookie:%20s=1"),
     );
-    let body = assert_refused(&r, 400, "unsafe_header_value", "response template");
+    let body = assert_problem(&r, 400, "unsafe_header_value", "response template");
     assert!(body["detail"].as_str().unwrap().contains("\"x-echo\""));
     assert!(r.header("set-cookie").is_none());
     assert_eq!(upstream_requests(&envoy), 0);
     assert_eq!(counter(&envoy, "errors.unsafe_value"), 1);
     let r = send(&envoy, &Request::get("/resp/x?name=bob"));
-    upstream_saw(&r, "harmless");
+    upstream_echo(&r, "harmless");
     assert_eq!(r.header("x-echo"), Some("hello bob"));
 }
 
@@ -179,7 +146,7 @@ fn path_and_query_rewrites_cannot_be_smuggled() {
         "a/b",
     ] {
         let r = send(&envoy, &Request::get(&format!("/rw/x?to={to}")));
-        assert_refused(&r, 400, "unsafe_path", to);
+        assert_problem(&r, 400, "unsafe_path", to);
     }
     assert_eq!(upstream_requests(&envoy), 0);
     assert_eq!(counter(&envoy, "errors.unsafe_value"), 6);
@@ -195,7 +162,7 @@ fn path_and_query_rewrites_cannot_be_smuggled() {
         ("to=a%20b&name=a+b", "/v2/a%20b?to=a%20b&name=a+b&who=a%20b"),
     ];
     for (q, want) in cases {
-        let echo = upstream_saw(&send(&envoy, &Request::get(&format!("/rw/x?{q}"))), q);
+        let echo = upstream_echo(&send(&envoy, &Request::get(&format!("/rw/x?{q}"))), q);
         assert_eq!(echo["path"], want, "{q}");
     }
 }
@@ -206,17 +173,17 @@ fn oversized_rendered_values_are_refused() {
     let envoy = start();
     let v = "v".repeat(5000);
     let r = send(&envoy, &Request::get(&format!("/big?v={v}")));
-    assert_refused(&r, 400, "transform_value_too_large", "10,000-byte value");
+    assert_problem(&r, 400, "transform_value_too_large", "10,000-byte value");
     assert_eq!(upstream_requests(&envoy), 0);
     assert_eq!(counter(&envoy, "errors.unsafe_value"), 1);
-    let echo = upstream_saw(
+    let echo = upstream_echo(
         &send(
             &envoy,
             &Request::get(&format!("/big?v={}", "v".repeat(4000))),
         ),
         "8,000 bytes",
     );
-    assert_eq!(seen(&echo, "x-big"), vec!["v".repeat(8000)]);
+    assert_eq!(echoed_header(&echo, "x-big"), vec!["v".repeat(8000)]);
 }
 
 /// Bodies: larger than `max_body_bytes` by declaration (413 before any byte is read) or while
@@ -235,7 +202,7 @@ fn hostile_bodies() {
     big.extend(std::iter::repeat_n(b'x', 200 * 1024));
     big.extend_from_slice(b"\"}");
     let r = send(&envoy, &json(big.clone()));
-    assert_refused(&r, 413, "body_too_large", "declared 200 KiB");
+    assert_problem(&r, 413, "body_too_large", "declared 200 KiB");
     assert_eq!(upstream_requests(&envoy), 0);
 
     // Nesting bombs within the size limit: refused as invalid JSON; the VM lives on.
@@ -245,7 +212,7 @@ fn hostile_bodies() {
         format!("{}1{}", "[".repeat(129), "]".repeat(129)),
     ] {
         let r = send(&envoy, &json(bomb.into_bytes()));
-        assert_refused(&r, 400, "invalid_json", "nesting bomb");
+        assert_problem(&r, 400, "invalid_json", "nesting bomb");
     }
     let r = send(
         &envoy,
@@ -253,7 +220,7 @@ fn hostile_bodies() {
             .header("content-type", "application/json")
             .body(r#"{"a":1}"#),
     );
-    let echo = upstream_saw(&r, "after the bombs");
+    let echo = upstream_echo(&r, "after the bombs");
     assert_eq!(echo["body"], r#"{"a":1,"name":"\r\n\"x\""}"#);
     assert_eq!(counter(&envoy, "errors.denied"), 4);
     // A body is judged once it is whole, after the request head went on to the router (Envoy
@@ -275,7 +242,7 @@ fn hostile_bodies() {
     framed.extend(b"0\r\n\r\n");
     chunked = chunked.body(framed);
     let r = send(&envoy, &chunked);
-    assert_refused(&r, 413, "body_too_large", "streamed 320 KiB");
+    assert_problem(&r, 413, "body_too_large", "streamed 320 KiB");
     assert_eq!(counter(&envoy, "errors.denied"), 5);
     assert_eq!(counter(&envoy, "applied"), 1);
     assert_eq!(answered(&envoy), 1, "the upstream answered a refused body");
@@ -305,10 +272,10 @@ fn lower_case_methods_over_http2_still_meet_their_rules() {
         let echo: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(echo["method"], method);
         assert!(
-            seen(&echo, "x-internal").is_empty(),
+            echoed_header(&echo, "x-internal").is_empty(),
             "{method}: x-internal reached the upstream"
         );
-        assert_eq!(seen(&echo, "x-m"), vec![method]);
+        assert_eq!(echoed_header(&echo, "x-m"), vec![method]);
     }
     assert_eq!(counter(&envoy, "applied"), 3);
 }
@@ -367,7 +334,7 @@ fn control_bytes_in_a_claim_rendered_into_a_header_are_refused() {
         &envoy,
         &Request::get("/pets").header("authorization", &bearer("carol\r\nx-admin: 1")),
     );
-    let body = assert_refused(&r, 400, "unsafe_header_value", "CR LF in sub");
+    let body = assert_problem(&r, 400, "unsafe_header_value", "CR LF in sub");
     assert!(body["detail"]
         .as_str()
         .unwrap()
@@ -380,7 +347,7 @@ fn control_bytes_in_a_claim_rendered_into_a_header_are_refused() {
         &envoy,
         &Request::get("/pets").header("authorization", &bearer("carol")),
     );
-    let echo = upstream_saw(&r, "a plain sub");
-    assert_eq!(seen(&echo, "x-token-subject"), vec!["carol"]);
+    let echo = upstream_echo(&r, "a plain sub");
+    assert_eq!(echoed_header(&echo, "x-token-subject"), vec!["carol"]);
     assert_eq!(counter(&envoy, "applied"), 1);
 }
