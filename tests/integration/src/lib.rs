@@ -17,6 +17,7 @@
 pub mod bench;
 pub mod bootstrap;
 mod client;
+pub mod demo_keys;
 pub mod echo;
 mod envoy;
 pub mod manifests;

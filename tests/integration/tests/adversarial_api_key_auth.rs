@@ -20,12 +20,10 @@
 )]
 
 use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster, wasm_filter};
+use apim_integration::demo_keys::{ALICE, BOB};
 use apim_integration::echo::{assert_problem, echoed_header, upstream_echo};
 use apim_integration::{send_h2, Envoy, Request, Response};
 use serde_json::Value;
-
-const ALICE: &str = "demo-key-alice-0123456789abcdef";
-const BOB: &str = "demo-key-bob-0123456789abcdef0";
 
 /// Rules: `health` skipped, `public` anonymous as `guest`, `admin` only for alice, `shop` for
 /// partners (alice) and visitors (guest, also anonymously). The consumer id and plan are

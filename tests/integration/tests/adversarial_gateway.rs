@@ -17,6 +17,7 @@
     clippy::indexing_slicing
 )]
 
+use apim_integration::demo_keys::ALICE;
 use apim_integration::{repo_root, send_raw, Envoy, LogOnFailure, Request};
 
 /// The shipped gateway, on free ports, in front of the echo upstream.
@@ -98,7 +99,6 @@ fn path_confusion_never_reaches_the_upstream_as_guest() {
 /// both reached the upstream: `/ADMIN` as an ordinary route, `/GraphQL` unguarded.)
 #[test]
 fn restricting_routes_ignore_case() {
-    const ALICE: &str = "demo-key-alice-0123456789abcdef";
     let envoy: &'static Envoy = Box::leak(Box::new(gateway()));
     envoy.stop_when_process_exits();
     let _log = LogOnFailure(envoy);

@@ -23,11 +23,10 @@
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster, wasm_filter};
+use apim_integration::demo_keys::{ALICE, BOB};
 use apim_integration::{send_h2, send_raw, Envoy, LogOnFailure, Request, Response};
 use serde_json::{json, Value};
 
-const ALICE: &str = "demo-key-alice-0123456789abcdef";
-const BOB: &str = "demo-key-bob-0123456789abcdef0";
 const DEEP: &str = include_str!("../fixtures/graphql-guard/deep.graphql");
 
 const API_KEY_AUTH: &str = r#"{"consumers": [

@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use apim_integration::bootstrap::{listener, upstream_cluster, wasm_filter, WasmFilter};
+use apim_integration::demo_keys::BOB;
 use apim_integration::{Envoy, Request, Response};
 
 /// A window size in seconds (at most 366 days) with now in the middle of its current
@@ -244,7 +245,6 @@ fn api_key_auth() -> WasmFilter {
     )
     .no_root_id()
 }
-const BOB: &str = "demo-key-bob-0123456789abcdef0";
 
 /// Item 5 behind api-key-auth: bob's identity names plan `platinum`, which quota does not
 /// have. Before, he fell to `default_plan` (counted as someone else's plan); now he is refused
