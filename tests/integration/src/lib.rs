@@ -5,7 +5,8 @@
 //! Timing never decides a result here: deadlines only bound hangs.
 
 // Test-only code: a harness failure should stop the test with a message, so panics are the
-// right tool in the few places that use them (`wasm_module`, `stats_prometheus`, `json`).
+// right tool in the few places that use them (`wasm_module`, `stats_prometheus`, `json`,
+// `send_or_panic`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,7 +15,10 @@
 )]
 
 pub mod bench;
+pub mod bootstrap;
 mod client;
+pub mod demo_keys;
+pub mod echo;
 mod envoy;
 pub mod manifests;
 mod paths;
@@ -22,7 +26,7 @@ pub mod soak;
 mod template;
 mod upstream;
 
-pub use client::{send_raw, Request, Response};
+pub use client::{send_h2, send_raw, Request, Response};
 pub use envoy::{validate_config, Envoy, EnvoyBuilder, LogOnFailure};
 pub use paths::{envoy_bin, repo_root, try_wasm_module, wasm_module};
 pub use template::render;

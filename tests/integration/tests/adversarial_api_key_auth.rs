@@ -19,81 +19,15 @@
     clippy::indexing_slicing
 )]
 
-use apim_integration::{Envoy, Request, Response};
+use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster, wasm_filter};
+use apim_integration::demo_keys::{ALICE, BOB};
+use apim_integration::echo::{assert_problem, echoed_header, upstream_echo};
+use apim_integration::{send_h2, Envoy, Request, Response};
 use serde_json::Value;
 
-const ALICE: &str = "demo-key-alice-0123456789abcdef";
-const BOB: &str = "demo-key-bob-0123456789abcdef0";
-
-/// Routes `health`, `public`, `admin`, `shop` and `everything`; rules: `health` skipped,
-/// `public` anonymous as `guest`, `admin` only for alice, `shop` for partners (alice) and
-/// visitors (guest, also anonymously). The consumer id and plan are forwarded.
-const CONFIG: &str = r#"
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: main
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: main
-          # No path normalisation on purpose (see the module docs).
-          route_config:
-            name: main
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - name: health
-                match: {prefix: /health}
-                route: {cluster: upstream}
-              - name: public
-                match: {prefix: /public}
-                route: {cluster: upstream}
-              - name: admin
-                match: {prefix: /admin}
-                route: {cluster: upstream}
-              - name: shop
-                match: {prefix: /shop}
-                route: {cluster: upstream}
-              - name: everything
-                match: {prefix: /}
-                route: {cluster: upstream}
-          http_filters:
-          - name: apim.api_key_auth
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: api_key_auth
-                root_id: api_key_auth
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  vm_id: api_key_auth_adversarial
-                  runtime: envoy.wasm.runtime.v8
-                  code: {local: {filename: "{{WASM:api_key_auth}}"}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: |
-                    @PLUGIN@
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: upstream
-    type: STATIC
-    connect_timeout: 5s
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
-"#;
-
+/// Rules: `health` skipped, `public` anonymous as `guest`, `admin` only for alice, `shop` for
+/// partners (alice) and visitors (guest, also anonymously). The consumer id and plan are
+/// forwarded.
 const PLUGIN: &str = r#"{
   "sources": [{"header": "x-api-key"}, {"authorization": "ApiKey"}, {"query": "api_key"}, {"cookie": "api_key"}],
   "consumers": [
@@ -113,19 +47,18 @@ const PLUGIN: &str = r#"{
   "allow_cors_preflight": true
 }"#;
 
+/// Routes `health`, `public`, `admin`, `shop` and `everything` in front of `plugin`. No path
+/// normalisation in the HCM on purpose (see the module docs).
 fn config_with(plugin: &str) -> String {
-    let indented: Vec<String> = plugin
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            if i == 0 {
-                l.to_owned()
-            } else {
-                format!("                    {l}")
-            }
-        })
-        .collect();
-    CONFIG.replace("@PLUGIN@", &indented.join("\n"))
+    let l = listener("main", "upstream")
+        .route_config_name("main")
+        .route("health", "/health")
+        .route("public", "/public")
+        .route("admin", "/admin")
+        .route("shop", "/shop")
+        .route("everything", "/")
+        .filter(wasm_filter("api_key_auth", plugin).vm_id("api_key_auth_adversarial"));
+    bootstrap(&[l], &[upstream_cluster("upstream")])
 }
 
 fn start() -> Envoy {
@@ -136,60 +69,16 @@ fn start() -> Envoy {
 }
 
 fn send(envoy: &Envoy, request: &Request) -> Response {
-    request.send(envoy.port()).unwrap_or_else(|e| {
-        let head = String::from_utf8_lossy(&request.to_bytes())
-            .chars()
-            .take(300)
-            .collect::<String>();
-        panic!("sending {head}…: {e}")
-    })
+    request.send_or_panic(envoy.port())
 }
 
 /// Requests the upstream has received through this Envoy.
 fn upstream_requests(envoy: &Envoy) -> u64 {
-    envoy
-        .counter("cluster.upstream.upstream_rq_total")
-        .unwrap_or(0)
+    envoy.upstream_requests("upstream")
 }
 
 fn filter_counter(envoy: &Envoy, name: &str) -> u64 {
-    envoy
-        .counter(&format!("wasmcustom.apim.api_key_auth.{name}"))
-        .unwrap_or(0)
-}
-
-/// A local reply of the filter: status, problem+json, code.
-fn assert_refused(r: &Response, status: u16, code: &str, what: &str) {
-    assert_eq!(r.status, status, "{what}: {}", r.text());
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/problem+json"),
-        "{what}: not the filter's reply: {}",
-        r.text()
-    );
-    assert_eq!(r.json()["code"], code, "{what}");
-}
-
-/// The echo upstream's view of a request that reached it.
-fn upstream_saw(r: &Response, what: &str) -> Value {
-    assert_eq!(r.status, 200, "{what}: {}", r.text());
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/json"),
-        "{what}: not the echo upstream: {}",
-        r.text()
-    );
-    r.json()
-}
-
-fn header_values(echo: &Value, name: &str) -> Vec<String> {
-    echo["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h[0] == name)
-        .map(|h| h[1].as_str().unwrap().to_owned())
-        .collect()
+    envoy.count(&format!("wasmcustom.apim.api_key_auth.{name}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -213,7 +102,7 @@ fn ambiguous_paths_never_get_the_anonymous_consumer() {
     ];
     for path in paths {
         let r = send(&envoy, &Request::get(path).header("x-consumer-id", "alice"));
-        assert_refused(&r, 401, "missing_api_key", path);
+        assert_problem(&r, 401, "missing_api_key", path);
         assert_eq!(
             r.header("www-authenticate"),
             Some("ApiKey realm=\"apim\""),
@@ -230,15 +119,15 @@ fn ambiguous_paths_never_get_the_anonymous_consumer() {
         &envoy,
         &Request::get("/public/..%2Fadmin/users").header("x-api-key", BOB),
     );
-    let echo = upstream_saw(&r, "bob on an ambiguous path");
+    let echo = upstream_echo(&r, "bob on an ambiguous path");
     assert_eq!(echo["path"], "/public/..%2Fadmin/users");
-    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["bob"]);
+    assert_eq!(echoed_header(&echo, "x-consumer-id"), vec!["bob"]);
 
     // A normal public path is still anonymous.
     let r = send(&envoy, &Request::get("/public/x"));
-    let echo = upstream_saw(&r, "/public/x");
-    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["guest"]);
-    assert_eq!(header_values(&echo, "x-consumer-plan"), vec!["free"]);
+    let echo = upstream_echo(&r, "/public/x");
+    assert_eq!(echoed_header(&echo, "x-consumer-id"), vec!["guest"]);
+    assert_eq!(echoed_header(&echo, "x-consumer-plan"), vec!["free"]);
     assert_eq!(upstream_requests(&envoy), 2);
     assert_eq!(filter_counter(&envoy, "path_ambiguous"), 6);
     assert_eq!(filter_counter(&envoy, "anonymous"), 1);
@@ -255,12 +144,12 @@ fn ambiguous_paths_never_skip_the_key_check() {
         "/health//x",
     ] {
         let r = send(&envoy, &Request::get(path));
-        assert_refused(&r, 401, "missing_api_key", path);
+        assert_problem(&r, 401, "missing_api_key", path);
     }
     assert_eq!(upstream_requests(&envoy), 0);
     let r = send(&envoy, &Request::get("/health"));
-    let echo = upstream_saw(&r, "/health");
-    assert!(header_values(&echo, "x-consumer-id").is_empty());
+    let echo = upstream_echo(&r, "/health");
+    assert!(echoed_header(&echo, "x-consumer-id").is_empty());
     assert_eq!(filter_counter(&envoy, "path_ambiguous"), 3);
     assert_eq!(filter_counter(&envoy, "passed"), 1);
 }
@@ -289,8 +178,8 @@ fn a_passed_over_anonymous_rule_still_restricts_who_may_call() {
         let what = format!("{path} {key:?}");
         match consumer {
             Some(id) => {
-                let echo = upstream_saw(&r, &what);
-                assert_eq!(header_values(&echo, "x-consumer-id"), vec![id], "{what}");
+                let echo = upstream_echo(&r, &what);
+                assert_eq!(echoed_header(&echo, "x-consumer-id"), vec![id], "{what}");
             }
             None => {
                 let code = if status == 403 {
@@ -298,7 +187,7 @@ fn a_passed_over_anonymous_rule_still_restricts_who_may_call() {
                 } else {
                     "missing_api_key"
                 };
-                assert_refused(&r, status, code, &what);
+                assert_problem(&r, status, code, &what);
             }
         }
     }
@@ -375,11 +264,11 @@ fn forged_consumer_headers_never_reach_the_upstream() {
         ),
     ];
     for (what, request, id, plan) in cases {
-        let echo = upstream_saw(&send(&envoy, &request), what);
+        let echo = upstream_echo(&send(&envoy, &request), what);
         let want = |v: Option<&str>| v.map(str::to_owned).into_iter().collect::<Vec<_>>();
-        assert_eq!(header_values(&echo, "x-consumer-id"), want(id), "{what}");
+        assert_eq!(echoed_header(&echo, "x-consumer-id"), want(id), "{what}");
         assert_eq!(
-            header_values(&echo, "x-consumer-plan"),
+            echoed_header(&echo, "x-consumer-plan"),
             want(plan),
             "{what}"
         );
@@ -402,7 +291,7 @@ fn forged_consumer_headers_never_reach_the_upstream() {
         ),
     ];
     for (what, request, status, code) in denied {
-        assert_refused(&send(&envoy, &request), status, code, what);
+        assert_problem(&send(&envoy, &request), status, code, what);
     }
     assert_eq!(upstream_requests(&envoy), before);
 }
@@ -456,20 +345,20 @@ fn repeated_and_conflicting_keys_are_refused() {
         ),
     ];
     for (what, request) in cases {
-        assert_refused(&send(&envoy, &request), 401, "ambiguous_api_key", what);
+        assert_problem(&send(&envoy, &request), 401, "ambiguous_api_key", what);
     }
     let mut many = Request::get("/x");
     for _ in 0..17 {
         many = many.header("x-api-key", ALICE);
     }
-    assert_refused(&send(&envoy, &many), 400, "too_many_api_keys", "17 copies");
+    assert_problem(&send(&envoy, &many), 400, "too_many_api_keys", "17 copies");
     assert_eq!(upstream_requests(&envoy), 0);
     let same = Request::get(&format!("/x?api_key={ALICE}"))
         .header("x-api-key", ALICE)
         .header("x-api-key", ALICE);
-    let echo = upstream_saw(&send(&envoy, &same), "the same key three times");
-    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
-    assert!(header_values(&echo, "x-api-key").is_empty(), "not stripped");
+    let echo = upstream_echo(&send(&envoy, &same), "the same key three times");
+    assert_eq!(echoed_header(&echo, "x-consumer-id"), vec!["alice"]);
+    assert!(echoed_header(&echo, "x-api-key").is_empty(), "not stripped");
     assert_eq!(echo["path"], "/x", "query key not stripped");
 }
 
@@ -524,7 +413,7 @@ fn malformed_and_oversized_keys_are_refused() {
     ];
     for (what, request, status, code) in cases {
         let r = send(&envoy, &request);
-        assert_refused(&r, status, code, what);
+        assert_problem(&r, status, code, what);
         assert!(
             !r.text().contains("x-admin") && !r.text().contains(ALICE),
             "{what}: the reply echoes the key: {}",
@@ -549,8 +438,8 @@ fn malformed_and_oversized_keys_are_refused() {
         &envoy,
         &Request::get("/x").header("x-api-key", &format!("  {ALICE}\t ")),
     );
-    let echo = upstream_saw(&r, "OWS around the key");
-    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
+    let echo = upstream_echo(&r, "OWS around the key");
+    assert_eq!(echoed_header(&echo, "x-consumer-id"), vec!["alice"]);
 }
 
 /// `Authorization: <scheme> <key>`: the scheme is case-insensitive (RFC 9110 §11.1); another
@@ -566,14 +455,14 @@ fn authorization_scheme_variants() {
         format!("Bearer abc, ApiKey {ALICE}"),
     ] {
         let r = send(&envoy, &Request::get("/x").header("authorization", &value));
-        let echo = upstream_saw(&r, &value);
+        let echo = upstream_echo(&r, &value);
         assert_eq!(
-            header_values(&echo, "x-consumer-id"),
+            echoed_header(&echo, "x-consumer-id"),
             vec!["alice"],
             "{value}"
         );
         assert!(
-            header_values(&echo, "authorization")
+            echoed_header(&echo, "authorization")
                 .iter()
                 .all(|v| !v.contains(ALICE)),
             "{value}: the key reached the upstream"
@@ -588,7 +477,7 @@ fn authorization_scheme_variants() {
         format!("Bearer {ALICE}"),
     ] {
         let r = send(&envoy, &Request::get("/x").header("authorization", &value));
-        assert_refused(&r, 401, "missing_api_key", &value);
+        assert_problem(&r, 401, "missing_api_key", &value);
     }
     assert_eq!(upstream_requests(&envoy), before);
 }
@@ -602,12 +491,12 @@ fn many_headers() {
     for i in 0..90 {
         request = request.header(&format!("x-junk-{i}"), "v");
     }
-    let echo = upstream_saw(
+    let echo = upstream_echo(
         &send(&envoy, &request.clone().header("x-api-key", ALICE)),
         "90 headers and a key",
     );
-    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
-    assert_refused(
+    assert_eq!(echoed_header(&echo, "x-consumer-id"), vec!["alice"]);
+    assert_problem(
         &send(&envoy, &request.clone()),
         401,
         "missing_api_key",
@@ -626,28 +515,8 @@ fn many_headers() {
 
 /// Status and body of an HTTP/2 (prior knowledge) request made with curl.
 fn h2(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
-    let mut cmd = std::process::Command::new("curl");
-    cmd.args(["-sS", "--http2-prior-knowledge", "-X", method, "-o", "-"])
-        .args(["-w", "\n%{http_code}", "--max-time", "20"]);
-    for (n, v) in headers {
-        cmd.args(["-H", &format!("{n}: {v}")]);
-    }
-    cmd.arg(format!("http://127.0.0.1:{port}{path}"));
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("curl (needed for HTTP/2) did not run: {e}"));
-    assert!(
-        out.status.success(),
-        "curl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = out.stdout;
-    let split = text.iter().rposition(|b| *b == b'\n').unwrap();
-    let status = std::str::from_utf8(&text[split + 1..])
-        .unwrap()
-        .parse()
-        .unwrap();
-    (status, text[..split].to_vec())
+    let r = send_h2(port, method, path, headers, None).unwrap_or_else(|e| panic!("{e}"));
+    (r.status, r.body)
 }
 
 /// The CORS preflight exemption loosens (no key needed), so only `OPTIONS` exactly gets it:
@@ -687,7 +556,7 @@ fn lower_case_methods_over_http2() {
     let (status, body) = h2(port, "get", "/x", &[("x-api-key", ALICE)]);
     assert_eq!(status, 200);
     let echo: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
+    assert_eq!(echoed_header(&echo, "x-consumer-id"), vec!["alice"]);
     assert_eq!(upstream_requests(&envoy), 2);
 }
 
@@ -710,8 +579,8 @@ fn cookie_crumbs_over_http2() {
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let echo: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(header_values(&echo, "x-consumer-id"), vec!["alice"]);
-    let cookies = header_values(&echo, "cookie").join("; ");
+    assert_eq!(echoed_header(&echo, "x-consumer-id"), vec!["alice"]);
+    let cookies = echoed_header(&echo, "cookie").join("; ");
     assert!(
         !cookies.contains(ALICE),
         "the key reached the upstream: {cookies}"

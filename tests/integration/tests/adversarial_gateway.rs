@@ -17,6 +17,7 @@
     clippy::indexing_slicing
 )]
 
+use apim_integration::demo_keys::ALICE;
 use apim_integration::{repo_root, send_raw, Envoy, LogOnFailure, Request};
 
 /// The shipped gateway, on free ports, in front of the echo upstream.
@@ -33,9 +34,7 @@ fn gateway() -> Envoy {
 }
 
 fn upstream_requests(envoy: &Envoy) -> u64 {
-    envoy
-        .counter("cluster.demo_upstream.upstream_rq_total")
-        .unwrap_or(0)
+    envoy.upstream_requests("demo_upstream")
 }
 
 /// One test (one Envoy, requests in sequence) so the upstream counter's deltas are exact.
@@ -100,7 +99,6 @@ fn path_confusion_never_reaches_the_upstream_as_guest() {
 /// both reached the upstream: `/ADMIN` as an ordinary route, `/GraphQL` unguarded.)
 #[test]
 fn restricting_routes_ignore_case() {
-    const ALICE: &str = "demo-key-alice-0123456789abcdef";
     let envoy: &'static Envoy = Box::leak(Box::new(gateway()));
     envoy.stop_when_process_exits();
     let _log = LogOnFailure(envoy);

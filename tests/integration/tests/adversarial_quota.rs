@@ -14,6 +14,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use apim_integration::bootstrap::{listener, upstream_cluster, wasm_filter, WasmFilter};
+use apim_integration::demo_keys::BOB;
 use apim_integration::{Envoy, Request, Response};
 
 /// A window size in seconds (at most 366 days) with now in the middle of its current
@@ -38,61 +40,24 @@ fn year_plan() -> String {
 }
 
 /// One listener in front of the echo upstream: `hcm_extra` goes into the connection manager,
-/// `before` is the filters ahead of quota, `quota` the quota filter's JSON config.
-fn bootstrap(hcm_extra: &str, listener_extra: &str, before: &str, quota: &str) -> String {
-    let quoted = serde_json::to_string(
-        &serde_json::from_str::<serde_json::Value>(quota)
-            .unwrap()
-            .to_string(),
-    )
-    .unwrap();
-    format!(
-        r#"admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
-static_resources:
-  listeners:
-  - name: main
-    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
-{listener_extra}    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: main
-{hcm_extra}          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: /}}
-                route: {{cluster: upstream}}
-          http_filters:
-{before}          - name: apim.quota
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: quota
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  vm_id: quota
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{local: {{filename: "{{{{WASM:quota}}}}"}}}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: {quoted}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: upstream
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {{socket_address: {{address: 127.0.0.1, port_value: {{{{UPSTREAM_PORT}}}}}}}}
-"#
+/// `listener_extra` into the listener (YAML, may be empty), `before` is the filters ahead of
+/// quota, `quota` the quota filter's JSON config.
+fn bootstrap(hcm_extra: &str, listener_extra: &str, before: &[WasmFilter], quota: &str) -> String {
+    let compact = serde_json::from_str::<serde_json::Value>(quota)
+        .unwrap()
+        .to_string();
+    let l = before
+        .iter()
+        .fold(
+            listener("main", "upstream")
+                .listener_options(listener_extra)
+                .hcm_options(hcm_extra),
+            |l, f| l.filter(f),
+        )
+        .filter(wasm_filter("quota", &compact).no_root_id());
+    apim_integration::bootstrap::bootstrap(
+        &[l],
+        &[upstream_cluster("upstream").connect_timeout("1s").untyped()],
     )
 }
 
@@ -117,7 +82,7 @@ fn get(envoy: &Envoy, path: &str, headers: &[(&str, &str)]) -> Response {
 fn counter_is(envoy: &Envoy, name: &str, want: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let got = envoy.counter(name).unwrap_or(0);
+        let got = envoy.count(name);
         assert!(got <= want, "{name} = {got}, want {want}");
         if got == want {
             return;
@@ -133,9 +98,7 @@ fn counter_is(envoy: &Envoy, name: &str, want: u64) {
 
 /// Requests the upstream received (the echo cluster's stat).
 fn upstream_requests(envoy: &Envoy) -> u64 {
-    envoy
-        .counter("cluster.upstream.upstream_rq_total")
-        .unwrap_or(0)
+    envoy.upstream_requests("upstream")
 }
 
 fn wasm(name: &str) -> String {
@@ -169,7 +132,7 @@ fn aimed(n: usize, target: u64, slot_of: impl Fn(&str) -> u64) -> Vec<String> {
 fn crafted_colliding_keys_no_longer_reset_a_victims_count() {
     let plan = year_plan();
     let config = format!(r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}]}}"#);
-    let envoy = start(&bootstrap("", "", "", &config));
+    let envoy = start(&bootstrap("", "", &[], &config));
     let victim = "victim";
     for want in [200, 200, 429] {
         assert_eq!(get(&envoy, "/v", &[("x-user", victim)]).status, want);
@@ -204,7 +167,7 @@ fn a_full_slot_refuses_new_callers_and_never_evicts_a_live_counter() {
     let config = format!(
         r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}], "slot_key": "{hex}"}}"#
     );
-    let envoy = start(&bootstrap("", "", "", &config));
+    let envoy = start(&bootstrap("", "", &[], &config));
     let slot = |v: &str| quota::store::slot_key(&key, format!("p\u{1f}={v}").as_bytes());
     let victim = "victim";
     for want in [200, 200, 429] {
@@ -251,7 +214,7 @@ fn a_full_slot_refuses_new_callers_and_never_evicts_a_live_counter() {
 fn a_caller_without_a_plan_is_refused_unless_the_config_says_unlimited() {
     let plan = year_plan();
     let config = format!(r#"{{{plan}, "key": [{{"header": "x-user"}}]}}"#);
-    let envoy = start(&bootstrap("", "", "", &config));
+    let envoy = start(&bootstrap("", "", &[], &config));
     for _ in 0..3 {
         let r = get(&envoy, "/x", &[("x-user", "nobody")]);
         assert_eq!(r.status, 403);
@@ -265,7 +228,7 @@ fn a_caller_without_a_plan_is_refused_unless_the_config_says_unlimited() {
     let open = start(&bootstrap(
         "",
         "",
-        "",
+        &[],
         &format!(r#"{{{plan}, "key": [{{"header": "x-user"}}], "unknown_plan": "unlimited"}}"#),
     ));
     for _ in 0..3 {
@@ -275,21 +238,13 @@ fn a_caller_without_a_plan_is_refused_unless_the_config_says_unlimited() {
     assert_eq!(upstream_requests(&open), 3);
 }
 
-const API_KEY_AUTH: &str = r#"          - name: apim.api_key_auth
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: api_key_auth
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  vm_id: api_key_auth
-                  runtime: envoy.wasm.runtime.v8
-                  code: {local: {filename: "{{WASM:api_key_auth}}"}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: '{"consumers": [{"id": "bob", "plan": "platinum", "keys": [{"sha256": "3ddaba5e842f5e66e7dfbc3a318416be5097ae49ffe348fbf2c6f9e815a2df26"}]}, {"id": "guest", "plan": "p"}], "rules": [{"match": {"path": {"prefix": "/public"}}, "anonymous": "guest"}], "allow_cors_preflight": true}'
-"#;
-const BOB: &str = "demo-key-bob-0123456789abcdef0";
+fn api_key_auth() -> WasmFilter {
+    wasm_filter(
+        "api_key_auth",
+        r#"{"consumers": [{"id": "bob", "plan": "platinum", "keys": [{"sha256": "3ddaba5e842f5e66e7dfbc3a318416be5097ae49ffe348fbf2c6f9e815a2df26"}]}, {"id": "guest", "plan": "p"}], "rules": [{"match": {"path": {"prefix": "/public"}}, "anonymous": "guest"}], "allow_cors_preflight": true}"#,
+    )
+    .no_root_id()
+}
 
 /// Item 5 behind api-key-auth: bob's identity names plan `platinum`, which quota does not
 /// have. Before, he fell to `default_plan` (counted as someone else's plan); now he is refused
@@ -298,7 +253,7 @@ const BOB: &str = "demo-key-bob-0123456789abcdef0";
 fn an_identity_naming_an_unconfigured_plan_is_refused() {
     let plan = year_plan();
     let config = format!(r#"{{{plan}, "default_plan": "p"}}"#);
-    let envoy = start(&bootstrap("", "", API_KEY_AUTH, &config));
+    let envoy = start(&bootstrap("", "", &[api_key_auth()], &config));
     let r = get(&envoy, "/pets", &[("x-api-key", BOB)]);
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["code"], "quota_plan_unknown");
@@ -317,9 +272,9 @@ fn an_identity_naming_an_unconfigured_plan_is_refused() {
 #[test]
 fn anonymous_callers_and_preflights_do_not_share_one_bucket() {
     let plan = year_plan();
-    let hcm = "          use_remote_address: true\n          xff_num_trusted_hops: 1\n";
+    let hcm = "use_remote_address: true\nxff_num_trusted_hops: 1\n";
     let config = format!(r#"{{{plan}, "default_plan": "p", "anonymous_consumers": ["guest"]}}"#);
-    let envoy = start(&bootstrap(hcm, "", API_KEY_AUTH, &config));
+    let envoy = start(&bootstrap(hcm, "", &[api_key_auth()], &config));
     let call = |path: &str, addr: &str| get(&envoy, path, &[("x-forwarded-for", addr)]);
     // Address A uses up its 2 on /public (api-key-auth's anonymous guest).
     for want in [200, 200, 429] {
@@ -355,9 +310,9 @@ fn anonymous_callers_and_preflights_do_not_share_one_bucket() {
 #[test]
 fn a_client_cannot_pick_its_anonymous_counter_with_x_forwarded_for() {
     let plan = year_plan();
-    let hcm = "          use_remote_address: true\n";
+    let hcm = "use_remote_address: true\n";
     let config = format!(r#"{{{plan}, "default_plan": "p"}}"#);
-    let envoy = start(&bootstrap(hcm, "", "", &config));
+    let envoy = start(&bootstrap(hcm, "", &[], &config));
     let statuses: Vec<u16> = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
         .iter()
         .map(|a| get(&envoy, "/x", &[("x-forwarded-for", a)]).status)
@@ -376,7 +331,7 @@ fn long_keys_never_share_a_counter() {
         r#"{{{plan}, "default_plan": "p",
              "key": [{{"header": "x-a"}}, {{"header": "x-b"}}, {{"header": "x-c"}}, {{"header": "x-d"}}]}}"#
     );
-    let envoy = start(&bootstrap("", "", "", &config));
+    let envoy = start(&bootstrap("", "", &[], &config));
     let v = "v".repeat(256);
     let send = |last: &str| {
         get(
@@ -407,8 +362,8 @@ fn skipped_routes_never_hold_the_body() {
         r#"{{{plan}, "default_plan": "p", "cost_from_filter_state": true,
              "rules": [{{"match": {{"path": {{"prefix": "/upload"}}}}, "skip": true}}]}}"#
     );
-    let listener = "    per_connection_buffer_limit_bytes: 16384\n";
-    let envoy = start(&bootstrap("", listener, "", &config));
+    let listener_extra = "per_connection_buffer_limit_bytes: 16384\n";
+    let envoy = start(&bootstrap("", listener_extra, &[], &config));
     let body = vec![b'x'; 512 * 1024];
     let r = Request::new("POST", "/upload/big")
         .header("content-type", "application/octet-stream")
@@ -428,12 +383,12 @@ fn skipped_routes_never_hold_the_body() {
 #[test]
 fn an_ambiguous_path_never_matches_a_skip_rule() {
     let plan = year_plan();
-    let hcm = "          normalize_path: false\n          merge_slashes: false\n";
+    let hcm = "normalize_path: false\nmerge_slashes: false\n";
     let config = format!(
         r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}],
              "rules": [{{"match": {{"path": {{"prefix": "/public"}}}}, "skip": true}}]}}"#
     );
-    let envoy = start(&bootstrap(hcm, "", "", &config));
+    let envoy = start(&bootstrap(hcm, "", &[], &config));
     let user = [("x-user", "mallory")];
     for _ in 0..3 {
         assert_eq!(get(&envoy, "/public/x", &user).status, 200);
@@ -453,22 +408,13 @@ fn an_ambiguous_path_never_matches_a_skip_rule() {
     assert_eq!(upstream_requests(&envoy), 5);
 }
 
-const GRAPHQL_GUARD: &str = r#"          - name: apim.graphql_guard
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: graphql_guard
-                failure_policy: FAIL_CLOSED
-                # The guard holds the headers until it has judged the body (needs this knob).
-                allow_on_headers_stop_iteration: true
-                vm_config:
-                  vm_id: graphql_guard
-                  runtime: envoy.wasm.runtime.v8
-                  code: {local: {filename: "{{WASM:graphql_guard}}"}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: '{"limits": {"max_depth": 2}}'
-"#;
+/// The guard holds the headers until it has judged the body (needs
+/// `allow_on_headers_stop_iteration`).
+fn graphql_guard() -> WasmFilter {
+    wasm_filter("graphql_guard", r#"{"limits": {"max_depth": 2}}"#)
+        .no_root_id()
+        .allow_on_headers_stop_iteration()
+}
 
 /// Item 10. A GraphQL operation graphql-guard refuses (at the end of its body) is never
 /// charged: quota counts once every filter before it has decided (here at the end of the body,
@@ -480,7 +426,7 @@ fn an_operation_refused_by_graphql_guard_is_never_charged() {
     let config = format!(
         r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}], "cost_from_filter_state": true}}"#
     );
-    let envoy = start(&bootstrap("", "", GRAPHQL_GUARD, &config));
+    let envoy = start(&bootstrap("", "", &[graphql_guard()], &config));
     let send = |query: &str| {
         Request::new("POST", "/graphql")
             .header("x-user", "gina")
@@ -628,7 +574,7 @@ fn apim_validate_warns_when_a_config_opts_into_unlimited() {
 fn header_values_that_are_not_utf8_never_share_a_counter() {
     let plan = year_plan();
     let config = format!(r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}]}}"#);
-    let envoy = start(&bootstrap("", "", "", &config));
+    let envoy = start(&bootstrap("", "", &[], &config));
     let send = |v: &[u8]| {
         Request::get("/x")
             .header_bytes("x-user", v)

@@ -18,6 +18,8 @@
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster, wasm_filter};
+use apim_integration::echo::echoed_header;
 use apim_integration::{send_raw, Envoy, Request, Response};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -33,52 +35,19 @@ const HMAC_ISS: &str = "https://hmac.test";
 /// 32 bytes: "an-hmac-secret-of-32-bytes-long!".
 const HMAC_SECRET_B64: &str = "YW4taG1hYy1zZWNyZXQtb2YtMzItYnl0ZXMtbG9uZyE";
 
-const ENVOY: &str = r#"
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  clusters:
-  - name: upstream
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}}
-  listeners:
-  - name: main
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: main
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {prefix: /}
-                route: {cluster: upstream}
-          http_filters:
-          - name: apim.scope_authz
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: scope_authz
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  vm_id: scope_authz_adversarial
-                  runtime: envoy.wasm.runtime.v8
-                  code: {local: {filename: "{{WASM:scope_authz}}"}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: '__CONFIG__'
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"#;
+/// scope-authz with `config` in front of the echo upstream; no path settings in the HCM on
+/// purpose (see the module docs).
+fn envoy_config(config: &str) -> String {
+    let l = listener("main", "upstream").filter(
+        wasm_filter("scope_authz", config)
+            .no_root_id()
+            .vm_id("scope_authz_adversarial"),
+    );
+    bootstrap(
+        &[l],
+        &[upstream_cluster("upstream").connect_timeout("1s").untyped()],
+    )
+}
 
 fn filter_config() -> String {
     let jwks: Value = serde_json::from_str(JWKS1).unwrap();
@@ -110,7 +79,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let envoy = Envoy::start(&ENVOY.replace("__CONFIG__", &filter_config())).unwrap();
+        let envoy = Envoy::start(&envoy_config(&filter_config())).unwrap();
         envoy.stop_when_process_exits();
         Fixture {
             envoy,
@@ -129,15 +98,11 @@ fn serial() -> (MutexGuard<'static, ()>, &'static Envoy) {
 }
 
 fn upstream_requests(envoy: &Envoy) -> u64 {
-    envoy
-        .counter("cluster.upstream.upstream_rq_total")
-        .unwrap_or(0)
+    envoy.upstream_requests("upstream")
 }
 
 fn counter(envoy: &Envoy, name: &str) -> u64 {
-    envoy
-        .counter(&format!("wasmcustom.apim.scope_authz.{name}"))
-        .unwrap_or(0)
+    envoy.count(&format!("wasmcustom.apim.scope_authz.{name}"))
 }
 
 /// Sends `request` and checks the status and whether the upstream saw it (exactly once or
@@ -154,13 +119,7 @@ fn expect(envoy: &Envoy, what: &str, request: &Request, status: u16) -> Response
 
 /// The values of header `name` the upstream received (from the echo body).
 fn upstream_saw(r: &Response, name: &str) -> Vec<String> {
-    r.json()["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h[0] == name)
-        .map(|h| h[1].as_str().unwrap().to_string())
-        .collect()
+    echoed_header(&r.json(), name)
 }
 
 fn now() -> u64 {

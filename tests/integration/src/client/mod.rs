@@ -4,12 +4,15 @@
 //! odd framing. So the request is written byte by byte as built, and the response is parsed by
 //! hand (content-length, chunked, or read to EOF).
 
+mod curl_h2;
 mod response;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+pub(crate) use curl_h2::parse_head_block;
+pub use curl_h2::send_h2;
 pub use response::Response;
 
 /// Bounds a single read and the connect: a hung server fails the test instead of hanging it.
@@ -97,6 +100,18 @@ impl Request {
             &self.to_bytes(),
             self.method.eq_ignore_ascii_case("HEAD"),
         )
+    }
+
+    /// [`Request::send`] for a test: a failure panics, naming the request (its first 300
+    /// characters) and the error.
+    pub fn send_or_panic(&self, port: u16) -> Response {
+        self.send(port).unwrap_or_else(|e| {
+            let head: String = String::from_utf8_lossy(&self.to_bytes())
+                .chars()
+                .take(300)
+                .collect();
+            panic!("sending {head}…: {e}")
+        })
     }
 }
 

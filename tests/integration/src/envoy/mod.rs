@@ -155,6 +155,17 @@ impl Envoy {
     pub fn counter(&self, name: &str) -> Option<u64> {
         self.stats().ok()?.get(name).copied()
     }
+
+    /// A counter by its stat name, 0 if there is no such stat: Envoy creates a filter's own
+    /// counters when first counted, so "not there yet" is 0.
+    pub fn count(&self, name: &str) -> u64 {
+        self.counter(name).unwrap_or(0)
+    }
+
+    /// The requests the cluster `cluster` has sent upstream (`upstream_rq_total`).
+    pub fn upstream_requests(&self, cluster: &str) -> u64 {
+        self.count(&format!("cluster.{cluster}.upstream_rq_total"))
+    }
 }
 
 impl Drop for Envoy {

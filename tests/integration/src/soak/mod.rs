@@ -163,16 +163,7 @@ pub fn parse_curl_i(out: &[u8]) -> Result<Response, String> {
         .ok_or_else(|| format!("curl gave no response: {:?}", String::from_utf8_lossy(out)))?;
     let head = String::from_utf8_lossy(out.get(..split).unwrap_or_default());
     let body = out.get(split + 4..).unwrap_or_default().to_vec();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("curl: no status line in {head:?}"))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
+    let (status, headers) = crate::client::parse_head_block(&head)?;
     Ok(Response {
         status,
         headers,
