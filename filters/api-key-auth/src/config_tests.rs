@@ -219,3 +219,27 @@ fn bad_configs_name_the_field() {
         );
     }
 }
+
+/// A loosening rule matched by route name alone still needs `:path`: without it the path would
+/// read as empty, never ambiguous, and `/public/..%2Fadmin` would get the anonymous pass.
+#[test]
+fn a_guarded_route_name_rule_fetches_the_path() {
+    let c = parse(
+        r#"{"sources": [{"header": "x-api-key"}],
+            "consumers": [{"id": "guest"}],
+            "rules": [{"match": {"route_name": "public"}, "anonymous": "guest"}]}"#,
+    )
+    .unwrap();
+    assert!(c.fetch.iter().any(|h| h == ":path"), "{:?}", c.fetch);
+    let strict = parse(
+        r#"{"sources": [{"header": "x-api-key"}],
+            "consumers": [{"id": "ops", "groups": ["ops"], "keys": []}],
+            "rules": [{"match": {"route_name": "admin"}, "allow": {"groups": ["ops"]}}]}"#,
+    )
+    .unwrap();
+    assert!(
+        !strict.fetch.iter().any(|h| h == ":path"),
+        "{:?}",
+        strict.fetch
+    );
+}

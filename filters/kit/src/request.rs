@@ -8,6 +8,25 @@
 /// scan bounded whatever the client sends (Envoy's own default limit is 100).
 pub const MAX_HEADERS: usize = 1024;
 
+/// Headers frameworks obey to treat a request as another method (Rails, Express
+/// method-override, Spring's HiddenHttpMethodFilter variants, ASP.NET).
+pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Every header [`RequestHead::is_cors_preflight`] reads besides `:method`.
+pub const PREFLIGHT_HEADERS: [&str; 7] = [
+    "origin",
+    "access-control-request-method",
+    "content-length",
+    "transfer-encoding",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestHead {
     headers: Vec<(String, Vec<u8>)>,
@@ -144,11 +163,18 @@ impl RequestHead {
         h.strip_suffix('.').unwrap_or(h)
     }
 
-    /// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+    /// A CORS preflight: `OPTIONS` (exactly: the exemption loosens, and a server may read an
+    /// HTTP/2 `options` another way) with `Origin` and `Access-Control-Request-Method`, and
+    /// nothing a preflight never carries: no body announced (`content-length` other than 0,
+    /// `transfer-encoding`) and no method-override header that a framework would obey. Which
+    /// of these the view holds is up to the filter: fetch [`PREFLIGHT_HEADERS`] for OPTIONS.
     pub fn is_cors_preflight(&self) -> bool {
         self.method() == "OPTIONS"
             && self.contains("origin")
             && self.contains("access-control-request-method")
+            && !self.contains("transfer-encoding")
+            && self.all("content-length").all(|v| v == b"0")
+            && !METHOD_OVERRIDE_HEADERS.iter().any(|h| self.contains(h))
     }
 
     pub fn len(&self) -> usize {
@@ -439,6 +465,34 @@ mod tests {
         assert!(yes.is_cors_preflight());
         let no = RequestHead::from_pairs(&[(":method", "OPTIONS"), ("origin", "https://a")]);
         assert!(!no.is_cors_preflight());
+        // A preflight carries no body and asks for no other method.
+        let preflight = [
+            (":method", "OPTIONS"),
+            ("origin", "https://a"),
+            ("access-control-request-method", "POST"),
+        ];
+        for (extra, want) in [
+            (("content-length", "0"), true),
+            (("content-length", "12"), false),
+            (("transfer-encoding", "chunked"), false),
+            (("x-http-method-override", "DELETE"), false),
+            (("x-http-method", "PUT"), false),
+            (("x-method-override", "PATCH"), false),
+        ] {
+            let mut pairs = preflight.to_vec();
+            pairs.push(extra);
+            assert_eq!(
+                RequestHead::from_pairs(&pairs).is_cors_preflight(),
+                want,
+                "{extra:?}"
+            );
+        }
+        let lower = RequestHead::from_pairs(&[
+            (":method", "options"),
+            ("origin", "https://a"),
+            ("access-control-request-method", "POST"),
+        ]);
+        assert!(!lower.is_cors_preflight(), "only OPTIONS exactly");
     }
 
     #[test]

@@ -481,7 +481,9 @@ impl Config {
 }
 
 /// The preflight's own headers, fetched only once `:method` says OPTIONS.
-pub const CORS_HEADERS: [&str; 2] = ["origin", "access-control-request-method"];
+/// What a CORS preflight is judged on (kit: origin, the requested method, no body, no
+/// method override).
+pub const CORS_HEADERS: [&str; 7] = kit::request::PREFLIGHT_HEADERS;
 
 fn headers_to_fetch(sources: &[Source], rules: &RuleSet<Rule>, cors: bool) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();

@@ -602,3 +602,45 @@ fn cookie_crumbs_over_http2() {
     assert!(String::from_utf8_lossy(&body).contains("ambiguous_api_key"));
     assert_eq!(upstream_requests(&envoy), 1);
 }
+
+/// The CORS preflight exemption lets a request in without a key, so only a real preflight gets
+/// it: `OPTIONS` with `Origin` and `Access-Control-Request-Method`, no body and no
+/// method-override header a framework would obey (`X-HTTP-Method-Override: DELETE` turns the
+/// OPTIONS into a DELETE in Express or Rails). Anything else is judged like any request: 401
+/// without a key, nothing upstream. (Before: each of these reached the upstream keyless.)
+#[test]
+fn only_a_real_preflight_skips_the_key() {
+    let envoy = start();
+    let preflight = || {
+        Request::new("OPTIONS", "/pets/1")
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "DELETE")
+    };
+    let r = send(&envoy, &preflight());
+    assert_eq!(r.status, 200, "a real preflight passes: {}", r.text());
+    assert_eq!(upstream_requests(&envoy), 1);
+    let smuggled = [
+        ("a body", preflight().body("{\"drop\":\"table\"}")),
+        (
+            "x-http-method-override",
+            preflight().header("x-http-method-override", "DELETE"),
+        ),
+        (
+            "x-http-method",
+            preflight().header("x-http-method", "DELETE"),
+        ),
+        (
+            "x-method-override",
+            preflight().header("x-method-override", "DELETE"),
+        ),
+    ];
+    for (what, request) in smuggled {
+        let r = send(&envoy, &request);
+        assert_problem(&r, 401, "missing_api_key", what);
+        assert_eq!(
+            upstream_requests(&envoy),
+            1,
+            "a preflight with {what} reached the upstream"
+        );
+    }
+}
