@@ -44,18 +44,18 @@ fuzz_target!(|data: &[u8]| {
     };
     match mode % 4 {
         0 => {
-            if let Ok(e) = from_body(BodyKind::Json, rest, 5) {
+            if let Ok(e) = from_body(BodyKind::Json, rest, 5, &[]) {
                 run(e, &NoStore);
             }
         }
         1 => {
-            if let Ok(e) = from_body(BodyKind::Graphql, rest, 5) {
+            if let Ok(e) = from_body(BodyKind::Graphql, rest, 5, &[]) {
                 run(e, &NoStore);
             }
         }
         2 => {
             if let Ok(qs) = std::str::from_utf8(rest) {
-                if let Ok(e) = from_query_string(Some(qs)) {
+                if let Ok(e) = from_query_string(Some(qs), &[]) {
                     run(e, &NoStore);
                 }
             }
