@@ -12,6 +12,8 @@
 //!   The HCM accepts WebSocket upgrades and HTTP/2 (extended CONNECT too).
 //! - `bare`: the guard alone, `skip` on `/graphql/public`, no path normalisation in the HCM (as
 //!   behind a proxy we do not control).
+//! - `small`: the guard alone with `max_bytes: 300`, in `main`'s VM (the same APQ registry).
+//! - `warn`: the guard alone in warn-only mode, WebSocket upgrades accepted by the HCM.
 
 #![allow(
     clippy::unwrap_used,
@@ -201,6 +203,78 @@ static_resources:
                 configuration:
                   "@type": type.googleapis.com/google.protobuf.StringValue
                   value: '{"limits": {"max_depth": 8}, "websocket": "inspect"}'
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  - name: small
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: small
+          route_config:
+            name: small
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.graphql_guard
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: graphql_guard
+                root_id: graphql_guard
+                failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: true
+                vm_config:
+                  # The VM of `main`: the same APQ registry.
+                  vm_id: graphql_guard
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:graphql_guard}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{"limits": {"max_bytes": 300}}'
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  - name: warn
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: warn
+          upgrade_configs: [{upgrade_type: websocket}]
+          route_config:
+            name: warn
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.graphql_guard
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: graphql_guard
+                root_id: graphql_guard
+                failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: true
+                vm_config:
+                  vm_id: graphql_guard_warn
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:graphql_guard}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{"limits": {"max_depth": 8}, "warn_only": true}'
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
@@ -1136,4 +1210,177 @@ fn expect_continue_and_smuggling_shapes_never_reach_the_upstream() {
         assert_eq!(r.status, status, "{raw:.120}: {}", r.text());
     }
     assert_eq!(upstream_requests(), upstream);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Review of the hardening (second round).
+
+/// Review 1: an ambiguous path that no rule guards is still the GraphQL route to a server that
+/// resolves it (`/api/..;/graphql` to Tomcat, `/api/..%2Fgraphql` to one that decodes `%2F`):
+/// the GraphQL it carries is checked; a request without GraphQL on such a path passes.
+#[test]
+fn an_ambiguous_path_no_rule_guards_is_checked_for_graphql() {
+    let c = ctx("bare");
+    let upstream = upstream_requests();
+    let ambiguous = guard("path_ambiguous");
+    let deep = enc(DEEP);
+    for path in [
+        format!("/api/..;/graphql?query={deep}"),
+        format!("/api/..%2Fgraphql?query={deep}"),
+    ] {
+        let r = send(c.port, &Request::get(&path));
+        refused(&r, 400, "MAX_DEPTH_EXCEEDED");
+    }
+    let r = send(
+        c.port,
+        &Request::new("POST", "/api/..%2Fgraphql")
+            .header("content-type", "application/json")
+            .body(json!({ "query": DEEP }).to_string()),
+    );
+    refused(&r, 400, "MAX_DEPTH_EXCEEDED");
+    assert_eq!(
+        upstream_requests(),
+        upstream,
+        "the upstream saw an unguarded request"
+    );
+    assert_eq!(guard("path_ambiguous"), ambiguous + 3);
+    // Not GraphQL: passes.
+    let r = send(c.port, &Request::get("/api/..%2Fusers?id=5"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(upstream_requests(), upstream + 1);
+}
+
+/// Review 2: parameter names in another case (ASP.NET reads `?Query=` as `query`), persisted
+/// document ids the guard cannot check, and GraphQL parameters without a query are refused.
+#[test]
+fn miscased_parameters_and_document_ids_are_refused() {
+    let c = ctx("main");
+    let upstream = upstream_requests();
+    let bad = guard("rejected.bad_request");
+    let deep = enc(DEEP);
+    let gets = [
+        format!("/graphql?Query={deep}"),
+        format!("/graphql?QUERY={deep}"),
+        "/graphql?documentId=abc".to_string(),
+        "/graphql?doc_id=abc&variables=%7B%7D".to_string(),
+        "/graphql?variables=%7B%7D&operationName=A".to_string(),
+    ];
+    for path in &gets {
+        let r = send(c.port, &Request::get(path));
+        refused(&r, 400, "BAD_REQUEST");
+    }
+    let bodies = [
+        json!({ "Query": DEEP }),
+        json!({ "documentId": "abc" }),
+        json!({ "query": "{ pets { id } }", "namedQuery": "Deep" }),
+        json!([{ "query": "{ pets { id } }" }, { "id": "abc" }]),
+    ];
+    for body in &bodies {
+        let r = send(c.port, &post_json(body));
+        refused(&r, 400, "BAD_REQUEST");
+    }
+    assert_eq!(guard("rejected.bad_request"), bad + 9);
+    assert_eq!(
+        upstream_requests(),
+        upstream,
+        "the upstream saw a refused request"
+    );
+}
+
+/// Review 4: a hash alone is held to the caller's `max_bytes` for the document it stands for.
+#[test]
+fn a_hash_alone_keeps_the_callers_size_limit() {
+    let c = ctx("main");
+    let q = DEEP.replacen("query Deep", "query ApqSize", 1);
+    assert!(q.len() > 300, "the document must be over small's max_bytes");
+    let hash = sha256_hex(&q);
+    // Registered in the shared VM through `main`.
+    let r = send(
+        c.port,
+        &post_json(&json!({"query": q, "extensions": apq_ext(&hash)})).header("x-api-key", ALICE),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let port = shared().listener_port("small").unwrap();
+    let upstream = upstream_requests();
+    let over = guard("rejected.max_bytes_exceeded");
+    let alone = json!({ "extensions": apq_ext(&hash) });
+    let r = send(port, &post_json(&alone));
+    let e = refused(&r, 413, "MAX_BYTES_EXCEEDED");
+    assert_eq!(e["extensions"]["limit"], "max_bytes", "{e}");
+    let get = format!("/graphql?extensions={}", enc(&apq_ext(&hash).to_string()));
+    let r = send(port, &Request::get(&get));
+    refused(&r, 413, "MAX_BYTES_EXCEEDED");
+    assert_eq!(guard("rejected.max_bytes_exceeded"), over + 2);
+    assert_eq!(
+        upstream_requests(),
+        upstream,
+        "the upstream saw a refused hash"
+    );
+}
+
+/// Review 8: warn-only does not let an upgrade through uninspected.
+#[test]
+fn warn_only_still_refuses_upgrades() {
+    let c = ctx("warn");
+    let upstream = upstream_requests();
+    let refused_before = guard("rejected.upgrade_not_allowed");
+    let raw =
+        "GET /graphql HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
+               sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+               sec-websocket-protocol: graphql-transport-ws\r\n\r\n";
+    let r = send_raw(c.port, raw.as_bytes()).unwrap();
+    refused(&r, 403, "UPGRADE_NOT_ALLOWED");
+    assert_eq!(guard("rejected.upgrade_not_allowed"), refused_before + 1);
+    assert_eq!(upstream_requests(), upstream, "the upstream saw an upgrade");
+}
+
+/// Opens an inspected WebSocket on `ws` through the guard; the stream after the 101.
+fn ws_open(port: u16) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    s.write_all(
+        b"GET /graphql HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
+          sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+          sec-websocket-protocol: graphql-transport-ws\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1);
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s
+}
+
+/// Review 3: a subscribe whose payload has no query and no hash (a `documentId`) closes the
+/// stream; the upstream never gets it.
+#[test]
+fn a_websocket_operation_without_a_document_closes_the_stream() {
+    use std::io::{Read, Write};
+    let c = ctx("ws");
+    let bad = guard("rejected.bad_request");
+    let closed = ws_upstream::SEEN.lock().unwrap().closed;
+    let mut s = ws_open(c.port);
+    let init = r#"{"type":"connection_init","payload":{"review":3}}"#;
+    s.write_all(&ws_text(init)).unwrap();
+    until_seen("the init", |seen| seen.messages.iter().any(|m| m == init));
+    let doc = r#"{"id":"r3","type":"subscribe","payload":{"documentId":"abc"}}"#;
+    s.write_all(&ws_text(doc)).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    until_seen("the upstream connection closed", |seen| {
+        seen.closed > closed
+    });
+    let seen = ws_upstream::SEEN.lock().unwrap();
+    assert!(
+        !seen.messages.iter().any(|m| m.contains("\"r3\"")),
+        "the upstream saw the unchecked subscription"
+    );
+    drop(seen);
+    assert_eq!(guard("rejected.bad_request"), bad + 1);
 }
