@@ -1384,3 +1384,35 @@ fn a_websocket_operation_without_a_document_closes_the_stream() {
     drop(seen);
     assert_eq!(guard("rejected.bad_request"), bad + 1);
 }
+
+/// Review 6: an inspected stream buffers at most `websocket_max_message_bytes` (64 KiB by
+/// default), not `max_body_bytes`: a larger message resets the stream and never reaches the
+/// upstream.
+#[test]
+fn a_websocket_message_over_the_cap_resets_the_stream() {
+    use std::io::{Read, Write};
+    let c = ctx("ws");
+    let bad = guard("rejected.bad_request");
+    let closed = ws_upstream::SEEN.lock().unwrap().closed;
+    let mut s = ws_open(c.port);
+    let text =
+        json!({"type": "connection_init", "payload": {"pad": "x".repeat(70_000)}}).to_string();
+    let mask = [0x0Fu8, 0x1E, 0x2D, 0x3C];
+    let mut frame = vec![0x81, 0x80 | 127];
+    frame.extend_from_slice(&(text.len() as u64).to_be_bytes());
+    frame.extend_from_slice(&mask);
+    frame.extend(text.bytes().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    let _ = s.write_all(&frame);
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    until_seen("the upstream connection closed", |seen| {
+        seen.closed > closed
+    });
+    let seen = ws_upstream::SEEN.lock().unwrap();
+    assert!(
+        !seen.messages.iter().any(|m| m.contains("\"pad\"")),
+        "the upstream saw the oversized message"
+    );
+    drop(seen);
+    assert_eq!(guard("rejected.bad_request"), bad + 1);
+}
