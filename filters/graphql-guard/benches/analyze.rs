@@ -49,7 +49,7 @@ fn bench(c: &mut Criterion) {
         let bytes = body(&query);
         eprintln!("{name}: body {} bytes", bytes.len());
         let run = || {
-            let Ok(Extracted::Single(req)) = from_body(BodyKind::Json, &bytes, 10) else {
+            let Ok(Extracted::Single(req)) = from_body(BodyKind::Json, &bytes, 10, &[]) else {
                 panic!("not a single request");
             };
             check(

@@ -32,6 +32,10 @@ pub const DEFAULT_APQ_ENTRIES: u32 = 1000;
 pub const HARD_MAX_APQ_ENTRIES: u32 = 100_000;
 pub const DEFAULT_APQ_QUERY_BYTES: usize = 16 * 1024;
 pub const HARD_MAX_APQ_QUERY_BYTES: usize = 256 * 1024;
+/// What the APQ registry may hold at most: `max_entries × (32 + max_query_bytes)`.
+pub const HARD_MAX_APQ_TOTAL_BYTES: u64 = 64 * 1024 * 1024;
+pub const DEFAULT_WEBSOCKET_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+pub const HARD_MAX_WEBSOCKET_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// The filter-state key the operation's cost is published under (decimal ASCII).
 pub const COST_PROPERTY: &str = "apim_cost";
@@ -86,6 +90,15 @@ pub struct RawConfig {
     /// WebSocket upgrades on a guarded route: refused, or read frame by frame.
     #[serde(default)]
     pub websocket: WebsocketMode,
+    /// Largest WebSocket message (fragments together, or one frame) an inspected stream may
+    /// buffer; beyond it the stream is reset.
+    #[serde(default = "default_websocket_max_message_bytes")]
+    pub websocket_max_message_bytes: usize,
+    /// Persisted-document id names (`id`, `documentId`, `doc_id`, `namedQuery`) let through on a
+    /// guarded route, in the URL and as body keys; any other is refused (the guard cannot check
+    /// a stored document).
+    #[serde(default)]
+    pub document_id_parameters: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -261,6 +274,9 @@ fn default_apq_entries() -> u32 {
 fn default_apq_query_bytes() -> usize {
     DEFAULT_APQ_QUERY_BYTES
 }
+fn default_websocket_max_message_bytes() -> usize {
+    DEFAULT_WEBSOCKET_MAX_MESSAGE_BYTES
+}
 fn one() -> u64 {
     1
 }
@@ -358,6 +374,9 @@ pub struct Config {
     pub hold_headers: bool,
     pub apq: ApqLimits,
     pub websocket: WebsocketMode,
+    pub websocket_max_message_bytes: usize,
+    /// Persisted-document id names let through (as configured).
+    pub document_id_parameters: Vec<String>,
     /// The request headers a request needs fetched (rule conditions, method, path, media types).
     pub fetch: Vec<String>,
 }
@@ -410,6 +429,17 @@ impl Config {
         let rules = build_rules(&raw.rules, &root.key("rules"))?;
         let methods = build_methods(&raw.methods, &root.key("methods"))?;
         let apq = build_apq(&raw.apq, &root.key("apq"))?;
+        if raw.websocket_max_message_bytes == 0
+            || raw.websocket_max_message_bytes > HARD_MAX_WEBSOCKET_MESSAGE_BYTES
+        {
+            return Err(root.key("websocket_max_message_bytes").error(format!(
+                "must be between 1 and {HARD_MAX_WEBSOCKET_MESSAGE_BYTES}"
+            )));
+        }
+        let document_id_parameters = build_document_ids(
+            &raw.document_id_parameters,
+            &root.key("document_id_parameters"),
+        )?;
         let mut fetch: Vec<String> = [
             ":method",
             ":path",
@@ -448,6 +478,8 @@ impl Config {
             hold_headers: raw.hold_headers,
             apq,
             websocket: raw.websocket,
+            websocket_max_message_bytes: raw.websocket_max_message_bytes,
+            document_id_parameters,
             fetch,
         })
     }
@@ -632,10 +664,34 @@ fn build_apq(raw: &RawApq, field: &Field) -> Result<ApqLimits, ConfigError> {
             .key("max_query_bytes")
             .error(format!("must be between 1 and {HARD_MAX_APQ_QUERY_BYTES}")));
     }
+    let total = u64::from(raw.max_entries).saturating_mul(
+        u64::try_from(raw.max_query_bytes)
+            .unwrap_or(u64::MAX)
+            .saturating_add(32),
+    );
+    if total > HARD_MAX_APQ_TOTAL_BYTES {
+        return Err(field.error(format!(
+            "max_entries × (32 + max_query_bytes) is {total} bytes, more than {HARD_MAX_APQ_TOTAL_BYTES}"
+        )));
+    }
     Ok(ApqLimits {
         max_entries: raw.max_entries,
         max_query_bytes: raw.max_query_bytes,
     })
+}
+
+fn build_document_ids(raw: &[String], field: &Field) -> Result<Vec<String>, ConfigError> {
+    use crate::transport::DOCUMENT_ID_PARAMS;
+    for (i, name) in raw.iter().enumerate() {
+        if !DOCUMENT_ID_PARAMS.contains(&name.as_str()) {
+            return Err(field.index(i).error(format!(
+                "\"{}\" is not one of: {}",
+                name.escape_debug(),
+                DOCUMENT_ID_PARAMS.join(", ")
+            )));
+        }
+    }
+    Ok(raw.to_vec())
 }
 
 fn build_rules(raw: &[RawRule], field: &Field) -> Result<RuleSet<bool>, ConfigError> {

@@ -125,6 +125,22 @@ fn rules_and_plans_validate() {
 }
 
 #[test]
+fn websocket_and_registry_bounds() {
+    let c = parse("{}").unwrap();
+    assert_eq!(c.websocket_max_message_bytes, 64 * 1024);
+    assert!(c.document_id_parameters.is_empty());
+    // At the registry bound exactly: accepted.
+    let c = parse(r#"{"apq":{"max_entries":2048,"max_query_bytes":32736}}"#).unwrap();
+    assert_eq!(c.apq.max_entries, 2048);
+    let c = parse(
+        r#"{"websocket_max_message_bytes":1048576,"document_id_parameters":["id","documentId"]}"#,
+    )
+    .unwrap();
+    assert_eq!(c.websocket_max_message_bytes, 1024 * 1024);
+    assert_eq!(c.document_id_parameters, vec!["id", "documentId"]);
+}
+
+#[test]
 fn bad_configs_name_the_field() {
     let cases: &[(&str, &str)] = &[
         (r#"{"limts":{}}"#, "limts: unknown field `limts`"),
@@ -171,6 +187,19 @@ fn bad_configs_name_the_field() {
         (r#"{"apq":{"max_query_bytes":0}}"#, "apq.max_query_bytes: must be between 1 and 262144"),
         (r#"{"apq":{"entries":5}}"#, "apq.entries: unknown field `entries`"),
         (r#"{"websocket":"allow"}"#, "websocket: unknown variant `allow`"),
+        // The registry's bound: entries × (32 + document bytes) at most 64 MiB.
+        (
+            r#"{"apq":{"max_entries":100000,"max_query_bytes":262144}}"#,
+            "apq: max_entries × (32 + max_query_bytes) is 26217600000 bytes, more than 67108864",
+        ),
+        (
+            r#"{"apq":{"max_entries":4096,"max_query_bytes":16384}}"#,
+            "apq: max_entries × (32 + max_query_bytes) is 67239936 bytes",
+        ),
+        (r#"{"websocket_max_message_bytes":0}"#, "websocket_max_message_bytes: must be between 1 and 1048576"),
+        (r#"{"websocket_max_message_bytes":1048577}"#, "websocket_max_message_bytes: must be between 1 and 1048576"),
+        (r#"{"document_id_parameters":["Id"]}"#, "document_id_parameters[0]: \"Id\" is not one of: id, documentId, doc_id, namedQuery"),
+        (r#"{"document_id_parameters":["query"]}"#, "document_id_parameters[0]: \"query\" is not one of"),
         ("", "config is empty"),
     ];
     for (json, want) in cases {

@@ -70,7 +70,10 @@ impl HttpContext for Http {
                 // No extension (permessage-deflate) may be negotiated: the frames must be
                 // readable as sent.
                 host.remove_request_header("sec-websocket-extensions");
-                self.ws = Some((limits, FrameReader::new(self.config.max_body_bytes)));
+                self.ws = Some((
+                    limits,
+                    FrameReader::new(self.config.websocket_max_message_bytes),
+                ));
                 Action::Continue
             }
             HeadersAction::NeedBody(p) => {
@@ -94,10 +97,18 @@ impl HttpContext for Http {
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if let Some((limits, reader)) = &mut self.ws {
             // Each chunk is passed on once read (Continue), so the buffer holds only this one.
-            let bytes = kit::proxy_host::calls::request_body(0, body_size).unwrap_or_default();
+            let read = if body_size == 0 {
+                Some(Vec::new())
+            } else {
+                kit::proxy_host::calls::request_body(0, body_size)
+            };
             let host = ProxyHost;
             let env = Env::new(&host, &SharedData, &self.config, &self.counters);
-            return match handler::on_websocket_data(env, limits, reader, &bytes) {
+            let action = match read {
+                Some(bytes) => handler::on_websocket_data(env, limits, reader, &bytes),
+                None => handler::on_websocket_unreadable(env),
+            };
+            return match action {
                 WsAction::Continue => Action::Continue,
                 WsAction::Close => {
                     let _ = proxy_wasm::hostcalls::reset_http_request();
@@ -132,7 +143,7 @@ impl HttpContext for Http {
 
     /// A body followed by trailers never reports its end in the body callback: check it here,
     /// or the trailers' Continue would release an unchecked body. A body that cannot be read
-    /// here reads as empty and is refused (fail closed).
+    /// here is refused (fail closed).
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         let (config, Some(pending)) = (&self.config, &self.pending) else {
             return Action::Continue;

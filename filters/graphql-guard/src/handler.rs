@@ -7,8 +7,8 @@ use crate::apq::ApqStore;
 use crate::config::{Config, Limits, WebsocketMode, COST_PROPERTY};
 use crate::policy::{self, check, check_bytes, transport_violation, Checked, Code, Violation};
 use crate::transport::{
-    body_kind, from_body, from_query_string, has_graphql_params, BodyKind, Extracted,
-    TransportError,
+    body_kind, check_names, from_body, from_query_string, has_document_id, has_graphql_params,
+    looks_like_graphql, BodyKind, Extracted, TransportError,
 };
 use crate::ws::{self, FrameReader};
 use kit::denial::Format;
@@ -37,7 +37,8 @@ pub fn counter_names() -> Vec<String> {
 const CHECKED: usize = 0;
 const PASSED: usize = 1;
 const WARNED: usize = 2;
-/// A `skip` rule passed over because the path is ambiguous (the request is guarded).
+/// An ambiguous path that would have passed untouched (a `skip` rule, or no rule): its
+/// GraphQL, if it carries any, is checked.
 const PATH_AMBIGUOUS: usize = 3;
 
 fn counter_index(code: Code) -> usize {
@@ -113,6 +114,8 @@ pub struct Pending {
     /// A method other than POST: its URL, judged instead if the body turns out empty (an HTTP/2
     /// GET may end with an empty DATA frame).
     pub url: Option<String>,
+    /// An ambiguous path no rule guards: the body is checked only if it looks like GraphQL.
+    pub soft: bool,
 }
 
 pub fn on_request_headers(env: Env<'_>, end_of_stream: bool) -> HeadersAction {
@@ -123,6 +126,10 @@ pub fn on_request_headers(env: Env<'_>, end_of_stream: bool) -> HeadersAction {
         ..
     } = env;
     let head = RequestHead::fetch(host, &config.fetch);
+    // An ambiguous path that no rule guards (or that only a `skip` rule matches) may still be
+    // the GraphQL route to the upstream (`/api/..;/graphql`, `/api/..%2Fgraphql`): whatever
+    // GraphQL it carries is checked (`soft`), anything else passes.
+    let mut soft = false;
     if !config.rules.is_empty() {
         let route = if config.rules.needs_route_name() {
             host.route_name()
@@ -134,17 +141,26 @@ pub fn on_request_headers(env: Env<'_>, end_of_stream: bool) -> HeadersAction {
             head: &head,
         };
         let found = config.rules.lookup(&input);
-        if found.refused_ambiguous {
-            counters.inc(host, PATH_AMBIGUOUS);
-        }
         match found.rule {
             Some(false) => {}
-            // A skipped route, or no rule for it: not a GraphQL route.
-            Some(true) | None => return HeadersAction::Continue,
+            // A skipped route, or no rule for it: not a GraphQL route, unless the path is
+            // ambiguous.
+            Some(true) | None => {
+                if !head.path_is_ambiguous() {
+                    return HeadersAction::Continue;
+                }
+                soft = true;
+            }
+        }
+        if found.refused_ambiguous || soft {
+            counters.inc(host, PATH_AMBIGUOUS);
         }
     }
     let format = Format::for_graphql_accept(head.get_str("accept"));
-    let limits = *config.limits_for(plan(host, config).as_deref());
+    let (limits, identity_ok) = match plan(host, config) {
+        Ok(p) => (*config.limits_for(p.as_deref()), true),
+        Err(()) => (config.limits, false),
+    };
     let refuse = |v, always_reject| {
         finish(
             host,
@@ -155,17 +171,32 @@ pub fn on_request_headers(env: Env<'_>, end_of_stream: bool) -> HeadersAction {
             always_reject,
         )
     };
+    let identity_refused = || {
+        let v = policy::violation(
+            Code::IdentityInvalid,
+            "the consumer identity (apim_consumer) cannot be read",
+        );
+        refuse(v, false)
+    };
     // An upgraded stream (WebSocket over HTTP/1 `upgrade`, HTTP/2 extended CONNECT) carries
-    // operations in frames the guard does not read: refused, whatever warn-only says.
+    // operations in frames the guard reads only with `websocket: inspect`: refused otherwise,
+    // whatever warn-only says.
     let upgrade = head.get("upgrade").is_some_and(|v| !v.is_empty());
     if upgrade || head.contains(":protocol") {
+        let offered = head.get_str("sec-websocket-protocol");
+        if soft && !offered.is_some_and(|p| p.to_ascii_lowercase().contains("graphql")) {
+            return HeadersAction::Continue;
+        }
+        if !identity_ok {
+            return identity_refused();
+        }
         let websocket = [head.get_str("upgrade"), head.get_str(":protocol")]
             .into_iter()
             .flatten()
             .any(|v| v.trim().eq_ignore_ascii_case("websocket"));
         if config.websocket == WebsocketMode::Inspect
             && websocket
-            && ws::subprotocols_understood(head.get_str("sec-websocket-protocol"))
+            && ws::subprotocols_understood(offered)
         {
             return HeadersAction::Websocket(limits);
         }
@@ -173,12 +204,37 @@ pub fn on_request_headers(env: Env<'_>, end_of_stream: bool) -> HeadersAction {
             Code::UpgradeNotAllowed,
             "protocol upgrades (GraphQL over WebSocket) are not allowed on this route",
         );
-        return refuse(v, false);
+        return refuse(v, true);
     }
     // Methods compare case-insensitively (HTTP/2 lets a client send `post`).
     let method = head.method().to_ascii_uppercase();
+    let safe = method == "GET" || method == "HEAD";
     let query = head.query();
-    let in_url = match query.map(has_graphql_params) {
+    let pass = &config.document_id_parameters;
+    if soft {
+        let carries = query
+            .is_some_and(|q| has_graphql_params(q).unwrap_or(true) || has_document_id(q, pass));
+        if !carries {
+            if end_of_stream {
+                return HeadersAction::Continue;
+            }
+            let Ok(kind) = body_kind(head.get_str("content-type")) else {
+                return HeadersAction::Continue;
+            };
+            return HeadersAction::NeedBody(Pending {
+                limits,
+                kind: Ok(kind),
+                format,
+                safe,
+                url: (method != "POST").then(|| query.unwrap_or("").to_string()),
+                soft: true,
+            });
+        }
+    }
+    if !identity_ok {
+        return identity_refused();
+    }
+    let in_url = match query.map(|q| check_names(q, pass).and_then(|()| has_graphql_params(q))) {
         None => false,
         Some(Ok(found)) => found,
         Some(Err(e)) => return refuse(transport_violation(config, &e), false),
@@ -199,7 +255,6 @@ pub fn on_request_headers(env: Env<'_>, end_of_stream: bool) -> HeadersAction {
         v.denial = v.denial.with_header("allow", config.allow.clone());
         return refuse(v, false);
     }
-    let safe = method == "GET" || method == "HEAD";
     if end_of_stream {
         if method == "POST" {
             let v = policy::violation(Code::BadRequest, "the request has no body");
@@ -225,6 +280,7 @@ pub fn on_request_headers(env: Env<'_>, end_of_stream: bool) -> HeadersAction {
         format,
         safe,
         url: (method != "POST").then(|| query.unwrap_or("").to_string()),
+        soft: false,
     })
 }
 
@@ -262,7 +318,7 @@ fn check_url(
     if let Some(v) = check_bytes(config, limits, query.map_or(0, str::len)) {
         return refuse(v, true);
     }
-    match from_query_string(query) {
+    match from_query_string(query, &config.document_id_parameters) {
         Ok(Extracted::NotGraphql) => HeadersAction::Continue,
         Ok(Extracted::Single(req)) => {
             let checked = check(config, limits, safe, std::slice::from_ref(&req), apq);
@@ -299,13 +355,21 @@ pub fn on_websocket_data(
         Err(e) => return ws_refused(env, policy::violation(Code::BadRequest, e.message()), true),
     };
     for message in messages {
-        let req = match ws::operation(&message) {
+        let req = match ws::operation(&message, &config.document_id_parameters) {
             Ok(Some(req)) => req,
             Ok(None) => continue,
             Err(e) => {
                 return ws_refused(env, policy::violation(Code::BadRequest, e.message()), false)
             }
         };
+        // The plan's size limit holds for each operation, as over HTTP.
+        if let Some(v) = check_bytes(config, limits, message.len()) {
+            counters.inc(host, CHECKED);
+            if ws_refused(env, v, false) == WsAction::Close {
+                return WsAction::Close;
+            }
+            continue;
+        }
         let checked = check(config, limits, false, std::slice::from_ref(&req), apq);
         counters.inc(host, CHECKED);
         match checked.violation {
@@ -318,6 +382,12 @@ pub fn on_websocket_data(
         }
     }
     WsAction::Continue
+}
+
+/// A chunk of an inspected WebSocket that could not be read: the stream is reset.
+pub fn on_websocket_unreadable(env: Env<'_>) -> WsAction {
+    let v = policy::violation(Code::BadRequest, "the WebSocket stream could not be read");
+    ws_refused(env, v, true)
 }
 
 /// Counts and logs a refusal on a WebSocket; closes unless warn-only (and the stream is still
@@ -373,7 +443,37 @@ pub fn on_request_body(
     if !end_of_stream {
         return BodyAction::Buffer;
     }
-    let bytes = body().unwrap_or_default();
+    // A body that cannot be read is refused, never judged as empty (only a body Envoy reports
+    // as zero bytes is empty).
+    let read = if body_size == 0 {
+        Some(Vec::new())
+    } else {
+        body()
+    };
+    let Some(bytes) = read else {
+        let v = policy::violation(Code::BadRequest, "the request body could not be read");
+        return match finish(
+            host,
+            config,
+            counters,
+            pending.format,
+            Checked::refused(v),
+            true,
+        ) {
+            HeadersAction::Stop => BodyAction::Stop,
+            _ => BodyAction::Continue,
+        };
+    };
+    // An ambiguous path no rule guards: only a body that looks like GraphQL is checked.
+    if pending.soft {
+        let graphql = pending
+            .kind
+            .as_ref()
+            .is_ok_and(|k| !bytes.is_empty() && looks_like_graphql(*k, &bytes));
+        if !graphql {
+            return BodyAction::Continue;
+        }
+    }
     if let Some(url) = &pending.url {
         let query = (!url.is_empty()).then_some(url.as_str());
         if bytes.is_empty() {
@@ -402,7 +502,12 @@ pub fn on_request_body(
             };
         }
     };
-    let checked = match from_body(kind, &bytes, config.max_batch) {
+    let checked = match from_body(
+        kind,
+        &bytes,
+        config.max_batch,
+        &config.document_id_parameters,
+    ) {
         Ok(Extracted::Single(req)) => check(
             config,
             &pending.limits,
@@ -420,13 +525,16 @@ pub fn on_request_body(
     }
 }
 
-fn plan(host: &dyn Host, config: &Config) -> Option<String> {
+/// The caller's plan; an error when `apim_consumer` is present but does not decode (too large,
+/// or not an identity): the plan, and so the limits, cannot be known.
+fn plan(host: &dyn Host, config: &Config) -> Result<Option<String>, ()> {
     if !config.needs_identity() {
-        return None;
+        return Ok(None);
     }
-    host.property(&[PROPERTY])
-        .and_then(|b| Identity::decode(&b))
-        .and_then(|id| id.plan)
+    match host.property(&[PROPERTY]) {
+        None => Ok(None),
+        Some(b) => Identity::decode(&b).map(|id| id.plan).ok_or(()),
+    }
 }
 
 /// Counts, then rejects, warns or publishes the cost. `always_reject` is for the hard body cap,

@@ -304,17 +304,62 @@ fn limits_follow_the_consumer_plan() {
         post(&mut host, &config, &counters, None, DEEP),
         BodyAction::Stop
     );
-    // A forged or broken identity falls back to the default.
+    let _ = config;
+}
+
+/// An `apim_consumer` that is present but does not decode (junk, or too large) is refused with
+/// 403 IDENTITY_INVALID and counted, never read as an anonymous caller.
+#[test]
+fn an_unreadable_identity_is_refused() {
+    let too_large = format!(r#"{{"id":"{}","plan":"gold"}}"#, "a".repeat(70_000));
+    let cases: &[(&[u8], Option<u16>)] = &[
+        (b"{", Some(403)),
+        (b"\xff\xfe", Some(403)),
+        (b"5", Some(403)),
+        (too_large.as_bytes(), Some(403)),
+        (br#"{"id":"alice","plan":"gold"}"#, None),
+    ];
+    for (identity, want) in cases {
+        let (config, mut host, counters) =
+            setup(r#"{"limits":{"max_depth":2},"plans":{"gold":{"max_depth":5}}}"#);
+        host.properties
+            .insert("apim_consumer".into(), identity.to_vec());
+        with_headers(
+            &mut host,
+            &[
+                (":method", "POST"),
+                (":path", "/graphql"),
+                ("content-type", "application/json"),
+            ],
+        );
+        let action = on_request_headers(Env::new(&host, &NoStore, &config, &counters), false);
+        match want {
+            Some(status) => {
+                assert_eq!(action, HeadersAction::Stop);
+                let r = host.reply().unwrap();
+                assert_eq!(r.status, *status);
+                let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+                assert_eq!(v["errors"][0]["extensions"]["code"], "IDENTITY_INVALID");
+                assert_eq!(
+                    host.counter("apim.graphql_guard.rejected.identity_invalid"),
+                    1
+                );
+            }
+            None => assert!(matches!(action, HeadersAction::NeedBody(_))),
+        }
+    }
+    // Without per-plan limits the identity is never read.
+    let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":2}}"#);
     host.properties
         .insert("apim_consumer".into(), b"{".to_vec());
-    let (config2, mut host2, counters2) =
-        setup(r#"{"limits":{"max_depth":2},"plans":{"gold":{"max_depth":5}}}"#);
-    host2.properties = host.properties.clone();
-    assert_eq!(
-        post(&mut host2, &config2, &counters2, None, DEEP),
-        BodyAction::Stop
+    with_headers(
+        &mut host,
+        &[(":method", "GET"), (":path", "/graphql?query=%7Ba%7D")],
     );
-    let _ = config;
+    assert_eq!(
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), true),
+        HeadersAction::Continue
+    );
 }
 
 #[test]
@@ -669,6 +714,284 @@ fn inspected_websockets_check_every_operation() {
             &mut reader,
             &crate::ws::tests::frame(true, 2, b"x")
         ),
+        WsAction::Close
+    );
+    assert_eq!(host.counter("apim.graphql_guard.rejected.bad_request"), 1);
+}
+
+/// Runs one request (headers, then the body if any) through the guard: the reply's status and
+/// code, or `None` when it went on.
+fn run(
+    config: &Config,
+    host: &mut MockHost,
+    counters: &Counters,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Option<(u16, String)> {
+    with_headers(host, headers);
+    let env = Env::new(host, &NoStore, config, counters);
+    let action = on_request_headers(env, body.is_none());
+    let stopped = match (action, body) {
+        (HeadersAction::Stop, _) => true,
+        (HeadersAction::NeedBody(p), Some(b)) => {
+            let env = Env::new(host, &NoStore, config, counters);
+            on_request_body(env, &p, b.len(), true, || Some(b.as_bytes().to_vec()))
+                == BodyAction::Stop
+        }
+        (HeadersAction::NeedBody(_), None) => panic!("no body to give"),
+        (HeadersAction::Continue | HeadersAction::Websocket(_), _) => false,
+    };
+    stopped.then(|| {
+        let r = host.reply().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        (
+            r.status,
+            v["errors"][0]["extensions"]["code"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        )
+    })
+}
+
+/// An ambiguous path that no rule guards, or that only a catch-all `skip` matches, is guarded
+/// for whatever GraphQL it carries (`/api/..;/graphql` is `/graphql` to Tomcat,
+/// `/api/..%2Fgraphql` to servers that decode `%2F`), and counted under `path_ambiguous`;
+/// anything else on it passes.
+#[test]
+fn ambiguous_paths_no_rule_guards_are_checked_for_graphql() {
+    let deep_body = r#"{"query":"{ a { b } }"}"#;
+    let get = |path: &'static str| vec![(":method", "GET"), (":path", path)];
+    let post = |path: &'static str, ct: &'static str| {
+        vec![(":method", "POST"), (":path", path), ("content-type", ct)]
+    };
+    let ws = |proto: &'static str| {
+        vec![
+            (":method", "GET"),
+            (":path", "/api/..%2Fgraphql"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-protocol", proto),
+        ]
+    };
+    type Case = (
+        Vec<(&'static str, &'static str)>,
+        Option<&'static str>,
+        Option<(u16, &'static str)>,
+        i64,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            get("/api/..;/graphql?query=%7Ba%7Bb%7D%7D"),
+            None,
+            Some((400, "MAX_DEPTH_EXCEEDED")),
+            1,
+        ),
+        (
+            get("/api/..%2Fgraphql?query=%7Ba%7Bb%7D%7D"),
+            None,
+            Some((400, "MAX_DEPTH_EXCEEDED")),
+            1,
+        ),
+        (
+            get("/api/..%5Cgraphql?query=%7Ba%7Bb%7D%7D"),
+            None,
+            Some((400, "MAX_DEPTH_EXCEEDED")),
+            1,
+        ),
+        (
+            get("/api//graphql?query=%7Ba%7Bb%7D%7D"),
+            None,
+            Some((400, "MAX_DEPTH_EXCEEDED")),
+            1,
+        ),
+        (
+            get("/api/..%2Fgraphql?Query=%7Ba%7D"),
+            None,
+            Some((400, "BAD_REQUEST")),
+            1,
+        ),
+        (
+            get("/api/..%2Fgraphql?documentId=x"),
+            None,
+            Some((400, "BAD_REQUEST")),
+            1,
+        ),
+        (get("/api/..%2Fgraphql?query=%7Ba%7D"), None, None, 1),
+        (get("/api/..%2Fusers?id=5"), None, None, 1),
+        (get("/api/users?query=%7Ba%7Bb%7D%7D"), None, None, 0),
+        (
+            post("/api/..%2Fgraphql", "application/json"),
+            Some(deep_body),
+            Some((400, "MAX_DEPTH_EXCEEDED")),
+            1,
+        ),
+        (
+            post("/api/..;/graphql", "application/graphql"),
+            Some("{ a { b } }"),
+            Some((400, "MAX_DEPTH_EXCEEDED")),
+            1,
+        ),
+        (
+            post("/api/..%2Fgraphql", "application/json"),
+            Some(r#"{"Query":"{ a }"}"#),
+            Some((400, "BAD_REQUEST")),
+            1,
+        ),
+        (
+            post("/api/..%2Fusers", "application/json"),
+            Some(r#"{"name":"x"}"#),
+            None,
+            1,
+        ),
+        (
+            post("/api/..%2Fusers", "text/plain"),
+            Some("query=x"),
+            None,
+            1,
+        ),
+        (
+            post("/api/users", "application/json"),
+            Some(deep_body),
+            None,
+            0,
+        ),
+        (
+            ws("graphql-transport-ws"),
+            None,
+            Some((403, "UPGRADE_NOT_ALLOWED")),
+            1,
+        ),
+        (ws("chat"), None, None, 1),
+    ];
+    for rules in [
+        r#"[{"match":{"path":{"prefix":"/graphql"}}}]"#,
+        r#"[{"match":{"path":{"prefix":"/graphql"}}},{"match":{},"skip":true}]"#,
+    ] {
+        for (headers, body, want, ambiguous) in &cases {
+            let json = format!(r#"{{"limits":{{"max_depth":1}},"rules":{rules}}}"#);
+            let (config, mut host, counters) = setup(&json);
+            let got = run(&config, &mut host, &counters, headers, *body);
+            let want = want.map(|(s, c)| (s, c.to_string()));
+            assert_eq!(got, want, "{rules} {headers:?}");
+            assert_eq!(
+                host.counter("apim.graphql_guard.path_ambiguous"),
+                *ambiguous,
+                "{headers:?}"
+            );
+        }
+    }
+}
+
+/// Warn-only never lets an upgrade through uninspected: refused (and counted as refused).
+#[test]
+fn warn_only_still_refuses_upgrades() {
+    let (config, mut host, counters) = setup(r#"{"warn_only":true}"#);
+    let got = run(
+        &config,
+        &mut host,
+        &counters,
+        &[
+            (":method", "GET"),
+            (":path", "/graphql"),
+            ("upgrade", "websocket"),
+        ],
+        None,
+    );
+    assert_eq!(got, Some((403, "UPGRADE_NOT_ALLOWED".to_string())));
+    assert_eq!(host.counter("apim.graphql_guard.warned"), 0);
+    assert_eq!(
+        host.counter("apim.graphql_guard.rejected.upgrade_not_allowed"),
+        1
+    );
+}
+
+/// A body Envoy reports but the guard cannot read is refused (even in warn-only mode), never
+/// judged as empty; a body reported as zero bytes is empty.
+#[test]
+fn an_unreadable_body_is_refused() {
+    for json in [r#"{}"#, r#"{"warn_only":true}"#] {
+        for (method, path) in [("POST", "/graphql"), ("GET", "/graphql?query=%7Ba%7D")] {
+            let (config, mut host, counters) = setup(json);
+            with_headers(
+                &mut host,
+                &[
+                    (":method", method),
+                    (":path", path),
+                    ("content-type", "application/json"),
+                ],
+            );
+            let HeadersAction::NeedBody(p) =
+                on_request_headers(Env::new(&host, &NoStore, &config, &counters), false)
+            else {
+                panic!("waits for the body");
+            };
+            let env = Env::new(&host, &NoStore, &config, &counters);
+            assert_eq!(
+                on_request_body(env, &p, 20, true, || None),
+                BodyAction::Stop,
+                "{json} {method}"
+            );
+            assert_eq!(host.reply().unwrap().status, 400);
+            assert_eq!(host.counter("apim.graphql_guard.rejected.bad_request"), 1);
+        }
+    }
+    // Zero bytes: the URL alone is judged (an HTTP/2 GET ending with an empty DATA frame).
+    let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":1}}"#);
+    with_headers(
+        &mut host,
+        &[(":method", "GET"), (":path", "/graphql?query=%7Ba%7D")],
+    );
+    let HeadersAction::NeedBody(p) =
+        on_request_headers(Env::new(&host, &NoStore, &config, &counters), false)
+    else {
+        panic!("waits for the body");
+    };
+    let env = Env::new(&host, &NoStore, &config, &counters);
+    assert_eq!(
+        on_request_body(env, &p, 0, true, || None),
+        BodyAction::Continue
+    );
+    assert_eq!(host.counter("apim.graphql_guard.passed"), 1);
+    // A WebSocket chunk that cannot be read resets the stream, warn-only or not.
+    let (config, host, counters) = setup(r#"{"warn_only":true}"#);
+    assert_eq!(
+        on_websocket_unreadable(Env::new(&host, &NoStore, &config, &counters)),
+        WsAction::Close
+    );
+    assert_eq!(host.counter("apim.graphql_guard.rejected.bad_request"), 1);
+}
+
+/// The plan's `max_bytes` holds for each WebSocket operation as over HTTP; a subscribe without
+/// a checkable document closes the stream.
+#[test]
+fn websocket_operations_keep_the_size_limit_and_need_a_document() {
+    use crate::ws::FrameReader;
+    let (config, host, counters) = setup(r#"{"limits":{"max_bytes":80},"websocket":"inspect"}"#);
+    let limits = config.limits;
+    let env = Env::new(&host, &NoStore, &config, &counters);
+    let msg = |m: &str| crate::ws::tests::frame(true, 1, m.as_bytes());
+    let mut reader = FrameReader::new(config.websocket_max_message_bytes);
+    let small = msg(r#"{"id":"1","type":"subscribe","payload":{"query":"{ a }"}}"#);
+    assert_eq!(
+        on_websocket_data(env, &limits, &mut reader, &small),
+        WsAction::Continue
+    );
+    let fields = "a ".repeat(40);
+    let big = msg(&format!(
+        r#"{{"id":"2","type":"subscribe","payload":{{"query":"{{ {fields} }}"}}}}"#
+    ));
+    assert_eq!(
+        on_websocket_data(env, &limits, &mut reader, &big),
+        WsAction::Close
+    );
+    assert_eq!(
+        host.counter("apim.graphql_guard.rejected.max_bytes_exceeded"),
+        1
+    );
+    let mut reader = FrameReader::new(config.websocket_max_message_bytes);
+    let doc = msg(r#"{"id":"3","type":"subscribe","payload":{"documentId":"x"}}"#);
+    assert_eq!(
+        on_websocket_data(env, &limits, &mut reader, &doc),
         WsAction::Close
     );
     assert_eq!(host.counter("apim.graphql_guard.rejected.bad_request"), 1);

@@ -34,10 +34,12 @@ pub enum Code {
     PersistedNotFound,
     MethodNotAllowed,
     UpgradeNotAllowed,
+    /// `apim_consumer` is present but does not decode: the plan cannot be known.
+    IdentityInvalid,
 }
 
 impl Code {
-    pub const ALL: [Code; 22] = [
+    pub const ALL: [Code; 23] = [
         Code::MaxBytes,
         Code::MaxTokens,
         Code::MaxDepth,
@@ -60,6 +62,7 @@ impl Code {
         Code::PersistedNotFound,
         Code::MethodNotAllowed,
         Code::UpgradeNotAllowed,
+        Code::IdentityInvalid,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +89,7 @@ impl Code {
             Code::PersistedNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Code::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Code::UpgradeNotAllowed => "UPGRADE_NOT_ALLOWED",
+            Code::IdentityInvalid => "IDENTITY_INVALID",
         }
     }
 
@@ -97,7 +101,7 @@ impl Code {
             // Apollo's APQ protocol: a cache miss the client answers by resending the full
             // query, reported as a GraphQL error with status 200 (Apollo Server and Router).
             Code::PersistedNotFound => 200,
-            Code::UpgradeNotAllowed => 403,
+            Code::UpgradeNotAllowed | Code::IdentityInvalid => 403,
             _ => 400,
         }
     }
@@ -109,6 +113,7 @@ impl Code {
             Code::MutationOverGet => "Mutation over GET",
             Code::MethodNotAllowed => "Method not allowed",
             Code::UpgradeNotAllowed => "Upgrade not allowed",
+            Code::IdentityInvalid => "Identity unreadable",
             Code::PersistedNotFound => "PersistedQueryNotFound",
             _ => "GraphQL operation refused",
         }
@@ -227,8 +232,10 @@ pub fn check(
 ) -> Checked {
     let mut cost = 0u64;
     let batch = reqs.len() > 1;
+    // Bytes of the registered documents hashes stand for, summed over the batch.
+    let mut registered_bytes = 0usize;
     for (i, req) in reqs.iter().enumerate() {
-        match check_one(config, limits, is_get, req, apq) {
+        match check_one(config, limits, is_get, req, apq, &mut registered_bytes) {
             Ok(c) => cost = cost.saturating_add(c),
             Err(mut v) => {
                 if batch {
@@ -254,6 +261,7 @@ fn check_one(
     is_get: bool,
     req: &GqlRequest,
     apq: &dyn ApqStore,
+    registered_bytes: &mut usize,
 ) -> Result<u64, Violation> {
     let claimed = match &req.persisted_hash {
         Some(h) => Some(parse_sha256(h).map_err(|_| {
@@ -299,6 +307,12 @@ fn check_one(
         (None, Some(d)) => {
             registered = apq::lookup(apq, &config.apq, &d)
                 .ok_or_else(|| violation(Code::PersistedNotFound, "PersistedQueryNotFound"))?;
+            // The caller's size limit holds for what the hash stands for, as if it had been
+            // sent (the whole batch's hashed documents together).
+            *registered_bytes = registered_bytes.saturating_add(registered.len());
+            if let Some(v) = check_bytes(config, limits, *registered_bytes) {
+                return Err(v);
+            }
             (&registered, None)
         }
         (None, None) => {

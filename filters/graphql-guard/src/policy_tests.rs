@@ -365,3 +365,43 @@ fn batches_mutations_over_get_and_bytes() {
     let c = config(r#"{"max_body_bytes":50}"#);
     assert!(check_bytes(&c, &c.limits, 51).is_some());
 }
+
+/// A hash alone is held to the caller's `max_bytes` for the document it stands for, summed
+/// over a batch, as if the documents had been sent.
+#[test]
+fn a_hash_alone_keeps_the_size_limit() {
+    let c = config(r#"{"limits":{"max_bytes":40},"plans":{"big":{"max_bytes":1000}}}"#);
+    let big = c.plans["big"];
+    let store = crate::apq::MemStore::default();
+    let doc = |n: usize| format!("{{ {} }}", "a ".repeat(n));
+    let alone = |q: &str| GqlRequest {
+        persisted_hash: Some(kit::digest::to_hex(&kit::digest::sha256(q.as_bytes()))),
+        ..GqlRequest::default()
+    };
+    let full = |q: &str| GqlRequest {
+        query: Some(q.to_string()),
+        ..alone(q)
+    };
+    let (long, short) = (doc(30), doc(10)); // 64 and 24 bytes
+    for q in [&long, &short] {
+        assert_eq!(check(&c, &big, false, &[full(q)], &store).violation, None);
+    }
+    let cases: Vec<(&Limits, Vec<GqlRequest>, Option<Code>)> = vec![
+        (&c.limits, vec![alone(&short)], None),
+        (&c.limits, vec![alone(&long)], Some(Code::MaxBytes)),
+        (&big, vec![alone(&long)], None),
+        // 24 + 24 = 48 > 40: the batch's documents together.
+        (
+            &c.limits,
+            vec![alone(&short), alone(&short)],
+            Some(Code::MaxBytes),
+        ),
+        (&big, vec![alone(&short), alone(&long), alone(&short)], None),
+    ];
+    for (limits, reqs, want) in cases {
+        let got = check(&c, limits, false, &reqs, &store)
+            .violation
+            .map(|v| v.code);
+        assert_eq!(got, want, "{} requests", reqs.len());
+    }
+}

@@ -61,20 +61,75 @@ pub fn body_kind(content_type: Option<&str>) -> Result<BodyKind, TransportError>
 /// The GraphQL-over-HTTP parameters a URL may carry.
 pub const URL_PARAMS: [&str; 4] = ["query", "extensions", "operationName", "variables"];
 
-/// GraphQL parameters in a query string, counted with `&` as the only separator and with `;`
-/// as one too (Rack and older Go and Python servers split on `;`).
+/// Persisted-document id parameters (URL) and keys (JSON body) some servers run a stored
+/// document by. The guard cannot check such a document: refused unless the config lets the name
+/// pass (`document_id_parameters`).
+pub const DOCUMENT_ID_PARAMS: [&str; 4] = ["id", "documentId", "doc_id", "namedQuery"];
+
+/// What a parameter (or JSON key) name is to the guard, compared ASCII-case-insensitively as
+/// ASP.NET and other servers bind them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Name {
+    /// A GraphQL parameter in its exact spelling.
+    Graphql,
+    /// A GraphQL parameter in another case (`Query`): some servers read it, some do not.
+    Miscased,
+    /// A persisted-document id the config does not let pass.
+    DocumentId,
+    Other,
+}
+
+fn classify(name: &[u8], pass: &[String]) -> Name {
+    if let Some(p) = URL_PARAMS
+        .iter()
+        .find(|p| p.as_bytes().eq_ignore_ascii_case(name))
+    {
+        return if p.as_bytes() == name {
+            Name::Graphql
+        } else {
+            Name::Miscased
+        };
+    }
+    let doc = DOCUMENT_ID_PARAMS
+        .iter()
+        .any(|p| p.as_bytes().eq_ignore_ascii_case(name));
+    if doc && !pass.iter().any(|p| p.as_bytes().eq_ignore_ascii_case(name)) {
+        return Name::DocumentId;
+    }
+    Name::Other
+}
+
+fn name_error(kind: Name, name: &[u8]) -> Option<TransportError> {
+    let shown = String::from_utf8_lossy(name.get(..name.len().min(64)).unwrap_or(&[])).into_owned();
+    match kind {
+        Name::Miscased => Some(TransportError::BadRequest(format!(
+            "GraphQL parameter names are lower camel case exactly (got {shown:?})"
+        ))),
+        Name::DocumentId => Some(TransportError::BadRequest(format!(
+            "persisted-document ids ({shown:?}) cannot be checked and are not accepted"
+        ))),
+        Name::Graphql | Name::Other => None,
+    }
+}
+
+/// The decoded names of a query string's parameters, split at `separators`.
+fn names<'a>(qs: &'a str, separators: &'a [char]) -> impl Iterator<Item = Vec<u8>> + 'a {
+    qs.split(separators).map(|pair| {
+        let k = pair.split_once('=').map_or(pair, |(k, _)| k);
+        kit::query::percent_decode(k)
+    })
+}
+
+/// GraphQL parameters in a query string (any case), counted with `&` as the only separator and
+/// with `;` as one too (Rack and older Go and Python servers split on `;`).
 fn count_params(qs: &str, separators: &[char]) -> usize {
-    qs.split(separators)
-        .filter(|pair| {
-            let k = pair.split_once('=').map_or(*pair, |(k, _)| k);
-            let k = kit::query::percent_decode(k);
-            URL_PARAMS.iter().any(|p| p.as_bytes() == k.as_slice())
-        })
+    names(qs, separators)
+        .filter(|k| matches!(classify(k, &[]), Name::Graphql | Name::Miscased))
         .count()
 }
 
-/// Whether the query string carries a GraphQL parameter, for any server's reading of it; an
-/// error when readings disagree (`?x=1;query=…`).
+/// Whether the query string carries a GraphQL parameter (in any case), for any server's
+/// reading of it; an error when readings disagree (`?x=1;query=…`).
 pub fn has_graphql_params(qs: &str) -> Result<bool, TransportError> {
     let amp = count_params(qs, &['&']);
     if amp != count_params(qs, &['&', ';']) {
@@ -85,12 +140,39 @@ pub fn has_graphql_params(qs: &str) -> Result<bool, TransportError> {
     Ok(amp > 0)
 }
 
+/// Whether the query string names a persisted-document id the config does not let pass (any
+/// case, `&` or `;`), other than plain `id` (too common a name to mean GraphQL off a GraphQL
+/// route).
+pub fn has_document_id(qs: &str, pass: &[String]) -> bool {
+    names(qs, &['&', ';'])
+        .any(|k| classify(&k, pass) == Name::DocumentId && !k.eq_ignore_ascii_case(b"id"))
+}
+
+/// On a guarded route: refuses a GraphQL parameter in another case and a persisted-document
+/// id the config does not let pass.
+pub fn check_names(qs: &str, pass: &[String]) -> Result<(), TransportError> {
+    for k in names(qs, &['&', ';']) {
+        if let Some(e) = name_error(classify(&k, pass), &k) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// A GET request's parameters.
-pub fn from_query_string(query: Option<&str>) -> Result<Extracted, TransportError> {
+/// A GraphQL parameter in another case or a persisted-document id (not let `pass`) is refused;
+/// so is a URL with GraphQL parameters but neither `query` nor a persisted-query hash.
+pub fn from_query_string(
+    query: Option<&str>,
+    pass: &[String],
+) -> Result<Extracted, TransportError> {
     let Some(qs) = query else {
         return Ok(Extracted::NotGraphql);
     };
-    has_graphql_params(qs)?;
+    check_names(qs, pass)?;
+    if !has_graphql_params(qs)? {
+        return Ok(Extracted::NotGraphql);
+    }
     // Servers disagree on which copy of a repeated parameter they run (first, last): a repeated
     // GraphQL parameter is refused, so the operation checked is the operation run.
     let text = |name: &str| -> Result<Option<String>, TransportError> {
@@ -110,9 +192,6 @@ pub fn from_query_string(query: Option<&str>) -> Result<Extracted, TransportErro
     };
     let query = text("query")?;
     let extensions = text("extensions")?;
-    if query.is_none() && extensions.is_none() {
-        return Ok(Extracted::NotGraphql);
-    }
     let json = |name: &str, v: Option<String>| -> Result<Option<Value>, TransportError> {
         match v {
             None => Ok(None),
@@ -130,14 +209,21 @@ pub fn from_query_string(query: Option<&str>) -> Result<Extracted, TransportErro
         variables: check_variables(variables)?,
         persisted_hash: persisted_hash(extensions.as_ref())?,
     };
+    if req.query.is_none() && req.persisted_hash.is_none() {
+        return Err(TransportError::BadRequest(
+            "GraphQL parameters without a query or a persisted-query hash".into(),
+        ));
+    }
     Ok(Extracted::Single(req))
 }
 
 /// A POST body of the given kind. `max_batch` 0 refuses arrays.
+/// `pass`: persisted-document id keys let through (see [`DOCUMENT_ID_PARAMS`]).
 pub fn from_body(
     kind: BodyKind,
     body: &[u8],
     max_batch: usize,
+    pass: &[String],
 ) -> Result<Extracted, TransportError> {
     match kind {
         BodyKind::Graphql => {
@@ -161,7 +247,7 @@ pub fn from_body(
                         .into_iter()
                         .enumerate()
                         .map(|(i, v)| {
-                            from_object(v).map_err(|e| match e {
+                            from_object(v, pass).map_err(|e| match e {
                                 TransportError::BadRequest(m) => {
                                     TransportError::BadRequest(format!("batch element {i}: {m}"))
                                 }
@@ -174,18 +260,23 @@ pub fn from_body(
                     }
                     Ok(Extracted::Batch(reqs))
                 }
-                other => Ok(Extracted::Single(from_object(other)?)),
+                other => Ok(Extracted::Single(from_object(other, pass)?)),
             }
         }
     }
 }
 
-pub(crate) fn from_object(value: Value) -> Result<GqlRequest, TransportError> {
+pub(crate) fn from_object(value: Value, pass: &[String]) -> Result<GqlRequest, TransportError> {
     let Value::Object(mut map) = value else {
         return Err(TransportError::BadRequest(
             "a GraphQL request must be a JSON object".into(),
         ));
     };
+    for k in map.keys() {
+        if let Some(e) = name_error(classify(k.as_bytes(), pass), k.as_bytes()) {
+            return Err(e);
+        }
+    }
     let query = match map.remove("query") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
@@ -213,6 +304,26 @@ pub(crate) fn from_object(value: Value) -> Result<GqlRequest, TransportError> {
         variables,
         persisted_hash,
     })
+}
+
+/// Whether a JSON body (or a WebSocket payload) looks like GraphQL: an object with a GraphQL or
+/// persisted-document key in any case, or an array holding one. Unreadable JSON counts as
+/// GraphQL (it is then refused as such).
+pub fn looks_like_graphql(kind: BodyKind, body: &[u8]) -> bool {
+    if kind == BodyKind::Graphql {
+        return true;
+    }
+    let Ok(value) = crate::strict_json::from_slice(body) else {
+        return true;
+    };
+    let object = |v: &Value| {
+        v.as_object()
+            .is_some_and(|m| m.keys().any(|k| classify(k.as_bytes(), &[]) != Name::Other))
+    };
+    match &value {
+        Value::Array(items) => items.iter().any(object),
+        v => object(v),
+    }
 }
 
 fn check_variables(v: Option<Value>) -> Result<Option<Value>, TransportError> {

@@ -9,7 +9,7 @@
 //! Client frames must be masked. No extension is negotiated (the glue removes
 //! `sec-websocket-extensions` from the upgrade request), so any RSV bit is an error.
 
-use crate::transport::{from_object, GqlRequest, TransportError};
+use crate::transport::{from_object, GqlRequest, TransportError, DOCUMENT_ID_PARAMS, URL_PARAMS};
 use serde_json::Value;
 
 /// The subprotocols whose messages are understood.
@@ -87,7 +87,15 @@ impl FrameReader {
         self.carry.extend_from_slice(bytes);
         let mut out = Vec::new();
         let mut pos = 0;
-        while let Some(found) = parse_frame(self.carry.get(pos..).unwrap_or(&[]), self.max) {
+        loop {
+            // A frame's payload may not take the message (or the partial one) past the cap: what
+            // is buffered (carry and message) stays within `max` plus one frame header.
+            let room = self
+                .max
+                .saturating_sub(self.message.as_ref().map_or(0, Vec::len));
+            let Some(found) = parse_frame(self.carry.get(pos..).unwrap_or(&[]), room) else {
+                break;
+            };
             let (frame, used) = found?;
             pos += used;
             match frame.opcode {
@@ -157,6 +165,8 @@ fn parse_frame(b: &[u8], max: usize) -> Option<Result<(Frame, usize), WsError>> 
         }
         n => (u64::from(n), 2),
     };
+    // A control frame (at most 125 bytes, checked by the caller) may come between fragments.
+    let max = if b0 & 0x08 != 0 { max.max(125) } else { max };
     let Some(len) = usize::try_from(len).ok().filter(|l| *l <= max) else {
         return Some(Err(WsError::TooLarge));
     };
@@ -178,28 +188,47 @@ fn parse_frame(b: &[u8], max: usize) -> Option<Result<(Frame, usize), WsError>> 
     )))
 }
 
-/// The GraphQL operation a message carries, if any: the `payload` of a message whose payload
-/// holds a `query` or `extensions` (`subscribe` in graphql-transport-ws, `start` in graphql-ws,
-/// or any other type that would carry one).
-pub fn operation(message: &[u8]) -> Result<Option<GqlRequest>, WsError> {
+/// The GraphQL operation a message carries, if any: the `payload` of a `subscribe`
+/// (graphql-transport-ws) or `start` (graphql-ws) message, which must hold a `query` or a
+/// persisted-query hash (a payload with neither, e.g. a `documentId` alone, is refused), or of
+/// any other message whose payload holds a GraphQL key.
+pub fn operation(message: &[u8], pass: &[String]) -> Result<Option<GqlRequest>, WsError> {
     let value: Value = crate::strict_json::from_slice(message)
         .map_err(|e| WsError::BadMessage(format!("not JSON: {e}")))?;
     let Value::Object(map) = value else {
         return Err(WsError::BadMessage("not a JSON object".into()));
     };
-    let Some(payload) = map.get("payload") else {
-        return Ok(None);
+    let starts = map
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t == "subscribe" || t == "start");
+    let payload = match map.get("payload") {
+        Some(p) => p,
+        None if starts => {
+            return Err(WsError::BadMessage(
+                "an operation message without a payload".into(),
+            ))
+        }
+        None => return Ok(None),
     };
-    let carries = payload
-        .as_object()
-        .is_some_and(|p| p.contains_key("query") || p.contains_key("extensions"));
-    if !carries {
+    let carries = payload.as_object().is_some_and(|p| {
+        p.keys().any(|k| {
+            let k = k.as_bytes();
+            URL_PARAMS
+                .iter()
+                .chain(DOCUMENT_ID_PARAMS.iter())
+                .any(|n| n.as_bytes().eq_ignore_ascii_case(k))
+        })
+    });
+    if !starts && !carries {
         return Ok(None);
     }
-    from_object(payload.clone()).map(Some).map_err(|e| match e {
-        TransportError::BadRequest(m) => WsError::BadMessage(m),
-        other => WsError::BadMessage(format!("{other:?}")),
-    })
+    from_object(payload.clone(), pass)
+        .map(Some)
+        .map_err(|e| match e {
+            TransportError::BadRequest(m) => WsError::BadMessage(m),
+            other => WsError::BadMessage(format!("{other:?}")),
+        })
 }
 
 /// Whether a `sec-websocket-protocol` header offers only subprotocols the reader understands.

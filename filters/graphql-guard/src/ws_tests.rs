@@ -114,11 +114,12 @@ fn operations_are_found_in_both_subprotocols() {
         (r#"{"id":"1","type":"complete"}"#, None),
     ];
     for (msg, want) in cases {
-        let got = operation(msg.as_bytes()).unwrap();
+        let got = operation(msg.as_bytes(), &[]).unwrap();
         assert_eq!(got.and_then(|r| r.query).as_deref(), want, "{msg}");
     }
     let hash = operation(
         br#"{"type":"subscribe","payload":{"extensions":{"persistedQuery":{"sha256Hash":"ab"}}}}"#,
+        &[],
     )
     .unwrap()
     .unwrap();
@@ -128,7 +129,11 @@ fn operations_are_found_in_both_subprotocols() {
         b"[1]",
         br#"{"type":"subscribe","payload":{"query":5}}"#,
     ] {
-        assert!(operation(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        assert!(
+            operation(bad, &[]).is_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
     }
 }
 
@@ -145,4 +150,57 @@ fn only_known_subprotocols_are_inspected() {
     ] {
         assert_eq!(subprotocols_understood(header), want, "{header:?}");
     }
+}
+
+/// An operation message must carry something the guard can check: a `subscribe`/`start` whose
+/// payload has no `query` and no hash (a `documentId`, nothing) is refused, and so is a GraphQL
+/// key in another case.
+#[test]
+fn operation_messages_without_a_checkable_document_are_refused() {
+    let refused: &[&str] = &[
+        r#"{"id":"1","type":"subscribe","payload":{"documentId":"abc"}}"#,
+        r#"{"id":"1","type":"subscribe","payload":{"id":"abc"}}"#,
+        r#"{"id":"1","type":"start","payload":{"namedQuery":"abc"}}"#,
+        r#"{"id":"1","type":"subscribe","payload":{}}"#,
+        r#"{"id":"1","type":"subscribe","payload":{"variables":{}}}"#,
+        r#"{"id":"1","type":"subscribe"}"#,
+        r#"{"id":"1","type":"subscribe","payload":"{ a }"}"#,
+        r#"{"id":"1","type":"subscribe","payload":{"Query":"{ a }"}}"#,
+        r#"{"id":"1","type":"other","payload":{"documentId":"abc"}}"#,
+    ];
+    for msg in refused {
+        assert!(operation(msg.as_bytes(), &[]).is_err(), "{msg}");
+    }
+    let none: &[&str] = &[
+        r#"{"type":"connection_init","payload":{"token":"x"}}"#,
+        r#"{"id":"1","type":"complete"}"#,
+        r#"{"type":"pong","payload":{}}"#,
+    ];
+    for msg in none {
+        assert_eq!(operation(msg.as_bytes(), &[]), Ok(None), "{msg}");
+    }
+}
+
+/// What a stream buffers (a partial frame and a fragmented message together) stays within the
+/// cap: a frame that would take the message past it fails the stream as soon as its header is
+/// read, before its payload is buffered.
+#[test]
+fn buffering_is_bounded_by_the_message_cap() {
+    // A 100-byte first fragment, then a frame header declaring 60 more: refused at the header.
+    let mut r = FrameReader::new(150);
+    assert_eq!(r.feed(&frame(false, 1, &[b'a'; 100])), Ok(vec![]));
+    let next = frame(true, 0, &[b'b'; 60]);
+    assert_eq!(r.feed(next.get(..8).unwrap()), Err(WsError::TooLarge));
+    // Within the cap: reassembled.
+    let mut r = FrameReader::new(160);
+    assert_eq!(r.feed(&frame(false, 1, &[b'a'; 100])), Ok(vec![]));
+    assert_eq!(r.feed(&frame(true, 0, &[b'b'; 60])).unwrap().len(), 1);
+    // A control frame between fragments still fits when the message is at the cap.
+    let mut r = FrameReader::new(100);
+    assert_eq!(r.feed(&frame(false, 1, &[b'a'; 100])), Ok(vec![]));
+    assert_eq!(r.feed(&frame(true, 9, &[b'p'; 125])), Ok(vec![]));
+    // A single frame's declared length over the cap: refused at its header.
+    let mut r = FrameReader::new(64);
+    let big = frame(true, 1, &[b'a'; 200]);
+    assert_eq!(r.feed(big.get(..4).unwrap()), Err(WsError::TooLarge));
 }

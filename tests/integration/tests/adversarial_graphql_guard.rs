@@ -12,6 +12,8 @@
 //!   The HCM accepts WebSocket upgrades and HTTP/2 (extended CONNECT too).
 //! - `bare`: the guard alone, `skip` on `/graphql/public`, no path normalisation in the HCM (as
 //!   behind a proxy we do not control).
+//! - `small`: the guard alone with `max_bytes: 300`, in `main`'s VM (the same APQ registry).
+//! - `warn`: the guard alone in warn-only mode, WebSocket upgrades accepted by the HCM.
 
 #![allow(
     clippy::unwrap_used,
@@ -20,100 +22,288 @@
     clippy::indexing_slicing
 )]
 
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster, wasm_filter};
-use apim_integration::demo_keys::{ALICE, BOB};
-use apim_integration::{send_h2, send_raw, Envoy, LogOnFailure, Request, Response};
+use apim_integration::{send_raw, Envoy, LogOnFailure, Request, Response};
 use serde_json::{json, Value};
 
+const ALICE: &str = "demo-key-alice-0123456789abcdef";
+const BOB: &str = "demo-key-bob-0123456789abcdef0";
 const DEEP: &str = include_str!("../fixtures/graphql-guard/deep.graphql");
 
-const API_KEY_AUTH: &str = r#"{"consumers": [
-   {"id": "alice", "plan": "gold",
-    "keys": [{"sha256": "dc275ab1c4bc17899cdfff16563da508be4c9275589ce936577f52f0512f22bb"}]},
-   {"id": "bob", "plan": "silver",
-    "keys": [{"sha256": "3ddaba5e842f5e66e7dfbc3a318416be5097ae49ffe348fbf2c6f9e815a2df26"}]},
-   {"id": "guest", "plan": "free"}],
- "rules": [{"match": {}, "anonymous": "guest"}]}"#;
-
-const GUARD: &str = r#"{"limits": {"max_depth": 8, "max_aliases": 10, "max_tokens": 5000,
-            "max_cost": 10000},
- "plans": {"gold": {"max_depth": 14}},
- "max_batch": 3}"#;
-
-const QUOTA: &str = r#"{"plans": {"gold": {"limits": [{"requests": 1000000000, "per": "second"}]},
-           "silver": {"limits": [{"requests": 1000000000, "per": "second"}]},
-           "free": {"limits": [{"requests": 1000000000, "per": "second"}]}},
- "key": ["consumer"]}"#;
-
-const GUARD_BARE: &str = r#"{"rules": [{"match": {"path": {"prefix": "/graphql/public"}}, "skip": true},
-           {"match": {"path": {"prefix": "/graphql"}}}],
- "limits": {"max_depth": 8}}"#;
-
-/// Copies the published cost for the echo upstream to show.
-const LUA_COST: &str = r#"- name: envoy.filters.http.lua
-  typed_config:
-    "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
-    default_source_code:
-      inline_string: |
-        function envoy_on_request(handle)
-          handle:body()
-          local cost = handle:streamInfo():filterState():get("wasm.apim_cost")
-          if cost ~= nil then
-            handle:headers():replace("x-apim-cost", tostring(cost))
-          end
-        end
+const CONFIG: &str = r#"
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: main
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main
+          codec_type: AUTO
+          upgrade_configs: [{upgrade_type: websocket}]
+          http2_protocol_options: {allow_connect: true}
+          route_config:
+            name: main
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.api_key_auth
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: api_key_auth
+                root_id: api_key_auth
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: api_key_auth
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:api_key_auth}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {"consumers": [
+                       {"id": "alice", "plan": "gold",
+                        "keys": [{"sha256": "dc275ab1c4bc17899cdfff16563da508be4c9275589ce936577f52f0512f22bb"}]},
+                       {"id": "bob", "plan": "silver",
+                        "keys": [{"sha256": "3ddaba5e842f5e66e7dfbc3a318416be5097ae49ffe348fbf2c6f9e815a2df26"}]},
+                       {"id": "guest", "plan": "free"}],
+                     "rules": [{"match": {}, "anonymous": "guest"}]}
+          - name: apim.graphql_guard
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: graphql_guard
+                root_id: graphql_guard
+                failure_policy: FAIL_CLOSED
+                # The headers wait for the guard's verdict on the body (hold_headers).
+                allow_on_headers_stop_iteration: true
+                vm_config:
+                  vm_id: graphql_guard
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:graphql_guard}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {"limits": {"max_depth": 8, "max_aliases": 10, "max_tokens": 5000,
+                                "max_cost": 10000},
+                     "plans": {"gold": {"max_depth": 14}},
+                     "max_batch": 3}
+          - name: apim.quota
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: quota
+                root_id: quota
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: quota
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:quota}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {"plans": {"gold": {"limits": [{"requests": 1000000000, "per": "second"}]},
+                               "silver": {"limits": [{"requests": 1000000000, "per": "second"}]},
+                               "free": {"limits": [{"requests": 1000000000, "per": "second"}]}},
+                     "key": ["consumer"]}
+          # Copies the published cost for the echo upstream to show.
+          - name: envoy.filters.http.lua
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+              default_source_code:
+                inline_string: |
+                  function envoy_on_request(handle)
+                    handle:body()
+                    local cost = handle:streamInfo():filterState():get("wasm.apim_cost")
+                    if cost ~= nil then
+                      handle:headers():replace("x-apim-cost", tostring(cost))
+                    end
+                  end
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  - name: bare
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bare
+          route_config:
+            name: bare
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.graphql_guard
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: graphql_guard
+                root_id: graphql_guard
+                failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: true
+                vm_config:
+                  vm_id: graphql_guard_bare
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:graphql_guard}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {"rules": [{"match": {"path": {"prefix": "/graphql/public"}}, "skip": true},
+                               {"match": {"path": {"prefix": "/graphql"}}}],
+                     "limits": {"max_depth": 8}}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  - name: ws
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ws
+          upgrade_configs: [{upgrade_type: websocket}]
+          route_config:
+            name: ws
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: ws_upstream}
+          http_filters:
+          - name: apim.graphql_guard
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: graphql_guard
+                root_id: graphql_guard
+                failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: true
+                vm_config:
+                  vm_id: graphql_guard_ws
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:graphql_guard}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{"limits": {"max_depth": 8}, "websocket": "inspect"}'
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  - name: small
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: small
+          route_config:
+            name: small
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.graphql_guard
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: graphql_guard
+                root_id: graphql_guard
+                failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: true
+                vm_config:
+                  # The VM of `main`: the same APQ registry.
+                  vm_id: graphql_guard
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:graphql_guard}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{"limits": {"max_bytes": 300}}'
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  - name: warn
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: warn
+          upgrade_configs: [{upgrade_type: websocket}]
+          route_config:
+            name: warn
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: upstream}
+          http_filters:
+          - name: apim.graphql_guard
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: graphql_guard
+                root_id: graphql_guard
+                failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: true
+                vm_config:
+                  vm_id: graphql_guard_warn
+                  runtime: envoy.wasm.runtime.v8
+                  code: {local: {filename: "{{WASM:graphql_guard}}"}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{"limits": {"max_depth": 8}, "warn_only": true}'
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: ws_upstream
+    type: STATIC
+    connect_timeout: 5s
+    load_assignment:
+      cluster_name: ws_upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {socket_address: {address: 127.0.0.1, port_value: WS_UPSTREAM_PORT}}
+  - name: upstream
+    type: STATIC
+    connect_timeout: 5s
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
 "#;
-
-/// The three listeners (see the module docs); `ws` in front of the WebSocket upstream on
-/// `ws_port`, the others in front of the echo upstream.
-fn config(ws_port: u16) -> String {
-    let main = listener("main", "upstream")
-        .hcm_options(
-            "codec_type: AUTO
-upgrade_configs: [{upgrade_type: websocket}]
-http2_protocol_options: {allow_connect: true}",
-        )
-        .route_config_name("main")
-        .filter(wasm_filter("api_key_auth", API_KEY_AUTH))
-        // The headers wait for the guard's verdict on the body (hold_headers).
-        .filter(wasm_filter("graphql_guard", GUARD).allow_on_headers_stop_iteration())
-        .filter(wasm_filter("quota", QUOTA))
-        .filter(LUA_COST);
-    // No path normalisation in this HCM (as behind a proxy we do not control).
-    let bare = listener("bare", "upstream")
-        .route_config_name("bare")
-        .filter(
-            wasm_filter("graphql_guard", GUARD_BARE)
-                .vm_id("graphql_guard_bare")
-                .allow_on_headers_stop_iteration(),
-        );
-    let ws = listener("ws", "ws_upstream")
-        .hcm_options("upgrade_configs: [{upgrade_type: websocket}]")
-        .route_config_name("ws")
-        .filter(
-            wasm_filter(
-                "graphql_guard",
-                r#"{"limits": {"max_depth": 8}, "websocket": "inspect"}"#,
-            )
-            .vm_id("graphql_guard_ws")
-            .allow_on_headers_stop_iteration(),
-        );
-    bootstrap(
-        &[main, bare, ws],
-        &[
-            upstream_cluster("ws_upstream").port(ws_port),
-            upstream_cluster("upstream"),
-        ],
-    )
-}
 
 fn shared() -> &'static Envoy {
     static SHARED: OnceLock<Envoy> = OnceLock::new();
     SHARED.get_or_init(|| {
         let ws_port = ws_upstream::start();
-        let config = config(ws_port);
+        let config = CONFIG.replace("WS_UPSTREAM_PORT", &ws_port.to_string());
         let envoy = Envoy::builder()
             .concurrency(1)
             .start(&config)
@@ -147,7 +337,7 @@ fn ctx(listener: &str) -> Ctx {
 }
 
 fn counter(name: &str) -> u64 {
-    shared().count(name)
+    shared().counter(name).unwrap_or(0)
 }
 
 /// Requests the router sent to the echo upstream.
@@ -195,15 +385,68 @@ fn refused(r: &Response, status: u16, code: &str) -> Value {
 }
 
 /// An HTTP/2 (prior knowledge, cleartext) request through curl, which sends the method exactly
-/// as given (`post`, `get`).
-fn h2(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> Response {
-    send_h2(port, method, path, headers, body).unwrap_or_else(|e| panic!("{e}"))
+/// as given (`post`, `get`): status, headers (lower-case names) and body.
+struct H2 {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl H2 {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+fn h2(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> H2 {
+    let dir = tempfile::tempdir().unwrap();
+    let head_file = dir.path().join("headers");
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "--http2-prior-knowledge",
+        "--max-time",
+        "20",
+        "-X",
+        method,
+    ])
+    .arg("-D")
+    .arg(&head_file)
+    .arg(format!("http://127.0.0.1:{port}{path}"));
+    for (k, v) in headers {
+        cmd.arg("-H").arg(format!("{k}: {v}"));
+    }
+    if let Some(b) = body {
+        cmd.arg("--data-binary").arg(b);
+    }
+    let out = cmd.output().expect("running curl");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw = std::fs::read_to_string(&head_file).unwrap();
+    let mut lines = raw.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    H2 {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -221,7 +464,7 @@ fn http2_lower_case_methods_are_checked() {
         &[("content-type", "application/json")],
         Some(&body),
     );
-    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(
         r.json()["errors"][0]["extensions"]["code"],
         "MAX_DEPTH_EXCEEDED"
@@ -233,7 +476,7 @@ fn http2_lower_case_methods_are_checked() {
         &[],
         None,
     );
-    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(
         r.json()["errors"][0]["extensions"]["code"],
         "MAX_DEPTH_EXCEEDED"
@@ -251,7 +494,7 @@ fn http2_lower_case_methods_are_checked() {
         &[("content-type", "application/json")],
         Some(r#"{"query":"{ pets { id } }"}"#),
     );
-    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(upstream_requests(), before + 1);
 }
 
@@ -289,7 +532,7 @@ fn other_methods_are_refused_with_405_and_allow() {
             &[],
             None,
         );
-        assert_eq!(r.status, 405, "{m}: {}", r.text());
+        assert_eq!(r.status, 405, "{m}: {}", r.body);
         assert_eq!(r.header("allow"), Some("GET, POST"));
     }
     assert_eq!(guard("rejected.method_not_allowed"), refused_before + 6);
@@ -967,4 +1210,209 @@ fn expect_continue_and_smuggling_shapes_never_reach_the_upstream() {
         assert_eq!(r.status, status, "{raw:.120}: {}", r.text());
     }
     assert_eq!(upstream_requests(), upstream);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Review of the hardening (second round).
+
+/// Review 1: an ambiguous path that no rule guards is still the GraphQL route to a server that
+/// resolves it (`/api/..;/graphql` to Tomcat, `/api/..%2Fgraphql` to one that decodes `%2F`):
+/// the GraphQL it carries is checked; a request without GraphQL on such a path passes.
+#[test]
+fn an_ambiguous_path_no_rule_guards_is_checked_for_graphql() {
+    let c = ctx("bare");
+    let upstream = upstream_requests();
+    let ambiguous = guard("path_ambiguous");
+    let deep = enc(DEEP);
+    for path in [
+        format!("/api/..;/graphql?query={deep}"),
+        format!("/api/..%2Fgraphql?query={deep}"),
+    ] {
+        let r = send(c.port, &Request::get(&path));
+        refused(&r, 400, "MAX_DEPTH_EXCEEDED");
+    }
+    let r = send(
+        c.port,
+        &Request::new("POST", "/api/..%2Fgraphql")
+            .header("content-type", "application/json")
+            .body(json!({ "query": DEEP }).to_string()),
+    );
+    refused(&r, 400, "MAX_DEPTH_EXCEEDED");
+    assert_eq!(
+        upstream_requests(),
+        upstream,
+        "the upstream saw an unguarded request"
+    );
+    assert_eq!(guard("path_ambiguous"), ambiguous + 3);
+    // Not GraphQL: passes.
+    let r = send(c.port, &Request::get("/api/..%2Fusers?id=5"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(upstream_requests(), upstream + 1);
+}
+
+/// Review 2: parameter names in another case (ASP.NET reads `?Query=` as `query`), persisted
+/// document ids the guard cannot check, and GraphQL parameters without a query are refused.
+#[test]
+fn miscased_parameters_and_document_ids_are_refused() {
+    let c = ctx("main");
+    let upstream = upstream_requests();
+    let bad = guard("rejected.bad_request");
+    let deep = enc(DEEP);
+    let gets = [
+        format!("/graphql?Query={deep}"),
+        format!("/graphql?QUERY={deep}"),
+        "/graphql?documentId=abc".to_string(),
+        "/graphql?doc_id=abc&variables=%7B%7D".to_string(),
+        "/graphql?variables=%7B%7D&operationName=A".to_string(),
+    ];
+    for path in &gets {
+        let r = send(c.port, &Request::get(path));
+        refused(&r, 400, "BAD_REQUEST");
+    }
+    let bodies = [
+        json!({ "Query": DEEP }),
+        json!({ "documentId": "abc" }),
+        json!({ "query": "{ pets { id } }", "namedQuery": "Deep" }),
+        json!([{ "query": "{ pets { id } }" }, { "id": "abc" }]),
+    ];
+    for body in &bodies {
+        let r = send(c.port, &post_json(body));
+        refused(&r, 400, "BAD_REQUEST");
+    }
+    assert_eq!(guard("rejected.bad_request"), bad + 9);
+    assert_eq!(
+        upstream_requests(),
+        upstream,
+        "the upstream saw a refused request"
+    );
+}
+
+/// Review 4: a hash alone is held to the caller's `max_bytes` for the document it stands for.
+#[test]
+fn a_hash_alone_keeps_the_callers_size_limit() {
+    let c = ctx("main");
+    let q = DEEP.replacen("query Deep", "query ApqSize", 1);
+    assert!(q.len() > 300, "the document must be over small's max_bytes");
+    let hash = sha256_hex(&q);
+    // Registered in the shared VM through `main`.
+    let r = send(
+        c.port,
+        &post_json(&json!({"query": q, "extensions": apq_ext(&hash)})).header("x-api-key", ALICE),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let port = shared().listener_port("small").unwrap();
+    let upstream = upstream_requests();
+    let over = guard("rejected.max_bytes_exceeded");
+    let alone = json!({ "extensions": apq_ext(&hash) });
+    let r = send(port, &post_json(&alone));
+    let e = refused(&r, 413, "MAX_BYTES_EXCEEDED");
+    assert_eq!(e["extensions"]["limit"], "max_bytes", "{e}");
+    let get = format!("/graphql?extensions={}", enc(&apq_ext(&hash).to_string()));
+    let r = send(port, &Request::get(&get));
+    refused(&r, 413, "MAX_BYTES_EXCEEDED");
+    assert_eq!(guard("rejected.max_bytes_exceeded"), over + 2);
+    assert_eq!(
+        upstream_requests(),
+        upstream,
+        "the upstream saw a refused hash"
+    );
+}
+
+/// Review 8: warn-only does not let an upgrade through uninspected.
+#[test]
+fn warn_only_still_refuses_upgrades() {
+    let c = ctx("warn");
+    let upstream = upstream_requests();
+    let refused_before = guard("rejected.upgrade_not_allowed");
+    let raw =
+        "GET /graphql HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
+               sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+               sec-websocket-protocol: graphql-transport-ws\r\n\r\n";
+    let r = send_raw(c.port, raw.as_bytes()).unwrap();
+    refused(&r, 403, "UPGRADE_NOT_ALLOWED");
+    assert_eq!(guard("rejected.upgrade_not_allowed"), refused_before + 1);
+    assert_eq!(upstream_requests(), upstream, "the upstream saw an upgrade");
+}
+
+/// Opens an inspected WebSocket on `ws` through the guard; the stream after the 101.
+fn ws_open(port: u16) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    s.write_all(
+        b"GET /graphql HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
+          sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+          sec-websocket-protocol: graphql-transport-ws\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1);
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s
+}
+
+/// Review 3: a subscribe whose payload has no query and no hash (a `documentId`) closes the
+/// stream; the upstream never gets it.
+#[test]
+fn a_websocket_operation_without_a_document_closes_the_stream() {
+    use std::io::{Read, Write};
+    let c = ctx("ws");
+    let bad = guard("rejected.bad_request");
+    let closed = ws_upstream::SEEN.lock().unwrap().closed;
+    let mut s = ws_open(c.port);
+    let init = r#"{"type":"connection_init","payload":{"review":3}}"#;
+    s.write_all(&ws_text(init)).unwrap();
+    until_seen("the init", |seen| seen.messages.iter().any(|m| m == init));
+    let doc = r#"{"id":"r3","type":"subscribe","payload":{"documentId":"abc"}}"#;
+    s.write_all(&ws_text(doc)).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    until_seen("the upstream connection closed", |seen| {
+        seen.closed > closed
+    });
+    let seen = ws_upstream::SEEN.lock().unwrap();
+    assert!(
+        !seen.messages.iter().any(|m| m.contains("\"r3\"")),
+        "the upstream saw the unchecked subscription"
+    );
+    drop(seen);
+    assert_eq!(guard("rejected.bad_request"), bad + 1);
+}
+
+/// Review 6: an inspected stream buffers at most `websocket_max_message_bytes` (64 KiB by
+/// default), not `max_body_bytes`: a larger message resets the stream and never reaches the
+/// upstream.
+#[test]
+fn a_websocket_message_over_the_cap_resets_the_stream() {
+    use std::io::{Read, Write};
+    let c = ctx("ws");
+    let bad = guard("rejected.bad_request");
+    let closed = ws_upstream::SEEN.lock().unwrap().closed;
+    let mut s = ws_open(c.port);
+    let text =
+        json!({"type": "connection_init", "payload": {"pad": "x".repeat(70_000)}}).to_string();
+    let mask = [0x0Fu8, 0x1E, 0x2D, 0x3C];
+    let mut frame = vec![0x81, 0x80 | 127];
+    frame.extend_from_slice(&(text.len() as u64).to_be_bytes());
+    frame.extend_from_slice(&mask);
+    frame.extend(text.bytes().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    let _ = s.write_all(&frame);
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    until_seen("the upstream connection closed", |seen| {
+        seen.closed > closed
+    });
+    let seen = ws_upstream::SEEN.lock().unwrap();
+    assert!(
+        !seen.messages.iter().any(|m| m.contains("\"pad\"")),
+        "the upstream saw the oversized message"
+    );
+    drop(seen);
+    assert_eq!(guard("rejected.bad_request"), bad + 1);
 }
