@@ -301,8 +301,8 @@ pub fn decide(
 /// `charged_late`. Nothing is sent (the response is already the upstream's); a request over
 /// the limit is charged up to nothing more (the store never charges past a limit) and counted
 /// as `limited`. Global tier: the returned call is sent without waiting for its answer.
-/// Whether the response is a local reply of a filter (Envoy's `response.code_details` is
-/// anything but `via_upstream` once a status exists): the upstream never saw that request,
+/// Whether the response is a local reply of a filter (once a status exists, Envoy's
+/// `response.code_details` is anything but `via_upstream`, or absent): the upstream never saw that request,
 /// so it is not charged late (a body refused by graphql-guard, say). A stream reset before
 /// any response has no status and is charged.
 pub fn answered_locally(host: &dyn Host) -> bool {
@@ -313,8 +313,8 @@ pub fn answered_locally(host: &dyn Host) -> bool {
     if status == 0 {
         return false;
     }
-    host.property(&["response", "code_details"])
-        .is_some_and(|d| d != b"via_upstream")
+    // Absent counts as local: Envoy 1.40 leaves it unset for a Wasm filter's local reply.
+    host.property(&["response", "code_details"]).as_deref() != Some(b"via_upstream".as_slice())
 }
 
 pub fn charge_late(

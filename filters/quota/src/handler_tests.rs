@@ -634,3 +634,15 @@ fn a_deferred_request_is_charged_late_never_left_uncharged() {
         Action::Stop
     );
 }
+
+#[test]
+fn a_response_without_code_details_is_a_local_reply() {
+    let mut h = MockHost::new(&[]);
+    assert!(!answered_locally(&h), "no response yet");
+    h.properties
+        .insert("response.code".into(), 400u64.to_le_bytes().to_vec());
+    assert!(answered_locally(&h));
+    h.properties
+        .insert("response.code_details".into(), b"via_upstream".to_vec());
+    assert!(!answered_locally(&h));
+}

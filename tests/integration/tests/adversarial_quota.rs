@@ -478,7 +478,8 @@ const GRAPHQL_GUARD: &str = r#"          - name: apim.graphql_guard
 fn an_operation_refused_by_graphql_guard_is_never_charged() {
     let plan = year_plan();
     let config = format!(
-        r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}], "cost_from_filter_state": true}}"#
+        r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}], "cost_from_filter_state": true,
+             "rules": [{{"match": {{"path": {{"prefix": "/graphql"}}}}, "await_cost": true}}]}}"#
     );
     let envoy = start(&bootstrap("", "", GRAPHQL_GUARD, &config));
     let send = |query: &str| {
@@ -641,4 +642,108 @@ fn header_values_that_are_not_utf8_never_share_a_counter() {
     assert_eq!(send(b"caf\xe9"), 429);
     assert_eq!(send(b"caf\xe8"), 200, "another caller, its own counter");
     assert_eq!(upstream_requests(&envoy), 3);
+}
+
+/// An upstream that answers `200 ok` as soon as it has read a request's headers, before its
+/// body, except on paths containing `hold`, which it never answers. Returns its port.
+fn early_upstream() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let mut answered = false;
+                loop {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    let head_done = buf.windows(4).any(|w| w == b"\r\n\r\n");
+                    if head_done && !answered {
+                        answered = true;
+                        let line = buf.split(|b| *b == b'\n').next().unwrap_or_default();
+                        if !String::from_utf8_lossy(line).contains("hold") {
+                            let _ = conn.write_all(
+                                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                            );
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Review item 1. With `cost_from_filter_state`, a request waiting for its cost (the end of
+/// its body) was charged nothing when the upstream answered before the body ended, or when the
+/// client never finished the body. Now it is charged then (counted `charged_late`): two such
+/// requests use up two of the 3 allowed, so the second GET is refused. Before: 3 GETs passed.
+/// Requests on routes without `await_cost` are counted at their headers.
+#[test]
+fn a_request_waiting_for_its_cost_is_charged_even_if_its_body_never_ends() {
+    use std::io::Write;
+    let config =
+        r#"{"plans": {"p": {"limits": [{"requests": 3, "per": 31622400, "name": "year"}]}},
+        "default_plan": "p", "key": [{"header": "x-user"}], "cost_from_filter_state": true,
+        "rules": [{"match": {"path": {"prefix": "/graphql"}}, "await_cost": true}]}"#
+            .replace("31622400", &mid_window().to_string());
+    let yaml =
+        bootstrap("", "", "", &config).replace("{{UPSTREAM_PORT}}", &early_upstream().to_string());
+    let envoy = start(&yaml);
+    let partial = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\nx-user: eve\r\ncontent-type: application/json\r\n\
+             content-length: 1000\r\n\r\n{{\"query\":"
+        )
+    };
+    // The upstream answers on the headers; the body never ends.
+    let r = apim_integration::send_raw(envoy.port(), partial("/graphql").as_bytes()).unwrap();
+    assert_eq!(r.status, 200);
+    counter_is(&envoy, &wasm("charged_late"), 1);
+    counter_is(&envoy, &wasm("allowed"), 1);
+    // The client gives up mid-body, no response.
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", envoy.port())).unwrap();
+    conn.write_all(partial("/graphql/hold").as_bytes()).unwrap();
+    counter_is(&envoy, "cluster.upstream.upstream_rq_total", 2);
+    drop(conn);
+    counter_is(&envoy, &wasm("charged_late"), 2);
+    counter_is(&envoy, &wasm("allowed"), 2);
+    // One request left in the window.
+    let eve = [("x-user", "eve")];
+    assert_eq!(get(&envoy, "/graphql", &eve).status, 200);
+    let r = get(&envoy, "/graphql", &eve);
+    assert_eq!(r.status, 429, "{}", r.text());
+    counter_is(&envoy, &wasm("allowed"), 3);
+    counter_is(&envoy, &wasm("limited"), 1);
+    counter_is(&envoy, &wasm("charged_late"), 2);
+    assert_eq!(upstream_requests(&envoy), 3);
+}
+
+/// Review item 1: without an `await_cost` rule the body is never waited for: a request whose
+/// upstream answers early is counted (and refused when over) at its headers.
+#[test]
+fn a_route_without_await_cost_is_counted_at_its_headers() {
+    let config =
+        r#"{"plans": {"p": {"limits": [{"requests": 1, "per": 31622400, "name": "year"}]}},
+        "default_plan": "p", "key": [{"header": "x-user"}], "cost_from_filter_state": true,
+        "rules": [{"match": {"path": {"prefix": "/graphql"}}, "await_cost": true}]}"#
+            .replace("31622400", &mid_window().to_string());
+    let yaml =
+        bootstrap("", "", "", &config).replace("{{UPSTREAM_PORT}}", &early_upstream().to_string());
+    let envoy = start(&yaml);
+    let partial =
+        "POST /upload HTTP/1.1\r\nhost: x\r\nx-user: eve\r\ncontent-length: 1000\r\n\r\nabc";
+    let r = apim_integration::send_raw(envoy.port(), partial.as_bytes()).unwrap();
+    assert_eq!(r.status, 200);
+    let r = apim_integration::send_raw(envoy.port(), partial.as_bytes()).unwrap();
+    assert_eq!(r.status, 429);
+    counter_is(&envoy, &wasm("allowed"), 1);
+    counter_is(&envoy, &wasm("limited"), 1);
+    counter_is(&envoy, &wasm("charged_late"), 0);
+    assert_eq!(upstream_requests(&envoy), 1);
 }
