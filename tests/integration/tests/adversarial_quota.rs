@@ -747,3 +747,63 @@ fn a_route_without_await_cost_is_counted_at_its_headers() {
     counter_is(&envoy, &wasm("charged_late"), 0);
     assert_eq!(upstream_requests(&envoy), 1);
 }
+
+/// Review item 5. A preflight is what the client says: bob, identified by his API key, sending
+/// `OPTIONS` with `Origin` and `Access-Control-Request-Method` was not counted at all under
+/// `cors_preflight: skip` (all 3 reached the upstream). Now a caller with an identity is counted
+/// as itself under its plan: 2 admitted, the third 429.
+#[test]
+fn an_identified_caller_cannot_pass_as_a_preflight() {
+    let n = mid_window();
+    let config = format!(
+        r#"{{"plans": {{"p": {{"limits": [{{"requests": 2, "per": {n}, "name": "year"}}]}},
+                       "platinum": {{"limits": [{{"requests": 2, "per": {n}, "name": "plat"}}]}}}},
+             "default_plan": "p", "cors_preflight": "skip"}}"#
+    );
+    let auth = API_KEY_AUTH.replace(r#", "allow_cors_preflight": true"#, "");
+    assert_ne!(auth, API_KEY_AUTH);
+    let envoy = start(&bootstrap("", "", &auth, &config));
+    let preflight = || {
+        Request::new("OPTIONS", "/pets")
+            .header("x-api-key", BOB)
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "DELETE")
+            .send(envoy.port())
+            .unwrap()
+    };
+    let statuses: Vec<u16> = (0..3).map(|_| preflight().status).collect();
+    assert_eq!(statuses, vec![200, 200, 429]);
+    let r = preflight();
+    assert_eq!(r.json()["limit"], "plat");
+    counter_is(&envoy, &wasm("allowed"), 2);
+    counter_is(&envoy, &wasm("limited"), 2);
+    counter_is(&envoy, &wasm("passed"), 0);
+    assert_eq!(upstream_requests(&envoy), 2);
+}
+
+/// Review item 3. An explicit `client_address` key part used the whole IPv6 address, so one
+/// host got a fresh counter per address of its /64 (here 3 × 200). Now it is grouped by /64,
+/// as a missing part is: the third address of the same /64 is refused.
+#[test]
+fn an_explicit_client_address_part_groups_ipv6_by_64() {
+    let plan = year_plan();
+    let hcm = "          use_remote_address: true\n          xff_num_trusted_hops: 1\n";
+    let config = format!(r#"{{{plan}, "default_plan": "p", "key": ["client_address"]}}"#);
+    let envoy = start(&bootstrap(hcm, "", "", &config));
+    let statuses: Vec<u16> = [
+        "2001:db8:1:2::1",
+        "2001:db8:1:2::ffff",
+        "2001:db8:1:2:aaaa::9",
+    ]
+    .iter()
+    .map(|a| get(&envoy, "/x", &[("x-forwarded-for", a)]).status)
+    .collect();
+    assert_eq!(statuses, vec![200, 200, 429]);
+    assert_eq!(
+        get(&envoy, "/x", &[("x-forwarded-for", "2001:db8:1:3::1")]).status,
+        200
+    );
+    counter_is(&envoy, &wasm("allowed"), 3);
+    counter_is(&envoy, &wasm("limited"), 1);
+    assert_eq!(upstream_requests(&envoy), 3);
+}
