@@ -641,3 +641,41 @@ fn a_kid_less_token_is_checked_against_at_most_eight_keys() {
     }
     assert_eq!(counter(&envoy, "denied.kidless_capped"), 2);
 }
+
+/// Review item 4. A valid token with 900 scopes of 24 bytes made an `apim_consumer` identity
+/// over `MAX_IDENTITY_BYTES` (16 KiB), which every later filter reads as no identity at all
+/// (quota: counted by address under the default plan). Before: published, 200. Now: 403
+/// `identity_invalid`, counted `denied.identity_invalid`, the upstream never sees it. Own Envoy.
+#[test]
+fn an_identity_too_large_to_publish_is_refused() {
+    let jwks: Value = serde_json::from_str(JWKS1).unwrap();
+    let config = json!({
+        "realm": "pets",
+        "max_token_bytes": 65536,
+        "providers": [{"name": "main", "issuer": ISS, "audiences": ["api"],
+            "algorithms": ["RS256"], "jwks": {"inline": jwks}}]
+    })
+    .to_string();
+    let envoy = Envoy::start(&ENVOY.replace("__CONFIG__", &config)).unwrap();
+    let scopes: Vec<String> = (0..900).map(|i| format!("scope-{i:0>17}")).collect();
+    let big = token(json!({"scope": scopes.join(" ")}));
+    let r = expect(
+        &envoy,
+        "900 scopes",
+        &get("/pets").header("authorization", &format!("Bearer {big}")),
+        403,
+    );
+    assert_eq!(r.json()["code"], "identity_invalid");
+    let small = token(json!({}));
+    expect(
+        &envoy,
+        "a normal token",
+        &get("/pets").header("authorization", &format!("Bearer {small}")),
+        200,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while counter(&envoy, "denied.identity_invalid") < 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(counter(&envoy, "denied.identity_invalid"), 1);
+}
