@@ -219,6 +219,12 @@ pub struct RawRule {
     /// The weight of one request on this route.
     #[serde(default)]
     pub cost: Option<u64>,
+    /// With `cost_from_filter_state`: a request with a body on this rule's routes waits for
+    /// the end of its body, where graphql-guard publishes `apim_cost`, before it is counted.
+    /// Requests of other rules are counted at their headers (with a cost published by then,
+    /// else the rule's or the default cost).
+    #[serde(default)]
+    pub await_cost: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -273,10 +279,15 @@ pub enum KeyPart {
 #[derive(Debug, Clone, Default)]
 pub struct Rule {
     pub skip: bool,
+    /// Wait for graphql-guard's `apim_cost` at the end of the body.
+    pub await_cost: bool,
     /// Index into [`Config::plans`].
     pub plan: Option<usize>,
     pub cost: Option<u64>,
 }
+
+/// Plan names `unknown_plan` reads as keywords, refused as plan names.
+pub const RESERVED_PLAN_NAMES: [&str; 2] = ["deny", "unlimited"];
 
 /// Most `anonymous_consumers`.
 pub const MAX_ANONYMOUS_CONSUMERS: usize = 64;
@@ -307,6 +318,9 @@ pub struct Config {
     /// Whether the route name is read (rules or a `route` key part).
     pub needs_route_name: bool,
     pub global: Option<Global>,
+    /// A plan at least as strict as every plan, if one is: what a CORS preflight with no
+    /// other plan is counted under.
+    pub strictest_plan: Option<usize>,
 }
 
 impl Config {
@@ -444,30 +458,40 @@ impl Config {
                         .error(format!("must be at most max_cost ({})", raw.max_cost)));
                 }
             }
-            if r.skip && (plan.is_some() || r.cost.is_some()) {
-                return Err(field.error("a skip rule takes no plan or cost"));
+            if r.skip && (plan.is_some() || r.cost.is_some() || r.await_cost) {
+                return Err(field.error("a skip rule takes no plan, cost or await_cost"));
+            }
+            if r.await_cost && !raw.cost_from_filter_state {
+                return Err(field
+                    .key("await_cost")
+                    .error("needs cost_from_filter_state: true"));
             }
             rules.push((
                 matcher,
                 Rule {
                     skip: r.skip,
+                    await_cost: r.await_cost,
                     plan,
                     cost: r.cost,
                 },
             ));
         }
         // Loosening rules never match an ambiguous path (kit::matcher): a skip, a cost below
-        // the default, or a plan not provably at least as strict as every plan.
+        // the default, or a plan not provably at least as strict as every plan. With
+        // `unknown_plan: deny`, any plan a rule sets loosens: without it the caller may have
+        // no plan at all, a 403.
         let strict_plan: Vec<bool> = plans
             .iter()
             .map(|p| plans.iter().all(|q| at_least_as_strict(p, q)))
             .collect();
+        let strictest_plan = strict_plan.iter().position(|s| *s);
         let default_cost = raw.default_cost;
+        let deny_unknown = unknown_plan == UnknownPlan::Deny;
         let rules = RuleSet::with_loosening(rules, |r: &Rule| {
             r.skip
                 || r.cost.is_some_and(|c| c < default_cost)
                 || r.plan
-                    .is_some_and(|p| !strict_plan.get(p).copied().unwrap_or(false))
+                    .is_some_and(|p| deny_unknown || !strict_plan.get(p).copied().unwrap_or(false))
         });
         let mut fetch: Vec<String> = rules
             .needed_headers()
@@ -508,6 +532,7 @@ impl Config {
             fetch,
             needs_route_name,
             global,
+            strictest_plan,
         })
     }
 
@@ -518,8 +543,13 @@ impl Config {
 
 /// `p` never admits more than `q` in any window of `q`'s: for every limit of `q`, `p` has a
 /// limit on the same window with at most as many requests. (Conservative: plans on other
-/// windows are not compared, and count as possibly looser.)
+/// windows are not compared, and count as possibly looser.) A plan that fails open is looser
+/// than one that fails closed (the global tier lets its requests through when the Rate Limit
+/// Service fails).
 pub fn at_least_as_strict(p: &Plan, q: &Plan) -> bool {
+    if p.failure_mode == FailureMode::Open && q.failure_mode == FailureMode::Closed {
+        return false;
+    }
     q.limits.iter().all(|lq| {
         p.limits
             .iter()
@@ -566,6 +596,11 @@ fn build_plans(raw: &BTreeMap<String, RawPlan>, field: &Field) -> Result<Vec<Pla
     for (name, plan) in raw {
         let pf = field.key(name);
         check_name(name, &pf)?;
+        if RESERVED_PLAN_NAMES.contains(&name.as_str()) {
+            return Err(pf.error(format!(
+                "\"{name}\" is reserved: unknown_plan reads it as a keyword"
+            )));
+        }
         let lf = pf.key("limits");
         if plan.limits.is_empty() || plan.limits.len() > MAX_LIMITS_PER_PLAN {
             return Err(lf.error(format!("must have 1 to {MAX_LIMITS_PER_PLAN} limits")));

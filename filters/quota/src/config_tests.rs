@@ -137,6 +137,40 @@ fn plans_are_compared_for_strictness() {
     }
 }
 
+/// A plan that fails open is looser than the same limits failing closed; with
+/// `unknown_plan: deny` every rule that sets a plan loosens (without it: a 403).
+#[test]
+fn fail_open_is_looser_and_plan_rules_are_guarded_when_unknown_plans_are_denied() {
+    let c = Config::parse(
+        br#"{"plans":{
+          "open":{"limits":[{"requests":5,"per":"second"}]},
+          "closed":{"limits":[{"requests":5,"per":"second"}],"failure_mode":"closed"}}}"#,
+    )
+    .unwrap();
+    let p = |n: &str| &c.plans[c.plan_index(n).unwrap()];
+    assert!(!at_least_as_strict(p("open"), p("closed")));
+    assert!(at_least_as_strict(p("closed"), p("open")));
+    let head = kit::request::RequestHead::from_pairs(&[(":path", "/a/..%2Fb")]);
+    let input = kit::matcher::MatchInput {
+        route_name: None,
+        head: &head,
+    };
+    for (unknown, guarded) in [("deny", true), ("unlimited", false)] {
+        let c = Config::parse(
+            format!(
+                r#"{{"plans":{{"p":{{"limits":[{{"requests":1,"per":1}}]}}}},
+                  "unknown_plan":"{unknown}",
+                  "rules":[{{"match":{{"path":{{"prefix":"/a"}}}},"plan":"p"}}]}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let l = c.rules.lookup(&input);
+        assert_eq!(l.rule.is_none(), guarded, "{unknown}");
+        assert_eq!(l.refused_ambiguous, guarded, "{unknown}");
+    }
+}
+
 #[test]
 fn bad_configs_name_the_field() {
     let p = r#""plans":{"p":{"limits":[{"requests":1,"per":"minute"}]}}"#;
@@ -171,7 +205,10 @@ fn bad_configs_name_the_field() {
         (format!("{{{p},\"default_cost\":20,\"max_cost\":10}}"), "default_cost: must be at most max_cost (10)"),
         (format!("{{{p},\"rules\":[{{\"plan\":\"nope\"}}]}}"), "rules[0].plan: unknown plan \"nope\""),
         (format!("{{{p},\"rules\":[{{\"cost\":2000000}}]}}"), "rules[0].cost: must be at most max_cost (1000000)"),
-        (format!("{{{p},\"rules\":[{{\"skip\":true,\"cost\":2}}]}}"), "rules[0]: a skip rule takes no plan or cost"),
+        (format!("{{{p},\"rules\":[{{\"skip\":true,\"cost\":2}}]}}"), "rules[0]: a skip rule takes no plan, cost or await_cost"),
+        (format!("{{{p},\"rules\":[{{\"await_cost\":true}}]}}"), "rules[0].await_cost: needs cost_from_filter_state: true"),
+        (r#"{"plans":{"unlimited":{"limits":[{"requests":1,"per":1}]}}}"#.into(), "plans.unlimited: \"unlimited\" is reserved"),
+        (r#"{"plans":{"deny":{"limits":[{"requests":1,"per":1}]}}}"#.into(), "plans.deny: \"deny\" is reserved"),
         (format!("{{{p},\"rules\":[{{\"match\":{{\"path\":{{\"prefix\":\"x\"}}}}}}]}}"), "rules[0].match.path"),
         (format!("{{{p},\"headers\":{{\"lgacy\":true}}}}"), "headers.lgacy: unknown field"),
         (format!("{{{p},\"global\":{{}}}}"), "global: missing field `cluster`"),

@@ -4,7 +4,9 @@
 
 use crate::config::Config;
 use crate::handler::{self, COUNTER_NAMES};
-use crate::store::{init_slots, random_key, shared_hash_key, HashKey, SetResult, SharedStore};
+use crate::store::{
+    confirmed_hash_key, init_slots, random_key, shared_hash_key, HashKey, SetResult, SharedStore,
+};
 use kit::denial::{Denial, Format};
 use kit::host::{Host, LogLevel};
 use kit::metrics::Counters;
@@ -12,6 +14,7 @@ use kit::proxy_host::ProxyHost;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, MapType, Status};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -41,7 +44,10 @@ struct Root {
     config: Option<Rc<Config>>,
     counters: Rc<Counters>,
     /// The slot-hash key: the config's `slot_key`, or the process's random one.
-    hash_key: HashKey,
+    hash_key: Cell<HashKey>,
+    /// The random key was re-read from shared data on the first request (two VMs configuring
+    /// at once could each have kept their own).
+    key_confirmed: Cell<bool>,
 }
 
 impl Context for Root {}
@@ -57,10 +63,12 @@ impl RootContext for Root {
                 }
                 // Only missing slots are created: counts survive a config update.
                 init_slots(&ProxyStore);
-                self.hash_key = match config.slot_key {
-                    Some(k) => k,
-                    None => shared_hash_key(&ProxyStore, random_key()),
+                let (key, confirmed) = match config.slot_key {
+                    Some(k) => (k, true),
+                    None => (shared_hash_key(&ProxyStore, random_key()), false),
                 };
+                self.hash_key.set(key);
+                self.key_confirmed.set(confirmed);
                 for w in &config.warnings {
                     host.log(LogLevel::Warn, &format!("quota: {w}"));
                 }
@@ -78,10 +86,15 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        if !self.key_confirmed.get() && self.config.is_some() {
+            self.hash_key
+                .set(confirmed_hash_key(&ProxyStore, self.hash_key.get()));
+            self.key_confirmed.set(true);
+        }
         Some(Box::new(Http {
             config: self.config.clone(),
             counters: Rc::clone(&self.counters),
-            hash_key: self.hash_key,
+            hash_key: self.hash_key.get(),
             response_headers: Vec::new(),
             deferred: None,
             pending_global: None,
@@ -109,6 +122,36 @@ const RLS_SERVICE: &str = "envoy.service.ratelimit.v3.RateLimitService";
 const RLS_METHOD: &str = "ShouldRateLimit";
 
 impl Http {
+    /// The backstop: a request still waiting for its cost when the response starts or the
+    /// stream ends is charged now (counted `charged_late`), never left uncharged.
+    fn charge_deferred_late(&mut self) {
+        let (Some(gathered), Some(config)) = (self.deferred.take(), self.config.clone()) else {
+            return;
+        };
+        let host = ProxyHost;
+        let cost = handler::published_cost(&host, &config);
+        let call = handler::charge_late(
+            &host,
+            &ProxyStore,
+            &self.hash_key,
+            &config,
+            &self.counters,
+            &gathered,
+            cost.as_deref(),
+        );
+        if let (Some(call), Some(global)) = (call, &config.global) {
+            // Sent without waiting: the response is the upstream's already.
+            let _ = self.dispatch_grpc_call(
+                &global.cluster,
+                RLS_SERVICE,
+                RLS_METHOD,
+                Vec::<(&str, &[u8])>::new(),
+                Some(&call.message),
+                Duration::from_millis(global.timeout_ms),
+            );
+        }
+    }
+
     /// Counts a request whose cost was waiting for the end of its body.
     fn count_deferred(&mut self) -> Action {
         let (Some(gathered), Some(config)) = (self.deferred.take(), self.config.clone()) else {
@@ -264,9 +307,15 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        self.charge_deferred_late();
         for (name, value) in std::mem::take(&mut self.response_headers) {
             let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, &name, &value);
         }
         Action::Continue
+    }
+
+    /// A stream that ends without a response (the client reset it mid-body).
+    fn on_log(&mut self) {
+        self.charge_deferred_late();
     }
 }

@@ -12,7 +12,7 @@ use kit::metrics::Counters;
 use kit::request::RequestHead;
 
 /// Counter names, in the order of the index constants below.
-pub const COUNTER_NAMES: [&str; 11] = [
+pub const COUNTER_NAMES: [&str; 13] = [
     "apim.quota.allowed",
     "apim.quota.limited",
     "apim.quota.shadow_limited",
@@ -24,6 +24,8 @@ pub const COUNTER_NAMES: [&str; 11] = [
     "apim.quota.store_full",
     "apim.quota.contended",
     "apim.quota.path_ambiguous",
+    "apim.quota.charged_late",
+    "apim.quota.identity_invalid",
 ];
 const ALLOWED: usize = 0;
 const LIMITED: usize = 1;
@@ -36,6 +38,8 @@ const PLAN_UNKNOWN: usize = 7;
 const STORE_FULL: usize = 8;
 const CONTENDED: usize = 9;
 const PATH_AMBIGUOUS: usize = 10;
+const CHARGED_LATE: usize = 11;
+const IDENTITY_INVALID: usize = 12;
 
 /// The filter-state key graphql-guard publishes the operation's cost under.
 pub const COST_PROPERTY: &str = "apim_cost";
@@ -65,6 +69,8 @@ pub struct Gathered {
     pub head: RequestHead,
     pub route: Option<String>,
     pub identity: Option<Identity>,
+    /// The identity property is present but does not decode: refused, never "no identity".
+    pub identity_invalid: bool,
     pub client_address: Option<String>,
 }
 
@@ -86,9 +92,9 @@ pub fn gather(host: &dyn Host, config: &Config) -> Gathered {
     } else {
         None
     };
-    let identity = host
-        .property(&[identity::PROPERTY])
-        .and_then(|b| Identity::decode(&b));
+    let raw_identity = host.property(&[identity::PROPERTY]);
+    let identity = raw_identity.as_deref().and_then(Identity::decode);
+    let identity_invalid = raw_identity.is_some() && identity.is_none();
     let client_address = if needs_client_address(config, &head, route.as_deref(), identity.as_ref())
     {
         host.property(&["source", "address"])
@@ -100,6 +106,7 @@ pub fn gather(host: &dyn Host, config: &Config) -> Gathered {
         head,
         route,
         identity,
+        identity_invalid,
         client_address,
     }
 }
@@ -166,10 +173,10 @@ pub enum AtHeaders {
     Defer(Box<Gathered>),
 }
 
-/// The headers callback of a request with a body: count now when the cost is already
-/// published (graphql-guard judged the body before the headers went on) or when the request
-/// is not counted whatever its cost (a skip rule, a refusal, `unlimited`): such a request's
-/// body is never held. Otherwise wait for the end of the body.
+/// The headers callback of a request with a body: wait for the end of the body only when a
+/// cost can still come (its rule says `await_cost`), it is not published yet and the request
+/// is counted whatever its cost. Everything else is counted (or refused) now and its body is
+/// never held.
 pub fn at_headers_with_body(
     host: &dyn Host,
     store: &dyn SharedStore,
@@ -179,7 +186,7 @@ pub fn at_headers_with_body(
 ) -> AtHeaders {
     let gathered = gather(host, config);
     let cost = published_cost(host, config);
-    if config.cost_from_filter_state && cost.is_none() && would_count(config, &gathered) {
+    if config.cost_from_filter_state && cost.is_none() && awaits_cost(config, &gathered) {
         return AtHeaders::Defer(Box::new(gathered));
     }
     AtHeaders::Decided(decide(
@@ -193,8 +200,23 @@ pub fn at_headers_with_body(
     ))
 }
 
-/// Whether this request would be counted if a cost were published.
-fn would_count(config: &Config, g: &Gathered) -> bool {
+/// Whether this request's rule waits for a published cost and it would be counted then.
+fn awaits_cost(config: &Config, g: &Gathered) -> bool {
+    if g.identity_invalid {
+        return false;
+    }
+    let head_input = kit::matcher::MatchInput {
+        route_name: g.route.as_deref(),
+        head: &g.head,
+    };
+    if !config
+        .rules
+        .lookup(&head_input)
+        .rule
+        .is_some_and(|r| r.await_cost)
+    {
+        return false;
+    }
     let input = Inputs {
         head: &g.head,
         route: g.route.as_deref(),
@@ -218,6 +240,15 @@ pub fn decide(
     gathered: &Gathered,
     filter_cost: Option<&[u8]>,
 ) -> Action {
+    if gathered.identity_invalid {
+        let d = kit::denial::Denial::new(
+            403,
+            "quota_identity_invalid",
+            "Identity unreadable",
+            "The caller's identity cannot be read, so its quota cannot be counted.",
+        );
+        return refuse(host, config, counters, IDENTITY_INVALID, &d);
+    }
     let input = Inputs {
         head: &gathered.head,
         route: gathered.route.as_deref(),
@@ -262,6 +293,72 @@ pub fn decide(
         counters,
         policy::verdict(config, plan, &checks, &outcome, cost, now),
     )
+}
+
+/// A request still waiting for its cost when the response starts (the upstream answered
+/// before the body ended) or the stream ends (the client never finished the body): it is
+/// charged now, with the cost published by then or the rule's / default cost, and counted as
+/// `charged_late`. Nothing is sent (the response is already the upstream's); a request over
+/// the limit is charged up to nothing more (the store never charges past a limit) and counted
+/// as `limited`. Global tier: the returned call is sent without waiting for its answer.
+/// Whether the response is a local reply of a filter (once a status exists, Envoy's
+/// `response.code_details` is anything but `via_upstream`, or absent): the upstream never saw that request,
+/// so it is not charged late (a body refused by graphql-guard, say). A stream reset before
+/// any response has no status and is charged.
+pub fn answered_locally(host: &dyn Host) -> bool {
+    let status = host
+        .property(&["response", "code"])
+        .and_then(|b| b.first_chunk::<8>().map(|c| u64::from_le_bytes(*c)))
+        .unwrap_or(0);
+    if status == 0 {
+        return false;
+    }
+    // Absent counts as local: Envoy 1.40 leaves it unset for a Wasm filter's local reply.
+    host.property(&["response", "code_details"]).as_deref() != Some(b"via_upstream".as_slice())
+}
+
+pub fn charge_late(
+    host: &dyn Host,
+    store: &dyn SharedStore,
+    hash_key: &HashKey,
+    config: &Config,
+    counters: &Counters,
+    gathered: &Gathered,
+    filter_cost: Option<&[u8]>,
+) -> Option<GlobalCall> {
+    if answered_locally(host) {
+        return None;
+    }
+    counters.inc(host, CHARGED_LATE);
+    let input = Inputs {
+        head: &gathered.head,
+        route: gathered.route.as_deref(),
+        identity: gathered.identity.as_ref(),
+        client_address: gathered.client_address.as_deref(),
+        filter_cost,
+    };
+    let Resolution::Count { plan, key, cost } = policy::resolve(config, &input).resolution else {
+        return None;
+    };
+    let plan = config.plans.get(plan)?;
+    if let Some(global) = &config.global {
+        let descriptors = policy::descriptors(plan, &key, cost);
+        let hits = u32::try_from(cost).unwrap_or(u32::MAX);
+        let message = crate::rls::encode_request(&global.domain, &descriptors, hits);
+        let plan = config.plan_index(&plan.name).unwrap_or_default();
+        return Some(GlobalCall { plan, message });
+    }
+    let now = host.now_unix();
+    let (slot, checks) = policy::checks(plan, &key, now, hash_key);
+    let index = match admit(store, &slot, &checks, cost, now) {
+        crate::store::Outcome::Allowed(_) => ALLOWED,
+        crate::store::Outcome::Limited(_) => LIMITED,
+        crate::store::Outcome::Full { .. } => STORE_FULL,
+        crate::store::Outcome::Contended => CONTENDED,
+        crate::store::Outcome::Error => ERRORS,
+    };
+    counters.inc(host, index);
+    None
 }
 
 /// A refusal before counting, counted under its reason; shadow mode reports it and lets the

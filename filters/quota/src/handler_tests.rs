@@ -11,7 +11,10 @@ const CONFIG: &str = r#"{
   },
   "default_plan": "free",
   "cost_from_filter_state": true,
-  "rules": [{"match": {"route_name": "health"}, "skip": true}]
+  "rules": [
+    {"match": {"route_name": "health"}, "skip": true},
+    {"match": {"route_name": "graphql"}, "await_cost": true}
+  ]
 }"#;
 
 fn setup(config: &str) -> (Config, (), MemStore) {
@@ -103,12 +106,20 @@ fn graphql_cost_is_charged() {
 }
 
 #[test]
-fn anonymous_callers_share_the_default_plan_and_junk_identity_is_anonymous() {
+fn anonymous_callers_share_the_default_plan_and_an_unreadable_identity_is_refused() {
     let (c, counters, store) = setup(CONFIG);
     let h = host_for(None, None);
     assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
-    let h = host_for(Some("{not json"), None);
-    assert_eq!(run(&h, &store, &c, &counters), Action::Stop);
+    // Present but undecodable: never "no identity" (keyed by address, default plan), a 403,
+    // counted, even on a skipped route.
+    for route in [None, Some("health")] {
+        let h = host_for(Some("{not json"), route);
+        assert_eq!(run(&h, &store, &c, &counters), Action::Stop);
+        assert_eq!(h.counter("apim.quota.identity_invalid"), 1);
+        let reply = h.reply().unwrap();
+        assert_eq!(reply.status, 403);
+        assert!(String::from_utf8_lossy(&reply.body).contains("quota_identity_invalid"));
+    }
 }
 
 #[test]
@@ -353,13 +364,21 @@ fn the_body_is_held_only_when_a_published_cost_can_still_come() {
     let (c, _, store) = setup(CONFIG);
     // (route, published cost, identity, deferred?)
     let cases: &[(Option<&str>, Option<&str>, Option<&str>, bool)] = &[
-        (None, None, Some(ALICE), true),
+        // Only a rule saying `await_cost` waits for the body.
+        (Some("graphql"), None, Some(ALICE), true),
+        (None, None, Some(ALICE), false),
         // A skip rule never waits for the body.
         (Some("health"), None, Some(ALICE), false),
         // The cost is already published (graphql-guard judged the body first): count now.
-        (None, Some("2"), Some(ALICE), false),
+        (Some("graphql"), Some("1"), Some(ALICE), false),
         // Refused whatever the cost: refused now.
-        (None, None, Some(r#"{"id":"p","plan":"platinum"}"#), false),
+        (
+            Some("graphql"),
+            None,
+            Some(r#"{"id":"p","plan":"platinum"}"#),
+            false,
+        ),
+        (Some("graphql"), None, Some("{junk"), false),
     ];
     for (route, cost, id, deferred) in cases {
         let mut h = host_for(*id, *route);
@@ -378,7 +397,8 @@ fn the_body_is_held_only_when_a_published_cost_can_still_come() {
             assert_eq!(
                 h.counter("apim.quota.allowed")
                     + h.counter("apim.quota.passed")
-                    + h.counter("apim.quota.plan_unknown"),
+                    + h.counter("apim.quota.plan_unknown")
+                    + h.counter("apim.quota.identity_invalid"),
                 1
             );
         }
@@ -411,8 +431,10 @@ fn a_loosening_rule_never_matches_an_ambiguous_path_and_it_is_counted() {
         ("/public/../admin", "allowed", false),
         ("/cheap/..%2Fx", "allowed", true),
         ("/generous/..%5Cx", "allowed", true),
-        // Rules that make the decision stricter still apply to an ambiguous path.
-        ("/strict/..%2Fx", "allowed", false),
+        // Rules that make the decision stricter still apply to an ambiguous path; but with
+        // `unknown_plan: deny` (the default) every rule setting a plan is passed over (without
+        // it the caller could have no plan: a 403).
+        ("/strict/..%2Fx", "allowed", true),
         ("/dear/..%2Fx", "allowed", false),
     ];
     for (i, (path, counter, ambiguous)) in cases.iter().enumerate() {
@@ -567,4 +589,60 @@ fn global_answers_and_failures() {
     assert_eq!(r.status, 503);
     assert!(String::from_utf8_lossy(&r.body).contains("quota_unavailable"));
     assert_eq!(h.counter("apim.quota.global_errors"), 1);
+}
+
+/// A deferred request the upstream answered before its body ended (or whose stream ended
+/// first) is charged then, counted `charged_late`; a local reply of another filter (the
+/// upstream never saw the request) is not charged.
+#[test]
+fn a_deferred_request_is_charged_late_never_left_uncharged() {
+    let (c, _, store) = setup(CONFIG);
+    let late = |status: Option<(u64, &str)>, cost: Option<&str>| {
+        let mut h = host_for(Some(ALICE), Some("graphql"));
+        let counters = Counters::define(&h, &COUNTER_NAMES);
+        let AtHeaders::Defer(g) = at_headers_with_body(&h, &store, &KEY, &c, &counters) else {
+            panic!("deferred")
+        };
+        if let Some((code, details)) = status {
+            h.properties
+                .insert("response.code".into(), code.to_le_bytes().to_vec());
+            h.properties
+                .insert("response.code_details".into(), details.as_bytes().to_vec());
+        }
+        let cost = cost.map(|c| c.as_bytes().to_vec());
+        let call = charge_late(&h, &store, &KEY, &c, &counters, &g, cost.as_deref());
+        assert_eq!(call, None);
+        assert_eq!(h.reply(), None, "nothing is sent");
+        (
+            h.counter("apim.quota.charged_late"),
+            h.counter("apim.quota.allowed"),
+            h.counter("apim.quota.limited"),
+        )
+    };
+    // graphql-guard refused the body: not charged.
+    assert_eq!(late(Some((400, "wasm_fail_stream")), None), (0, 0, 0));
+    // The upstream answered early: charged (gold: 2 per minute).
+    assert_eq!(late(Some((200, "via_upstream")), None), (1, 1, 0));
+    // The client reset the stream mid-body: charged.
+    assert_eq!(late(None, None), (1, 1, 0));
+    // Used up: counted as limited.
+    assert_eq!(late(Some((200, "via_upstream")), None), (1, 0, 1));
+    let h = host_for(Some(ALICE), None);
+    let counters = Counters::define(&h, &COUNTER_NAMES);
+    assert_eq!(
+        on_request_headers(&h, &store, &KEY, &c, &counters),
+        Action::Stop
+    );
+}
+
+#[test]
+fn a_response_without_code_details_is_a_local_reply() {
+    let mut h = MockHost::new(&[]);
+    assert!(!answered_locally(&h), "no response yet");
+    h.properties
+        .insert("response.code".into(), 400u64.to_le_bytes().to_vec());
+    assert!(answered_locally(&h));
+    h.properties
+        .insert("response.code_details".into(), b"via_upstream".to_vec());
+    assert!(!answered_locally(&h));
 }

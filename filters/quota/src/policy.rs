@@ -90,17 +90,38 @@ fn resolve_with(config: &Config, input: &Inputs<'_>, rule: Option<&Rule>) -> Res
     if rule.is_some_and(|r| r.skip) {
         return Resolution::Pass;
     }
-    let preflight = input.head.is_cors_preflight();
+    // A preflight is what the request looks like *and* who sends it: a caller with an
+    // identity (not an anonymous consumer) is counted as itself, whatever its method and
+    // headers. Preflights are decided before the caller's plan (they carry none).
+    let identified = input
+        .identity
+        .is_some_and(|i| !i.id.is_empty() && !config.anonymous_consumers.contains(&i.id));
+    let preflight = !identified && input.head.is_cors_preflight();
     if preflight && config.cors_preflight == Preflight::Skip {
         return Resolution::Pass;
     }
+    let identity_plan = if preflight {
+        None
+    } else {
+        input.identity.and_then(|i| i.plan.as_deref())
+    };
     let plan = match rule.and_then(|r| r.plan) {
         Some(p) => Some(p),
-        None => match input.identity.and_then(|i| i.plan.as_deref()) {
+        None => match identity_plan {
             // A plan this config does not know is never silently another one.
             Some(name) => config.plan_index(name),
             None => config.default_plan,
         },
+    };
+    // A preflight never carries an identity's plan: with no rule or default plan, the
+    // `unknown_plan` plan, else the strictest plan counts it, so an anonymous preflight is
+    // never refused for having no plan (nor let through uncounted).
+    let plan = match (plan, config.unknown_plan) {
+        (None, UnknownPlan::Plan(p)) if preflight => Some(p),
+        (None, _) if preflight && config.cors_preflight == Preflight::Separate => {
+            config.strictest_plan
+        }
+        (p, _) => p,
     };
     let plan = match plan.map_or(config.unknown_plan, UnknownPlan::Plan) {
         UnknownPlan::Plan(p) => p,
@@ -137,9 +158,8 @@ fn resolve_with(config: &Config, input: &Inputs<'_>, rule: Option<&Rule>) -> Res
                 .identity
                 .filter(|i| !config.anonymous_consumers.contains(&i.id))
                 .map(|i| value_part(i.id.as_bytes())),
-            KeyPart::ClientAddress => input
-                .client_address
-                .map(|a| value_part(strip_port(a).as_bytes())),
+            // Grouped as a missing part is (an IPv6 address by its /64).
+            KeyPart::ClientAddress => input.client_address.map(address_part),
             KeyPart::Route => input.route.map(|r| value_part(r.as_bytes())),
             KeyPart::Header(h) => input.head.get(h).map(value_part),
         };

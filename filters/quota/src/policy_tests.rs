@@ -192,7 +192,7 @@ fn anonymous_callers_and_preflights_get_counters_of_their_own() {
             "@2001:db8:1:2::/64",
         ),
         (&c, &get, None, None, "-"),
-        // Preflights: their own counter per address, whatever the identity.
+        // Preflights: their own counter per address, when no one is identified.
         (
             &c,
             &preflight,
@@ -203,16 +203,23 @@ fn anonymous_callers_and_preflights_get_counters_of_their_own() {
         (
             &c,
             &preflight,
-            Some(&alice),
+            Some(&guest),
             Some("10.0.0.1:1"),
             "!preflight\u{1f}@10.0.0.1",
         ),
+        // An identified caller sending what looks like a preflight is counted as itself.
+        (&c, &preflight, Some(&alice), Some("10.0.0.1:1"), "=alice"),
     ];
     for (c, head, id, addr, want) in cases {
         assert_eq!(key(c, head, id, addr), want, "{id:?} {addr:?}");
     }
     let skip = config(r#"{"cors_preflight":"skip"}"#);
     assert_eq!(key(&skip, &preflight, None, Some("10.0.0.1:1")), "PASS");
+    // `skip` never lets an identified caller's request through uncounted.
+    assert_eq!(
+        key(&skip, &preflight, Some(&alice), Some("10.0.0.1:1")),
+        "=alice"
+    );
     let same = config(r#"{"cors_preflight":"same","missing_key":"shared"}"#);
     assert_eq!(key(&same, &preflight, None, Some("10.0.0.1:1")), "-");
 }
@@ -320,7 +327,7 @@ fn key_parts_and_missing_key_policies() {
     let Resolution::Count { key, .. } = resolve(&c, &input).resolution else {
         panic!()
     };
-    assert_eq!(key, "=alice\u{1f}=acme\u{1f}=10.1.2.3\u{1f}=pets");
+    assert_eq!(key, "=alice\u{1f}=acme\u{1f}@10.1.2.3\u{1f}=pets");
     let input = Inputs {
         client_address: Some("[::1]:80"),
         ..Inputs::new(&head)
@@ -328,7 +335,23 @@ fn key_parts_and_missing_key_policies() {
     let Resolution::Count { key, .. } = resolve(&c, &input).resolution else {
         panic!()
     };
-    assert_eq!(key, "@::/64\u{1f}=acme\u{1f}=::1\u{1f}@::/64");
+    assert_eq!(key, "@::/64\u{1f}=acme\u{1f}@::/64\u{1f}@::/64");
+    // An explicit `client_address` part groups IPv6 by /64 as a missing part does: a host
+    // cannot get a fresh counter per address of its /64.
+    let by_addr = config(r#"{"key":["client_address"]}"#);
+    let k = |addr: &str| {
+        let input = Inputs {
+            client_address: Some(addr),
+            ..Inputs::new(&head)
+        };
+        match resolve(&by_addr, &input).resolution {
+            Resolution::Count { key, .. } => key,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(k("[2001:db8:1:2::1]:1"), k("[2001:db8:1:2:ffff::9]:2"));
+    assert_eq!(k("[2001:db8:1:2::1]:1"), "@2001:db8:1:2::/64");
+    assert_ne!(k("[2001:db8:1:3::1]:1"), k("[2001:db8:1:2::1]:1"));
     let long = "a".repeat(300);
     let head2 = RequestHead::from_pairs(&[(":path", "/x"), ("x-tenant", &long)]);
     let c2 = config(r#"{"key":[{"header":"x-tenant"}]}"#);
@@ -481,4 +504,46 @@ fn a_month_window_reports_its_real_reset() {
         panic!()
     };
     assert!(d.headers.contains(&("retry-after".into(), "172800".into())));
+}
+
+/// A preflight is decided before the plan: with `unknown_plan: deny` and no default plan, an
+/// anonymous preflight is counted under the strictest plan (not refused 403, not let through
+/// uncounted); an identified caller's "preflight" uses its own plan and counter.
+#[test]
+fn preflights_are_decided_before_the_plan_check() {
+    let c = Config::parse(
+        br#"{"plans":{"a":{"limits":[{"requests":5,"per":"second"}]},
+                      "b":{"limits":[{"requests":9,"per":"second"}]}}}"#,
+    )
+    .unwrap();
+    let preflight = RequestHead::from_pairs(&[
+        (":method", "OPTIONS"),
+        (":path", "/pets"),
+        ("origin", "https://a.example"),
+        ("access-control-request-method", "POST"),
+    ]);
+    let input = Inputs {
+        client_address: Some("10.0.0.1:1"),
+        ..Inputs::new(&preflight)
+    };
+    match resolve(&c, &input).resolution {
+        Resolution::Count { plan, key, .. } => {
+            assert_eq!(c.plans[plan].name, "a");
+            assert_eq!(key, "!preflight\u{1f}@10.0.0.1");
+        }
+        other => panic!("{other:?}"),
+    }
+    let bob = ident("bob", Some("b"));
+    let input = Inputs {
+        identity: Some(&bob),
+        client_address: Some("10.0.0.1:1"),
+        ..Inputs::new(&preflight)
+    };
+    match resolve(&c, &input).resolution {
+        Resolution::Count { plan, key, .. } => {
+            assert_eq!(c.plans[plan].name, "b");
+            assert_eq!(key, "=bob");
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -26,8 +26,12 @@
 /// Slot keys in shared data: `apim.quota.slot.<i>`.
 pub const SLOTS: usize = 1024;
 pub const SLOT_PREFIX: &str = "apim.quota.slot.";
-/// A slot never grows past this; a live entry is never evicted to make room.
+/// A new counter family is never added past this; a live entry is never evicted to make room.
 pub const MAX_SLOT_BYTES: usize = 32 * 1024;
+/// A family already stored in the slot (any of its entries, live or ended) re-adds its
+/// counters up to this: room new families can never take, so callers already in the slot
+/// keep counting when others have filled it.
+pub const MAX_SLOT_BYTES_ESTABLISHED: usize = MAX_SLOT_BYTES + MAX_SLOT_BYTES / 4;
 /// Longest counter name stored.
 pub const MAX_ENTRY_NAME: usize = 1024;
 /// CAS attempts before giving up on one request.
@@ -138,6 +142,17 @@ pub fn shared_hash_key(store: &dyn SharedStore, fresh: HashKey) -> HashKey {
     }
     let _ = store.set(HASH_KEY_NAME, &fresh, None);
     stored(store).unwrap_or(fresh)
+}
+
+/// The key this VM should use on its first request: the one in shared data when it holds a
+/// valid key (another VM may have stored its own between our store and read-back at
+/// configure time), else `current`.
+pub fn confirmed_hash_key(store: &dyn SharedStore, current: HashKey) -> HashKey {
+    store
+        .get(HASH_KEY_NAME)
+        .0
+        .and_then(|v| HashKey::try_from(v.as_slice()).ok())
+        .unwrap_or(current)
 }
 
 /// Creates the slots that do not exist yet; existing counts are kept.
@@ -258,6 +273,11 @@ pub fn admit(
         let (bytes, cas) = store.get(slot);
         let bytes = bytes.unwrap_or_default();
         let mut others = entries(&bytes);
+        // Is this family stored here already (an entry of it, even ended)? Then it may use
+        // the room kept for established families.
+        let established = others
+            .iter()
+            .any(|e| checks.iter().any(|c| c.name.as_slice() == e.name));
         // Ended windows go; a counter of ours whose window differs (a config change moved it)
         // starts again from zero.
         others.retain(|e| e.window_end > now);
@@ -283,7 +303,12 @@ pub fn admit(
             after.push(n);
         }
         let others_len: usize = others.iter().map(|e| e.name.len() + 18).sum();
-        if value.len() + others_len > MAX_SLOT_BYTES {
+        let room = if established {
+            MAX_SLOT_BYTES_ESTABLISHED
+        } else {
+            MAX_SLOT_BYTES
+        };
+        if value.len() + others_len > room {
             // Every entry left is live: evicting one would reset another caller's count
             // inside its window. Refuse to make room; the caller decides what a full slot means.
             let free_at = others.iter().map(|e| e.window_end).min().unwrap_or(now);

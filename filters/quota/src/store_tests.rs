@@ -250,3 +250,64 @@ fn no_over_admission_under_concurrency() {
     });
     assert_eq!(allowed.load(Ordering::Relaxed), 500);
 }
+
+/// A family already in the slot (here its long window still live) re-adds its ended short
+/// window even when new families have filled the slot: they are refused, it keeps counting.
+#[test]
+fn a_family_in_a_full_slot_re_adds_its_ended_window() {
+    let s = MemStore::default();
+    let caller = |short_end: u64| {
+        [
+            check("me\u{1f}short", 5, short_end),
+            check("me\u{1f}year", 50, 90_000),
+        ]
+    };
+    assert_eq!(
+        admit(&s, "k", &caller(60), 1, 10),
+        Outcome::Allowed(vec![1, 1])
+    );
+    let big = "x".repeat(1000);
+    let mut i = 0;
+    loop {
+        let name = format!("{big}{i}");
+        i += 1;
+        if let Outcome::Full { .. } = admit(&s, "k", &[check(&name, 5, 80_000)], 1, 70) {
+            break;
+        }
+        assert!(i < 100);
+    }
+    // Then small ones, until not even 20 bytes are left.
+    for j in 0..100 {
+        if let Outcome::Full { .. } = admit(&s, "k", &[check(&format!("s{j}"), 5, 80_000)], 1, 70) {
+            break;
+        }
+        assert!(j < 99);
+    }
+    // The short window ended at 60: the caller's new short counter needs room.
+    assert_eq!(
+        admit(&s, "k", &caller(120), 1, 70),
+        Outcome::Allowed(vec![1, 2])
+    );
+    let len = s.get("k").0.unwrap().len();
+    assert!(
+        len > MAX_SLOT_BYTES - 1100 && len <= MAX_SLOT_BYTES_ESTABLISHED,
+        "{len}"
+    );
+    // A new family still cannot use that room.
+    assert!(matches!(
+        admit(&s, "k", &[check(&format!("{big}new"), 5, 80_000)], 1, 70),
+        Outcome::Full { .. }
+    ));
+}
+
+/// Two VMs that configured at once may have read back different keys; on its first request a
+/// VM adopts the key in shared data.
+#[test]
+fn the_first_request_adopts_the_stored_hash_key() {
+    let s = MemStore::default();
+    assert_eq!(confirmed_hash_key(&s, [1; 16]), [1; 16]);
+    s.set(HASH_KEY_NAME, &[7; 16], None);
+    assert_eq!(confirmed_hash_key(&s, [1; 16]), [7; 16]);
+    s.set(HASH_KEY_NAME, b"junk", None);
+    assert_eq!(confirmed_hash_key(&s, [1; 16]), [1; 16]);
+}

@@ -37,6 +37,10 @@ pub struct RawConfig {
     pub sources: Vec<RawSource>,
     #[serde(default = "default_max_token_bytes")]
     pub max_token_bytes: usize,
+    /// A token without `kid` is tried against at most this many keys of its issuer (those
+    /// accepting its algorithm, in key-set order); beyond, refused (`denied.kidless_capped`).
+    #[serde(default = "default_max_kidless_keys")]
+    pub max_kidless_keys: usize,
     #[serde(default)]
     pub mode: RawMode,
     /// Mode `metadata`: where Envoy's `jwt_authn` put the verified payload.
@@ -205,6 +209,11 @@ fn default_sources() -> Vec<RawSource> {
 fn default_max_token_bytes() -> usize {
     DEFAULT_MAX_TOKEN_BYTES
 }
+/// Default of `max_kidless_keys`.
+pub const DEFAULT_MAX_KIDLESS_KEYS: usize = 8;
+fn default_max_kidless_keys() -> usize {
+    DEFAULT_MAX_KIDLESS_KEYS
+}
 fn default_leeway() -> u64 {
     DEFAULT_LEEWAY_SECONDS
 }
@@ -319,6 +328,7 @@ pub struct Config {
     pub realm: String,
     pub sources: Vec<Source>,
     pub max_token_bytes: usize,
+    pub max_kidless_keys: usize,
     /// `Some` in mode `metadata`.
     pub metadata: Option<Metadata>,
     pub providers: Vec<Provider>,
@@ -352,6 +362,12 @@ impl Config {
             return Err(root
                 .key("max_token_bytes")
                 .error(format!("must be between 64 and {MAX_TOKEN_BYTES_LIMIT}")));
+        }
+        if raw.max_kidless_keys == 0 || raw.max_kidless_keys > crate::jwks::MAX_KEYS + 1 {
+            return Err(root.key("max_kidless_keys").error(format!(
+                "must be between 1 and {}",
+                crate::jwks::MAX_KEYS + 1
+            )));
         }
         if raw.cache_entries > MAX_CACHE_ENTRIES {
             return Err(root
@@ -455,6 +471,7 @@ impl Config {
             realm: raw.realm,
             sources,
             max_token_bytes: raw.max_token_bytes,
+            max_kidless_keys: raw.max_kidless_keys,
             metadata,
             providers,
             consumer_scopes: raw.consumer_scopes,

@@ -17,7 +17,7 @@ use kit::request::RequestHead;
 use std::rc::Rc;
 
 /// Counter names, in the order the constants below use.
-pub const COUNTER_NAMES: [&str; 16] = [
+pub const COUNTER_NAMES: [&str; 18] = [
     "apim.scope_authz.allowed",
     "apim.scope_authz.allowed_consumer",
     "apim.scope_authz.skipped",
@@ -34,6 +34,8 @@ pub const COUNTER_NAMES: [&str; 16] = [
     "apim.scope_authz.jwks_keys_changed",
     "apim.scope_authz.denied.unsafe_claim",
     "apim.scope_authz.path_ambiguous",
+    "apim.scope_authz.denied.kidless_capped",
+    "apim.scope_authz.denied.identity_invalid",
 ];
 pub const ALLOWED: usize = 0;
 pub const ALLOWED_CONSUMER: usize = 1;
@@ -56,6 +58,8 @@ fn counter_index(reason: DenyReason) -> usize {
         DenyReason::KeysUnavailable => 11,
         DenyReason::InsufficientScope => 12,
         DenyReason::UnsafeClaim => 14,
+        DenyReason::KidlessCapped => 16,
+        DenyReason::IdentityInvalid => 17,
     }
 }
 
@@ -261,7 +265,11 @@ pub fn on_request_headers(
         .and_then(|g| metadata_forwarded(host, config, g))
     {
         Ok((grant, forwarded)) => {
-            apply(host, config, &head, &grant, &forwarded);
+            if let Err((reason, denial)) = apply(host, config, &head, &grant, &forwarded) {
+                counters.inc(host, counter_index(reason));
+                host.send_reply(&denial.render(Format::Problem));
+                return Action::Stop;
+            }
             let idx = if matches!(grant, Grant::Consumer(_)) {
                 ALLOWED_CONSUMER
             } else {
@@ -407,18 +415,33 @@ fn metadata_forwarded(
 }
 
 /// The identity to publish: `own` layered over the one an earlier filter published (which
-/// keeps its id, plan and groups: a token never moves a key holder to another plan).
-fn publish_identity(host: &dyn Host, own: Identity, own_bytes: Option<&[u8]>) {
-    let earlier = host
-        .property(&[identity::PROPERTY])
-        .and_then(|b| Identity::decode(&b));
-    match (earlier, own_bytes) {
-        (None, Some(bytes)) => host.set_property(identity::PROPERTY, bytes),
-        (earlier, _) => {
-            let merged = own.layered_over(earlier.as_ref());
-            host.set_property(identity::PROPERTY, &merged.encode());
-        }
+/// keeps its id, plan and groups: a token never moves a key holder to another plan). Refused
+/// (nothing published) when an earlier identity is present but does not decode (replacing it
+/// would drop its plan) or the result would be larger than `MAX_IDENTITY_BYTES` (later filters
+/// would read it as no identity at all).
+fn publish_identity(
+    host: &dyn Host,
+    own: Identity,
+    own_bytes: Option<&[u8]>,
+) -> Result<(), Refusal> {
+    let raw = host.property(&[identity::PROPERTY]);
+    let earlier = raw.as_deref().and_then(Identity::decode);
+    if raw.is_some() && earlier.is_none() {
+        return Err(policy::identity_invalid(
+            "The identity an earlier filter published cannot be read.",
+        ));
     }
+    let bytes = match (earlier, own_bytes) {
+        (None, Some(bytes)) => bytes.to_vec(),
+        (earlier, _) => own.layered_over(earlier.as_ref()).encode(),
+    };
+    if bytes.is_empty() || bytes.len() > identity::MAX_IDENTITY_BYTES {
+        return Err(policy::identity_invalid(
+            "The caller's identity is too large to publish.",
+        ));
+    }
+    host.set_property(identity::PROPERTY, &bytes);
+    Ok(())
 }
 
 fn apply(
@@ -427,11 +450,11 @@ fn apply(
     head: &RequestHead,
     grant: &Grant,
     from_metadata: &[Option<String>],
-) {
+) -> Result<(), Refusal> {
     match grant {
         Grant::Token(v, sources) => {
             if config.publish_identity && v.sub.is_some() {
-                publish_identity(host, v.identity.clone(), Some(&v.identity_bytes));
+                publish_identity(host, v.identity.clone(), Some(&v.identity_bytes))?;
             }
             if let Some(claims) = &v.claims {
                 host.set_property(crate::token::CLAIMS_PROPERTY, claims);
@@ -455,7 +478,7 @@ fn apply(
                     source: "scope-authz".into(),
                     ..Identity::default()
                 };
-                publish_identity(host, id, None);
+                publish_identity(host, id, None)?;
             }
             for (f, value) in config.forward.iter().zip(from_metadata) {
                 match value {
@@ -465,6 +488,7 @@ fn apply(
             }
         }
     }
+    Ok(())
 }
 
 /// Removes every copy of the verified token before the request goes on: the bearer

@@ -351,6 +351,34 @@ fn a_token_adds_to_the_api_key_identity_and_never_drops_its_plan() {
     assert_eq!(h.reply().unwrap().status, 401);
 }
 
+/// An earlier identity that does not decode, or a merged identity larger than
+/// `MAX_IDENTITY_BYTES`, is refused (403 `identity_invalid`, counted): publishing would drop
+/// the earlier identity's plan, or later filters would read no identity at all.
+#[test]
+fn an_identity_that_cannot_be_published_faithfully_is_refused() {
+    let c = config(json!({"rules": rules()}));
+    let big_scope = "s".repeat(kit::identity::MAX_IDENTITY_BYTES - 100);
+    let near_limit = json!({"id": "bob", "plan": "silver", "scopes": [big_scope],
+        "source": "api-key-auth"})
+    .to_string();
+    assert!(kit::identity::Identity::decode(near_limit.as_bytes()).is_some());
+    for earlier in ["{not json", near_limit.as_str()] {
+        let mut h = host("/pets", Some(&rs256(json!({"sub": "user-7"}))));
+        h.properties
+            .insert("apim_consumer".into(), earlier.as_bytes().to_vec());
+        assert_eq!(
+            run(&c, &mut State::new(&c), &h),
+            Action::Stop,
+            "{earlier:.20}"
+        );
+        let reply = h.reply().unwrap();
+        assert_eq!(reply.status, 403);
+        assert_eq!(body(&h)["code"], "identity_invalid");
+        assert_eq!(h.counter("apim.scope_authz.denied.identity_invalid"), 1);
+        assert_eq!(h.published("apim_consumer"), None, "nothing published");
+    }
+}
+
 #[test]
 fn the_token_is_stripped_from_where_it_was_found() {
     let t = rs256(json!({}));

@@ -31,10 +31,15 @@ pub enum DenyReason {
     InsufficientScope,
     /// A claim to forward as a header would carry control bytes (or is too long for one).
     UnsafeClaim,
+    /// A token without `kid` not verified by the first `max_kidless_keys` keys.
+    KidlessCapped,
+    /// The identity to publish cannot be: an earlier filter's does not decode, or the merged
+    /// one would exceed `kit::identity::MAX_IDENTITY_BYTES`.
+    IdentityInvalid,
 }
 
 impl DenyReason {
-    pub const ALL: [DenyReason; 8] = [
+    pub const ALL: [DenyReason; 10] = [
         Self::Missing,
         Self::Ambiguous,
         Self::Invalid,
@@ -43,6 +48,8 @@ impl DenyReason {
         Self::KeysUnavailable,
         Self::InsufficientScope,
         Self::UnsafeClaim,
+        Self::KidlessCapped,
+        Self::IdentityInvalid,
     ];
 }
 
@@ -167,6 +174,7 @@ pub fn invalid(realm: &str, e: TokenError) -> (DenyReason, Denial) {
         TokenError::Expired => DenyReason::Expired,
         TokenError::UnknownKid(_) => DenyReason::UnknownKid,
         TokenError::UnsafeClaim => DenyReason::UnsafeClaim,
+        TokenError::KidlessCapped => DenyReason::KidlessCapped,
         TokenError::NoKeys(_) => {
             let d = Denial::new(
                 503,
@@ -185,6 +193,21 @@ pub fn invalid(realm: &str, e: TokenError) -> (DenyReason, Denial) {
         format!("Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{desc}\""),
     );
     (reason, d)
+}
+
+/// The identity to publish cannot be trusted or carried: 403, not 401 — the token itself is
+/// valid, so asking the client for another credential would not help; the request cannot be
+/// granted with an identity later filters (quota's plan, transform's claims) can rely on.
+pub fn identity_invalid(detail: &str) -> (DenyReason, Denial) {
+    (
+        DenyReason::IdentityInvalid,
+        Denial::new(
+            403,
+            "identity_invalid",
+            "Identity cannot be published",
+            detail,
+        ),
+    )
 }
 
 pub fn insufficient(realm: &str, req: &Requirement) -> Denial {

@@ -71,6 +71,9 @@ pub enum TokenError {
     UnsafeClaim,
     /// The `plan_claim` holds something that is not a plan name.
     BadPlan,
+    /// A token without `kid` whose signature none of the first `max_kidless_keys` keys
+    /// verified while the issuer has more: not tried further.
+    KidlessCapped,
 }
 
 impl TokenError {
@@ -93,6 +96,9 @@ impl TokenError {
                 "A claim forwarded as a header holds characters a header cannot carry."
             }
             Self::BadPlan => "The token's plan claim is not a valid plan name.",
+            Self::KidlessCapped => {
+                "The token names no key id and none of the keys tried verified it."
+            }
         }
     }
 }
@@ -319,12 +325,24 @@ pub fn verify(
     // Every key that may have signed it: those named by its `kid`, or, without a `kid`,
     // every key of the provider that accepts its algorithm. A key set holds at most
     // `MAX_KEYS` (+ the HMAC secret), which bounds the work.
+    // Without a `kid`, at most `max_kidless_keys` of them (each try is a signature check an
+    // attacker gets for free with a garbage signature).
+    let cap = if parsed.kid.is_none() {
+        config.max_kidless_keys.min(MAX_KEYS + 1)
+    } else {
+        MAX_KEYS + 1
+    };
     let mut tried = 0;
     let mut verified_by = None;
+    let mut capped = false;
     for key in set
         .candidates(parsed.kid.as_deref(), parsed.alg)
         .take(MAX_KEYS + 1)
     {
+        if tried >= cap {
+            capped = true;
+            break;
+        }
         tried += 1;
         if jsonwebtoken::crypto::verify(
             parsed.signature,
@@ -341,6 +359,7 @@ pub fn verify(
     let Some(key) = verified_by else {
         return Err(match &parsed.kid {
             Some(kid) if tried == 0 && !set.has_kid(kid) => TokenError::UnknownKid(index),
+            _ if capped => TokenError::KidlessCapped,
             _ => TokenError::BadSignature,
         });
     };

@@ -334,6 +334,48 @@ fn a_kid_less_token_is_tried_against_every_key_of_its_algorithm() {
     assert_eq!(check(&c, &kidless, NOW), Err(TokenError::BadSignature));
 }
 
+/// A kid-less token is tried against at most `max_kidless_keys` keys (default 8): a garbage
+/// signature costs at most that many verifications, and the refusal says why.
+#[test]
+fn a_kid_less_token_is_tried_against_at_most_max_kidless_keys() {
+    let mut keys: Vec<(&str, String)> = (0..9).map(|i| ("rsa2", format!("k{i}"))).collect();
+    keys.push(("rsa1", "signer".to_string()));
+    let refs: Vec<(&str, &str)> = keys.iter().map(|(f, k)| (*f, k.as_str())).collect();
+    let jwks = jwks_of(&refs);
+    let with = |cap: Option<usize>| {
+        let mut raw = json!({"providers": [{"name": "t", "issuer": ISS, "audiences": ["api"],
+            "algorithms": ["RS256"], "jwks": {"inline": jwks.clone()}}]});
+        if let Some(cap) = cap {
+            raw["max_kidless_keys"] = cap.into();
+        }
+        Config::parse(raw.to_string().as_bytes()).unwrap()
+    };
+    let kidless = sign(Algorithm::RS256, None, &claims(json!({})));
+    // The signer is the tenth key: past the default cap of 8.
+    assert_eq!(
+        check(&with(None), &kidless, NOW),
+        Err(TokenError::KidlessCapped)
+    );
+    assert!(check(&with(Some(10)), &kidless, NOW).is_ok());
+    // A kid names its key whatever the cap.
+    let named = sign(Algorithm::RS256, Some("signer"), &claims(json!({})));
+    assert!(check(&with(Some(1)), &named, NOW).is_ok());
+    // Fewer keys than the cap, none verifies: a bad signature, not a cap.
+    let c = provider_with(jwks_of(&[("rsa2", "a"), ("rsa2", "b")]), json!({}));
+    assert_eq!(check(&c, &kidless, NOW), Err(TokenError::BadSignature));
+    for bad in [0, 66] {
+        let raw = json!({"max_kidless_keys": bad, "providers": [{"name": "t", "issuer": ISS,
+            "audiences": ["api"], "algorithms": ["RS256"], "jwks": {"inline": jwks.clone()}}]});
+        let e = Config::parse(raw.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("max_kidless_keys: must be between 1 and 65"),
+            "{e}"
+        );
+    }
+}
+
 #[test]
 fn claims_with_control_bytes_refuse_the_token() {
     let c = provider_with(jwks_of(&[("rsa1", "rsa1")]), json!({}));

@@ -424,7 +424,8 @@ fn graphql_guard() -> WasmFilter {
 fn an_operation_refused_by_graphql_guard_is_never_charged() {
     let plan = year_plan();
     let config = format!(
-        r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}], "cost_from_filter_state": true}}"#
+        r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}], "cost_from_filter_state": true,
+             "rules": [{{"match": {{"path": {{"prefix": "/graphql"}}}}, "await_cost": true}}]}}"#
     );
     let envoy = start(&bootstrap("", "", &[graphql_guard()], &config));
     let send = |query: &str| {
@@ -587,4 +588,242 @@ fn header_values_that_are_not_utf8_never_share_a_counter() {
     assert_eq!(send(b"caf\xe9"), 429);
     assert_eq!(send(b"caf\xe8"), 200, "another caller, its own counter");
     assert_eq!(upstream_requests(&envoy), 3);
+}
+
+/// An upstream that answers `200 ok` as soon as it has read a request's headers, before its
+/// body, except on paths containing `hold`, which it never answers. Returns its port.
+fn early_upstream() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let mut answered = false;
+                loop {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    let head_done = buf.windows(4).any(|w| w == b"\r\n\r\n");
+                    if head_done && !answered {
+                        answered = true;
+                        let line = buf.split(|b| *b == b'\n').next().unwrap_or_default();
+                        if !String::from_utf8_lossy(line).contains("hold") {
+                            let _ = conn.write_all(
+                                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                            );
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Review item 1. With `cost_from_filter_state`, a request waiting for its cost (the end of
+/// its body) was charged nothing when the upstream answered before the body ended, or when the
+/// client never finished the body. Now it is charged then (counted `charged_late`): two such
+/// requests use up two of the 3 allowed, so the second GET is refused. Before: 3 GETs passed.
+/// Requests on routes without `await_cost` are counted at their headers.
+#[test]
+fn a_request_waiting_for_its_cost_is_charged_even_if_its_body_never_ends() {
+    use std::io::Write;
+    let config =
+        r#"{"plans": {"p": {"limits": [{"requests": 3, "per": 31622400, "name": "year"}]}},
+        "default_plan": "p", "key": [{"header": "x-user"}], "cost_from_filter_state": true,
+        "rules": [{"match": {"path": {"prefix": "/graphql"}}, "await_cost": true}]}"#
+            .replace("31622400", &mid_window().to_string());
+    let yaml =
+        bootstrap("", "", "", &config).replace("{{UPSTREAM_PORT}}", &early_upstream().to_string());
+    let envoy = start(&yaml);
+    let partial = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\nx-user: eve\r\ncontent-type: application/json\r\n\
+             content-length: 1000\r\n\r\n{{\"query\":"
+        )
+    };
+    // The upstream answers on the headers; the body never ends.
+    let r = apim_integration::send_raw(envoy.port(), partial("/graphql").as_bytes()).unwrap();
+    assert_eq!(r.status, 200);
+    counter_is(&envoy, &wasm("charged_late"), 1);
+    counter_is(&envoy, &wasm("allowed"), 1);
+    // The client gives up mid-body, no response.
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", envoy.port())).unwrap();
+    conn.write_all(partial("/graphql/hold").as_bytes()).unwrap();
+    counter_is(&envoy, "cluster.upstream.upstream_rq_total", 2);
+    drop(conn);
+    counter_is(&envoy, &wasm("charged_late"), 2);
+    counter_is(&envoy, &wasm("allowed"), 2);
+    // One request left in the window.
+    let eve = [("x-user", "eve")];
+    assert_eq!(get(&envoy, "/graphql", &eve).status, 200);
+    let r = get(&envoy, "/graphql", &eve);
+    assert_eq!(r.status, 429, "{}", r.text());
+    counter_is(&envoy, &wasm("allowed"), 3);
+    counter_is(&envoy, &wasm("limited"), 1);
+    counter_is(&envoy, &wasm("charged_late"), 2);
+    assert_eq!(upstream_requests(&envoy), 3);
+}
+
+/// Review item 1: without an `await_cost` rule the body is never waited for: a request whose
+/// upstream answers early is counted (and refused when over) at its headers.
+#[test]
+fn a_route_without_await_cost_is_counted_at_its_headers() {
+    let config =
+        r#"{"plans": {"p": {"limits": [{"requests": 1, "per": 31622400, "name": "year"}]}},
+        "default_plan": "p", "key": [{"header": "x-user"}], "cost_from_filter_state": true,
+        "rules": [{"match": {"path": {"prefix": "/graphql"}}, "await_cost": true}]}"#
+            .replace("31622400", &mid_window().to_string());
+    let yaml =
+        bootstrap("", "", "", &config).replace("{{UPSTREAM_PORT}}", &early_upstream().to_string());
+    let envoy = start(&yaml);
+    let partial =
+        "POST /upload HTTP/1.1\r\nhost: x\r\nx-user: eve\r\ncontent-length: 1000\r\n\r\nabc";
+    let r = apim_integration::send_raw(envoy.port(), partial.as_bytes()).unwrap();
+    assert_eq!(r.status, 200);
+    let r = apim_integration::send_raw(envoy.port(), partial.as_bytes()).unwrap();
+    assert_eq!(r.status, 429);
+    counter_is(&envoy, &wasm("allowed"), 1);
+    counter_is(&envoy, &wasm("limited"), 1);
+    counter_is(&envoy, &wasm("charged_late"), 0);
+    assert_eq!(upstream_requests(&envoy), 1);
+}
+
+/// Review item 5. A preflight is what the client says: bob, identified by his API key, sending
+/// `OPTIONS` with `Origin` and `Access-Control-Request-Method` was not counted at all under
+/// `cors_preflight: skip` (all 3 reached the upstream). Now a caller with an identity is counted
+/// as itself under its plan: 2 admitted, the third 429.
+#[test]
+fn an_identified_caller_cannot_pass_as_a_preflight() {
+    let n = mid_window();
+    let config = format!(
+        r#"{{"plans": {{"p": {{"limits": [{{"requests": 2, "per": {n}, "name": "year"}}]}},
+                       "platinum": {{"limits": [{{"requests": 2, "per": {n}, "name": "plat"}}]}}}},
+             "default_plan": "p", "cors_preflight": "skip"}}"#
+    );
+    let auth = API_KEY_AUTH.replace(r#", "allow_cors_preflight": true"#, "");
+    assert_ne!(auth, API_KEY_AUTH);
+    let envoy = start(&bootstrap("", "", &auth, &config));
+    let preflight = || {
+        Request::new("OPTIONS", "/pets")
+            .header("x-api-key", BOB)
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "DELETE")
+            .send(envoy.port())
+            .unwrap()
+    };
+    let statuses: Vec<u16> = (0..3).map(|_| preflight().status).collect();
+    assert_eq!(statuses, vec![200, 200, 429]);
+    let r = preflight();
+    assert_eq!(r.json()["limit"], "plat");
+    counter_is(&envoy, &wasm("allowed"), 2);
+    counter_is(&envoy, &wasm("limited"), 2);
+    counter_is(&envoy, &wasm("passed"), 0);
+    assert_eq!(upstream_requests(&envoy), 2);
+}
+
+/// Review item 3. An explicit `client_address` key part used the whole IPv6 address, so one
+/// host got a fresh counter per address of its /64 (here 3 × 200). Now it is grouped by /64,
+/// as a missing part is: the third address of the same /64 is refused.
+#[test]
+fn an_explicit_client_address_part_groups_ipv6_by_64() {
+    let plan = year_plan();
+    let hcm = "          use_remote_address: true\n          xff_num_trusted_hops: 1\n";
+    let config = format!(r#"{{{plan}, "default_plan": "p", "key": ["client_address"]}}"#);
+    let envoy = start(&bootstrap(hcm, "", "", &config));
+    let statuses: Vec<u16> = [
+        "2001:db8:1:2::1",
+        "2001:db8:1:2::ffff",
+        "2001:db8:1:2:aaaa::9",
+    ]
+    .iter()
+    .map(|a| get(&envoy, "/x", &[("x-forwarded-for", a)]).status)
+    .collect();
+    assert_eq!(statuses, vec![200, 200, 429]);
+    assert_eq!(
+        get(&envoy, "/x", &[("x-forwarded-for", "2001:db8:1:3::1")]).status,
+        200
+    );
+    counter_is(&envoy, &wasm("allowed"), 3);
+    counter_is(&envoy, &wasm("limited"), 1);
+    assert_eq!(upstream_requests(&envoy), 3);
+}
+
+/// Review item 2. A caller already in a slot (its year counter live) whose 2-second counter
+/// ended could not re-add that counter once attackers had filled the slot with long-window
+/// counters: 503 `quota_store_full`, though the README promised "callers already in the slot
+/// keep counting" (once other writes had dropped the ended counter and new callers had taken
+/// its room). Now its family has room new families cannot take: 200, while a newcomer
+/// still gets 503. (The test waits until the 2-second window has surely ended.)
+#[test]
+fn a_caller_in_a_full_slot_keeps_counting_after_its_short_window_ends() {
+    let n = mid_window();
+    let hex = "00112233445566778899aabbccddeeff";
+    let key: [u8; 16] =
+        core::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap());
+    let config = format!(
+        r#"{{"plans": {{"p": {{"limits": [{{"requests": 5, "per": 2, "name": "short"}},
+                                         {{"requests": 50, "per": {n}, "name": "year"}}]}},
+                       "long": {{"limits": [{{"requests": 50, "per": {n}, "name": "long"}}]}}}},
+             "default_plan": "p", "key": [{{"header": "x-user"}}], "slot_key": "{hex}",
+             "rules": [{{"match": {{"path": {{"prefix": "/a"}}}}, "plan": "long"}}]}}"#
+    );
+    let envoy = start(&bootstrap("", "", "", &config));
+    let victim = format!("victim-{}", "v".repeat(40));
+    let target = quota::store::slot_key(&key, format!("p\u{1f}={victim}").as_bytes());
+    let slot = |v: &str| quota::store::slot_key(&key, format!("long\u{1f}={v}").as_bytes());
+    assert_eq!(get(&envoy, "/v", &[("x-user", &victim)]).status, 200);
+    let after_first = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // Big counters until the slot refuses one, then small ones until it refuses again: less
+    // room is left than the victim's short counter needs.
+    let fill = |make: &dyn Fn(u64) -> String| {
+        let mut admitted = 0u64;
+        for v in (0u64..).map(make).filter(|v| slot(v) == target) {
+            match get(&envoy, "/a", &[("x-user", &v)]).status {
+                200 => admitted += 1,
+                503 => return admitted,
+                s => panic!("status {s}"),
+            }
+        }
+        unreachable!()
+    };
+    let big = fill(&|i| format!("{i:0>250}"));
+    let small = fill(&|i| format!("s{i}"));
+    assert!(big >= 100, "{big}");
+    // The victim's 2-second window (it ends at most at the next even second) is over.
+    let end = ((after_first as u64) / 2 + 1) * 2;
+    loop {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        if now > end as f64 + 0.2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Attackers' writes drop the victim's ended counter and take its room (here, or already
+    // in the fills above if the window ended then: each fill goes on until the slot refuses).
+    let taken = fill(&|i| format!("t{i}"));
+    let r = get(&envoy, "/v", &[("x-user", &victim)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // A newcomer aimed at the slot is still refused.
+    let newcomer = (0u64..)
+        .map(|i| format!("new-{}-{i}", "n".repeat(40)))
+        .find(|v| slot(v) == target)
+        .unwrap();
+    let r = get(&envoy, "/a", &[("x-user", &newcomer)]);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["code"], "quota_store_full");
+    counter_is(&envoy, &wasm("store_full"), 4);
+    counter_is(&envoy, &wasm("allowed"), 1 + big + small + taken + 1);
+    assert_eq!(upstream_requests(&envoy), 1 + big + small + taken + 1);
 }

@@ -539,3 +539,102 @@ fn an_ambiguous_path_is_never_skipped() {
         200,
     );
 }
+
+/// Review item 6. A token without `kid` was tried against every key of its algorithm (up to
+/// 65 signature checks for a garbage signature, none cached). Now at most `max_kidless_keys`
+/// (default 8): with the signer tenth of ten RSA keys, a kid-less token it signed is refused
+/// (401 `invalid_token`, counted `denied.kidless_capped`), and so is a garbage signature; the
+/// same token naming its `kid` passes. Before: the kid-less token passed (200). Own Envoy.
+#[test]
+fn a_kid_less_token_is_checked_against_at_most_eight_keys() {
+    let both: Vec<Value> = [JWKS1, include_str!("../fixtures/scope-authz/jwks-2.json")]
+        .iter()
+        .flat_map(|d| {
+            serde_json::from_str::<Value>(d).unwrap()["keys"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .collect();
+    let pick = |from: &str, kid: &str| {
+        let mut k = both.iter().find(|k| k["kid"] == from).unwrap().clone();
+        k["kid"] = kid.into();
+        k
+    };
+    let mut keys: Vec<Value> = (0..9).map(|i| pick("rsa2", &format!("k{i}"))).collect();
+    keys.push(pick("rsa1", "signer"));
+    let config = json!({
+        "realm": "pets",
+        "providers": [{"name": "main", "issuer": ISS, "audiences": ["api"],
+            "algorithms": ["RS256"], "jwks": {"inline": {"keys": keys}}}]
+    })
+    .to_string();
+    let envoy = Envoy::start(&ENVOY.replace("__CONFIG__", &config)).unwrap();
+    let key = EncodingKey::from_rsa_pem(RSA1.as_bytes()).unwrap();
+    let kidless = sign(Algorithm::RS256, None, &key, &claims(json!({})));
+    let garbage = format!(
+        "{}.{}",
+        kidless.rsplit_once('.').unwrap().0,
+        b64(&[7u8; 256])
+    );
+    for (what, t) in [("kid-less", &kidless), ("garbage signature", &garbage)] {
+        let r = expect(
+            &envoy,
+            what,
+            &get("/pets").header("authorization", &format!("Bearer {t}")),
+            401,
+        );
+        assert_eq!(r.json()["code"], "invalid_token", "{what}");
+    }
+    let named = sign(Algorithm::RS256, Some("signer"), &key, &claims(json!({})));
+    expect(
+        &envoy,
+        "named kid",
+        &get("/pets").header("authorization", &format!("Bearer {named}")),
+        200,
+    );
+    // Counters reach the admin endpoint asynchronously: wait (bounded) for the exact value.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while counter(&envoy, "denied.kidless_capped") < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(counter(&envoy, "denied.kidless_capped"), 2);
+}
+
+/// Review item 4. A valid token with 900 scopes of 24 bytes made an `apim_consumer` identity
+/// over `MAX_IDENTITY_BYTES` (16 KiB), which every later filter reads as no identity at all
+/// (quota: counted by address under the default plan). Before: published, 200. Now: 403
+/// `identity_invalid`, counted `denied.identity_invalid`, the upstream never sees it. Own Envoy.
+#[test]
+fn an_identity_too_large_to_publish_is_refused() {
+    let jwks: Value = serde_json::from_str(JWKS1).unwrap();
+    let config = json!({
+        "realm": "pets",
+        "max_token_bytes": 65536,
+        "providers": [{"name": "main", "issuer": ISS, "audiences": ["api"],
+            "algorithms": ["RS256"], "jwks": {"inline": jwks}}]
+    })
+    .to_string();
+    let envoy = Envoy::start(&ENVOY.replace("__CONFIG__", &config)).unwrap();
+    let scopes: Vec<String> = (0..900).map(|i| format!("scope-{i:0>17}")).collect();
+    let big = token(json!({"scope": scopes.join(" ")}));
+    let r = expect(
+        &envoy,
+        "900 scopes",
+        &get("/pets").header("authorization", &format!("Bearer {big}")),
+        403,
+    );
+    assert_eq!(r.json()["code"], "identity_invalid");
+    let small = token(json!({}));
+    expect(
+        &envoy,
+        "a normal token",
+        &get("/pets").header("authorization", &format!("Bearer {small}")),
+        200,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while counter(&envoy, "denied.identity_invalid") < 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(counter(&envoy, "denied.identity_invalid"), 1);
+}
