@@ -79,13 +79,11 @@ pub fn gather(host: &dyn Host, config: &Config) -> Gathered {
     let mut head = RequestHead::fetch(host, &config.fetch);
     if config.cors_preflight != Preflight::Same && head.method() == "OPTIONS" {
         // What tells a CORS preflight, read only when it can be one.
-        head.fetch_more(
-            host,
-            &[
-                "origin".to_string(),
-                "access-control-request-method".to_string(),
-            ],
-        );
+        let names: Vec<String> = kit::request::PREFLIGHT_HEADERS
+            .iter()
+            .map(|h| (*h).to_string())
+            .collect();
+        head.fetch_more(host, &names);
     }
     let route = if config.needs_route_name {
         host.route_name()
