@@ -238,12 +238,14 @@ fn a_caller_without_a_plan_is_refused_unless_the_config_says_unlimited() {
     assert_eq!(upstream_requests(&open), 3);
 }
 
+const API_KEY_AUTH: &str = r#"{"consumers": [{"id": "bob", "plan": "platinum", "keys": [{"sha256": "3ddaba5e842f5e66e7dfbc3a318416be5097ae49ffe348fbf2c6f9e815a2df26"}]}, {"id": "guest", "plan": "p"}], "rules": [{"match": {"path": {"prefix": "/public"}}, "anonymous": "guest"}], "allow_cors_preflight": true}"#;
+
 fn api_key_auth() -> WasmFilter {
-    wasm_filter(
-        "api_key_auth",
-        r#"{"consumers": [{"id": "bob", "plan": "platinum", "keys": [{"sha256": "3ddaba5e842f5e66e7dfbc3a318416be5097ae49ffe348fbf2c6f9e815a2df26"}]}, {"id": "guest", "plan": "p"}], "rules": [{"match": {"path": {"prefix": "/public"}}, "anonymous": "guest"}], "allow_cors_preflight": true}"#,
-    )
-    .no_root_id()
+    api_key_auth_with(API_KEY_AUTH)
+}
+
+fn api_key_auth_with(config: &str) -> WasmFilter {
+    wasm_filter("api_key_auth", config).no_root_id()
 }
 
 /// Item 5 behind api-key-auth: bob's identity names plan `platinum`, which quota does not
@@ -639,7 +641,7 @@ fn a_request_waiting_for_its_cost_is_charged_even_if_its_body_never_ends() {
         "rules": [{"match": {"path": {"prefix": "/graphql"}}, "await_cost": true}]}"#
             .replace("31622400", &mid_window().to_string());
     let yaml =
-        bootstrap("", "", "", &config).replace("{{UPSTREAM_PORT}}", &early_upstream().to_string());
+        bootstrap("", "", &[], &config).replace("{{UPSTREAM_PORT}}", &early_upstream().to_string());
     let envoy = start(&yaml);
     let partial = |path: &str| {
         format!(
@@ -680,7 +682,7 @@ fn a_route_without_await_cost_is_counted_at_its_headers() {
         "rules": [{"match": {"path": {"prefix": "/graphql"}}, "await_cost": true}]}"#
             .replace("31622400", &mid_window().to_string());
     let yaml =
-        bootstrap("", "", "", &config).replace("{{UPSTREAM_PORT}}", &early_upstream().to_string());
+        bootstrap("", "", &[], &config).replace("{{UPSTREAM_PORT}}", &early_upstream().to_string());
     let envoy = start(&yaml);
     let partial =
         "POST /upload HTTP/1.1\r\nhost: x\r\nx-user: eve\r\ncontent-length: 1000\r\n\r\nabc";
@@ -708,7 +710,7 @@ fn an_identified_caller_cannot_pass_as_a_preflight() {
     );
     let auth = API_KEY_AUTH.replace(r#", "allow_cors_preflight": true"#, "");
     assert_ne!(auth, API_KEY_AUTH);
-    let envoy = start(&bootstrap("", "", &auth, &config));
+    let envoy = start(&bootstrap("", "", &[api_key_auth_with(&auth)], &config));
     let preflight = || {
         Request::new("OPTIONS", "/pets")
             .header("x-api-key", BOB)
@@ -735,7 +737,7 @@ fn an_explicit_client_address_part_groups_ipv6_by_64() {
     let plan = year_plan();
     let hcm = "          use_remote_address: true\n          xff_num_trusted_hops: 1\n";
     let config = format!(r#"{{{plan}, "default_plan": "p", "key": ["client_address"]}}"#);
-    let envoy = start(&bootstrap(hcm, "", "", &config));
+    let envoy = start(&bootstrap(hcm, "", &[], &config));
     let statuses: Vec<u16> = [
         "2001:db8:1:2::1",
         "2001:db8:1:2::ffff",
@@ -773,7 +775,7 @@ fn a_caller_in_a_full_slot_keeps_counting_after_its_short_window_ends() {
              "default_plan": "p", "key": [{{"header": "x-user"}}], "slot_key": "{hex}",
              "rules": [{{"match": {{"path": {{"prefix": "/a"}}}}, "plan": "long"}}]}}"#
     );
-    let envoy = start(&bootstrap("", "", "", &config));
+    let envoy = start(&bootstrap("", "", &[], &config));
     let victim = format!("victim-{}", "v".repeat(40));
     let target = quota::store::slot_key(&key, format!("p\u{1f}={victim}").as_bytes());
     let slot = |v: &str| quota::store::slot_key(&key, format!("long\u{1f}={v}").as_bytes());

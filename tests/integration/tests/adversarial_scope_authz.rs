@@ -569,7 +569,7 @@ fn a_kid_less_token_is_checked_against_at_most_eight_keys() {
             "algorithms": ["RS256"], "jwks": {"inline": {"keys": keys}}}]
     })
     .to_string();
-    let envoy = Envoy::start(&ENVOY.replace("__CONFIG__", &config)).unwrap();
+    let envoy = Envoy::start(&envoy_config(&config)).unwrap();
     let key = EncodingKey::from_rsa_pem(RSA1.as_bytes()).unwrap();
     let kidless = sign(Algorithm::RS256, None, &key, &claims(json!({})));
     let garbage = format!(
@@ -615,7 +615,7 @@ fn an_identity_too_large_to_publish_is_refused() {
             "algorithms": ["RS256"], "jwks": {"inline": jwks}}]
     })
     .to_string();
-    let envoy = Envoy::start(&ENVOY.replace("__CONFIG__", &config)).unwrap();
+    let envoy = Envoy::start(&envoy_config(&config)).unwrap();
     let scopes: Vec<String> = (0..900).map(|i| format!("scope-{i:0>17}")).collect();
     let big = token(json!({"scope": scopes.join(" ")}));
     let r = expect(
