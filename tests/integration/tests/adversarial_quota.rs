@@ -735,7 +735,7 @@ fn an_identified_caller_cannot_pass_as_a_preflight() {
 #[test]
 fn an_explicit_client_address_part_groups_ipv6_by_64() {
     let plan = year_plan();
-    let hcm = "          use_remote_address: true\n          xff_num_trusted_hops: 1\n";
+    let hcm = "use_remote_address: true\nxff_num_trusted_hops: 1\n";
     let config = format!(r#"{{{plan}, "default_plan": "p", "key": ["client_address"]}}"#);
     let envoy = start(&bootstrap(hcm, "", &[], &config));
     let statuses: Vec<u16> = [
