@@ -382,6 +382,39 @@ pub struct Config {
 }
 
 impl Config {
+    /// What `apim validate` prints: configured choices that loosen a default or depend on
+    /// something outside the filter.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.warn_only {
+            w.push("warn_only: violations are counted and logged, never refused".to_string());
+        }
+        if !self.hold_headers {
+            w.push(
+                "hold_headers: false: the headers go on before the body is judged, so a quota \
+                 after the guard that counts at the headers also counts refused operations"
+                    .to_string(),
+            );
+        }
+        if !self.document_id_parameters.is_empty() {
+            w.push(format!(
+                "document_id_parameters: {:?} pass unchecked (the guard cannot see the document \
+                 an id names)",
+                self.document_id_parameters
+            ));
+        }
+        if self
+            .persisted
+            .as_ref()
+            .is_some_and(|p| !p.digests.is_empty())
+        {
+            w.push(
+                "persisted.sha256: listed documents are trusted and run without limits".to_string(),
+            );
+        }
+        w
+    }
+
     /// Both phases, from the bytes Envoy hands to `on_configure`.
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
         Self::from_raw(parse_json::<RawConfig>(bytes)?)

@@ -209,3 +209,27 @@ fn bad_configs_name_the_field() {
         assert!(err.starts_with(want), "{json}: got {err:?}, want {want:?}");
     }
 }
+
+#[test]
+fn looser_choices_are_warned_about() {
+    assert!(parse("{}").unwrap().warnings().is_empty());
+    let c = parse(
+        r#"{"warn_only": true, "hold_headers": false, "document_id_parameters": ["id"],
+            "persisted": {"sha256": ["ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"]}}"#,
+    )
+    .unwrap();
+    let w = c.warnings();
+    let prefixes: Vec<&str> = w
+        .iter()
+        .map(|m| m.split(':').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        prefixes,
+        [
+            "warn_only",
+            "hold_headers",
+            "document_id_parameters",
+            "persisted.sha256"
+        ]
+    );
+}

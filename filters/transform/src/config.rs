@@ -44,8 +44,11 @@ fn default_max_body() -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnOversize {
-    #[default]
+    /// Forwarded untouched (counted): an operator's explicit opt-out.
     Pass,
+    /// Refused with 413. The default: otherwise a client could send a large body to get past a
+    /// transform that removes or rewrites something in it.
+    #[default]
     Reject,
 }
 
@@ -295,6 +298,26 @@ pub struct Config {
     pub on_oversize: OnOversize,
     pub on_invalid_body: OnInvalid,
     pub fetch: Fetch,
+}
+
+impl Config {
+    /// What `apim validate` prints: configured choices that let a body through untransformed.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.on_oversize == OnOversize::Pass {
+            w.push(
+                "on_oversize: pass: a body over max_body_bytes goes upstream untransformed"
+                    .to_string(),
+            );
+        }
+        if self.on_invalid_body == OnInvalid::Pass {
+            w.push(
+                "on_invalid_body: pass: a body that is not valid JSON goes upstream untransformed"
+                    .to_string(),
+            );
+        }
+        w
+    }
 }
 
 impl Config {

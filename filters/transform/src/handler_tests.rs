@@ -201,17 +201,17 @@ fn bodies_ending_in_trailers_are_refused_or_passed_by_config() {
 fn oversize_and_non_json_bodies() {
     let rules = json!([{"request": {"body": [{"op": "remove", "path": "/a"}]}}]);
     let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(200));
-    // declared too large, pass: untouched, counted
+    // declared too large, pass (an explicit opt-out): untouched, counted
     let m = json_post(&big);
-    let mut ex = Exchange::new(config(json!({"rules": rules, "max_body_bytes": 100})));
+    let mut ex = Exchange::new(config(
+        json!({"rules": rules, "max_body_bytes": 100, "on_oversize": "pass"}),
+    ));
     assert_eq!(ex.on_request_headers(&m, false), Action::Continue);
     assert_eq!(ex.on_request_body(&m, big.len(), true), Action::Continue);
     assert_eq!(m.count(Counter::SkippedOversize), 1);
-    // declared too large, reject: 413 at once
+    // declared too large, reject (the default): 413 at once
     let m = json_post(&big);
-    let mut ex = Exchange::new(config(
-        json!({"rules": rules, "max_body_bytes": 100, "on_oversize": "reject"}),
-    ));
+    let mut ex = Exchange::new(config(json!({"rules": rules, "max_body_bytes": 100})));
     assert_eq!(ex.on_request_headers(&m, false), Action::Pause);
     assert_eq!(m.reply_json().0, 413);
     // chunked (no content-length), grows past the bound while buffering: 413
@@ -231,7 +231,19 @@ fn oversize_and_non_json_bodies() {
         let mut m = json_post("{}");
         m.request.retain(|(k, _)| k != name);
         m.request.push((name.into(), value.as_bytes().to_vec()));
+        // The client picks these: by default the body cannot slip past the edit (415).
         let mut ex = Exchange::new(config(json!({"rules": rules})));
+        assert_eq!(ex.on_request_headers(&m, false), Action::Pause);
+        let (status, v) = m.reply_json();
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (415, Some("unsupported_body"))
+        );
+        // With on_invalid_body: pass (an explicit opt-out): untouched, counted.
+        let mut m = json_post("{}");
+        m.request.retain(|(k, _)| k != name);
+        m.request.push((name.into(), value.as_bytes().to_vec()));
+        let mut ex = Exchange::new(config(json!({"rules": rules, "on_invalid_body": "pass"})));
         assert_eq!(ex.on_request_headers(&m, false), Action::Continue);
         assert_eq!(ex.on_request_body(&m, 2, true), Action::Continue);
         assert_eq!(m.count(counter), 1, "{value}");

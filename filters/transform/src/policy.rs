@@ -163,6 +163,16 @@ pub fn body_with_trailers() -> Denial {
     )
 }
 
+/// A request body this rule would edit but cannot read: not declared JSON, or encoded.
+pub fn unsupported_body() -> Denial {
+    Denial::new(
+        415,
+        "unsupported_body",
+        "Unsupported body",
+        "This route edits JSON request bodies: send an unencoded application/json body.",
+    )
+}
+
 pub fn oversize(config: &Config) -> Denial {
     Denial::new(
         413,
@@ -217,6 +227,13 @@ pub fn plan_request(
         BodyAction::None
     } else {
         match body_action(config, &req.head, end_of_stream) {
+            // The client picks its content type and encoding: on a rule that edits the body,
+            // one the filter cannot read must not carry the body past the edit.
+            Ok(BodyAction::Skip(Skip::NotJson | Skip::Encoded))
+                if config.on_invalid_body == OnInvalid::Reject =>
+            {
+                return RequestPlan::Deny(unsupported_body());
+            }
             Ok(b) => b,
             Err(d) => return RequestPlan::Deny(d),
         }

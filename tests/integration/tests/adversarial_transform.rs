@@ -351,3 +351,43 @@ fn control_bytes_in_a_claim_rendered_into_a_header_are_refused() {
     assert_eq!(echoed_header(&echo, "x-token-subject"), vec!["carol"]);
     assert_eq!(counter(&envoy, "applied"), 1);
 }
+
+/// The client picks `content-type` and `content-encoding`. On a route whose rule edits the JSON
+/// body, a body declared as something else (or encoded) used to go upstream untouched, so
+/// `{"name":"forged"}` sent as `text/plain` (which many servers parse as JSON anyway) kept the
+/// name the rule overwrites. Now it is refused with 415 `unsupported_body` before the upstream
+/// is called; `on_invalid_body: pass` is the operator's explicit opt-out.
+#[test]
+fn a_body_the_rule_cannot_read_never_slips_past_it() {
+    let envoy = start();
+    let body = r#"{"name":"forged"}"#;
+    let post = |headers: &[(&str, &str)]| {
+        let mut r = Request::new("POST", "/body?name=set-by-rule").body(body);
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        send(&envoy, &r)
+    };
+    // Control: a JSON body is edited.
+    let r = post(&[("content-type", "application/json")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("set-by-rule"), "{}", r.text());
+    let before = upstream_requests(&envoy);
+    for headers in [
+        vec![("content-type", "text/plain")],
+        vec![],
+        vec![
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ],
+    ] {
+        let r = post(&headers);
+        assert_eq!(r.status, 415, "{headers:?}: {}", r.text());
+        assert_eq!(r.json()["code"], "unsupported_body", "{headers:?}");
+        assert_eq!(
+            upstream_requests(&envoy),
+            before,
+            "{headers:?} reached the upstream"
+        );
+    }
+}

@@ -31,8 +31,8 @@ pub fn run_bytes(filter: &str, file: &str, bytes: Vec<u8>) -> ExitCode {
     let result = match filter {
         "api-key-auth" => api_key_auth::config::Config::parse(&bytes).map(|c| c.warnings),
         "scope-authz" => scope_authz::config::Config::parse(&bytes).map(|c| c.warnings),
-        "graphql-guard" => graphql_guard::config::Config::parse(&bytes).map(|_| Vec::new()),
-        "transform" => transform::config::Config::parse(&bytes).map(|_| Vec::new()),
+        "graphql-guard" => graphql_guard::config::Config::parse(&bytes).map(|c| c.warnings()),
+        "transform" => transform::config::Config::parse(&bytes).map(|c| c.warnings()),
         "quota" => quota::config::Config::parse(&bytes).map(|c| c.warnings),
         other => {
             eprintln!("unknown filter \"{other}\"; known: {}", FILTERS.join(", "));
