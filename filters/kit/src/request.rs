@@ -122,9 +122,10 @@ impl RequestHead {
     }
 
     /// Whether the path as sent can mean different things to different parsers: an encoded
-    /// `/`, `\` or `.` (`%2F`, `%5C`, `%2E`), a literal `\`, an empty segment (`//`) or a `.` /
-    /// `..` segment. Envoy's `normalize_path`, `merge_slashes` and
-    /// `path_with_escaped_slashes_action` remove all of these before any filter runs; when one
+    /// `/`, `\` or `.` (`%2F`, `%5C`, `%2E`), a literal `\`, an empty segment (`//`), a `.` /
+    /// `..` segment, a `;` (path parameters, which servlet containers drop) or bytes that are
+    /// not UTF-8. Envoy's `normalize_path`, `merge_slashes` and
+    /// `path_with_escaped_slashes_action` remove most of these before any filter runs; when one
     /// is still here, Envoy chose its route on the raw form and a backend may resolve it to
     /// another resource, so no rule may loosen a decision for it (see [`crate::matcher`]).
     pub fn path_is_ambiguous(&self) -> bool {
@@ -273,25 +274,22 @@ pub fn wide_path(path: &str) -> String {
     let mut decoded = String::with_capacity(path.len());
     let mut rest = path;
     while let Some(c) = rest.chars().next() {
-        let escape = rest.get(..3).map(|e| e.to_ascii_uppercase());
-        match (c, escape.as_deref()) {
-            (_, Some("%2F")) | (_, Some("%5C")) => {
-                decoded.push('/');
-                rest = rest.get(3..).unwrap_or("");
+        // The two hex digits of an escape, upper-cased, without allocating.
+        let b = rest.as_bytes();
+        let hex = match (b.first(), b.get(1), b.get(2)) {
+            (Some(b'%'), Some(h), Some(l)) => {
+                Some((h.to_ascii_uppercase(), l.to_ascii_uppercase()))
             }
-            (_, Some("%2E")) => {
-                decoded.push('.');
-                rest = rest.get(3..).unwrap_or("");
-            }
-            ('\\', _) => {
-                decoded.push('/');
-                rest = rest.get(1..).unwrap_or("");
-            }
-            _ => {
-                decoded.push(c);
-                rest = rest.get(c.len_utf8()..).unwrap_or("");
-            }
-        }
+            _ => None,
+        };
+        let (out, used) = match (c, hex) {
+            (_, Some((b'2', b'F'))) | (_, Some((b'5', b'C'))) => ('/', 3),
+            (_, Some((b'2', b'E'))) => ('.', 3),
+            ('\\', _) => ('/', 1),
+            _ => (c, c.len_utf8()),
+        };
+        decoded.push(out);
+        rest = rest.get(used..).unwrap_or("");
     }
     let stripped: Vec<&str> = decoded
         .split('/')
