@@ -37,7 +37,7 @@ fn config() -> &'static Config {
 
 fuzz_target!(|data: &[u8]| {
     let config = config();
-    let (headers, _) = apim_fuzz::request(data);
+    let (headers, body) = apim_fuzz::request(data);
     let head = RequestHead::new(headers.clone());
     let _ = credential::find(&config.sources, &head);
     for v in head.all("authorization") {
@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
 
     let host = apim_fuzz::host(headers);
     let counters = Counters::define(&host, &COUNTER_NAMES);
-    let _ = on_request_headers(&host, config, &counters);
+    let _ = on_request_headers(&host, config, &counters, !body.is_empty());
     apim_fuzz::assert_headers_safe(&host);
     apim_fuzz::assert_reply_sane(&host);
 });

@@ -46,8 +46,9 @@ struct Http {
 impl Context for Http {}
 
 impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        match handler::on_request_headers(&ProxyHost, &self.config, &self.counters) {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        match handler::on_request_headers(&ProxyHost, &self.config, &self.counters, !end_of_stream)
+        {
             handler::Action::Continue => Action::Continue,
             handler::Action::Stop => Action::Pause,
         }

@@ -50,8 +50,15 @@ pub enum Action {
     Stop,
 }
 
-pub fn on_request_headers(host: &dyn Host, config: &Config, counters: &Counters) -> Action {
+/// `body_follows`: the headers did not end the stream (Envoy's `!end_of_stream`).
+pub fn on_request_headers(
+    host: &dyn Host,
+    config: &Config,
+    counters: &Counters,
+    body_follows: bool,
+) -> Action {
     let mut head = RequestHead::fetch(host, &config.fetch);
+    head.set_body_follows(body_follows);
     if config.allow_cors_preflight && head.method() == "OPTIONS" {
         let cors: Vec<String> = CORS_HEADERS.iter().map(|s| (*s).to_string()).collect();
         head.fetch_more(host, &cors);

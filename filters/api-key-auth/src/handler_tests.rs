@@ -27,7 +27,7 @@ fn config(extra: &str) -> Config {
 fn run(config: &Config, headers: &[(&str, &str)]) -> (Action, MockHost) {
     let host = MockHost::new(headers);
     let counters = Counters::define(&host, &COUNTER_NAMES);
-    let action = on_request_headers(&host, config, &counters);
+    let action = on_request_headers(&host, config, &counters, false);
     (action, host)
 }
 
@@ -231,6 +231,19 @@ fn only_the_needed_headers_are_read() {
     );
     assert_eq!(action, Action::Continue);
     assert!(host.calls().contains(&Call::GetHeader("origin".into())));
+    // The same preflight with a body after it (HTTP/2 DATA, no content-length) is not one.
+    let host = MockHost::new(&[
+        (":method", "OPTIONS"),
+        (":path", "/"),
+        ("origin", "https://a"),
+        ("access-control-request-method", "GET"),
+    ]);
+    let counters = Counters::define(&host, &COUNTER_NAMES);
+    assert_eq!(
+        on_request_headers(&host, &cors, &counters, true),
+        Action::Stop
+    );
+    assert_eq!(host.reply().map(|r| r.status), Some(401));
 }
 
 #[test]

@@ -98,7 +98,12 @@ pub fn decide<'c>(
         // An `anonymous` rule passed over for the ambiguous path (one before the rule that
         // decided) still restricts who may call: its `allow` holds on top of that rule.
         if let Decision::Allow { consumer, .. } = &decision {
-            let decided = found.index.unwrap_or(usize::MAX);
+            // A rule met only by the wide reading stands in for the default: every rule passed
+            // over still restricts.
+            let decided = match (found.wide, found.index) {
+                (false, Some(i)) => i,
+                _ => usize::MAX,
+            };
             let refused = config.guarded_allows.iter().any(|(i, m, allow)| {
                 *i < decided && m.matches(&input) && !allowed(config, allow, consumer)
             });

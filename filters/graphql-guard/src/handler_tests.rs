@@ -861,8 +861,6 @@ fn ambiguous_paths_no_rule_guards_are_checked_for_graphql() {
             Some((403, "UPGRADE_NOT_ALLOWED")),
             1,
         ),
-        // Its widest reading is /graphql, a guarded route: every upgrade is refused there.
-        (ws("chat"), None, Some((403, "UPGRADE_NOT_ALLOWED")), 1),
     ];
     for rules in [
         r#"[{"match":{"path":{"prefix":"/graphql"}}}]"#,
@@ -874,19 +872,40 @@ fn ambiguous_paths_no_rule_guards_are_checked_for_graphql() {
             let got = run(&config, &mut host, &counters, headers, *body);
             let want = want.map(|(s, c)| (s, c.to_string()));
             assert_eq!(got, want, "{rules} {headers:?}");
-            // A path whose widest reading is /graphql… meets the guarded rule itself (kit reads
-            // ambiguous paths both ways for rules that restrict): no pass-over to count.
+            // Where no rule meets the normalised path, a path whose widest reading is /graphql…
+            // meets the guarded rule itself (kit): nothing unguarded to count. A catch-all skip
+            // meets every normalised path first, and the guard's own check of ambiguous
+            // unguarded paths decides (and counts).
             let path = headers
                 .iter()
                 .find(|(k, _)| *k == ":path")
                 .map_or("", |(_, v)| v.split('?').next().unwrap_or(""));
-            let meets_rule = kit::request::wide_path(path).starts_with("/graphql");
+            let meets_rule = !rules.contains(r#"{"match":{},"skip":true}"#)
+                && kit::request::wide_path(path).starts_with("/graphql");
             assert_eq!(
                 host.counter("apim.graphql_guard.path_ambiguous"),
                 if meets_rule { 0 } else { *ambiguous },
                 "{headers:?}"
             );
         }
+    }
+    // A WebSocket that is not GraphQL's on /api/..%2Fgraphql: where the normalised path meets
+    // no rule, its widest reading meets the guarded /graphql rule and every upgrade is refused
+    // there; behind a catch-all skip the guard's own check lets a non-GraphQL upgrade pass.
+    for (rules, want) in [
+        (
+            r#"[{"match":{"path":{"prefix":"/graphql"}}}]"#,
+            Some((403, "UPGRADE_NOT_ALLOWED".to_string())),
+        ),
+        (
+            r#"[{"match":{"path":{"prefix":"/graphql"}}},{"match":{},"skip":true}]"#,
+            None,
+        ),
+    ] {
+        let json = format!(r#"{{"limits":{{"max_depth":1}},"rules":{rules}}}"#);
+        let (config, mut host, counters) = setup(&json);
+        let got = run(&config, &mut host, &counters, &ws("chat"), None);
+        assert_eq!(got, want, "{rules}");
     }
 }
 

@@ -35,7 +35,8 @@ pub struct RawMatch {
     /// case-insensitively (Express, ASP.NET, IIS…), so `/ADMIN` cannot walk around it.
     #[serde(default)]
     pub ignore_case: bool,
-    /// HTTP methods, any of (case-sensitive, as HTTP says).
+    /// HTTP methods, any of, compared without regard to case (a server may read HTTP/2's
+    /// `post` as POST).
     #[serde(default)]
     pub methods: Vec<String>,
     /// Hosts, any of: exact (`api.example.com`) or a leading wildcard (`*.example.com`),
@@ -270,6 +271,10 @@ fn check_path(p: &str, field: &Field) -> Result<String, ConfigError> {
 pub struct RuleSet<T> {
     rules: Vec<Entry<T>>,
     needs_route_name: bool,
+    /// Whether the filter said which rules loosen ([`RuleSet::with_loosening`]): only then is
+    /// every other rule known to be at least as strict as the default, so that reading an
+    /// ambiguous path wide can only tighten the decision.
+    wide: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -287,6 +292,9 @@ pub struct Lookup<'a, T> {
     pub rule: Option<&'a T>,
     /// Its position in the rule set.
     pub index: Option<usize>,
+    /// It was met by the widest reading of an ambiguous path, where the normalised path met no
+    /// rule (it stands in for the filter's default).
+    pub wide: bool,
     /// A loosening rule would have matched but the path is ambiguous: the filter counts this.
     pub refused_ambiguous: bool,
 }
@@ -296,14 +304,19 @@ impl<T> Default for RuleSet<T> {
         Self {
             rules: Vec::new(),
             needs_route_name: false,
+            wide: false,
         }
     }
 }
 
 impl<T> RuleSet<T> {
-    /// Rules none of which loosens the filter's decision.
+    /// Rules that select what a filter does rather than how strict it is (transform): matched
+    /// on the normalised path only.
     pub fn new(rules: Vec<(RouteMatcher, T)>) -> Self {
-        Self::with_loosening(rules, |_| false)
+        Self {
+            wide: false,
+            ..Self::with_loosening(rules, |_| false)
+        }
     }
 
     /// Rules of which `loosens` picks those that make the decision looser (skip, anonymous,
@@ -321,6 +334,7 @@ impl<T> RuleSet<T> {
         Self {
             rules,
             needs_route_name,
+            wide: true,
         }
     }
 
@@ -348,14 +362,18 @@ impl<T> RuleSet<T> {
     }
 
     /// The first matching rule. When the path is ambiguous, guarded (loosening) rules are
-    /// passed over and the others also match its widest reading, so the stricter decision
-    /// holds however a backend resolves the path.
+    /// passed over; and when no other rule meets the normalised path either, the first rule
+    /// that meets its widest reading decides (for a set built with
+    /// [`RuleSet::with_loosening`]). The wide reading only ever replaces the filter's default,
+    /// never a rule the normalised path met, so `/admin/..;/status` stays under `/admin`'s rule
+    /// while `/public/..;/admin` meets it: the decision is never looser than the normalised
+    /// path's.
     pub fn lookup(&self, input: &MatchInput<'_>) -> Lookup<'_, T> {
         let mut paths = Paths::default();
         let mut ambiguous = None;
         let mut refused_ambiguous = false;
         for (index, e) in self.rules.iter().enumerate() {
-            if !e.matcher.matches_with(input, &mut paths, !e.guarded) {
+            if !e.matcher.matches_with(input, &mut paths, false) {
                 continue;
             }
             if e.guarded && *ambiguous.get_or_insert_with(|| input.head.path_is_ambiguous()) {
@@ -366,12 +384,26 @@ impl<T> RuleSet<T> {
                 rule: Some(&e.value),
                 index: Some(index),
                 refused_ambiguous,
+                wide: false,
             };
+        }
+        if self.wide && *ambiguous.get_or_insert_with(|| input.head.path_is_ambiguous()) {
+            for (index, e) in self.rules.iter().enumerate() {
+                if !e.guarded && e.matcher.matches_with(input, &mut paths, true) {
+                    return Lookup {
+                        rule: Some(&e.value),
+                        index: Some(index),
+                        refused_ambiguous,
+                        wide: true,
+                    };
+                }
+            }
         }
         Lookup {
             rule: None,
             index: None,
             refused_ambiguous,
+            wide: false,
         }
     }
 
@@ -697,34 +729,48 @@ mod tests {
             assert_eq!(found.rule, want.as_ref(), "{method} {path} {route:?}");
             assert_eq!(found.refused_ambiguous, *refused, "{method} {path}");
         }
-        // Restricting rules also match the widest reading of an ambiguous path.
+        // Where the normalised path meets no rule (the filter's default would decide), the
+        // first rule its widest reading meets decides instead; it never pre-empts a rule the
+        // normalised path met (`/admin/..;/status` stays under /admin).
         let rules = RuleSet::with_loosening(
             vec![
                 (m(r#"{"path":{"prefix":"/public"}}"#), 1),
-                (m(r#"{"path":{"prefix":"/admin"}}"#), 2),
-                (m(r#"{}"#), 3),
+                (m(r#"{"path":{"prefix":"/status"}}"#), 2),
+                (m(r#"{"path":{"prefix":"/admin"}}"#), 3),
             ],
             |v| *v == 1,
         );
-        for (path, want) in [
-            ("/public/x", 1),
-            ("/public/..%2Fadmin/users", 2),
-            ("/public/..;/admin/users", 2),
-            ("/.;/admin/users", 2),
-            ("/%2Fadmin/users", 2),
-            ("/admin;x/users", 2),
-            ("/x/..%2F..%2Fadmin", 2),
-            ("/public/..%2Fother", 3),
-            ("/other", 3),
+        for (path, want, wide) in [
+            ("/public/x", Some(1), false),
+            ("/public/..%2Fadmin/users", Some(3), true),
+            ("/public/..;/admin/users", Some(3), true),
+            ("/.;/admin/users", Some(3), true),
+            ("/%2Fadmin/users", Some(3), true),
+            ("/admin;x/users", Some(3), false),
+            ("/x/..%2F..%2Fadmin", Some(3), true),
+            ("/admin/..;/status", Some(3), false),
+            // Resolved as Envoy and RFC 3986 do (`admin;` is a segment `..` removes): /status.
+            ("/admin;/../status", Some(2), false),
+            ("/admin/x%2F..%2F..%2Fstatus", Some(3), false),
+            ("/public/..%2Fother", None, false),
+            ("/other", None, false),
         ] {
             let h = head("GET", path, "a");
             let found = rules.lookup(&MatchInput {
                 route_name: None,
                 head: &h,
             });
-            assert_eq!(found.rule, Some(&want), "{path}");
-            assert_eq!(found.index, Some(want as usize - 1), "{path}");
+            assert_eq!(found.rule, want.as_ref(), "{path}");
+            assert_eq!(found.wide, wide, "{path}");
         }
+        // Without a loosening declaration (transform's rules) there is no wide reading.
+        let plain = RuleSet::new(vec![(m(r#"{"path":{"prefix":"/admin"}}"#), 1)]);
+        let h = head("GET", "/public/..;/admin", "a");
+        let input = MatchInput {
+            route_name: None,
+            head: &h,
+        };
+        assert_eq!(plain.first(&input), None);
         // Strict rules still match an ambiguous path: it only ever tightens.
         let strict = RuleSet::new(vec![(m(r#"{"path":{"prefix":"/public"}}"#), 1)]);
         let h = head("GET", "/public/..%2Fadmin", "a");

@@ -30,6 +30,9 @@ pub const PREFLIGHT_HEADERS: [&str; 7] = [
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestHead {
     headers: Vec<(String, Vec<u8>)>,
+    /// The headers did not end the stream: a body follows (HTTP/2 may send one with neither
+    /// `content-length` nor `transfer-encoding`). Set by the glue from Envoy's end_of_stream.
+    body_follows: bool,
 }
 
 impl RequestHead {
@@ -42,7 +45,15 @@ impl RequestHead {
                 *name = name.to_ascii_lowercase();
             }
         }
-        Self { headers }
+        Self {
+            headers,
+            body_follows: false,
+        }
+    }
+
+    /// Records whether a body follows these headers (`!end_of_stream` at the headers).
+    pub fn set_body_follows(&mut self, body_follows: bool) {
+        self.body_follows = body_follows;
     }
 
     /// A view holding only `names`, one host call each (absent headers are left out). Filters
@@ -166,13 +177,14 @@ impl RequestHead {
 
     /// A CORS preflight: `OPTIONS` (exactly: the exemption loosens, and a server may read an
     /// HTTP/2 `options` another way) with `Origin` and `Access-Control-Request-Method`, and
-    /// nothing a preflight never carries: no body announced (`content-length` other than 0,
-    /// `transfer-encoding`) and no method-override header that a framework would obey. Which
+    /// nothing a preflight never carries: no body (the headers end the stream, no `content-length`
+    /// other than 0, no `transfer-encoding`) and no method-override header that a framework would obey. Which
     /// of these the view holds is up to the filter: fetch [`PREFLIGHT_HEADERS`] for OPTIONS.
     pub fn is_cors_preflight(&self) -> bool {
         self.method() == "OPTIONS"
             && self.contains("origin")
             && self.contains("access-control-request-method")
+            && !self.body_follows
             && !self.contains("transfer-encoding")
             && self.all("content-length").all(|v| v == b"0")
             && !METHOD_OVERRIDE_HEADERS.iter().any(|h| self.contains(h))
@@ -485,6 +497,13 @@ mod tests {
                 "{extra:?}"
             );
         }
+        let mut streamed = RequestHead::from_pairs(&preflight);
+        assert!(streamed.is_cors_preflight());
+        streamed.set_body_follows(true);
+        assert!(
+            !streamed.is_cors_preflight(),
+            "HTTP/2 DATA without content-length"
+        );
         let lower = RequestHead::from_pairs(&[
             (":method", "options"),
             ("origin", "https://a"),
