@@ -9,8 +9,13 @@
 //! in, charge less, allow more). A loosening rule that depends on the path (a `path` or
 //! `route_name` condition: Envoy picks the route from the path) never matches a request whose
 //! path is ambiguous ([`RequestHead::path_is_ambiguous`]: `%2F`, `%5C`, `%2E`, `\`, `//`,
-//! dot segments), because the backend may resolve such a path to a resource the rule was never
-//! written for. The request falls through to the next rule, so the stricter decision holds.
+//! dot segments, `;` parameters, bytes that are not UTF-8), because the backend may resolve
+//! such a path to a resource the rule was never written for. The request falls through to the
+//! next rule, so the stricter decision holds. Where the normalised path then meets no rule at
+//! all, the first rule its widest reading meets ([`RequestHead::wide_match_path`]) stands in for
+//! the filter's default: every rule not marked loosening is at least as strict as the default,
+//! so `/public/..;/admin` meets `/admin`'s rule, and the wide reading never pre-empts a rule the
+//! normalised path met.
 //! Behind an HCM with `normalize_path`, `merge_slashes` and `path_with_escaped_slashes_action`
 //! (every shipped bootstrap), Envoy has already removed these forms and nothing changes.
 
