@@ -103,7 +103,7 @@ fuzz_target!(|data: &[u8]| {
     for _ in 0..2 {
         let host = apim_fuzz::host(headers.clone());
         let counters = Counters::define(&host, &COUNTER_NAMES);
-        let action = on_request_headers(&host, config, &mut state, &counters);
+        let action = on_request_headers(&host, config, &mut state, &counters, false);
         apim_fuzz::assert_headers_safe(&host);
         apim_fuzz::assert_reply_sane(&host);
         outcomes.push((

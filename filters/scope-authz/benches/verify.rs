@@ -42,7 +42,7 @@ fn benches(c: &mut Criterion) {
     host.now = NOW;
     let counters = Counters::define(&host, &COUNTER_NAMES);
     c.bench_function("handler_cached_token", |b| {
-        b.iter(|| on_request_headers(black_box(&host), &config, &mut state, &counters))
+        b.iter(|| on_request_headers(black_box(&host), &config, &mut state, &counters, false))
     });
     let head = RequestHead::from_pairs(&[
         (":path", "/pets/1"),

@@ -341,7 +341,7 @@ struct Http {
 impl Context for Http {}
 
 impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let host = ProxyHost;
         let (Some(config), Ok(mut state)) = (&self.config, self.state.try_borrow_mut()) else {
             // Unreachable while Envoy honours on_configure's false; fail closed all the same.
@@ -354,7 +354,8 @@ impl HttpContext for Http {
             host.send_reply(&d.render(Format::Problem));
             return Action::Pause;
         };
-        match handler::on_request_headers(&host, config, &mut state, &self.counters) {
+        match handler::on_request_headers(&host, config, &mut state, &self.counters, !end_of_stream)
+        {
             handler::Action::Continue => Action::Continue,
             handler::Action::Stop => Action::Pause,
         }

@@ -219,13 +219,17 @@ impl Grant {
     }
 }
 
+/// `body_follows`: the headers did not end the stream (Envoy's `!end_of_stream`): a preflight
+/// never has a body.
 pub fn on_request_headers(
     host: &dyn Host,
     config: &Config,
     state: &mut State,
     counters: &Counters,
+    body_follows: bool,
 ) -> Action {
     let mut head = RequestHead::fetch(host, &config.fetch);
+    head.set_body_follows(body_follows);
     if config.allow_cors_preflight && head.method() == "OPTIONS" {
         let cors: Vec<String> = CORS_HEADERS.iter().map(|s| (*s).to_string()).collect();
         head.fetch_more(host, &cors);

@@ -21,7 +21,7 @@ fn cfg() -> Config {
 
 fn run(config: &Config, state: &mut State, host: &MockHost) -> Action {
     let counters = Counters::define(host, &COUNTER_NAMES);
-    let action = on_request_headers(host, config, state, &counters);
+    let action = on_request_headers(host, config, state, &counters, false);
     state.flush_counters(host, &counters);
     action
 }
@@ -595,6 +595,18 @@ fn cors_preflight_passes_when_configured() {
     ]);
     h.now = NOW;
     assert_eq!(run(&c, &mut State::new(&c), &h), Action::Continue);
+    // The same headers with a body after them (HTTP/2 DATA, no content-length): not a preflight.
+    let counters = Counters::define(&h, &COUNTER_NAMES);
+    let mut state = State::new(&c);
+    assert_eq!(
+        on_request_headers(&h, &c, &mut state, &counters, true),
+        Action::Stop
+    );
+    // Nor with a method override a framework would obey.
+    h.headers
+        .push(("x-http-method-override".into(), b"DELETE".to_vec()));
+    assert_eq!(run(&c, &mut State::new(&c), &h), Action::Stop);
+    h.headers.retain(|(k, _)| k != "x-http-method-override");
     h.headers.retain(|(k, _)| k != "origin");
     assert_eq!(run(&c, &mut State::new(&c), &h), Action::Stop);
 }
@@ -647,12 +659,12 @@ fn common_path_counters_are_batched() {
     let h = host("/pets", Some(&t));
     let counters = Counters::define(&h, &COUNTER_NAMES);
     for _ in 0..BATCH - 1 {
-        on_request_headers(&h, &c, &mut state, &counters);
+        on_request_headers(&h, &c, &mut state, &counters, false);
     }
     assert_eq!(h.counter("apim.scope_authz.allowed"), 0);
-    on_request_headers(&h, &c, &mut state, &counters);
+    on_request_headers(&h, &c, &mut state, &counters, false);
     assert_eq!(h.counter("apim.scope_authz.allowed"), BATCH);
-    on_request_headers(&h, &c, &mut state, &counters);
+    on_request_headers(&h, &c, &mut state, &counters, false);
     state.flush_counters(&h, &counters);
     assert_eq!(h.counter("apim.scope_authz.allowed"), BATCH + 1);
     assert_eq!(h.counter("apim.scope_authz.cache_hit"), BATCH);
