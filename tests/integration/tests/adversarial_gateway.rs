@@ -162,7 +162,6 @@ fn urlencode(s: &str) -> String {
 /// upstream on every one of these, a keyless caller as `guest` on the first.)
 #[test]
 fn path_parameters_never_walk_around_a_restricting_rule() {
-    const ALICE: &str = "demo-key-alice-0123456789abcdef";
     let envoy: &'static Envoy = Box::leak(Box::new(gateway()));
     envoy.stop_when_process_exits();
     let _log = LogOnFailure(envoy);

@@ -13,77 +13,19 @@
     clippy::indexing_slicing
 )]
 
+use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster, wasm_filter};
+use apim_integration::demo_keys::ALICE;
 use apim_integration::{send_raw, Envoy, LogOnFailure};
 
-const ALICE: &str = "demo-key-alice-0123456789abcdef";
-
-/// Routes as in `adversarial_api_key_auth.rs`, no path normalisation; the admin rule matches
-/// on the path, as restricting rules should.
-const CONFIG: &str = r#"
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: main
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: main
-          # No path normalisation on purpose (see the module docs).
-          route_config:
-            name: main
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - name: health
-                match: {prefix: /health}
-                route: {cluster: upstream}
-              - name: public
-                match: {prefix: /public}
-                route: {cluster: upstream}
-              - name: admin
-                match: {prefix: /admin}
-                route: {cluster: upstream}
-              - name: shop
-                match: {prefix: /shop}
-                route: {cluster: upstream}
-              - name: everything
-                match: {prefix: /}
-                route: {cluster: upstream}
-          http_filters:
-          - name: apim.api_key_auth
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: api_key_auth
-                root_id: api_key_auth
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  vm_id: api_key_auth_paths
-                  runtime: envoy.wasm.runtime.v8
-                  code: {local: {filename: "{{WASM:api_key_auth}}"}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: |
-                    @PLUGIN@
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: upstream
-    type: STATIC
-    connect_timeout: 5s
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
-"#;
+/// Routes `public` and a catch-all, no path normalisation (an HCM we do not control); the admin
+/// rule matches on the path, as restricting rules should.
+fn config() -> String {
+    let l = listener("main", "upstream")
+        .route("public", "/public")
+        .route("everything", "/")
+        .filter(wasm_filter("api_key_auth", PLUGIN).vm_id("api_key_auth_paths"));
+    bootstrap(&[l], &[upstream_cluster("upstream")])
+}
 
 const PLUGIN: &str = r#"{
   "consumers": [
@@ -99,7 +41,7 @@ const PLUGIN: &str = r#"{
 
 #[test]
 fn every_spelling_of_admin_meets_the_admin_rule() {
-    let config = CONFIG.replace("@PLUGIN@", &PLUGIN.replace('\n', "\n                    "));
+    let config = config();
     let envoy: &'static Envoy = Box::leak(Box::new(
         Envoy::builder().concurrency(1).start(&config).unwrap(),
     ));
