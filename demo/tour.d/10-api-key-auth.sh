@@ -1,9 +1,9 @@
-# Tour steps for api-key-auth (sourced by demo/tour.sh; `step` is defined there).
+# Tour steps for api-key-auth (sourced by demo/tour.sh; `section`, `step`, `stats` are defined there).
 ALICE=demo-key-alice-0123456789abcdef
 OPS=demo-key-ops-0123456789abcdef0
 CAROL=demo-key-expired-0123456789abc
 
-echo "== api-key-auth: who is calling"
+section "api-key-auth: who is calling"
 step "no key: 401 with WWW-Authenticate" 401 'www-authenticate: ApiKey realm="demo"' "$GW/pets"
 step "alice's key in x-api-key: the upstream sees x-consumer-id, not the key" 200 '\["x-consumer-id","alice"\]' \
   -H "x-api-key: $ALICE" "$GW/pets"
@@ -22,5 +22,4 @@ step "/public lets anonymous callers in as guest" 200 '\["x-consumer-id","guest"
 step "/health skips authentication" 200 'ok' "$GW/health"
 step "CORS preflight passes without a key" 200 '"method":"OPTIONS"' -X OPTIONS \
   -H "origin: https://app.example" -H "access-control-request-method: GET" "$GW/pets"
-step "counters in Prometheus form" 200 'apim_api_key_auth_allowed\{\} [1-9]' http://127.0.0.1:9901/stats/prometheus
-
+stats "api-key-auth's counters (Prometheus form)" api_key_auth 'apim_api_key_auth_allowed\{\} [1-9]'

@@ -1,5 +1,6 @@
-# Tour steps for graphql-guard (sourced by demo/tour.sh; `step` is defined there).
-# Needs the graphql-guard entry of envoy/gateway.yaml (after api-key-auth, rules on the route
+# Tour steps for graphql-guard (sourced by demo/tour.sh; `section`, `step`, `stats` are defined
+# there).
+# Needs the graphql-guard entry of envoy/gateway.yaml (after scope-authz, rules on the route
 # named "graphql", default max_depth 6, gold max_depth 10) and its /graphql route to the echo
 # upstream.
 ALICE=demo-key-alice-0123456789abcdef
@@ -8,7 +9,7 @@ FINE='{"query":"query Pets { pets(first: 10) { id name owner { name } } }"}'
 DEEP='{"query":"{ a { b { c { d { e { f { g { h { i { j { k { l } } } } } } } } } } } }"}'
 SEVEN='{"query":"{ a { b { c { d { e { f { g } } } } } } }"}'
 
-echo "== graphql-guard: is this GraphQL operation safe"
+section "graphql-guard: is this GraphQL operation safe"
 step "a fine query reaches the GraphQL server" 200 '"method":"POST"' \
   -H "x-api-key: $ALICE" -H 'content-type: application/json' -d "$FINE" "$GW/graphql"
 step "a 12-deep query is refused before it gets there" 400 '"code":"MAX_DEPTH_EXCEEDED"' \
@@ -23,5 +24,4 @@ step "a client that accepts only application/json gets 200 with errors" 200 '"er
   -H "x-api-key: $ALICE" -H 'accept: application/json' -H 'content-type: application/json' -d "$DEEP" "$GW/graphql"
 step "a mutation over GET: 405" 405 '"code":"MUTATION_NOT_ALLOWED_OVER_GET"' \
   -H "x-api-key: $ALICE" "$GW/graphql?query=mutation%7BaddPet%7Bid%7D%7D"
-step "guard counters in Prometheus form" 200 'apim_graphql_guard_rejected_max_depth_exceeded\{\} [1-9]' \
-  http://127.0.0.1:9901/stats/prometheus
+stats "graphql-guard's counters" graphql_guard 'apim_graphql_guard_rejected_max_depth_exceeded\{\} [1-9]'
