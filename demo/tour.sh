@@ -9,9 +9,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 MODE="${1:---print}"
+# GW, ADMIN and APIM are used by the tour.d parts.
+# shellcheck disable=SC2034
 GW=http://127.0.0.1:10000
 ADMIN=http://127.0.0.1:9901
 # The CLI (token mint) the tour's lines call; `make demo` / `make smoke` build it before the tour.
+# shellcheck disable=SC2034
 APIM=target/debug/apim
 failures=0
 pending_cmd=""
@@ -67,6 +70,7 @@ setup() {
   command="$(cmdline "$@")"
   if [[ "$MODE" == "--print" ]]; then
     flush
+    # shellcheck disable=SC2016  # the printed line has a literal $(...)
     printf '\n# %s\n%s=$(%s)\n' "$note" "$var" "$command"
     return
   fi

@@ -36,8 +36,9 @@ apt_install() {
 for check in "$@"; do
   case "$check" in
     rust)
-      command -v cargo >/dev/null && command -v rustup >/dev/null ||
+      if ! command -v cargo >/dev/null || ! command -v rustup >/dev/null; then
         fail "Rust (cargo and rustup): install it with https://rustup.rs, then open a new shell"
+      fi
       ;;
     node)
       command -v node >/dev/null ||

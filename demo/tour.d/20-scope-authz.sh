@@ -3,6 +3,9 @@
 # Needs the gateway's scope-authz entry (demo issuer inline JWKS; /pets GET needs pets:read,
 # writes need pets:write) and api-key-auth's skip rule for /oauth/ (token-only calls).
 # Tokens are minted with the DEMO-ONLY issuer key (envoy/examples/demo-issuer/) by the CLI.
+# The token arguments are single-quoted on purpose: '${READ_TOKEN}' is printed as typed and
+# expanded by the shell that runs the line (demo/tour.sh).
+# shellcheck disable=SC2016
 ALICE=demo-key-alice-0123456789abcdef
 BOB=demo-key-bob-0123456789abcdef0
 

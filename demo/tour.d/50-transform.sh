@@ -1,6 +1,9 @@
 # Tour steps for transform (sourced by demo/tour.sh; `section`, `step`, `stats` are defined there).
 # Needs the transform entry of envoy/gateway.yaml (rules pets-v2, rest-to-graphql, strip-secrets)
 # after api-key-auth; the echo upstream serves /transform/graphql and /transform/json.
+# The token arguments are single-quoted on purpose: '${READ_TOKEN}' is printed as typed and
+# expanded by the shell that runs the line (demo/tour.sh).
+# shellcheck disable=SC2016
 ALICE=demo-key-alice-0123456789abcdef
 
 section "transform: reshape requests and responses"
