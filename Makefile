@@ -156,11 +156,9 @@ cli: ## Build the helper CLI (target/debug/apim)
 	cargo build -p apim
 
 demo: build setup-envoy demo-upstream cli ## Run the demo gateway (127.0.0.1:10000, admin :9901) until Ctrl-C
-	@$(PREREQ) pkg:curl
 	demo/run.sh
 
 smoke: build setup-envoy demo-upstream cli ## Start the demo stack, run the scripted tour, check every answer, stop
-	@$(PREREQ) pkg:curl
 	demo/run.sh --smoke
 
 .PHONY: soak
