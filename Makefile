@@ -105,6 +105,7 @@ test-wasm: setup-rust setup-wasm-runner ## The logic's unit tests compiled to Wa
 	  cargo test --target wasm32-unknown-unknown $(addprefix -p ,$(LOGIC_CRATES))
 
 test-integration: build setup-envoy setup-redis ## Only the end-to-end tests against real Envoy
+	@echo "==> the end-to-end tests against real Envoy (~5 min on a fresh clone: the first build of the tests)"
 	cargo test -p apim-integration
 
 check: setup-rust ## fmt and clippy (-D warnings), native and for the Wasm target
@@ -163,14 +164,17 @@ smoke: build setup-envoy demo-upstream cli ## Start the demo stack, run the scri
 
 .PHONY: soak
 soak: build setup-envoy cli ## Soak: the demo chain (2 workers) under mixed valid and hostile traffic for SOAK_SECONDS (120)
+	@echo "==> the soak: $${SOAK_SECONDS:-120} s of mixed traffic against the demo chain (after its release build, ~2 min on a fresh clone)"
 	cargo run --release -p apim-integration --bin soak
 
 bench: build setup-envoy setup-bench bench-criterion bench-e2e ## Criterion benches and the e2e CPU-per-request bench
 
 bench-criterion: ## Criterion benches of the filters' logic
+	@echo "==> criterion benches of the filters' logic (~3 min, plus their first release build on a fresh clone)"
 	cargo bench $(addprefix -p ,$(filter-out kit,$(LOGIC_CRATES)))
 
 bench-e2e: build setup-envoy setup-bench ## End-to-end CPU µs per request, every row in one run (target/bench/e2e.json)
+	@echo "==> the end-to-end bench: Envoy pinned to CPU 0, wrk to CPU 1, every row x BENCH_ROUNDS (3) x ~8 s (~5 min for 13 rows)"
 	cargo run --release -p apim-integration --bin e2e_bench
 
 manifests-check: build cli ## Deployment manifests: configs valid, sha256s match the build

@@ -38,7 +38,7 @@ if [[ "$MODE" != "--print" ]]; then
   fi
   window_at_start=$(($(date +%s) / (WINDOW_MS / 1000)))
 fi
-over_limit "alice's 3 requests used up, the 4th: 429 with Retry-After" 'retry-after: [0-9]+'
+over_limit "alice's 3 requests used up, the 4th: 429 with Retry-After (all in one 10 s window: else run it again)" 'retry-after: [0-9]+'
 over_limit "... and the IETF RateLimit field says 0 remaining" 'ratelimit: "demo-burst";r=0;t=[0-9]+'
 over_limit "... and the legacy X-RateLimit-* fields" 'x-ratelimit-remaining: 0'
 over_limit "... with a problem+json body" '"code":"quota_exceeded"'
