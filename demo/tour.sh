@@ -2,10 +2,12 @@
 # The demo tour: each step is a curl call against the demo gateway with the answer it must get.
 #   demo/tour.sh --print   show the steps as curl lines to try by hand
 #   demo/tour.sh --check   run them and check status and content; non-zero exit on any surprise
+# GW and ADMIN override the gateway's and the admin's base URLs (the e2e tests move the ports).
 set -uo pipefail
 
 MODE="${1:---print}"
-GW=http://127.0.0.1:10000
+GW="${GW:-http://127.0.0.1:10000}"
+ADMIN="${ADMIN:-http://127.0.0.1:9901}"
 failures=0
 
 # step TITLE STATUS PATTERN CURL-ARGS...   (PATTERN: an extended regex the output must match,

@@ -22,5 +22,5 @@ step "/public lets anonymous callers in as guest" 200 '\["x-consumer-id","guest"
 step "/health skips authentication" 200 'ok' "$GW/health"
 step "CORS preflight passes without a key" 200 '"method":"OPTIONS"' -X OPTIONS \
   -H "origin: https://app.example" -H "access-control-request-method: GET" "$GW/pets"
-step "counters in Prometheus form" 200 'apim_api_key_auth_allowed\{\} [1-9]' http://127.0.0.1:9901/stats/prometheus
+step "counters in Prometheus form" 200 'apim_api_key_auth_allowed\{\} [1-9]' "$ADMIN/stats/prometheus"
 

@@ -29,4 +29,4 @@ step "an expired token: 401 invalid_token" 401 'error="invalid_token", error_des
   -H "authorization: Bearer $EXPIRED_TOKEN" "$GW/oauth/pets"
 step "a tampered token: 401, nothing about keys in the answer" 401 'The token.s signature is invalid' \
   -H "authorization: Bearer ${READ_TOKEN}AA" "$GW/oauth/pets"
-step "scope-authz counters" 200 'apim_scope_authz_allowed\{\} [0-9]' http://127.0.0.1:9901/stats/prometheus
+step "scope-authz counters" 200 'apim_scope_authz_allowed\{\} [0-9]' "$ADMIN/stats/prometheus"

@@ -58,4 +58,4 @@ if [[ "$MODE" != "--print" ]]; then
     failures=$((failures + 1))
   fi
 fi
-step "quota counters in Prometheus form" 200 'apim_quota_limited\{\} [1-9]' http://127.0.0.1:9901/stats/prometheus
+step "quota counters in Prometheus form" 200 'apim_quota_limited\{\} [1-9]' "$ADMIN/stats/prometheus"

@@ -24,4 +24,4 @@ step "a client that accepts only application/json gets 200 with errors" 200 '"er
 step "a mutation over GET: 405" 405 '"code":"MUTATION_NOT_ALLOWED_OVER_GET"' \
   -H "x-api-key: $ALICE" "$GW/graphql?query=mutation%7BaddPet%7Bid%7D%7D"
 step "guard counters in Prometheus form" 200 'apim_graphql_guard_rejected_max_depth_exceeded\{\} [1-9]' \
-  http://127.0.0.1:9901/stats/prometheus
+  "$ADMIN/stats/prometheus"

@@ -18,6 +18,6 @@ step "a non-numeric id: 400 invalid_variable, no call made" 400 '"code":"invalid
 step "a JSON response loses its secret field" 200 '!s3cr3t' -H "x-api-key: $ALICE" "$GW/transform/json"
 step "invalid JSON to a body rule: 400 invalid_json" 400 '"code":"invalid_json"' -H "x-api-key: $ALICE" \
   -H 'content-type: application/json' --data-binary '{oops' "$GW/v2/orders"
-step "counters in Prometheus form" 200 'apim_transform_applied\{\} [1-9]' http://127.0.0.1:9901/stats/prometheus
+step "counters in Prometheus form" 200 'apim_transform_applied\{\} [1-9]' "$ADMIN/stats/prometheus"
 step "claims published by scope-authz feed templates (x-token-subject from the token's sub)" 200 \
   '\["x-token-subject","carol"\]' -H "authorization: Bearer $READ_TOKEN" "$GW/oauth/pets"
