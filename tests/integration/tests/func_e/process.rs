@@ -71,7 +71,10 @@ impl Homes {
 
     /// Where func-e installs `version`'s Envoy.
     pub fn installed_envoy(&self, version: &str) -> PathBuf {
-        self.data().join("envoy-versions").join(version).join("bin/envoy")
+        self.data()
+            .join("envoy-versions")
+            .join(version)
+            .join("bin/envoy")
     }
 
     pub fn run_dir(&self, run_id: &str) -> PathBuf {
@@ -79,7 +82,10 @@ impl Homes {
     }
 
     fn admin_address_file(&self, run_id: &str) -> PathBuf {
-        self.root.join("runtime").join(run_id).join("admin-address.txt")
+        self.root
+            .join("runtime")
+            .join(run_id)
+            .join("admin-address.txt")
     }
 
     /// `func-e <args>` from the repository root (so it reads `.envoy-version` there, and the
@@ -172,7 +178,10 @@ impl<'h> FuncERun<'h> {
         let file = self.homes.admin_address_file(&self.run_id);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("func-e exited ({status}) before Envoy was ready:\n{}", self.report());
+                panic!(
+                    "func-e exited ({status}) before Envoy was ready:\n{}",
+                    self.report()
+                );
             }
             let port = std::fs::read_to_string(&file)
                 .ok()
@@ -212,16 +221,19 @@ impl<'h> FuncERun<'h> {
         signal("-TERM", self.child.id());
         match wait_deadline(&mut self.child, Duration::from_secs(10)) {
             Some(status) => status,
-            None => panic!("func-e did not exit within 10 s of SIGTERM:\n{}", self.report()),
+            None => panic!(
+                "func-e did not exit within 10 s of SIGTERM:\n{}",
+                self.report()
+            ),
         }
     }
 
-    /// func-e's output and Envoy's stderr, for failure messages.
+    /// For failure messages: func-e's output, which holds its status lines and then Envoy's
+    /// console (func-e copies that to the run directory's stdout.log/stderr.log as well).
     pub fn report(&self) -> String {
         format!(
-            "----- func-e output -----\n{}\n----- Envoy stderr.log (run dir) -----\n{}",
-            self.output(),
-            self.envoy_stderr()
+            "----- func-e output -----\n{}\n----- end of func-e output -----",
+            self.output()
         )
     }
 }
@@ -250,7 +262,10 @@ impl Drop for FuncERun<'_> {
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim().to_owned()))
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim().to_owned())
+        })
         .is_some_and(|rest| !rest.starts_with('Z'))
 }
 
@@ -258,7 +273,11 @@ pub fn alive(pid: u32) -> bool {
 fn children_of(parent: u32) -> Vec<u32> {
     let mut children = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         // stat: "pid (comm) state ppid …"; comm may hold spaces and parentheses.

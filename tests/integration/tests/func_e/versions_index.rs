@@ -94,8 +94,9 @@ fn serve(mut stream: TcpStream, dir: &Path, seen: &Mutex<Vec<String>>) {
             let _ = std::io::copy(&mut &file, &mut stream);
         }
         None => {
-            let _ = stream
-                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = stream.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
         }
     }
 }
