@@ -8,6 +8,9 @@ set -uo pipefail
 MODE="${1:---print}"
 GW="${GW:-http://127.0.0.1:10000}"
 ADMIN="${ADMIN:-http://127.0.0.1:9901}"
+# --check needs curl (the e2e test runs it on a fresh machine, before anything else installs it).
+[[ "$MODE" == --print ]] || command -v curl >/dev/null ||
+  { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 failures=0
 
 # step TITLE STATUS PATTERN CURL-ARGS...   (PATTERN: an extended regex the output must match,
