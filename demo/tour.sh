@@ -9,10 +9,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 MODE="${1:---print}"
-# GW, ADMIN and APIM are used by the tour.d parts.
+# GW, ADMIN and APIM are used by the tour.d parts. GW and ADMIN may be given (the e2e tests move
+# the ports); the defaults are the demo's.
 # shellcheck disable=SC2034
-GW=http://127.0.0.1:10000
-ADMIN=http://127.0.0.1:9901
+GW="${GW:-http://127.0.0.1:10000}"
+ADMIN="${ADMIN:-http://127.0.0.1:9901}"
+# --check needs curl (the func-e e2e test runs the tour before anything else installs it).
+[[ "$MODE" == --print ]] || tools/prereq.sh pkg:curl || exit 1
 # The CLI (token mint) the tour's lines call; `make demo` / `make smoke` build it before the tour.
 # shellcheck disable=SC2034
 APIM=target/debug/apim
