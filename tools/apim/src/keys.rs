@@ -23,13 +23,28 @@ pub fn new(consumer: Option<&Consumer>) -> Result<String, String> {
         None => format!("key:   {key}\nentry: {}", entry(&key)),
         Some(c) => {
             let consumer = consumer_entry(c, &key)?;
-            format!(
-                "key:      {key}\nconsumer: {consumer}\n\
-                 The key is shown once: give it to the consumer. The config holds only its \
-                 digest; add the consumer entry to api-key-auth's \"consumers\"."
-            )
+            // stdout stays what to keep; what to do with it goes to stderr.
+            eprintln!("{}", notes(c).join("\n"));
+            format!("key:      {key}\nconsumer: {consumer}")
         }
     })
+}
+
+/// What to do with a new consumer's key and entry, and what it cannot do yet.
+pub fn notes(c: &Consumer) -> Vec<String> {
+    let mut notes = vec![
+        "note: the key is shown once: give it to the consumer; the config holds only its digest. \
+         Add the consumer entry to api-key-auth's \"consumers\"."
+            .to_string(),
+    ];
+    if c.scopes.is_empty() {
+        notes.push(
+            "note: no --scopes: on routes where scope-authz requires scopes (the demo's /pets \
+             needs pets:read) this consumer gets 403 insufficient_scope."
+                .to_string(),
+        );
+    }
+    notes
 }
 
 /// The consumer's entry for api-key-auth's `consumers`, checked by api-key-auth's own parser
@@ -126,6 +141,19 @@ mod consumer_tests {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             groups: groups.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn notes_say_what_a_consumer_without_scopes_meets() {
+        let with = consumer("a", None, &["pets:read"], &[]);
+        let without = consumer("a", None, &[], &[]);
+        assert_eq!(notes(&with).len(), 1);
+        let n = notes(&without);
+        assert_eq!(n.len(), 2);
+        assert!(
+            n[1].contains("no --scopes") && n[1].contains("403"),
+            "{n:?}"
+        );
     }
 
     #[test]
