@@ -548,6 +548,10 @@ fn build_rules(
 /// must for "duplicate consumer id" or a bad id). Read from the JSON itself, so errors of
 /// phase one (unknown fields, wrong types) get names too. Only on the error and warning paths.
 pub fn consumer_ids(bytes: &[u8]) -> Vec<Option<String>> {
+    // A document too large to be a config is not read twice.
+    if bytes.len() > kit::config_error::MAX_CONFIG_BYTES {
+        return Vec::new();
+    }
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
         return Vec::new();
     };

@@ -274,4 +274,9 @@ fn consumers_are_named_by_id() {
         assert_eq!(name_consumers(text, &ids), want, "{text}");
     }
     assert!(consumer_ids(b"not json").is_empty());
+    let huge = format!(
+        r#"{{"consumers": [{{"id": "a"}}], "pad": "{}"}}"#,
+        " ".repeat(kit::config_error::MAX_CONFIG_BYTES)
+    );
+    assert!(consumer_ids(huge.as_bytes()).is_empty());
 }
