@@ -114,7 +114,8 @@ pub fn serde_position(message: &str) -> Option<(usize, usize)> {
 
 /// A JSON text's position mapped into the file: `node` is the YAML scalar holding the text.
 /// Exact for a `|` block (the text's lines are the file's lines, shifted by the indentation)
-/// and for a one-line scalar without escapes; otherwise where the scalar starts.
+/// and for a one-line plain or single-quoted scalar; where the scalar starts otherwise (a
+/// double-quoted one has escapes, so its columns are not the file's).
 pub fn json_in_file(node: &Node, (line, col): (usize, usize)) -> Pos {
     let Kind::Scalar(text, style) = &node.kind else {
         return node.pos;
@@ -124,8 +125,8 @@ pub fn json_in_file(node: &Node, (line, col): (usize, usize)) -> Pos {
             line: node.pos.line + line - 1,
             col: node.pos.col + col - 1,
         },
-        Style::Plain | Style::Quoted if line == 1 && !text.contains('\n') => {
-            let quote = usize::from(*style == Style::Quoted);
+        Style::Plain | Style::SingleQuoted if line == 1 && !text.contains('\n') => {
+            let quote = usize::from(*style == Style::SingleQuoted);
             Pos {
                 line: node.pos.line,
                 col: node.pos.col + quote + col - 1,
@@ -369,6 +370,13 @@ mod tests {
         assert_eq!(json_in_file(block, (2, 3)), Pos { line: 4, col: 7 });
         let one = x.get("one").unwrap();
         assert_eq!(json_in_file(one, (1, 2)), Pos { line: 6, col: 10 });
+        let docs = crate::yaml_pos::load("v: \"{\\\"k\\\": 1}\"\n").unwrap();
+        let escaped = docs[0].get("v").unwrap();
+        assert_eq!(
+            json_in_file(escaped, (1, 2)),
+            Pos { line: 1, col: 4 },
+            "the scalar's start"
+        );
         assert_eq!(
             serde_position("unknown field `x`, expected `y` at line 4 column 12"),
             Some((4, 12))

@@ -29,7 +29,10 @@ impl std::fmt::Display for Pos {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
     Plain,
-    Quoted,
+    /// `'…'`: JSON text in it reads as written (a `'` is doubled, rare in JSON).
+    SingleQuoted,
+    /// `"…"`: escapes, so the text's columns are not the file's.
+    DoubleQuoted,
     /// A `|` block: its lines are the file's lines.
     Literal,
     Folded,
@@ -226,7 +229,8 @@ impl MarkedEventReceiver for Builder {
                     TScalarStyle::Plain => Style::Plain,
                     TScalarStyle::Literal => Style::Literal,
                     TScalarStyle::Folded => Style::Folded,
-                    _ => Style::Quoted,
+                    TScalarStyle::SingleQuoted => Style::SingleQuoted,
+                    _ => Style::DoubleQuoted,
                 };
                 let node = Node {
                     pos: at,
