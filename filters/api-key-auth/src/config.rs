@@ -203,9 +203,28 @@ pub struct Config {
 }
 
 impl Config {
-    /// Both phases, from the bytes Envoy hands to `on_configure`.
+    /// Both phases, from the bytes Envoy hands to `on_configure`. Errors and warnings name a
+    /// consumer by its id (`consumers[id=alice].keys[0]`), which a user finds in a long list,
+    /// rather than by index ([`name_consumers`]).
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
-        Self::from_raw(parse_json::<RawConfig>(bytes)?)
+        let parsed = parse_json::<RawConfig>(bytes).and_then(Self::from_raw);
+        match parsed {
+            Ok(mut config) if !config.warnings.is_empty() => {
+                let ids = consumer_ids(bytes);
+                for w in &mut config.warnings {
+                    *w = name_consumers(w, &ids);
+                }
+                Ok(config)
+            }
+            Ok(config) => Ok(config),
+            Err(e) => {
+                let ids = consumer_ids(bytes);
+                Err(ConfigError {
+                    path: name_consumers(&e.path, &ids),
+                    message: name_consumers(&e.message, &ids),
+                })
+            }
+        }
     }
 
     pub fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
@@ -522,6 +541,74 @@ fn build_rules(
     // path never reaches them (kit::matcher).
     let rules = RuleSet::with_loosening(rules, |r: &Rule| r.skip || r.anonymous.is_some());
     Ok((rules, guarded_allows))
+}
+
+/// The id by which each consumer (by index) can be named in a message: its `id` when that is a
+/// valid label (no `]` in it) held by no other consumer, else `None` (the index stays, as it
+/// must for "duplicate consumer id" or a bad id). Read from the JSON itself, so errors of
+/// phase one (unknown fields, wrong types) get names too. Only on the error and warning paths.
+pub fn consumer_ids(bytes: &[u8]) -> Vec<Option<String>> {
+    // A document too large to be a config is not read twice.
+    if bytes.len() > kit::config_error::MAX_CONFIG_BYTES {
+        return Vec::new();
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Vec::new();
+    };
+    let ids: Vec<Option<&str>> = value
+        .get("consumers")
+        .and_then(serde_json::Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|c| c.get("id").and_then(serde_json::Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.iter()
+        .map(|id| {
+            let id = (*id)?;
+            let unique = ids.iter().filter(|other| **other == Some(id)).count() == 1;
+            (unique && check_label(id, &Field::root()).is_ok()).then(|| id.to_string())
+        })
+        .collect()
+}
+
+/// `text` with every `consumers[N]` whose consumer has a usable id (see [`consumer_ids`])
+/// written `consumers[id=ID]`.
+pub fn name_consumers(text: &str, ids: &[Option<String>]) -> String {
+    const MARK: &str = "consumers[";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        let (before, after) = rest.split_at(at + MARK.len());
+        out.push_str(before);
+        rest = after;
+        let Some(close) = rest.find(']') else {
+            continue;
+        };
+        let (digits, tail) = rest.split_at(close);
+        let id = digits
+            .parse::<usize>()
+            .ok()
+            .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|i| ids.get(i).cloned().flatten());
+        // Only the top-level list: `rules[0].allow.consumers[1]` is a list of names, its index
+        // stays.
+        let top_level = before
+            .strip_suffix(MARK)
+            .and_then(|b| b.chars().last())
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
+        match id {
+            Some(id) if top_level => {
+                out.push_str("id=");
+                out.push_str(&id);
+            }
+            _ => out.push_str(digits),
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ fn full_config_is_accepted() {
     assert_eq!(c.rules.len(), 3);
     assert_eq!(c.consumer_id_header.as_deref(), Some("x-consumer-id"));
     assert_eq!(c.warnings.len(), 1);
-    assert!(c.warnings[0].starts_with("consumers[0].keys[1]: plaintext"));
+    assert!(c.warnings[0].starts_with("consumers[id=alice].keys[1]: plaintext"));
     let alice = c.keys.get(&kit::digest::sha256(b"abc")).unwrap();
     assert_eq!(
         (alice.consumer, alice.not_before, alice.expires_at),
@@ -140,39 +140,39 @@ fn bad_configs_name_the_field() {
         ),
         (
             r#"{"consumers":[{"id":"a","keys":[{"sha256":"zz"}]}]}"#.into(),
-            "consumers[0].keys[0].sha256: not a SHA-256 digest",
+            "consumers[id=a].keys[0].sha256: not a SHA-256 digest",
         ),
         (
             r#"{"consumers":[{"id":"a","keys":[{"plaintext":"k"}]}]}"#.into(),
-            "consumers[0].keys[0].plaintext: plaintext keys are refused",
+            "consumers[id=a].keys[0].plaintext: plaintext keys are refused",
         ),
         (
             r#"{"consumers":[{"id":"a","keys":[{}]}]}"#.into(),
-            "consumers[0].keys[0]: a key needs sha256",
+            "consumers[id=a].keys[0]: a key needs sha256",
         ),
         (
             format!(r#"{{"consumers":[{{"id":"a","keys":[{key},{key}]}}]}}"#),
-            "consumers[0].keys[1]: the same key is already configured at consumers[0].keys[0]",
+            "consumers[id=a].keys[1]: the same key is already configured at consumers[id=a].keys[0]",
         ),
         (
             format!(
                 r#"{{"consumers":[{{"id":"a","keys":[{{"sha256":"{D_ABC}","expires_at":"tomorrow"}}]}}]}}"#
             ),
-            "consumers[0].keys[0].expires_at: \"tomorrow\" is not an RFC 3339",
+            "consumers[id=a].keys[0].expires_at: \"tomorrow\" is not an RFC 3339",
         ),
         (
             format!(
                 r#"{{"consumers":[{{"id":"a","keys":[{{"sha256":"{D_ABC}","not_before":"2027-01-01T00:00:00Z","expires_at":"2026-01-01T00:00:00Z"}}]}}]}}"#
             ),
-            "consumers[0].keys[0].expires_at: must be later than not_before",
+            "consumers[id=a].keys[0].expires_at: must be later than not_before",
         ),
         (
             one(r#","scopes":["a b"]"#, ""),
-            "consumers[0].scopes[0]: \"a b\" is not a valid OAuth2 scope token",
+            "consumers[id=alice].scopes[0]: \"a b\" is not a valid OAuth2 scope token",
         ),
         (
             one(r#","keys_":[]"#, ""),
-            "consumers[0].keys_: unknown field `keys_`",
+            "consumers[id=alice].keys_: unknown field `keys_`",
         ),
         (
             one("", r#","rules":[{"match":{"path":{"prefix":"x"}}}]"#),
@@ -242,4 +242,41 @@ fn a_guarded_route_name_rule_fetches_the_path() {
         "{:?}",
         strict.fetch
     );
+}
+
+/// Consumers are named by id where the id names one consumer; the index stays where it must
+/// (a bad or duplicate id, no id, a rule's `allow.consumers` list of names).
+#[test]
+fn consumers_are_named_by_id() {
+    let ids = consumer_ids(
+        br#"{"consumers": [{"id": "alice"}, {"id": "a b"}, {"id": "dup"}, {"id": "dup"}, {}, {"id": 7}]}"#,
+    );
+    assert_eq!(
+        ids,
+        [Some("alice".to_string()), None, None, None, None, None]
+    );
+    let cases = [
+        ("consumers[0].keys[1].sha256", "consumers[id=alice].keys[1].sha256"),
+        ("consumers[1].id", "consumers[1].id"),
+        ("consumers[3].id", "consumers[3].id"),
+        ("consumers[9].plan", "consumers[9].plan"),
+        ("consumers", "consumers"),
+        ("consumers[x]", "consumers[x]"),
+        ("consumers[+0]", "consumers[+0]"),
+        ("consumers[0", "consumers[0"),
+        ("rules[0].allow.consumers[0]", "rules[0].allow.consumers[0]"),
+        (
+            "consumers[0].keys[1]: the same key is already configured at consumers[0].keys[0]",
+            "consumers[id=alice].keys[1]: the same key is already configured at consumers[id=alice].keys[0]",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(name_consumers(text, &ids), want, "{text}");
+    }
+    assert!(consumer_ids(b"not json").is_empty());
+    let huge = format!(
+        r#"{{"consumers": [{{"id": "a"}}], "pad": "{}"}}"#,
+        " ".repeat(kit::config_error::MAX_CONFIG_BYTES)
+    );
+    assert!(consumer_ids(huge.as_bytes()).is_empty());
 }

@@ -1,6 +1,7 @@
 //! `kit`: what every filter of the suite shares, written once.
 //!
-//! - [`config_error`]: two-phase config parsing whose errors name the field path.
+//! - [`config_error`]: two-phase config parsing whose errors name the field path;
+//!   [`config_refusal`]: the one `error` line a filter logs when it refuses a config.
 //! - [`denial`]: typed denials and their one rendering (problem+json, GraphQL errors).
 //! - [`matcher`]: per-route rule matching on Envoy's route name, path, method and host.
 //! - [`request`]: a read-only view of the request head, fetched from the host in one call;
@@ -16,6 +17,7 @@
 //! Nothing here panics on input: every failure is a value.
 
 pub mod config_error;
+pub mod config_refusal;
 pub mod denial;
 pub mod digest;
 pub mod header_value;

@@ -72,10 +72,8 @@ impl<P: Plugin> RootContext for Root<P> {
                 true
             }
             Err(e) => {
-                host.log(
-                    LogLevel::Error,
-                    &format!("{}: invalid configuration: {e}", P::NAME),
-                );
+                // The filter's last word on this config: Envoy's own lines follow.
+                crate::config_refusal::log(&host, P::NAME, &e);
                 false
             }
         }

@@ -76,10 +76,8 @@ impl RootContext for Root {
                 true
             }
             Err(e) => {
-                host.log(
-                    LogLevel::Error,
-                    &format!("quota: invalid configuration: {e}"),
-                );
+                // The filter's last word on this config: Envoy's own lines follow.
+                kit::config_refusal::log(&host, "quota", &e);
                 false
             }
         }

@@ -295,10 +295,8 @@ impl RootContext for Root {
                 true
             }
             Err(e) => {
-                host.log(
-                    LogLevel::Error,
-                    &format!("scope-authz: invalid configuration: {e}"),
-                );
+                // The filter's last word on this config: Envoy's own lines follow.
+                kit::config_refusal::log(&host, "scope-authz", &e);
                 false
             }
         }

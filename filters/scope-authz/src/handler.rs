@@ -294,13 +294,14 @@ type Refusal = (DenyReason, Denial);
 
 fn check_scopes(config: &Config, req: &Requirement, grant: Grant) -> Result<Grant, Refusal> {
     if req.satisfied_by(grant.scopes()) {
-        Ok(grant)
-    } else {
-        Err((
-            DenyReason::InsufficientScope,
-            policy::insufficient(&config.realm, req),
-        ))
+        return Ok(grant);
     }
+    // Worded for the credential presented: a Bearer challenge only to a token caller.
+    let denial = match &grant {
+        Grant::Consumer(id) => policy::consumer_insufficient(req, &id.source),
+        Grant::Token(..) | Grant::Metadata { .. } => policy::insufficient(&config.realm, req),
+    };
+    Err((DenyReason::InsufficientScope, denial))
 }
 
 fn consumer_or_missing(host: &dyn Host, config: &Config) -> Result<Grant, Refusal> {

@@ -536,7 +536,17 @@ fn api_key_consumer_scopes_are_used_without_a_token() {
             assert_eq!(h.counter("apim.scope_authz.allowed_consumer"), 1);
             assert!(h.published("apim_consumer").is_none());
         } else {
+            // Worded for the API key the caller used: no Bearer challenge, still counted.
             assert_eq!(h.reply().unwrap().status, want);
+            assert_eq!(www(&h), "", "{identity} {path}");
+            let b = body(&h);
+            assert_eq!(b["code"], "insufficient_scope");
+            assert_eq!(
+                b["detail"],
+                "The consumer's API key does not carry the scopes this route requires."
+            );
+            assert!(!b.to_string().contains("access token"), "{b}");
+            assert_eq!(h.counter("apim.scope_authz.denied.insufficient_scope"), 1);
         }
     }
     // Off by config: the consumer is not enough.

@@ -4,7 +4,9 @@
 //! - Two different tokens, or a token in several places: 400 `error="invalid_request"`.
 //! - A bad token: 401 `error="invalid_token"` with a fixed description (never token or key
 //!   content).
-//! - A missing scope: 403 `error="insufficient_scope", scope="<what would do>"`.
+//! - A missing scope: 403 `error="insufficient_scope", scope="<what would do>"` for a token
+//!   caller; a caller let in by an API-key consumer (no token presented) gets the same 403 and
+//!   code without a Bearer challenge, worded for the key it used ([`consumer_insufficient`]).
 //! - Keys not loaded (remote JWKS not fetched yet): 503, fail closed, with `Retry-After`.
 //!
 //! Bodies are problem+json, rendered by `kit::denial`.
@@ -223,6 +225,23 @@ pub fn insufficient(realm: &str, req: &Requirement) -> Denial {
         format!("Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{scope}\""),
     )
     .with_extension(
+        "required_scopes",
+        json!({"all_of": req.all_of, "any_of": req.any_of}),
+    )
+}
+
+/// A missing scope when the caller presented no token and was let in as a consumer an earlier
+/// filter identified (api-key-auth's key): still 403 `insufficient_scope`, counted alike, but no
+/// `WWW-Authenticate: Bearer` challenge (RFC 6750 is about access tokens; asking an API-key
+/// caller for a bearer token would mislead them) and a detail naming what they presented.
+/// `source` is the identity's `source` (`api-key-auth`, …).
+pub fn consumer_insufficient(req: &Requirement, source: &str) -> Denial {
+    let detail = if source.split('+').any(|s| s == "api-key-auth") {
+        "The consumer's API key does not carry the scopes this route requires."
+    } else {
+        "The consumer's credential does not carry the scopes this route requires."
+    };
+    Denial::new(403, "insufficient_scope", "Insufficient scope", detail).with_extension(
         "required_scopes",
         json!({"all_of": req.all_of, "any_of": req.any_of}),
     )

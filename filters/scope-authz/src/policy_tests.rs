@@ -138,3 +138,45 @@ fn denials_follow_rfc6750() {
     );
     assert_eq!(ambiguous("apim").status, 400);
 }
+
+/// A consumer let in without a token (api-key-auth's key) gets the 403 worded for the credential
+/// it presented: no Bearer challenge, no "access token"; other identity sources get a neutral
+/// wording. The code and the required scopes stay those of the token form.
+#[test]
+fn a_consumer_without_a_token_is_refused_without_a_bearer_challenge() {
+    let req = Requirement {
+        all_of: vec!["pets:write".into()],
+        any_of: vec![],
+    };
+    let cases = [
+        (
+            "api-key-auth",
+            "The consumer's API key does not carry the scopes this route requires.",
+        ),
+        (
+            "api-key-auth+scope-authz",
+            "The consumer's API key does not carry the scopes this route requires.",
+        ),
+        (
+            "mtls",
+            "The consumer's credential does not carry the scopes this route requires.",
+        ),
+        (
+            "",
+            "The consumer's credential does not carry the scopes this route requires.",
+        ),
+    ];
+    for (source, detail) in cases {
+        let d = consumer_insufficient(&req, source);
+        assert_eq!((d.status, d.code), (403, "insufficient_scope"), "{source}");
+        assert_eq!(d.detail, detail, "{source}");
+        assert!(d.headers.is_empty(), "{source}: {:?}", d.headers);
+        assert_eq!(
+            d.extensions,
+            [(
+                "required_scopes",
+                json!({"all_of": ["pets:write"], "any_of": []})
+            )]
+        );
+    }
+}

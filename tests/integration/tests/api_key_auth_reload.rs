@@ -137,7 +137,7 @@ fn bad_update_is_rejected_and_the_old_config_keeps_serving_then_a_good_one_appli
     publish(&path, &config_for("alice", "not-a-digest"));
     wait_counter(&envoy, &format!("{STAT}.update_rejected"), 1);
     envoy
-        .wait_for_log("api-key-auth: invalid configuration: consumers[0].keys[0].sha256")
+        .wait_for_log("api-key-auth: invalid configuration: consumers[id=alice].keys[0].sha256")
         .unwrap();
     assert_eq!(
         consumer_seen(&envoy),

@@ -467,7 +467,16 @@ fn api_key_consumer_with_and_without_the_scope() {
     assert_eq!(send(ALICE, "/write").status, 200);
     let r = send(BOB, "/write");
     assert_eq!(r.status, 403);
-    assert!(www(&r).contains("insufficient_scope"));
+    // Worded for the API key bob presented (issue 13): no Bearer challenge, no "access token";
+    // still counted as insufficient_scope.
+    assert_eq!(r.header("www-authenticate"), None, "{}", r.text());
+    assert_eq!(r.json()["code"], "insufficient_scope");
+    assert_eq!(
+        r.json()["detail"],
+        "The consumer's API key does not carry the scopes this route requires."
+    );
+    assert!(!r.text().contains("access token"), "{}", r.text());
+    assert!(envoy.count("wasmcustom.apim.scope_authz.denied.insufficient_scope") >= 1);
     assert_eq!(send(BOB, "/read").status, 200);
 }
 

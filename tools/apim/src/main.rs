@@ -1,78 +1,69 @@
-//! `apim`: the suite's helper CLI.
+//! `apim`: the suite's helper CLI. `apim --help` lists the commands, `apim <command> --help`
+//! explains each; the arguments are declared in [`cli`].
 //!
 //! ```text
-//! apim key new [--consumer ID]     a new API key (32 random bytes, base64url) and its config entry
+//! apim key new [--consumer ID [--plan P] [--scopes "a b"] [--groups g]]
+//!                                  a new API key, printed once, and its config entry (with
+//!                                  --consumer, the whole consumer entry for api-key-auth)
 //! apim key hash [KEY]              the config entry for an existing key (KEY or stdin)
-//! apim validate [--target T] FILTER FILE
-//!                                  check a filter's JSON config (FILE or - for stdin) with the
-//!                                  filter's own types; prints the same errors Envoy would log.
-//!                                  --target envoy|istio|gateway-api adds what the deployment
-//!                                  needs (no `route_name` rules in Istio or Envoy Gateway,
-//!                                  key digests only)
+//! apim validate [--target T] [FILTER] FILE
+//!                                  every suite filter config in an Envoy bootstrap, Istio
+//!                                  WasmPlugin/EnvoyFilter or Envoy Gateway policy, checked by
+//!                                  the filter's own parser and for its deployment, reported as
+//!                                  FILE:LINE:COLUMN; or one filter's JSON config (FILE or -)
 //! apim token mint [OPTIONS]        a demo JWT (RS256) signed with the demo issuer's key
-//! apim oci build MODULE DIR [TAG]   an OCI image (Wasm compat variant) of MODULE in DIR and DIR.tar
+//! apim oci build MODULE DIR [TAG]  an OCI image (Wasm compat variant) of MODULE in DIR and DIR.tar
 //! apim oci verify DIR              check an image-layout folder's digests, sizes and layer
 //! apim manifests sync|check [ROOT] rewrite / check the marked sha256 lines of the deployment
-//!                                  manifests (envoy/istio, envoy/gateway-api) from the build;
-//!                                  check also validates every filter config in them for its
-//!                                  target (istio, gateway-api)
+//!                                  manifests, and (check) validate every filter config in them
+//! apim completions SHELL           a completion script (bash, zsh, fish, elvish, powershell)
 //! ```
 //! Exit codes: 0 ok, 1 invalid config, 2 usage or I/O error.
 
+mod cli;
+mod discover;
 mod keys;
+mod locate;
 mod manifests;
 mod oci;
 mod token;
 mod validate;
+mod validate_file;
 mod validate_target;
+mod yaml_pos;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage:
-  apim key new [--consumer ID]   generate an API key and print its config entry
-  apim key hash [KEY]            print the config entry for KEY (or the key read from stdin)
-  apim validate [--target envoy|istio|gateway-api] FILTER FILE
-                                 validate a filter config (FILE may be - for stdin); with
-                                 --target istio or gateway-api, `route_name` rules (route names
-                                 are generated there) and plaintext keys are refused
-  apim token mint [--scope \"a b\"] [--sub ID] [--aud AUD] [--iss ISS] [--ttl SECONDS]
-                  [--kid KID] [--key PEM_FILE]
-                                 mint a demo JWT (RS256); default key: the DEMO-ONLY issuer key
-                                 of envoy/examples/demo-issuer/
-  apim oci build MODULE.wasm DIR [TAG]   OCI image (Wasm compat variant) in DIR and DIR.tar
-  apim oci verify DIR            verify an OCI image-layout folder
-  apim manifests sync [ROOT]     rewrite the marked sha256 lines of envoy/istio and
-                                 envoy/gateway-api from the built modules and images
-  apim manifests check [ROOT]    list stale marked sha256 lines and filter configs refused
-                                 for their target (exit 1 if any)
-filters: api-key-auth, scope-authz, quota, graphql-guard, transform";
+use clap::{CommandFactory as _, Parser as _};
+use cli::{Cli, Command, KeyCommand, ManifestsCommand, OciCommand, TokenCommand};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let result = match args.as_slice() {
-        ["key", "new"] => keys::new(None),
-        ["key", "new", "--consumer", id] => keys::new(Some(id)),
-        ["key", "hash"] => keys::hash_stdin(),
-        ["key", "hash", key] => Ok(keys::hash(key)),
-        ["validate", filter, file] => return validate::run(filter, file),
-        ["validate", "--target", target, filter, file] => {
-            return validate_target::run(target, filter, file)
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Key(KeyCommand::New(args)) => {
+            let consumer = args.consumer.map(|id| keys::Consumer {
+                id,
+                plan: args.plan,
+                scopes: cli::words(&args.scopes, &[' ', '\t']),
+                groups: cli::words(&args.groups, &[',', ' ', '\t']),
+            });
+            keys::new(consumer.as_ref())
         }
-        ["token", "mint", rest @ ..] => token::mint(rest),
-        ["oci", "build", module, dir] => oci_build(module, dir, "latest"),
-        ["oci", "build", module, dir, tag] => oci_build(module, dir, tag),
-        ["oci", "verify", dir] => oci::verify(std::path::Path::new(dir))
+        Command::Key(KeyCommand::Hash { key: None }) => keys::hash_stdin(),
+        Command::Key(KeyCommand::Hash { key: Some(key) }) => Ok(keys::hash(&key)),
+        Command::Validate(args) => return validate_cmd(args),
+        Command::Token(TokenCommand::Mint(args)) => token::mint(&args),
+        Command::Oci(OciCommand::Build { module, dir, tag }) => oci_build(&module, &dir, &tag),
+        Command::Oci(OciCommand::Verify { dir }) => oci::verify(std::path::Path::new(&dir))
             .map(|sha| format!("{dir}: valid image; module sha256 {sha}")),
-        ["manifests", "sync"] => manifests::sync(None),
-        ["manifests", "sync", root] => manifests::sync(Some(root)),
-        ["manifests", "check"] => return manifests::check(None),
-        ["manifests", "check", root] => return manifests::check(Some(root)),
-        ["help" | "--help" | "-h"] => {
-            println!("{USAGE}");
+        Command::Manifests(ManifestsCommand::Sync { root }) => manifests::sync(root.as_deref()),
+        Command::Manifests(ManifestsCommand::Check { root }) => {
+            return manifests::check(root.as_deref())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "apim", &mut std::io::stdout());
             return ExitCode::SUCCESS;
         }
-        _ => Err(USAGE.to_string()),
     };
     match result {
         Ok(out) => {
@@ -81,6 +72,71 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `apim validate [--target T] [FILTER] FILE`: a deployment file is searched for the suite's
+/// configs ([`validate_file`]); anything else is one filter's config and needs FILTER.
+fn validate_cmd(args: cli::ValidateArgs) -> ExitCode {
+    let target = args.target.map(|t| match t {
+        cli::TargetArg::Envoy => validate_target::Target::Envoy,
+        cli::TargetArg::Istio => validate_target::Target::Istio,
+        cli::TargetArg::GatewayApi => validate_target::Target::GatewayApi,
+    });
+    let (filter, file) = match args.args.as_slice() {
+        [one] if discover::filter_named(one).is_some() && !std::path::Path::new(one).exists() => {
+            eprintln!(
+                "apim validate {one}: FILE is missing (apim validate [--target T] [FILTER] FILE)"
+            );
+            return ExitCode::from(2);
+        }
+        [file] => (None, file.as_str()),
+        [filter, file] => (Some(filter.as_str()), file.as_str()),
+        _ => {
+            eprintln!("usage: apim validate [--target T] [FILTER] FILE");
+            return ExitCode::from(2);
+        }
+    };
+    let only = match filter.map(|f| (f, discover::filter_named(f))) {
+        None => None,
+        Some((_, Some(known))) => Some(known),
+        Some((f, None)) => {
+            eprintln!(
+                "unknown filter \"{f}\"; known: {} (or their module names: api_key_auth, …)",
+                validate::FILTERS.join(", ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let bytes = match validate::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let docs = std::str::from_utf8(&bytes)
+        .map_err(|e| e.to_string())
+        .and_then(validate_file::documents);
+    match (docs, only) {
+        (Ok(docs), _) if validate_file::is_deployment_file(&docs) => {
+            validate_file::run(target, only, file, &docs)
+        }
+        (_, Some(filter)) => match target {
+            Some(t) => validate_target::run(t, filter, file, bytes),
+            None => validate::run_bytes(filter, file, bytes),
+        },
+        (Err(e), None) => {
+            eprintln!("{file}: neither YAML nor JSON: {e}");
+            ExitCode::from(1)
+        }
+        (Ok(_), None) => {
+            eprintln!(
+                "{file}: not an Envoy bootstrap, Istio resource or Envoy Gateway policy; for one \
+                 filter's config name the filter: apim validate FILTER {file}"
+            );
             ExitCode::from(2)
         }
     }

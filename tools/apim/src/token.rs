@@ -4,6 +4,7 @@
 //! (DEMO ONLY: it is public, anyone can mint tokens with it). Its public half is the JWKS next
 //! to it, which the demo gateway trusts for issuer `https://demo-issuer.apim.local`.
 
+use crate::cli::MintArgs;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,39 +15,21 @@ pub const DEMO_ISSUER: &str = "https://demo-issuer.apim.local";
 pub const DEMO_AUDIENCE: &str = "demo-api";
 pub const DEMO_KID: &str = "demo-1";
 
-pub fn mint(args: &[&str]) -> Result<String, String> {
-    let mut scope = "pets:read".to_string();
-    let mut sub = "demo-user".to_string();
-    let mut aud = DEMO_AUDIENCE.to_string();
-    let mut iss = DEMO_ISSUER.to_string();
-    let mut kid = DEMO_KID.to_string();
-    let mut ttl: i64 = 3600;
-    let mut key_pem: Option<String> = None;
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?
-            .to_string();
-        match *flag {
-            "--scope" => scope = value,
-            "--sub" => sub = value,
-            "--aud" => aud = value,
-            "--iss" => iss = value,
-            "--kid" => kid = value,
-            "--ttl" => {
-                ttl = value
-                    .parse()
-                    .map_err(|_| format!("--ttl: \"{value}\" is not a number of seconds"))?;
-            }
-            "--key" => {
-                key_pem = Some(
-                    std::fs::read_to_string(&value).map_err(|e| format!("reading {value}: {e}"))?,
-                );
-            }
-            other => return Err(format!("unknown option {other}")),
+pub fn mint(args: &MintArgs) -> Result<String, String> {
+    let key_pem = match &args.key {
+        Some(path) => {
+            Some(std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?)
         }
-    }
+        None => None,
+    };
+    let (scope, sub, aud, iss, kid, ttl) = (
+        &args.scope,
+        &args.sub,
+        &args.aud,
+        &args.iss,
+        args.kid.clone(),
+        args.ttl,
+    );
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|e| e.to_string())?
@@ -66,6 +49,7 @@ pub fn mint(args: &[&str]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser as _;
 
     #[test]
     fn minted_tokens_verify_against_the_demo_jwks() {
@@ -76,7 +60,21 @@ mod tests {
         );
         let config = scope_authz::config::Config::parse(config.as_bytes()).unwrap();
         let state = scope_authz::handler::State::new(&config);
-        let t = mint(&["--scope", "pets:read pets:write", "--sub", "alice"]).unwrap();
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["apim", "token", "mint"];
+            argv.extend_from_slice(extra);
+            match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+                crate::cli::Command::Token(crate::cli::TokenCommand::Mint(a)) => a,
+                other => panic!("{other:?}"),
+            }
+        };
+        let t = mint(&args(&[
+            "--scope",
+            "pets:read pets:write",
+            "--sub",
+            "alice",
+        ]))
+        .unwrap();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -84,7 +82,7 @@ mod tests {
         let v = scope_authz::token::verify(&config, &state.keys, &t, now).unwrap();
         assert_eq!(v.sub.as_deref(), Some("alice"));
         assert_eq!(v.scopes, ["pets:read", "pets:write"]);
-        assert!(mint(&["--ttl", "x"]).is_err());
-        assert!(mint(&["--bogus", "1"]).is_err());
+        let missing = args(&["--key", "/nonexistent.pem"]);
+        assert!(mint(&missing).unwrap_err().contains("/nonexistent.pem"));
     }
 }

@@ -1,6 +1,7 @@
 //! Offline config validation with the filters' own parsers, so the message is exactly the one
 //! Envoy would log when refusing the config.
 
+use kit::config_error::ConfigError;
 use std::io::Read as _;
 use std::process::ExitCode;
 
@@ -15,31 +16,29 @@ pub const FILTERS: [&str; 5] = [
     "transform",
 ];
 
-pub fn run(filter: &str, file: &str) -> ExitCode {
-    let bytes = match read(file) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    run_bytes(filter, file, bytes)
+/// The filter's own parser: its warnings, or the error Envoy would log. `filter` is a crate
+/// name (see [`crate::discover::filter_named`] for the other spellings).
+pub fn check(filter: &str, bytes: &[u8]) -> Result<Vec<String>, ConfigError> {
+    match filter {
+        "api-key-auth" => api_key_auth::config::Config::parse(bytes).map(|c| c.warnings),
+        "scope-authz" => scope_authz::config::Config::parse(bytes).map(|c| c.warnings),
+        "graphql-guard" => graphql_guard::config::Config::parse(bytes).map(|c| c.warnings()),
+        "transform" => transform::config::Config::parse(bytes).map(|c| c.warnings()),
+        "quota" => quota::config::Config::parse(bytes).map(|c| c.warnings),
+        other => Err(ConfigError::new("", format!("unknown filter \"{other}\""))),
+    }
 }
 
 /// [`run`] on a config already read (`apim validate --target`, which checks it first).
 pub fn run_bytes(filter: &str, file: &str, bytes: Vec<u8>) -> ExitCode {
-    let result = match filter {
-        "api-key-auth" => api_key_auth::config::Config::parse(&bytes).map(|c| c.warnings),
-        "scope-authz" => scope_authz::config::Config::parse(&bytes).map(|c| c.warnings),
-        "graphql-guard" => graphql_guard::config::Config::parse(&bytes).map(|c| c.warnings()),
-        "transform" => transform::config::Config::parse(&bytes).map(|c| c.warnings()),
-        "quota" => quota::config::Config::parse(&bytes).map(|c| c.warnings),
-        other => {
-            eprintln!("unknown filter \"{other}\"; known: {}", FILTERS.join(", "));
-            return ExitCode::from(2);
-        }
+    let Some(filter) = crate::discover::filter_named(filter) else {
+        eprintln!(
+            "unknown filter \"{filter}\"; known: {} (or their module names: api_key_auth, …)",
+            FILTERS.join(", ")
+        );
+        return ExitCode::from(2);
     };
-    match result {
+    match check(filter, &bytes) {
         Ok(warnings) => {
             for w in warnings {
                 eprintln!("warning: {w}");

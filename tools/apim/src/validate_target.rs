@@ -28,14 +28,12 @@ pub enum Target {
 }
 
 impl Target {
-    pub fn parse(s: &str) -> Result<Target, String> {
-        match s {
-            "envoy" => Ok(Target::Envoy),
-            "istio" => Ok(Target::Istio),
-            "gateway-api" => Ok(Target::GatewayApi),
-            other => Err(format!(
-                "unknown target \"{other}\"; known: envoy, istio, gateway-api"
-            )),
+    /// As `--target` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Envoy => "envoy",
+            Target::Istio => "istio",
+            Target::GatewayApi => "gateway-api",
         }
     }
 
@@ -114,22 +112,8 @@ fn walk(v: &Value, field: String, f: &mut dyn FnMut(&str, &str, &Value)) {
     }
 }
 
-/// `apim validate --target TARGET FILTER FILE`.
-pub fn run(target: &str, filter: &str, file: &str) -> ExitCode {
-    let target = match Target::parse(target) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let bytes = match crate::validate::read(file) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+/// `apim validate --target TARGET FILTER FILE` on one filter's config.
+pub fn run(target: Target, filter: &str, file: &str, bytes: Vec<u8>) -> ExitCode {
     // Not JSON: the filter's parser says why, with its own message.
     if let Ok(config) = serde_json::from_slice::<Value>(&bytes) {
         let (errors, warnings) = check(target, &config);
@@ -229,19 +213,6 @@ pub fn embedded_configs(location: &str, doc: &Value) -> Vec<Embedded> {
     out
 }
 
-/// The filter's own parser (errors only; `apim validate` also prints its warnings).
-fn parse(filter: &str, bytes: &[u8]) -> Result<(), String> {
-    let result = match filter {
-        "api-key-auth" => api_key_auth::config::Config::parse(bytes).map(drop),
-        "scope-authz" => scope_authz::config::Config::parse(bytes).map(drop),
-        "graphql-guard" => graphql_guard::config::Config::parse(bytes).map(drop),
-        "transform" => transform::config::Config::parse(bytes).map(drop),
-        "quota" => quota::config::Config::parse(bytes).map(drop),
-        other => return Err(format!("unknown filter \"{other}\"")),
-    };
-    result.map_err(|e| e.to_string())
-}
-
 /// The target of a manifest tree.
 fn target_of(dir: &str) -> Target {
     if dir.contains("gateway-api") {
@@ -320,7 +291,7 @@ pub fn check_manifests(root: &Path) -> Result<(Vec<String>, Vec<String>, usize),
                         continue;
                     };
                     let bytes = serde_json::to_vec(&found.config).unwrap_or_default();
-                    if let Err(e) = parse(filter, &bytes) {
+                    if let Err(e) = crate::validate::check(filter, &bytes) {
                         errors.push(format!("{}: {e}", found.location));
                     }
                 }

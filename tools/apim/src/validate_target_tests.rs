@@ -3,16 +3,6 @@ use serde_json::json;
 use super::*;
 
 #[test]
-fn targets_parse() {
-    assert_eq!(Target::parse("envoy"), Ok(Target::Envoy));
-    assert_eq!(Target::parse("istio"), Ok(Target::Istio));
-    assert_eq!(Target::parse("gateway-api"), Ok(Target::GatewayApi));
-    assert!(Target::parse("kong")
-        .unwrap_err()
-        .contains("envoy, istio, gateway-api"));
-}
-
-#[test]
 fn route_name_rules_are_refused_where_route_names_are_generated() {
     let config = json!({"rules": [
         {"match": {"path": {"prefix": "/pets"}}, "skip": true},
