@@ -153,6 +153,19 @@ impl Chain {
         }
     }
 
+    /// The one Wasm filter that runs this chain's suite filters in `form` (what an ECDS resource
+    /// delivers); panics if that takes more than one (more than one suite filter in
+    /// [`Form::Modules`]).
+    pub fn wasm_filter(&self, form: Form) -> WasmFilter {
+        let mut filters = self.wasm_filters(form);
+        assert_eq!(
+            filters.len(),
+            1,
+            "{self:?} is not one Wasm filter in {form:?}"
+        );
+        filters.remove(0)
+    }
+
     /// The `http_filters` entries in `form`, in order, without the router (each at column 0).
     pub fn http_filters(&self, form: Form) -> Vec<String> {
         match form {
