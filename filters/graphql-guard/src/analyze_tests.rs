@@ -53,44 +53,76 @@ fn depth_follows_apollo_router() {
 
 #[test]
 fn aliases_root_fields_height_directives() {
-    // (query, aliases, root fields, height, directives)
-    let cases: &[(&str, u64, u64, u64, u64)] = &[
-        ("{ a b c }", 0, 3, 3, 0),
-        ("{ x: a y: a z: a }", 3, 3, 1, 0),
-        ("{ a { b c } a2: a { b } }", 1, 2, 3, 0),
+    /// A document and what it measures.
+    struct Case {
+        query: &'static str,
+        aliases: u64,
+        root_fields: u64,
+        height: u64,
+        directives: u64,
+    }
+    let cases = [
+        Case {
+            query: "{ a b c }",
+            aliases: 0,
+            root_fields: 3,
+            height: 3,
+            directives: 0,
+        },
+        Case {
+            query: "{ x: a y: a z: a }",
+            aliases: 3,
+            root_fields: 3,
+            height: 1,
+            directives: 0,
+        },
+        Case {
+            query: "{ a { b c } a2: a { b } }",
+            aliases: 1,
+            root_fields: 2,
+            height: 3,
+            directives: 0,
+        },
         // Root fields through inline fragments and named fragments.
-        (
-            "{ ... on Query { a b } ...F } fragment F on Query { c }",
-            0,
-            3,
-            3,
-            0,
-        ),
+        Case {
+            query: "{ ... on Query { a b } ...F } fragment F on Query { c }",
+            aliases: 0,
+            root_fields: 3,
+            height: 3,
+            directives: 0,
+        },
         // Fragments are counted at each use (memoised, not re-walked).
-        (
-            "{ a { ...F } b { ...F } } fragment F on T { x: c y: c }",
-            4,
-            2,
-            3,
-            0,
-        ),
+        Case {
+            query: "{ a { ...F } b { ...F } } fragment F on T { x: c y: c }",
+            aliases: 4,
+            root_fields: 2,
+            height: 3,
+            directives: 0,
+        },
         // Directives everywhere: operation, field, spread, inline fragment, fragment.
-        (
-            "query Q @d { a @d @e { ...F @d ... @d { b } } } fragment F on T @d { c }",
-            0,
-            1,
-            3,
-            6,
-        ),
+        Case {
+            query: "query Q @d { a @d @e { ...F @d ... @d { b } } } fragment F on T @d { c }",
+            aliases: 0,
+            root_fields: 1,
+            height: 3,
+            directives: 6,
+        },
         // __typename is free but its alias and directives still count.
-        ("{ t: __typename @d }", 1, 0, 0, 1),
+        Case {
+            query: "{ t: __typename @d }",
+            aliases: 1,
+            root_fields: 0,
+            height: 0,
+            directives: 1,
+        },
     ];
-    for (q, aliases, roots, height, directives) in cases {
-        let m = measure(q);
+    for case in cases {
+        let m = measure(case.query);
         assert_eq!(
             (m.aliases, m.root_fields, m.height, m.directives),
-            (*aliases, *roots, *height, *directives),
-            "{q}"
+            (case.aliases, case.root_fields, case.height, case.directives),
+            "{}",
+            case.query
         );
     }
 }

@@ -773,104 +773,122 @@ fn ambiguous_paths_no_rule_guards_are_checked_for_graphql() {
             ("sec-websocket-protocol", proto),
         ]
     };
-    type Case = (
-        Vec<(&'static str, &'static str)>,
-        Option<&'static str>,
-        Option<(u16, &'static str)>,
-        i64,
-    );
-    let cases: Vec<Case> = vec![
-        (
-            get("/api/..;/graphql?query=%7Ba%7Bb%7D%7D"),
-            None,
-            Some((400, "MAX_DEPTH_EXCEEDED")),
-            1,
-        ),
-        (
-            get("/api/..%2Fgraphql?query=%7Ba%7Bb%7D%7D"),
-            None,
-            Some((400, "MAX_DEPTH_EXCEEDED")),
-            1,
-        ),
-        (
-            get("/api/..%5Cgraphql?query=%7Ba%7Bb%7D%7D"),
-            None,
-            Some((400, "MAX_DEPTH_EXCEEDED")),
-            1,
-        ),
-        (
-            get("/api//graphql?query=%7Ba%7Bb%7D%7D"),
-            None,
-            Some((400, "MAX_DEPTH_EXCEEDED")),
-            1,
-        ),
-        (
-            get("/api/..%2Fgraphql?Query=%7Ba%7D"),
-            None,
-            Some((400, "BAD_REQUEST")),
-            1,
-        ),
-        (
-            get("/api/..%2Fgraphql?documentId=x"),
-            None,
-            Some((400, "BAD_REQUEST")),
-            1,
-        ),
-        (get("/api/..%2Fgraphql?query=%7Ba%7D"), None, None, 1),
-        (get("/api/..%2Fusers?id=5"), None, None, 1),
-        (get("/api/users?query=%7Ba%7Bb%7D%7D"), None, None, 0),
-        (
-            post("/api/..%2Fgraphql", "application/json"),
-            Some(deep_body),
-            Some((400, "MAX_DEPTH_EXCEEDED")),
-            1,
-        ),
-        (
-            post("/api/..;/graphql", "application/graphql"),
-            Some("{ a { b } }"),
-            Some((400, "MAX_DEPTH_EXCEEDED")),
-            1,
-        ),
-        (
-            post("/api/..%2Fgraphql", "application/json"),
-            Some(r#"{"Query":"{ a }"}"#),
-            Some((400, "BAD_REQUEST")),
-            1,
-        ),
-        (
-            post("/api/..%2Fusers", "application/json"),
-            Some(r#"{"name":"x"}"#),
-            None,
-            1,
-        ),
-        (
-            post("/api/..%2Fusers", "text/plain"),
-            Some("query=x"),
-            None,
-            1,
-        ),
-        (
-            post("/api/users", "application/json"),
-            Some(deep_body),
-            None,
-            0,
-        ),
-        (
-            ws("graphql-transport-ws"),
-            None,
-            Some((403, "UPGRADE_NOT_ALLOWED")),
-            1,
-        ),
+    /// A request (headers, body), the guard's answer (`None`: it passes) and how many times
+    /// `path_ambiguous` counts it where the guard's own check of ambiguous paths decides.
+    struct Case {
+        headers: Vec<(&'static str, &'static str)>,
+        body: Option<&'static str>,
+        refused: Option<(u16, &'static str)>,
+        path_ambiguous: i64,
+    }
+    let cases = [
+        Case {
+            headers: get("/api/..;/graphql?query=%7Ba%7Bb%7D%7D"),
+            body: None,
+            refused: Some((400, "MAX_DEPTH_EXCEEDED")),
+            path_ambiguous: 1,
+        },
+        Case {
+            headers: get("/api/..%2Fgraphql?query=%7Ba%7Bb%7D%7D"),
+            body: None,
+            refused: Some((400, "MAX_DEPTH_EXCEEDED")),
+            path_ambiguous: 1,
+        },
+        Case {
+            headers: get("/api/..%5Cgraphql?query=%7Ba%7Bb%7D%7D"),
+            body: None,
+            refused: Some((400, "MAX_DEPTH_EXCEEDED")),
+            path_ambiguous: 1,
+        },
+        Case {
+            headers: get("/api//graphql?query=%7Ba%7Bb%7D%7D"),
+            body: None,
+            refused: Some((400, "MAX_DEPTH_EXCEEDED")),
+            path_ambiguous: 1,
+        },
+        Case {
+            headers: get("/api/..%2Fgraphql?Query=%7Ba%7D"),
+            body: None,
+            refused: Some((400, "BAD_REQUEST")),
+            path_ambiguous: 1,
+        },
+        Case {
+            headers: get("/api/..%2Fgraphql?documentId=x"),
+            body: None,
+            refused: Some((400, "BAD_REQUEST")),
+            path_ambiguous: 1,
+        },
+        Case {
+            headers: get("/api/..%2Fgraphql?query=%7Ba%7D"),
+            body: None,
+            refused: None,
+            path_ambiguous: 1,
+        },
+        Case {
+            headers: get("/api/..%2Fusers?id=5"),
+            body: None,
+            refused: None,
+            path_ambiguous: 1,
+        },
+        Case {
+            headers: get("/api/users?query=%7Ba%7Bb%7D%7D"),
+            body: None,
+            refused: None,
+            path_ambiguous: 0,
+        },
+        Case {
+            headers: post("/api/..%2Fgraphql", "application/json"),
+            body: Some(deep_body),
+            refused: Some((400, "MAX_DEPTH_EXCEEDED")),
+            path_ambiguous: 1,
+        },
+        Case {
+            headers: post("/api/..;/graphql", "application/graphql"),
+            body: Some("{ a { b } }"),
+            refused: Some((400, "MAX_DEPTH_EXCEEDED")),
+            path_ambiguous: 1,
+        },
+        Case {
+            headers: post("/api/..%2Fgraphql", "application/json"),
+            body: Some(r#"{"Query":"{ a }"}"#),
+            refused: Some((400, "BAD_REQUEST")),
+            path_ambiguous: 1,
+        },
+        Case {
+            headers: post("/api/..%2Fusers", "application/json"),
+            body: Some(r#"{"name":"x"}"#),
+            refused: None,
+            path_ambiguous: 1,
+        },
+        Case {
+            headers: post("/api/..%2Fusers", "text/plain"),
+            body: Some("query=x"),
+            refused: None,
+            path_ambiguous: 1,
+        },
+        Case {
+            headers: post("/api/users", "application/json"),
+            body: Some(deep_body),
+            refused: None,
+            path_ambiguous: 0,
+        },
+        Case {
+            headers: ws("graphql-transport-ws"),
+            body: None,
+            refused: Some((403, "UPGRADE_NOT_ALLOWED")),
+            path_ambiguous: 1,
+        },
     ];
     for rules in [
         r#"[{"match":{"path":{"prefix":"/graphql"}}}]"#,
         r#"[{"match":{"path":{"prefix":"/graphql"}}},{"match":{},"skip":true}]"#,
     ] {
-        for (headers, body, want, ambiguous) in &cases {
+        for case in &cases {
+            let headers = &case.headers;
             let json = format!(r#"{{"limits":{{"max_depth":1}},"rules":{rules}}}"#);
             let (config, mut host, counters) = setup(&json);
-            let got = run(&config, &mut host, &counters, headers, *body);
-            let want = want.map(|(s, c)| (s, c.to_string()));
+            let got = run(&config, &mut host, &counters, headers, case.body);
+            let want = case.refused.map(|(s, c)| (s, c.to_string()));
             assert_eq!(got, want, "{rules} {headers:?}");
             // Where no rule meets the normalised path, a path whose widest reading is /graphql…
             // meets the guarded rule itself (kit): nothing unguarded to count. A catch-all skip
@@ -884,7 +902,7 @@ fn ambiguous_paths_no_rule_guards_are_checked_for_graphql() {
                 && kit::request::wide_path(path).starts_with("/graphql");
             assert_eq!(
                 host.counter("apim.graphql_guard.path_ambiguous"),
-                if meets_rule { 0 } else { *ambiguous },
+                if meets_rule { 0 } else { case.path_ambiguous },
                 "{headers:?}"
             );
         }

@@ -442,189 +442,224 @@ mod tests {
 
     #[test]
     fn match_table() {
-        let cases: &[(&str, &str, &str, &str, Option<&str>, bool)] = &[
-            (r#"{}"#, "GET", "/x", "a", None, true),
-            (
-                r#"{"path":{"prefix":"/api"}}"#,
-                "GET",
-                "/api/v1?q=1",
-                "a",
-                None,
-                true,
-            ),
-            (
-                r#"{"path":{"prefix":"/api"}}"#,
-                "GET",
-                "/ap?api",
-                "a",
-                None,
-                false,
-            ),
-            (
-                r#"{"path":{"exact":"/health"}}"#,
-                "GET",
-                "/health?x",
-                "a",
-                None,
-                true,
-            ),
-            (
-                r#"{"path":{"exact":"/health"}}"#,
-                "GET",
-                "/health/x",
-                "a",
-                None,
-                false,
-            ),
-            (
-                r#"{"path":{"regex":"/pets/[0-9]+"}}"#,
-                "GET",
-                "/pets/12",
-                "a",
-                None,
-                true,
-            ),
-            (
-                r#"{"path":{"regex":"/pets/[0-9]+"}}"#,
-                "GET",
-                "/pets/12/x",
-                "a",
-                None,
-                false,
-            ),
-            (
-                r#"{"methods":["GET","HEAD"]}"#,
-                "HEAD",
-                "/",
-                "a",
-                None,
-                true,
-            ),
-            (r#"{"methods":["POST"]}"#, "post", "/", "a", None, true),
-            (
-                r#"{"path":{"prefix":"/admin"}}"#,
-                "GET",
-                "//admin/x",
-                "a",
-                None,
-                true,
-            ),
-            (
-                r#"{"path":{"prefix":"/admin"}}"#,
-                "GET",
-                "/%61dmin",
-                "a",
-                None,
-                true,
-            ),
-            (
-                r#"{"path":{"prefix":"/admin"}}"#,
-                "GET",
-                "/x/../admin",
-                "a",
-                None,
-                true,
-            ),
-            (
-                r#"{"path":{"exact":"/health"}}"#,
-                "GET",
-                "/health/.",
-                "a",
-                None,
-                false,
-            ),
-            (
-                r#"{"hosts":["example.com"]}"#,
-                "GET",
-                "/",
-                "example.com.",
-                None,
-                true,
-            ),
-            (
-                r#"{"hosts":["*.example.com"]}"#,
-                "GET",
-                "/",
-                "API.example.com:443",
-                None,
-                true,
-            ),
-            (
-                r#"{"hosts":["*.example.com"]}"#,
-                "GET",
-                "/",
-                "example.com",
-                None,
-                false,
-            ),
-            (
-                r#"{"hosts":["example.com"]}"#,
-                "GET",
-                "/",
-                "example.com",
-                None,
-                true,
-            ),
-            (
-                r#"{"route_name":"pets"}"#,
-                "GET",
-                "/",
-                "a",
-                Some("pets"),
-                true,
-            ),
-            (r#"{"route_name":"pets"}"#, "GET", "/", "a", None, false),
-            (
-                r#"{"path":{"prefix":"/admin"}}"#,
-                "GET",
-                "/ADMIN/x",
-                "a",
-                None,
-                false,
-            ),
-            (
-                r#"{"path":{"prefix":"/Admin"},"ignore_case":true}"#,
-                "GET",
-                "/aDMIN/x",
-                "a",
-                None,
-                true,
-            ),
-            (
-                r#"{"path":{"exact":"/graphql"},"ignore_case":true}"#,
-                "GET",
-                "/GraphQL",
-                "a",
-                None,
-                true,
-            ),
-            (
-                r#"{"path":{"regex":"/gql/[a-z]+"},"ignore_case":true}"#,
-                "GET",
-                "/GQL/Pets",
-                "a",
-                None,
-                true,
-            ),
-            (
-                r#"{"route_name":"pets","methods":["POST"]}"#,
-                "GET",
-                "/",
-                "a",
-                Some("pets"),
-                false,
-            ),
+        /// A matcher (JSON), a request (method, path, host, Envoy's route name) and whether it
+        /// matches.
+        struct Case {
+            matcher: &'static str,
+            method: &'static str,
+            path: &'static str,
+            host: &'static str,
+            route: Option<&'static str>,
+            matches: bool,
+        }
+        let cases = [
+            Case {
+                matcher: r#"{}"#,
+                method: "GET",
+                path: "/x",
+                host: "a",
+                route: None,
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"path":{"prefix":"/api"}}"#,
+                method: "GET",
+                path: "/api/v1?q=1",
+                host: "a",
+                route: None,
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"path":{"prefix":"/api"}}"#,
+                method: "GET",
+                path: "/ap?api",
+                host: "a",
+                route: None,
+                matches: false,
+            },
+            Case {
+                matcher: r#"{"path":{"exact":"/health"}}"#,
+                method: "GET",
+                path: "/health?x",
+                host: "a",
+                route: None,
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"path":{"exact":"/health"}}"#,
+                method: "GET",
+                path: "/health/x",
+                host: "a",
+                route: None,
+                matches: false,
+            },
+            Case {
+                matcher: r#"{"path":{"regex":"/pets/[0-9]+"}}"#,
+                method: "GET",
+                path: "/pets/12",
+                host: "a",
+                route: None,
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"path":{"regex":"/pets/[0-9]+"}}"#,
+                method: "GET",
+                path: "/pets/12/x",
+                host: "a",
+                route: None,
+                matches: false,
+            },
+            Case {
+                matcher: r#"{"methods":["GET","HEAD"]}"#,
+                method: "HEAD",
+                path: "/",
+                host: "a",
+                route: None,
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"methods":["POST"]}"#,
+                method: "post",
+                path: "/",
+                host: "a",
+                route: None,
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"path":{"prefix":"/admin"}}"#,
+                method: "GET",
+                path: "//admin/x",
+                host: "a",
+                route: None,
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"path":{"prefix":"/admin"}}"#,
+                method: "GET",
+                path: "/%61dmin",
+                host: "a",
+                route: None,
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"path":{"prefix":"/admin"}}"#,
+                method: "GET",
+                path: "/x/../admin",
+                host: "a",
+                route: None,
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"path":{"exact":"/health"}}"#,
+                method: "GET",
+                path: "/health/.",
+                host: "a",
+                route: None,
+                matches: false,
+            },
+            Case {
+                matcher: r#"{"hosts":["example.com"]}"#,
+                method: "GET",
+                path: "/",
+                host: "example.com.",
+                route: None,
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"hosts":["*.example.com"]}"#,
+                method: "GET",
+                path: "/",
+                host: "API.example.com:443",
+                route: None,
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"hosts":["*.example.com"]}"#,
+                method: "GET",
+                path: "/",
+                host: "example.com",
+                route: None,
+                matches: false,
+            },
+            Case {
+                matcher: r#"{"hosts":["example.com"]}"#,
+                method: "GET",
+                path: "/",
+                host: "example.com",
+                route: None,
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"route_name":"pets"}"#,
+                method: "GET",
+                path: "/",
+                host: "a",
+                route: Some("pets"),
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"route_name":"pets"}"#,
+                method: "GET",
+                path: "/",
+                host: "a",
+                route: None,
+                matches: false,
+            },
+            Case {
+                matcher: r#"{"path":{"prefix":"/admin"}}"#,
+                method: "GET",
+                path: "/ADMIN/x",
+                host: "a",
+                route: None,
+                matches: false,
+            },
+            Case {
+                matcher: r#"{"path":{"prefix":"/Admin"},"ignore_case":true}"#,
+                method: "GET",
+                path: "/aDMIN/x",
+                host: "a",
+                route: None,
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"path":{"exact":"/graphql"},"ignore_case":true}"#,
+                method: "GET",
+                path: "/GraphQL",
+                host: "a",
+                route: None,
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"path":{"regex":"/gql/[a-z]+"},"ignore_case":true}"#,
+                method: "GET",
+                path: "/GQL/Pets",
+                host: "a",
+                route: None,
+                matches: true,
+            },
+            Case {
+                matcher: r#"{"route_name":"pets","methods":["POST"]}"#,
+                method: "GET",
+                path: "/",
+                host: "a",
+                route: Some("pets"),
+                matches: false,
+            },
         ];
-        for (json, method, path, host, route, want) in cases {
-            let h = head(method, path, host);
+        for case in cases {
+            let h = head(case.method, case.path, case.host);
             let input = MatchInput {
-                route_name: *route,
+                route_name: case.route,
                 head: &h,
             };
             assert_eq!(
-                m(json).matches(&input),
-                *want,
-                "{json} {method} {path} {host}"
+                m(case.matcher).matches(&input),
+                case.matches,
+                "{} {} {} {}",
+                case.matcher,
+                case.method,
+                case.path,
+                case.host
             );
         }
     }
@@ -713,26 +748,99 @@ mod tests {
             |v| *v != 2 && *v != 5,
         );
         assert_eq!(rules.needed_headers(), vec![":path", ":method"]);
-        let cases: &[(&str, &str, Option<&str>, Option<i32>, bool)] = &[
-            ("GET", "/public/x", None, Some(1), false),
-            ("GET", "/public/..%2Fadmin/users", None, Some(5), true),
-            ("GET", "/public/%2e%2e%2fadmin", None, Some(5), true),
-            ("GET", "/public/..%5Cadmin", None, Some(5), true),
-            ("GET", "/public/../admin/users", None, Some(5), false),
-            ("GET", "/public/./../admin", None, Some(5), false),
-            ("GET", "/other/../public/x", None, Some(5), true),
-            ("GET", "/x/..%2F", Some("public"), Some(2), false),
-            ("OPTIONS", "/x/..%2F", None, Some(4), false),
-            ("GET", "/x", Some("public"), Some(2), false),
+        /// A request (method, path, Envoy's route name), the rule it meets, and whether an
+        /// ambiguous reading of its path kept a loosening rule from matching.
+        struct Case {
+            method: &'static str,
+            path: &'static str,
+            route: Option<&'static str>,
+            rule: Option<i32>,
+            refused_ambiguous: bool,
+        }
+        let cases = [
+            Case {
+                method: "GET",
+                path: "/public/x",
+                route: None,
+                rule: Some(1),
+                refused_ambiguous: false,
+            },
+            Case {
+                method: "GET",
+                path: "/public/..%2Fadmin/users",
+                route: None,
+                rule: Some(5),
+                refused_ambiguous: true,
+            },
+            Case {
+                method: "GET",
+                path: "/public/%2e%2e%2fadmin",
+                route: None,
+                rule: Some(5),
+                refused_ambiguous: true,
+            },
+            Case {
+                method: "GET",
+                path: "/public/..%5Cadmin",
+                route: None,
+                rule: Some(5),
+                refused_ambiguous: true,
+            },
+            Case {
+                method: "GET",
+                path: "/public/../admin/users",
+                route: None,
+                rule: Some(5),
+                refused_ambiguous: false,
+            },
+            Case {
+                method: "GET",
+                path: "/public/./../admin",
+                route: None,
+                rule: Some(5),
+                refused_ambiguous: false,
+            },
+            Case {
+                method: "GET",
+                path: "/other/../public/x",
+                route: None,
+                rule: Some(5),
+                refused_ambiguous: true,
+            },
+            Case {
+                method: "GET",
+                path: "/x/..%2F",
+                route: Some("public"),
+                rule: Some(2),
+                refused_ambiguous: false,
+            },
+            Case {
+                method: "OPTIONS",
+                path: "/x/..%2F",
+                route: None,
+                rule: Some(4),
+                refused_ambiguous: false,
+            },
+            Case {
+                method: "GET",
+                path: "/x",
+                route: Some("public"),
+                rule: Some(2),
+                refused_ambiguous: false,
+            },
         ];
-        for (method, path, route, want, refused) in cases {
+        for case in cases {
+            let (method, path, route) = (case.method, case.path, case.route);
             let h = head(method, path, "a");
             let found = rules.lookup(&MatchInput {
-                route_name: *route,
+                route_name: route,
                 head: &h,
             });
-            assert_eq!(found.rule, want.as_ref(), "{method} {path} {route:?}");
-            assert_eq!(found.refused_ambiguous, *refused, "{method} {path}");
+            assert_eq!(found.rule, case.rule.as_ref(), "{method} {path} {route:?}");
+            assert_eq!(
+                found.refused_ambiguous, case.refused_ambiguous,
+                "{method} {path}"
+            );
         }
         // Where the normalised path meets no rule (the filter's default would decide), the
         // first rule its widest reading meets decides instead; it never pre-empts a rule the

@@ -122,6 +122,22 @@ fn anonymous_callers_share_the_default_plan_and_an_unreadable_identity_is_refuse
     }
 }
 
+/// What the filter answers when the store fails (or stays contended) under one
+/// `when_store_fails` mode.
+struct StoreCase {
+    when_store_fails: &'static str,
+    /// Every store call fails.
+    store_fails: bool,
+    /// Compare-and-swap conflicts before each write lands.
+    conflicts: usize,
+    /// The reply's status; 200 for a request let through.
+    status: u16,
+    /// The counter moved by one.
+    counter: &'static str,
+    /// The problem+json code of a refusal.
+    code: &'static str,
+}
+
 #[test]
 fn missing_key_deny_and_store_failures_deny_unless_configured_to_admit() {
     let cfg = CONFIG.replace(
@@ -133,53 +149,67 @@ fn missing_key_deny_and_store_failures_deny_unless_configured_to_admit() {
     assert_eq!(run(&h, &store, &c, &counters), Action::Stop);
     assert_eq!(h.reply().unwrap().status, 403);
     assert_eq!(h.counter("apim.quota.key_missing"), 1);
-    // (when_store_fails, store failure, conflicts, status or 200, counter).
-    let cases: &[(&str, bool, usize, u16, &str, &str)] = &[
-        (
-            "deny",
-            true,
-            0,
-            503,
-            "apim.quota.errors",
-            "quota_store_error",
-        ),
-        ("admit", true, 0, 200, "apim.quota.errors", ""),
-        (
-            "deny",
-            false,
-            64,
-            503,
-            "apim.quota.contended",
-            "quota_contended",
-        ),
-        ("admit", false, 64, 200, "apim.quota.contended", ""),
+    let cases = [
+        StoreCase {
+            when_store_fails: "deny",
+            store_fails: true,
+            conflicts: 0,
+            status: 503,
+            counter: "apim.quota.errors",
+            code: "quota_store_error",
+        },
+        StoreCase {
+            when_store_fails: "admit",
+            store_fails: true,
+            conflicts: 0,
+            status: 200,
+            counter: "apim.quota.errors",
+            code: "",
+        },
+        StoreCase {
+            when_store_fails: "deny",
+            store_fails: false,
+            conflicts: 64,
+            status: 503,
+            counter: "apim.quota.contended",
+            code: "quota_contended",
+        },
+        StoreCase {
+            when_store_fails: "admit",
+            store_fails: false,
+            conflicts: 64,
+            status: 200,
+            counter: "apim.quota.contended",
+            code: "",
+        },
     ];
-    for (mode, fail, conflicts, want, counter, code) in cases {
+    for case in &cases {
+        let mode = case.when_store_fails;
         let cfg = CONFIG.replace(
             r#""default_plan": "free","#,
             &format!(r#""default_plan": "free", "when_store_fails": "{mode}","#),
         );
         let (c, counters, store) = setup(&cfg);
         crate::store::init_slots(&store);
-        *store.fail.lock().unwrap() = *fail;
-        *store.conflicts.lock().unwrap() = *conflicts;
+        *store.fail.lock().unwrap() = case.store_fails;
+        *store.conflicts.lock().unwrap() = case.conflicts;
         let h = host_for(Some(ALICE), None);
         let action = run(&h, &store, &c, &counters);
-        assert_eq!(h.counter(counter), 1, "{mode} {fail}");
+        assert_eq!(h.counter(case.counter), 1, "{mode} {}", case.store_fails);
         assert_eq!(
             h.counter("apim.quota.allowed"),
             0,
             "never counted as allowed"
         );
-        if *want == 200 {
+        if case.status == 200 {
             assert_eq!(action, Action::Continue(vec![]), "{mode}");
         } else {
             assert_eq!(action, Action::Stop);
             let r = h.reply().unwrap();
-            assert_eq!(r.status, *want);
+            assert_eq!(r.status, case.status);
             assert!(r.headers.contains(&("retry-after".into(), "1".into())));
             let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-            assert_eq!(body["code"], *code);
+            assert_eq!(body["code"], case.code);
         }
     }
 }
@@ -362,26 +392,59 @@ fn the_client_address_is_read_only_when_the_key_can_use_it() {
 #[test]
 fn the_body_is_held_only_when_a_published_cost_can_still_come() {
     let (c, _, store) = setup(CONFIG);
-    // (route, published cost, identity, deferred?)
-    let cases: &[(Option<&str>, Option<&str>, Option<&str>, bool)] = &[
+    /// The route, the cost already published, the caller's identity; whether the body is held.
+    struct Hold {
+        route: Option<&'static str>,
+        published_cost: Option<&'static str>,
+        identity: Option<&'static str>,
+        held: bool,
+    }
+    let cases = [
         // Only a rule saying `await_cost` waits for the body.
-        (Some("graphql"), None, Some(ALICE), true),
-        (None, None, Some(ALICE), false),
+        Hold {
+            route: Some("graphql"),
+            published_cost: None,
+            identity: Some(ALICE),
+            held: true,
+        },
+        Hold {
+            route: None,
+            published_cost: None,
+            identity: Some(ALICE),
+            held: false,
+        },
         // A skip rule never waits for the body.
-        (Some("health"), None, Some(ALICE), false),
+        Hold {
+            route: Some("health"),
+            published_cost: None,
+            identity: Some(ALICE),
+            held: false,
+        },
         // The cost is already published (graphql-guard judged the body first): count now.
-        (Some("graphql"), Some("1"), Some(ALICE), false),
+        Hold {
+            route: Some("graphql"),
+            published_cost: Some("1"),
+            identity: Some(ALICE),
+            held: false,
+        },
         // Refused whatever the cost: refused now.
-        (
-            Some("graphql"),
-            None,
-            Some(r#"{"id":"p","plan":"platinum"}"#),
-            false,
-        ),
-        (Some("graphql"), None, Some("{junk"), false),
+        Hold {
+            route: Some("graphql"),
+            published_cost: None,
+            identity: Some(r#"{"id":"p","plan":"platinum"}"#),
+            held: false,
+        },
+        Hold {
+            route: Some("graphql"),
+            published_cost: None,
+            identity: Some("{junk"),
+            held: false,
+        },
     ];
-    for (route, cost, id, deferred) in cases {
-        let mut h = host_for(*id, *route);
+    for case in cases {
+        let (route, cost, id, deferred) =
+            (case.route, case.published_cost, case.identity, case.held);
+        let mut h = host_for(id, route);
         if let Some(cost) = cost {
             h.properties
                 .insert("apim_cost".into(), cost.as_bytes().to_vec());
@@ -390,7 +453,7 @@ fn the_body_is_held_only_when_a_published_cost_can_still_come() {
         let got = at_headers_with_body(&h, &store, &KEY, &c, &counters);
         assert_eq!(
             matches!(got, AtHeaders::Defer(_)),
-            *deferred,
+            deferred,
             "{route:?} {cost:?} {id:?}: {got:?}"
         );
         if !deferred {

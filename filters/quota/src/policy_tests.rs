@@ -178,40 +178,70 @@ fn anonymous_callers_and_preflights_get_counters_of_their_own() {
             other => panic!("{other:?}"),
         }
     };
-    let cases: Vec<(&Config, &RequestHead, Option<&Identity>, Option<&str>, &str)> = vec![
-        (&c, &get, Some(&alice), Some("10.0.0.1:1"), "=alice"),
+    /// A request, who sent it and from where, and the counter key it gets.
+    struct KeyCase<'a> {
+        head: &'a RequestHead,
+        identity: Option<&'a Identity>,
+        client_address: Option<&'a str>,
+        key: &'a str,
+    }
+    let cases = [
+        KeyCase {
+            head: &get,
+            identity: Some(&alice),
+            client_address: Some("10.0.0.1:1"),
+            key: "=alice",
+        },
         // The anonymous consumer and no identity at all: per client address.
-        (&c, &get, Some(&guest), Some("10.0.0.1:1"), "@10.0.0.1"),
-        (&c, &get, None, Some("10.0.0.2:1"), "@10.0.0.2"),
+        KeyCase {
+            head: &get,
+            identity: Some(&guest),
+            client_address: Some("10.0.0.1:1"),
+            key: "@10.0.0.1",
+        },
+        KeyCase {
+            head: &get,
+            identity: None,
+            client_address: Some("10.0.0.2:1"),
+            key: "@10.0.0.2",
+        },
         // An IPv6 host has a /64 to pick from: counted per /64.
-        (
-            &c,
-            &get,
-            None,
-            Some("[2001:db8:1:2:aa::1]:443"),
-            "@2001:db8:1:2::/64",
-        ),
-        (&c, &get, None, None, "-"),
+        KeyCase {
+            head: &get,
+            identity: None,
+            client_address: Some("[2001:db8:1:2:aa::1]:443"),
+            key: "@2001:db8:1:2::/64",
+        },
+        KeyCase {
+            head: &get,
+            identity: None,
+            client_address: None,
+            key: "-",
+        },
         // Preflights: their own counter per address, when no one is identified.
-        (
-            &c,
-            &preflight,
-            None,
-            Some("10.0.0.1:1"),
-            "!preflight\u{1f}@10.0.0.1",
-        ),
-        (
-            &c,
-            &preflight,
-            Some(&guest),
-            Some("10.0.0.1:1"),
-            "!preflight\u{1f}@10.0.0.1",
-        ),
+        KeyCase {
+            head: &preflight,
+            identity: None,
+            client_address: Some("10.0.0.1:1"),
+            key: "!preflight\u{1f}@10.0.0.1",
+        },
+        KeyCase {
+            head: &preflight,
+            identity: Some(&guest),
+            client_address: Some("10.0.0.1:1"),
+            key: "!preflight\u{1f}@10.0.0.1",
+        },
         // An identified caller sending what looks like a preflight is counted as itself.
-        (&c, &preflight, Some(&alice), Some("10.0.0.1:1"), "=alice"),
+        KeyCase {
+            head: &preflight,
+            identity: Some(&alice),
+            client_address: Some("10.0.0.1:1"),
+            key: "=alice",
+        },
     ];
-    for (c, head, id, addr, want) in cases {
-        assert_eq!(key(c, head, id, addr), want, "{id:?} {addr:?}");
+    for case in cases {
+        let (id, addr) = (case.identity, case.client_address);
+        assert_eq!(key(&c, case.head, id, addr), case.key, "{id:?} {addr:?}");
     }
     let skip = config(r#"{"cors_preflight":"skip"}"#);
     assert_eq!(key(&skip, &preflight, None, Some("10.0.0.1:1")), "PASS");

@@ -329,37 +329,61 @@ fn rest_to_graphql() {
     let body: Value = serde_json::from_slice(&call.body).unwrap();
     assert_eq!(body["variables"], json!({"id": 5, "v": "x"}));
 
-    let cases: Vec<(Option<u16>, &str, u16, Value)> = vec![
-        (
-            Some(200),
-            r#"{"data":{"pet":{"id":5,"name":"Rex"}}}"#,
-            200,
-            json!({"id":5,"name":"Rex"}),
-        ),
-        (
-            Some(200),
-            r#"{"data":{"pet":null}}"#,
-            404,
-            json!("not_found"),
-        ),
-        (
-            Some(200),
-            r#"{"data":null,"errors":[{"message":"boom"}]}"#,
-            502,
-            json!("graphql_error"),
-        ),
-        (Some(500), "{}", 502, json!("graphql_upstream_error")),
-        (Some(200), "not json", 502, json!("graphql_upstream_error")),
-        (None, "", 502, json!("graphql_upstream_error")),
+    /// What the GraphQL endpoint answered (status, body) and what the client gets: the status
+    /// and the unwrapped data (on 200) or the problem code.
+    struct Case {
+        endpoint_status: Option<u16>,
+        endpoint_body: &'static str,
+        status: u16,
+        data_or_code: Value,
+    }
+    let cases = [
+        Case {
+            endpoint_status: Some(200),
+            endpoint_body: r#"{"data":{"pet":{"id":5,"name":"Rex"}}}"#,
+            status: 200,
+            data_or_code: json!({"id":5,"name":"Rex"}),
+        },
+        Case {
+            endpoint_status: Some(200),
+            endpoint_body: r#"{"data":{"pet":null}}"#,
+            status: 404,
+            data_or_code: json!("not_found"),
+        },
+        Case {
+            endpoint_status: Some(200),
+            endpoint_body: r#"{"data":null,"errors":[{"message":"boom"}]}"#,
+            status: 502,
+            data_or_code: json!("graphql_error"),
+        },
+        Case {
+            endpoint_status: Some(500),
+            endpoint_body: "{}",
+            status: 502,
+            data_or_code: json!("graphql_upstream_error"),
+        },
+        Case {
+            endpoint_status: Some(200),
+            endpoint_body: "not json",
+            status: 502,
+            data_or_code: json!("graphql_upstream_error"),
+        },
+        Case {
+            endpoint_status: None,
+            endpoint_body: "",
+            status: 502,
+            data_or_code: json!("graphql_upstream_error"),
+        },
     ];
-    for (status, body, want_status, want) in cases {
-        ex.on_graphql_response(&m, status, Some(body.as_bytes()));
+    for case in cases {
+        let body = case.endpoint_body;
+        ex.on_graphql_response(&m, case.endpoint_status, Some(body.as_bytes()));
         let (got_status, v) = m.reply_json();
-        assert_eq!(got_status, want_status, "{body}");
-        if want_status == 200 {
-            assert_eq!(v, want);
+        assert_eq!(got_status, case.status, "{body}");
+        if case.status == 200 {
+            assert_eq!(v, case.data_or_code);
         } else {
-            assert_eq!(v["code"], want, "{body}");
+            assert_eq!(v["code"], case.data_or_code, "{body}");
         }
     }
     // a variable of the wrong type is the client's error

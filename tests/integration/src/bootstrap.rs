@@ -33,6 +33,11 @@ pub fn indent(text: &str, by: usize) -> String {
     out
 }
 
+/// `text` as a YAML double-quoted scalar (a JSON string literal): read back exactly as given.
+fn yaml_string(text: &str) -> String {
+    serde_json::Value::String(text.to_owned()).to_string()
+}
+
 /// One proxy-wasm HTTP filter (an entry of `http_filters`).
 #[derive(Clone, Debug)]
 pub struct WasmFilter {
@@ -91,8 +96,13 @@ impl WasmFilter {
         self
     }
 
-    /// The `http_filters` entry, at column 0.
-    pub fn yaml(&self) -> String {
+    /// The HTTP filter's name (`apim.<module>` unless changed).
+    pub fn name(&self) -> &str {
+        &self.filter_name
+    }
+
+    /// Its `typed_config` (the `Wasm` message), at column 0.
+    fn typed_config(&self) -> String {
         let mut config = format!("name: {}\n", self.plugin_name);
         if let Some(root_id) = &self.root_id {
             config.push_str(&format!("root_id: {root_id}\n"));
@@ -113,18 +123,57 @@ configuration:
   value: {}
 ",
             self.module,
-            serde_json::Value::String(self.config.clone())
+            yaml_string(&self.config)
         ));
         format!(
-            "- name: {}
-  typed_config:
-    \"@type\": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-    config:
-{}",
-            self.filter_name,
-            indent(&config, 6)
+            "\"@type\": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\nconfig:\n{}",
+            indent(&config, 2)
         )
     }
+
+    /// The `http_filters` entry, at column 0.
+    pub fn yaml(&self) -> String {
+        format!(
+            "- name: {}\n  typed_config:\n{}",
+            self.filter_name,
+            indent(&self.typed_config(), 4)
+        )
+    }
+
+    /// A whole ECDS resource file (what a control plane pushes) delivering this filter's
+    /// config to the [`discovered_filter`] of the same name.
+    pub fn ecds_resource(&self) -> String {
+        format!(
+            "resources:
+- \"@type\": type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig
+  name: {}
+  typed_config:
+{}",
+            self.filter_name,
+            indent(&self.typed_config(), 4)
+        )
+    }
+}
+
+/// The `http_filters` entry `name` (at column 0) whose Wasm config Envoy reads, and watches,
+/// from the ECDS resource file at `path` (see [`WasmFilter::ecds_resource`]).
+pub fn discovered_filter(name: &str, path: &std::path::Path) -> String {
+    format!(
+        "- name: {name}
+  config_discovery:
+    config_source:
+      path_config_source: {{path: {}}}
+      resource_api_version: V3
+    type_urls: [\"type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\"]
+",
+        yaml_string(&path.display().to_string())
+    )
+}
+
+/// The bootstrap's `node` block (`id` and `cluster` both `id`), to put before [`bootstrap`]'s
+/// text: config sources such as ECDS files want one.
+pub fn node(id: &str) -> String {
+    format!("node: {{id: {id}, cluster: {id}}}\n")
 }
 
 impl From<&WasmFilter> for String {
@@ -148,6 +197,7 @@ pub struct Listener {
     listener_extra: String,
     hcm_extra: String,
     route_config_name: Option<String>,
+    request_headers_to_add: Vec<(String, String)>,
     routes: Vec<(Option<String>, String)>,
     cluster: String,
     filters: Vec<String>,
@@ -162,6 +212,7 @@ pub fn listener(name: &str, cluster: &str) -> Listener {
         listener_extra: String::new(),
         hcm_extra: String::new(),
         route_config_name: None,
+        request_headers_to_add: Vec::new(),
         routes: Vec::new(),
         cluster: cluster.to_owned(),
         filters: Vec::new(),
@@ -196,7 +247,28 @@ impl Listener {
     /// A route named `name` for paths starting with `prefix`, after those added before. With
     /// none added, the listener has one unnamed route for `/`.
     pub fn route(mut self, name: &str, prefix: &str) -> Self {
-        self.routes.push((Some(name.to_owned()), prefix.to_owned()));
+        self.routes.push((
+            Some(name.to_owned()),
+            format!("{{prefix: {}}}", yaml_string(prefix)),
+        ));
+        self
+    }
+
+    /// A route named `name` for the path `path` exactly, after those added before.
+    pub fn route_path(mut self, name: &str, path: &str) -> Self {
+        self.routes.push((
+            Some(name.to_owned()),
+            format!("{{path: {}}}", yaml_string(path)),
+        ));
+        self
+    }
+
+    /// The virtual host sets the request header `key` to `value` (an Envoy format string, e.g.
+    /// `%FILTER_STATE(wasm.apim_consumer:PLAIN)%`) before the request goes upstream, replacing
+    /// any value the client sent.
+    pub fn request_header_to_add(mut self, key: &str, value: &str) -> Self {
+        self.request_headers_to_add
+            .push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -209,7 +281,7 @@ impl Listener {
     /// The `listeners` entry, at column 0.
     pub fn yaml(&self) -> String {
         let routes: Vec<(Option<String>, String)> = if self.routes.is_empty() {
-            vec![(None, "/".to_owned())]
+            vec![(None, "{prefix: \"/\"}".to_owned())]
         } else {
             self.routes.clone()
         };
@@ -217,11 +289,22 @@ impl Listener {
         if let Some(name) = &self.route_config_name {
             route_config.push_str(&format!("name: {name}\n"));
         }
-        route_config.push_str("virtual_hosts:\n- name: all\n  domains: [\"*\"]\n  routes:\n");
-        for (name, prefix) in &routes {
+        route_config.push_str("virtual_hosts:\n- name: all\n  domains: [\"*\"]\n");
+        if !self.request_headers_to_add.is_empty() {
+            route_config.push_str("  request_headers_to_add:\n");
+            for (key, value) in &self.request_headers_to_add {
+                route_config.push_str(&format!(
+                    "  - header: {{key: {}, value: {}}}\n    append_action: OVERWRITE_IF_EXISTS_OR_ADD\n",
+                    yaml_string(key),
+                    yaml_string(value)
+                ));
+            }
+        }
+        route_config.push_str("  routes:\n");
+        for (name, matcher) in &routes {
             let route = match name {
-                Some(name) => format!("- name: {name}\n  match: {{prefix: \"{prefix}\"}}\n"),
-                None => format!("- match: {{prefix: \"{prefix}\"}}\n"),
+                Some(name) => format!("- name: {name}\n  match: {matcher}\n"),
+                None => format!("- match: {matcher}\n"),
             };
             route_config.push_str(&indent(&route, 2));
             route_config.push_str(&format!("    route: {{cluster: {}}}\n", self.cluster));
@@ -469,6 +552,72 @@ mod tests {
             hcm["http_filters"][1]["typed_config"]["inline_string"],
             "a\n  b\n"
         );
+    }
+
+    #[test]
+    fn exact_path_routes_and_vhost_request_headers() {
+        let hcm_of = |l: &Value| l[0]["filter_chains"][0]["filters"][0]["typed_config"].clone();
+        let l = parse(
+            &listener("main", "upstream")
+                .request_header_to_add("x-state", "%FILTER_STATE(wasm.apim_consumer:PLAIN)%")
+                .route_path("health", "/health")
+                .route("everything", "/")
+                .yaml(),
+        );
+        let vh = &hcm_of(&l)["route_config"]["virtual_hosts"][0];
+        let add = &vh["request_headers_to_add"][0];
+        assert_eq!(add["header"]["key"], "x-state");
+        assert_eq!(
+            add["header"]["value"],
+            "%FILTER_STATE(wasm.apim_consumer:PLAIN)%"
+        );
+        assert_eq!(add["append_action"], "OVERWRITE_IF_EXISTS_OR_ADD");
+        assert_eq!(vh["routes"][0]["match"]["path"], "/health");
+        assert!(vh["routes"][0]["match"].get("prefix").is_none());
+        assert_eq!(vh["routes"][1]["match"]["prefix"], "/");
+        // None asked for, none rendered.
+        let l = parse(&listener("main", "upstream").yaml());
+        assert!(hcm_of(&l)["route_config"]["virtual_hosts"][0]
+            .get("request_headers_to_add")
+            .is_none());
+    }
+
+    #[test]
+    fn ecds_resource_and_discovered_filter_match() {
+        let f = wasm_filter("api_key_auth", "{\"a\": 'b'}").vm_id("v");
+        let r = parse(&f.ecds_resource());
+        let resource = &r["resources"][0];
+        assert_eq!(
+            resource["@type"],
+            "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"
+        );
+        assert_eq!(resource["name"], f.name());
+        // The same typed config as the filter's own entry.
+        assert_eq!(
+            resource["typed_config"],
+            parse(&f.yaml())[0]["typed_config"]
+        );
+        assert_eq!(
+            resource["typed_config"]["config"]["configuration"]["value"],
+            "{\"a\": 'b'}"
+        );
+        let d = parse(&discovered_filter(
+            "apim.api_key_auth",
+            std::path::Path::new("/tmp/x y.yaml"),
+        ));
+        assert_eq!(d[0]["name"], "apim.api_key_auth");
+        let discovery = &d[0]["config_discovery"];
+        assert_eq!(
+            discovery["config_source"]["path_config_source"]["path"],
+            "/tmp/x y.yaml"
+        );
+        assert_eq!(
+            discovery["type_urls"][0],
+            "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+        );
+        let b = parse(&format!("{}{}", node("n"), bootstrap(&[], &[])));
+        assert_eq!(b["node"]["id"], "n");
+        assert_eq!(b["node"]["cluster"], "n");
     }
 
     #[test]

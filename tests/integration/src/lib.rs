@@ -16,6 +16,7 @@
 
 pub mod bench;
 pub mod bootstrap;
+pub mod chain;
 mod client;
 pub mod demo_keys;
 pub mod echo;

@@ -5,6 +5,10 @@
 // Test code: a failed step should stop the test with its message.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use apim_integration::bootstrap::{
+    bootstrap, discovered_filter, listener, node, upstream_cluster, WasmFilter,
+};
+use apim_integration::chain::{for_each_form, Chain, Filter, Form};
 use apim_integration::{Envoy, Request};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,79 +16,33 @@ use std::time::{Duration, Instant};
 const ALICE_KEY: &str = "demo-key-alice-0123456789abcdef";
 // sha256("demo-key-alice-0123456789abcdef")
 const ALICE_DIGEST: &str = "dc275ab1c4bc17899cdfff16563da508be4c9275589ce936577f52f0512f22bb";
-const STAT: &str = "extension_config_discovery.http_filter.apim.api_key_auth";
 
-fn ecds_resource(filter_config: &str) -> String {
-    format!(
-        r#"resources:
-- "@type": type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig
-  name: apim.api_key_auth
-  typed_config:
-    "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-    config:
-      name: api_key_auth
-      root_id: api_key_auth
-      failure_policy: FAIL_CLOSED
-      vm_config:
-        vm_id: api_key_auth
-        runtime: envoy.wasm.runtime.v8
-        code: {{ local: {{ filename: "{{{{WASM:api_key_auth}}}}" }} }}
-      configuration:
-        "@type": type.googleapis.com/google.protobuf.StringValue
-        value: '{filter_config}'
-"#
-    )
+/// The Wasm filter that runs api-key-auth with `filter_config` in `form` (what the ECDS
+/// resource delivers).
+fn wasm_filter(form: Form, filter_config: &str) -> WasmFilter {
+    Chain::new()
+        .filter(Filter::ApiKeyAuth, filter_config)
+        .wasm_filter(form)
 }
 
-fn bootstrap(ecds_path: &Path) -> String {
+/// The listener's filter reads its config from the ECDS file at `ecds_path`.
+fn config(form: Form, ecds_path: &Path) -> String {
+    let name = wasm_filter(form, "{}").name().to_owned();
+    let main = listener("main", "echo")
+        .stat_prefix("ingress")
+        .filter(discovered_filter(&name, ecds_path));
     format!(
-        r#"node: {{id: reload-test, cluster: reload-test}}
-admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
-static_resources:
-  listeners:
-  - name: main
-    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                route: {{cluster: echo}}
-          http_filters:
-          - name: apim.api_key_auth
-            config_discovery:
-              config_source:
-                path_config_source: {{path: "{path}"}}
-                resource_api_version: V3
-              type_urls: ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: echo
-    type: STATIC
-    load_assignment:
-      cluster_name: echo
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: "{{{{UPSTREAM_PORT}}}}"}}}}}}
-"#,
-        path = ecds_path.display()
+        "{}{}",
+        node("reload-test"),
+        bootstrap(&[main], &[upstream_cluster("echo")])
     )
 }
 
 /// Writes the resource file the way a control plane must: a complete file moved into place, so
 /// Envoy's file watch never sees half a file.
-fn publish(path: &Path, filter_config: &str) {
-    let rendered = apim_integration::render(&ecds_resource(filter_config)).unwrap();
+fn publish(form: Form, path: &Path, filter_config: &str) {
+    let rendered =
+        apim_integration::render(&wasm_filter(form, filter_config).ecds_resource()).unwrap();
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, rendered).unwrap();
     std::fs::rename(&tmp, path).unwrap();
@@ -127,27 +85,34 @@ fn config_for(consumer: &str, digest: &str) -> String {
 
 #[test]
 fn bad_update_is_rejected_and_the_old_config_keeps_serving_then_a_good_one_applies() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("api_key_auth.ecds.yaml");
-    publish(&path, &config_for("alice", ALICE_DIGEST));
-    let envoy = Envoy::start(&bootstrap(&path)).unwrap();
-    assert_eq!(consumer_seen(&envoy), (200, Some("alice".into())));
+    for_each_form(|form| {
+        // The discovery stats are named after the filter.
+        let stat = format!(
+            "extension_config_discovery.http_filter.{}",
+            wasm_filter(form, "{}").name()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api_key_auth.ecds.yaml");
+        publish(form, &path, &config_for("alice", ALICE_DIGEST));
+        let envoy = Envoy::start(&config(form, &path)).unwrap();
+        assert_eq!(consumer_seen(&envoy), (200, Some("alice".into())));
 
-    // A digest that is not one: the filter refuses it, so Envoy refuses the update.
-    publish(&path, &config_for("alice", "not-a-digest"));
-    wait_counter(&envoy, &format!("{STAT}.update_rejected"), 1);
-    envoy
-        .wait_for_log("api-key-auth: invalid configuration: consumers[id=alice].keys[0].sha256")
-        .unwrap();
-    assert_eq!(
-        consumer_seen(&envoy),
-        (200, Some("alice".into())),
-        "the old config still serves"
-    );
+        // A digest that is not one: the filter refuses it, so Envoy refuses the update.
+        publish(form, &path, &config_for("alice", "not-a-digest"));
+        wait_counter(&envoy, &format!("{stat}.update_rejected"), 1);
+        envoy
+            .wait_for_log("api-key-auth: invalid configuration: consumers[id=alice].keys[0].sha256")
+            .unwrap();
+        assert_eq!(
+            consumer_seen(&envoy),
+            (200, Some("alice".into())),
+            "the old config still serves"
+        );
 
-    // A valid update takes effect in place.
-    publish(&path, &config_for("alice-v2", ALICE_DIGEST));
-    wait_counter(&envoy, &format!("{STAT}.update_success"), 2);
-    assert_eq!(consumer_seen(&envoy), (200, Some("alice-v2".into())));
-    assert_eq!(envoy.counter(&format!("{STAT}.update_rejected")), Some(1));
+        // A valid update takes effect in place.
+        publish(form, &path, &config_for("alice-v2", ALICE_DIGEST));
+        wait_counter(&envoy, &format!("{stat}.update_success"), 2);
+        assert_eq!(consumer_seen(&envoy), (200, Some("alice-v2".into())));
+        assert_eq!(envoy.counter(&format!("{stat}.update_rejected")), Some(1));
+    });
 }

@@ -1,55 +1,21 @@
 //! Proves the harness itself: Envoy with the empty Wasm filter in front of the echo upstream,
 //! the raw client, the admin helpers, and refusal of a bad config.
 
+use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster, wasm_filter};
 use apim_integration::{send_raw, upstream_port, Envoy, Request};
 
-/// Listener → Wasm noop → router → the echo upstream.
-const NOOP_PROXY: &str = r#"
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: main
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {prefix: "/"}
-                route: {cluster: upstream}
-          http_filters:
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: wasm_noop
-                vm_config:
-                  runtime: envoy.wasm.runtime.v8
-                  code: {local: {filename: "{{WASM:wasm_noop}}"}}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: upstream
-    type: STATIC
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
-"#;
+/// Listener (stat prefix `ingress`) → Wasm noop → router → the echo upstream. The noop module
+/// is no filter of the suite, so it is the same in every form: a plain Wasm filter.
+fn noop_proxy() -> String {
+    let main = listener("main", "upstream")
+        .stat_prefix("ingress")
+        .filter(wasm_filter("wasm_noop", ""));
+    bootstrap(&[main], &[upstream_cluster("upstream")])
+}
 
 #[test]
 fn request_reaches_echo_through_wasm_noop() {
-    let envoy = Envoy::start(NOOP_PROXY).unwrap();
+    let envoy = Envoy::start(&noop_proxy()).unwrap();
     let response = Request::new("POST", "/hello/world?q=1&q=2")
         .header("x-dup", "first")
         .header("x-dup", "second")
@@ -91,7 +57,7 @@ fn upstream_status_handler_through_envoy() {
     let envoy = Envoy::builder()
         .concurrency(1)
         .log_level("warn")
-        .start(NOOP_PROXY)
+        .start(&noop_proxy())
         .unwrap();
     let response = Request::get("/status/418").send(envoy.port()).unwrap();
     assert_eq!(response.status, 418);
@@ -115,7 +81,7 @@ fn raw_client_talks_to_the_upstream_directly() {
 
 #[test]
 fn malformed_request_gets_400_from_envoy() {
-    let envoy = Envoy::start(NOOP_PROXY).unwrap();
+    let envoy = Envoy::start(&noop_proxy()).unwrap();
     let response = send_raw(
         envoy.port(),
         b"GET / HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n",
@@ -126,7 +92,7 @@ fn malformed_request_gets_400_from_envoy() {
 
 #[test]
 fn bad_config_is_refused_with_a_message() {
-    let bad = NOOP_PROXY.replacen(
+    let bad = noop_proxy().replacen(
         "static_resources:",
         "no_such_field: 1\nstatic_resources:",
         1,
@@ -138,6 +104,6 @@ fn bad_config_is_refused_with_a_message() {
 
 #[test]
 fn good_config_is_not_a_failure() {
-    let err = Envoy::start_expect_failure(NOOP_PROXY).unwrap_err();
+    let err = Envoy::start_expect_failure(&noop_proxy()).unwrap_err();
     assert!(err.contains("became ready"), "{err}");
 }

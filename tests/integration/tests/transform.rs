@@ -2,7 +2,7 @@
 //! filter to the echo upstream (or its `/transform/*` paths), and each test asserts exactly
 //! what the upstream received and what the client got back.
 //!
-//! One Envoy serves every test ([`shared`]), configured with
+//! One Envoy per form serves every test ([`shared`]), configured with
 //! `fixtures/transform/config.json` (the harness leaves its lower-case `{{variable}}` templates
 //! alone).
 //! Counter checks compare before/after values and poll; nothing waits on time.
@@ -14,9 +14,10 @@
 )]
 
 use std::io::Read;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster};
+use apim_integration::chain::{for_each_form, Chain, Filter, Form, PerForm};
 use apim_integration::{Envoy, Request, Response};
 use serde_json::{json, Value};
 
@@ -26,73 +27,24 @@ const FILTER_CONFIG: &str = include_str!("../fixtures/transform/config.json");
 const PET_JSON: &str =
     r#"{"id":1,"name":"Rex","owner":{"email":"owner@example.com"},"secret":"s3cr3t"}"#;
 
-const TEMPLATE: &str = r#"
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: main
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {prefix: "/"}
-                route: {cluster: upstream}
-          http_filters:
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: transform
-                vm_config:
-                  runtime: envoy.wasm.runtime.v8
-                  code: {local: {filename: "{{WASM:transform}}"}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: |
-CONFIG
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: upstream
-    type: STATIC
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {socket_address: {address: 127.0.0.1, port_value: {{UPSTREAM_PORT}}}}
-"#;
-
-/// The bootstrap with `config` (filter JSON) embedded as a YAML block scalar.
-fn bootstrap(config: &str) -> String {
-    let indented: String = config
-        .lines()
-        .map(|l| format!("                    {l}\n"))
-        .collect();
-    TEMPLATE.replace("CONFIG\n", &indented)
+/// One listener (stat prefix `ingress`): transform configured with `config`.
+fn config(form: Form, config: &str) -> String {
+    let main = listener("main", "upstream")
+        .stat_prefix("ingress")
+        .chain(&Chain::new().filter(Filter::Transform, config), form);
+    bootstrap(&[main], &[upstream_cluster("upstream")])
 }
 
-fn shared() -> &'static Envoy {
-    static ENVOY: OnceLock<Envoy> = OnceLock::new();
-    ENVOY.get_or_init(|| {
-        let envoy = Envoy::start(&bootstrap(FILTER_CONFIG)).unwrap();
-        envoy.stop_when_process_exits();
-        envoy
+/// The Envoy every test shares, one per form, configured with [`FILTER_CONFIG`].
+fn shared(form: Form) -> &'static Envoy {
+    static SHARED: PerForm = PerForm::new();
+    SHARED.get(form, |form| {
+        Envoy::start(&config(form, FILTER_CONFIG)).unwrap()
     })
 }
 
-fn send(r: Request) -> Response {
-    r.send(shared().port()).unwrap()
+fn send(form: Form, r: Request) -> Response {
+    r.send(shared(form).port()).unwrap()
 }
 
 /// The echo upstream's view: header values by name, in order.
@@ -106,16 +58,16 @@ fn seen(echo: &Value, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn counter(name: &str) -> u64 {
-    shared()
+fn counter(form: Form, name: &str) -> u64 {
+    shared(form)
         .counter(&format!("wasmcustom.apim.transform.{name}"))
         .unwrap_or(0)
 }
 
 /// Polls until the counter exceeds `before` (stats are flushed asynchronously).
-fn wait_counter_above(name: &str, before: u64) {
+fn wait_counter_above(form: Form, name: &str, before: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while counter(name) <= before {
+    while counter(form, name) <= before {
         assert!(
             Instant::now() < deadline,
             "counter {name} stayed at {before}"
@@ -126,215 +78,258 @@ fn wait_counter_above(name: &str, before: u64) {
 
 #[test]
 fn header_operations_follow_their_semantics() {
-    let r = send(
-        Request::get("/h/x?v=9&drop=1&q=cats&page=7&page=8")
-            .header("x-remove", "gone")
-            .header("x-old", "moved")
-            .header("x-new", "overwritten")
-            .header("x-rep", "original")
-            .header("x-tenant", "acme")
-            .header("x-exists", "kept")
-            .header("x-app", "one"),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let echo = r.json();
-    assert_eq!(seen(&echo, "x-remove"), Vec::<String>::new());
-    assert_eq!(seen(&echo, "x-old"), Vec::<String>::new());
-    assert_eq!(seen(&echo, "x-new"), vec!["moved"]);
-    assert_eq!(seen(&echo, "x-rep"), vec!["replaced-9"]);
-    assert_eq!(seen(&echo, "x-add"), vec!["acme"]);
-    assert_eq!(seen(&echo, "x-exists"), vec!["kept"]);
-    assert_eq!(seen(&echo, "x-app"), vec!["one", "two"]);
-    assert_eq!(echo["path"], "/h/x?v=9&query=cats&page=1&via=GET");
+    for_each_form(|form| {
+        let r = send(
+            form,
+            Request::get("/h/x?v=9&drop=1&q=cats&page=7&page=8")
+                .header("x-remove", "gone")
+                .header("x-old", "moved")
+                .header("x-new", "overwritten")
+                .header("x-rep", "original")
+                .header("x-tenant", "acme")
+                .header("x-exists", "kept")
+                .header("x-app", "one"),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let echo = r.json();
+        assert_eq!(seen(&echo, "x-remove"), Vec::<String>::new());
+        assert_eq!(seen(&echo, "x-old"), Vec::<String>::new());
+        assert_eq!(seen(&echo, "x-new"), vec!["moved"]);
+        assert_eq!(seen(&echo, "x-rep"), vec!["replaced-9"]);
+        assert_eq!(seen(&echo, "x-add"), vec!["acme"]);
+        assert_eq!(seen(&echo, "x-exists"), vec!["kept"]);
+        assert_eq!(seen(&echo, "x-app"), vec!["one", "two"]);
+        assert_eq!(echo["path"], "/h/x?v=9&query=cats&page=1&via=GET");
+    });
 }
 
 #[test]
 fn replace_of_a_missing_header_does_nothing_and_add_adds() {
-    let echo = send(Request::get("/h/y")).json();
-    assert_eq!(seen(&echo, "x-rep"), Vec::<String>::new());
-    assert_eq!(seen(&echo, "x-exists"), vec!["not-used"]);
-    assert_eq!(seen(&echo, "x-add"), vec![""]);
-    assert_eq!(echo["path"], "/h/y?page=1&via=GET");
+    for_each_form(|form| {
+        let echo = send(form, Request::get("/h/y")).json();
+        assert_eq!(seen(&echo, "x-rep"), Vec::<String>::new());
+        assert_eq!(seen(&echo, "x-exists"), vec!["not-used"]);
+        assert_eq!(seen(&echo, "x-add"), vec![""]);
+        assert_eq!(echo["path"], "/h/y?page=1&via=GET");
+    });
 }
 
 #[test]
 fn path_rewrite_with_captures_and_method_override() {
-    let echo = send(Request::get("/v1/pets/42?x=1")).json();
-    assert_eq!(echo["method"], "PUT");
-    assert_eq!(echo["path"], "/pets/42?x=1");
-    assert_eq!(seen(&echo, "x-pet-id"), vec!["42"]);
+    for_each_form(|form| {
+        let echo = send(form, Request::get("/v1/pets/42?x=1")).json();
+        assert_eq!(echo["method"], "PUT");
+        assert_eq!(echo["path"], "/pets/42?x=1");
+        assert_eq!(seen(&echo, "x-pet-id"), vec!["42"]);
+    });
 }
 
 #[test]
 fn json_request_body_is_transformed_and_length_fixed() {
-    let body = json!({
-        "id": 7, "password": "hunter2", "user": {"nm": "ann"}, "tmp": [1],
-        "flags": {"old": true}, "tags": ["a"]
+    for_each_form(|form| {
+        let body = json!({
+            "id": 7, "password": "hunter2", "user": {"nm": "ann"}, "tmp": [1],
+            "flags": {"old": true}, "tags": ["a"]
+        });
+        let r = send(
+            form,
+            Request::new("POST", "/body/orders")
+                .header("content-type", "application/json; charset=utf-8")
+                .header("x-tenant", "acme")
+                .body(body.to_string()),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let echo = r.json();
+        let got: Value = serde_json::from_str(echo["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            got,
+            json!({
+                "id": 7, "ref": 7, "user": {"name": "ann"}, "archived": [1],
+                "flags": {"beta": true}, "tags": ["a", "new"],
+                "meta": {"tenant": "acme", "version": 2}
+            })
+        );
+        // The upstream got a body whose length matches what it was told.
+        let sent_len = echo["body"].as_str().unwrap().len();
+        let cl = seen(&echo, "content-length");
+        assert!(
+            cl.is_empty() || cl == vec![sent_len.to_string()],
+            "content-length {cl:?} for {sent_len} bytes"
+        );
     });
-    let r = send(
-        Request::new("POST", "/body/orders")
-            .header("content-type", "application/json; charset=utf-8")
-            .header("x-tenant", "acme")
-            .body(body.to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let echo = r.json();
-    let got: Value = serde_json::from_str(echo["body"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        got,
-        json!({
-            "id": 7, "ref": 7, "user": {"name": "ann"}, "archived": [1],
-            "flags": {"beta": true}, "tags": ["a", "new"],
-            "meta": {"tenant": "acme", "version": 2}
-        })
-    );
-    // The upstream got a body whose length matches what it was told.
-    let sent_len = echo["body"].as_str().unwrap().len();
-    let cl = seen(&echo, "content-length");
-    assert!(
-        cl.is_empty() || cl == vec![sent_len.to_string()],
-        "content-length {cl:?} for {sent_len} bytes"
-    );
 }
 
 #[test]
 fn invalid_and_deep_json_get_400_and_count() {
-    let before = counter("errors.denied");
-    // 4,000 levels (the 10,000-deep case is a unit test; here the body must stay under the
-    // configured 4 KiB or it is refused as too large first).
-    for body in ["{not json".to_string(), "[".repeat(4_000)] {
+    for_each_form(|form| {
+        let before = counter(form, "errors.denied");
+        // 4,000 levels (the 10,000-deep case is a unit test; here the body must stay under the
+        // configured 4 KiB or it is refused as too large first).
+        for body in ["{not json".to_string(), "[".repeat(4_000)] {
+            let r = send(
+                form,
+                Request::new("POST", "/body/x")
+                    .header("content-type", "application/json")
+                    .body(body.clone()),
+            );
+            assert_eq!(r.status, 400, "{}", r.text());
+            assert_eq!(r.header("content-type"), Some("application/problem+json"));
+            assert_eq!(r.json()["code"], "invalid_json");
+        }
+        wait_counter_above(form, "errors.denied", before + 1);
+        // The VM survived: a good request still works.
         let r = send(
+            form,
             Request::new("POST", "/body/x")
                 .header("content-type", "application/json")
-                .body(body.clone()),
+                .body(r#"{"tags":[]}"#),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        // An operation that cannot apply (the JSON Patch needs /tags) is a 400 too, never a
+        // half-transformed body.
+        let r = send(
+            form,
+            Request::new("POST", "/body/x")
+                .header("content-type", "application/json")
+                .body("{}"),
         );
         assert_eq!(r.status, 400, "{}", r.text());
-        assert_eq!(r.header("content-type"), Some("application/problem+json"));
-        assert_eq!(r.json()["code"], "invalid_json");
-    }
-    wait_counter_above("errors.denied", before + 1);
-    // The VM survived: a good request still works.
-    let r = send(
-        Request::new("POST", "/body/x")
-            .header("content-type", "application/json")
-            .body(r#"{"tags":[]}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    // An operation that cannot apply (the JSON Patch needs /tags) is a 400 too, never a
-    // half-transformed body.
-    let r = send(
-        Request::new("POST", "/body/x")
-            .header("content-type", "application/json")
-            .body("{}"),
-    );
-    assert_eq!(r.status, 400, "{}", r.text());
-    assert_eq!(r.json()["code"], "transform_failed");
+        assert_eq!(r.json()["code"], "transform_failed");
+    });
 }
 
 #[test]
 fn oversize_and_non_json_bodies_are_refused() {
-    let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(5000));
-    let r = send(
-        Request::new("POST", "/body/x")
-            .header("content-type", "application/json")
-            .body(big),
-    );
-    assert_eq!(r.status, 413, "{}", r.text());
-    assert_eq!(r.json()["code"], "body_too_large");
+    for_each_form(|form| {
+        let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(5000));
+        let r = send(
+            form,
+            Request::new("POST", "/body/x")
+                .header("content-type", "application/json")
+                .body(big),
+        );
+        assert_eq!(r.status, 413, "{}", r.text());
+        assert_eq!(r.json()["code"], "body_too_large");
 
-    // A rule edits this route's JSON bodies: one the filter cannot read does not slip past it
-    // (`on_invalid_body: pass` would forward it untouched and count `skipped.not_json`).
-    let r = send(
-        Request::new("POST", "/body/x")
-            .header("content-type", "text/plain")
-            .body("{not json, not touched"),
-    );
-    assert_eq!(r.status, 415, "{}", r.text());
-    assert_eq!(r.json()["code"], "unsupported_body");
+        // A rule edits this route's JSON bodies: one the filter cannot read does not slip past it
+        // (`on_invalid_body: pass` would forward it untouched and count `skipped.not_json`).
+        let r = send(
+            form,
+            Request::new("POST", "/body/x")
+                .header("content-type", "text/plain")
+                .body("{not json, not touched"),
+        );
+        assert_eq!(r.status, 415, "{}", r.text());
+        assert_eq!(r.json()["code"], "unsupported_body");
+    });
 }
 
 #[test]
 fn response_json_body_and_headers_on_2xx() {
-    let r = send(Request::get("/transform/json").header("accept-encoding", "gzip"));
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.header("x-transformed"), Some("yes"));
-    assert_eq!(
-        r.json(),
-        json!({"id": 1, "name": "Rex", "owner": {}, "contact": "owner@example.com", "source": "gateway"})
-    );
-    if let Some(cl) = r.header("content-length") {
-        assert_eq!(cl, r.body.len().to_string());
-    }
+    for_each_form(|form| {
+        let r = send(
+            form,
+            Request::get("/transform/json").header("accept-encoding", "gzip"),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-transformed"), Some("yes"));
+        assert_eq!(
+            r.json(),
+            json!({"id": 1, "name": "Rex", "owner": {}, "contact": "owner@example.com", "source": "gateway"})
+        );
+        if let Some(cl) = r.header("content-length") {
+            assert_eq!(cl, r.body.len().to_string());
+        }
+    });
 }
 
 #[test]
 fn compressed_response_passes_untouched_and_is_counted() {
-    let before = counter("skipped.encoded");
-    let r = send(Request::get("/transform/gzip").header("accept-encoding", "gzip"));
-    assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-encoding"), Some("gzip"));
-    let mut plain = String::new();
-    flate2::read::GzDecoder::new(r.body.as_slice())
-        .read_to_string(&mut plain)
-        .unwrap();
-    assert_eq!(plain, PET_JSON, "the gzip body must arrive intact");
-    wait_counter_above("skipped.encoded", before);
+    for_each_form(|form| {
+        let before = counter(form, "skipped.encoded");
+        let r = send(
+            form,
+            Request::get("/transform/gzip").header("accept-encoding", "gzip"),
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(r.body.as_slice())
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain, PET_JSON, "the gzip body must arrive intact");
+        wait_counter_above(form, "skipped.encoded", before);
+    });
 }
 
 #[test]
 fn response_rules_are_conditioned_on_status() {
-    let r = send(Request::get("/status/404"));
-    assert_eq!(r.status, 404);
-    assert_eq!(r.header("x-not-found"), Some("1"));
-    assert_eq!(r.header("x-upstream-failed"), None);
-    let r = send(Request::get("/status/503"));
-    assert_eq!(r.header("x-upstream-failed"), Some("1"));
-    let r = send(Request::get("/status/200"));
-    assert_eq!(
-        (r.header("x-not-found"), r.header("x-upstream-failed")),
-        (None, None)
-    );
+    for_each_form(|form| {
+        let r = send(form, Request::get("/status/404"));
+        assert_eq!(r.status, 404);
+        assert_eq!(r.header("x-not-found"), Some("1"));
+        assert_eq!(r.header("x-upstream-failed"), None);
+        let r = send(form, Request::get("/status/503"));
+        assert_eq!(r.header("x-upstream-failed"), Some("1"));
+        let r = send(form, Request::get("/status/200"));
+        assert_eq!(
+            (r.header("x-not-found"), r.header("x-upstream-failed")),
+            (None, None)
+        );
+    });
 }
 
 #[test]
 fn rest_to_graphql_calls_the_graphql_endpoint_and_unwraps() {
-    let r = send(Request::get("/gql/pets/5").header("authorization", "Bearer t0k"));
-    assert_eq!(r.status, 200, "{}", r.text());
-    let pet = r.json();
-    assert_eq!(pet["id"], 5);
-    assert_eq!(pet["name"], "pet-5");
-    assert_eq!(pet["seen"]["method"], "POST");
-    assert_eq!(pet["seen"]["content_type"], "application/json");
-    assert_eq!(pet["seen"]["authorization"], "Bearer t0k");
-    assert_eq!(
-        pet["seen"]["query"],
-        "query Pet($id: Int!) { pet(id: $id) { id name } }"
-    );
-    assert_eq!(pet["seen"]["variables"], json!({"id": 5}));
+    for_each_form(|form| {
+        let r = send(
+            form,
+            Request::get("/gql/pets/5").header("authorization", "Bearer t0k"),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let pet = r.json();
+        assert_eq!(pet["id"], 5);
+        assert_eq!(pet["name"], "pet-5");
+        assert_eq!(pet["seen"]["method"], "POST");
+        assert_eq!(pet["seen"]["content_type"], "application/json");
+        assert_eq!(pet["seen"]["authorization"], "Bearer t0k");
+        assert_eq!(
+            pet["seen"]["query"],
+            "query Pet($id: Int!) { pet(id: $id) { id name } }"
+        );
+        assert_eq!(pet["seen"]["variables"], json!({"id": 5}));
 
-    let r = send(Request::get("/gql/pets/404"));
-    assert_eq!(
-        (r.status, r.json()["code"].clone()),
-        (404, json!("not_found"))
-    );
-    let r = send(Request::get("/gql/pets/-1"));
-    assert_eq!(r.status, 502);
-    assert_eq!(r.json()["errors"][0]["message"], "bad id -1");
+        let r = send(form, Request::get("/gql/pets/404"));
+        assert_eq!(
+            (r.status, r.json()["code"].clone()),
+            (404, json!("not_found"))
+        );
+        let r = send(form, Request::get("/gql/pets/-1"));
+        assert_eq!(r.status, 502);
+        assert_eq!(r.json()["errors"][0]["message"], "bad id -1");
+    });
 }
 
 #[test]
 fn non_utf8_header_values_are_copied_as_bytes() {
-    let r = send(Request::get("/h/z").header_bytes("x-tenant", b"caf\xe9"));
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(seen(&r.json(), "x-add").len(), 1);
+    for_each_form(|form| {
+        let r = send(
+            form,
+            Request::get("/h/z").header_bytes("x-tenant", b"caf\xe9"),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(seen(&r.json(), "x-add").len(), 1);
+    });
 }
 
 #[test]
 fn bad_config_is_refused_with_the_field_named() {
-    let bad = r#"{"rules":[{"request":{"headers":{"remove":["host"]}}}]}"#;
-    let log = Envoy::start_expect_failure(&bootstrap(bad)).unwrap();
-    assert!(
-        log.contains("transform: invalid configuration: rules[0].request.headers.remove[0]: \"host\" is protected"),
-        "{log}"
-    );
+    for_each_form(|form| {
+        let bad = r#"{"rules":[{"request":{"headers":{"remove":["host"]}}}]}"#;
+        let log = Envoy::start_expect_failure(&config(form, bad)).unwrap();
+        assert!(
+            log.contains("transform: invalid configuration: rules[0].request.headers.remove[0]: \"host\" is protected"),
+            "{log}"
+        );
+    });
 }

@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use apim_integration::bench::rows::load_rows;
+use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster};
 use apim_integration::manifests::{
     find_typed, hcm_path_problems, parse_documents, wasm_fail_open_problems, HCM_TYPE, WASM_TYPE,
 };
@@ -286,9 +287,11 @@ fn the_checks_refuse_what_they_must() {
 
 #[test]
 fn bootstrap_detection() {
-    assert!(is_bootstrap(
-        "admin: {}\nstatic_resources:\n  listeners: []\n"
-    ));
+    // What the harness builds for the tests is a bootstrap.
+    assert!(is_bootstrap(&bootstrap(
+        &[listener("main", "upstream")],
+        &[upstream_cluster("upstream")]
+    )));
     assert!(!is_bootstrap(
         "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nspec:\n  static_resources: x\n"
     ));

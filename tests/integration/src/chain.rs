@@ -1,0 +1,304 @@
+//! A listener's filter chain as the tests state it: the suite's filters in order, each with its
+//! JSON configuration, among any other HTTP filters a test needs (Lua, Envoy's own filters),
+//! rendered into `http_filters` for one [`Form`] of the suite.
+//!
+//! A test says *what* runs (`Chain::new().filter(Filter::ApiKeyAuth, json)`), not how Envoy
+//! loads it: the form decides that, in one place ([`Chain::http_filters`]), so the same test can
+//! run against every form ([`for_each_form`]). Today there is one form, [`Form::Modules`];
+//! adding another (the single suite module, native dynamic modules) is a variant here, its
+//! rendering in `http_filters`, and an entry in [`FORMS`].
+
+use std::sync::OnceLock;
+
+use crate::bootstrap::{indent, listener, wasm_filter, Listener, WasmFilter};
+use crate::Envoy;
+
+/// One filter of the suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filter {
+    ApiKeyAuth,
+    ScopeAuthz,
+    GraphqlGuard,
+    Quota,
+    Transform,
+}
+
+impl Filter {
+    /// The name of its module (`<name>.wasm`), of its counters (`apim.<name>.*`) and of its
+    /// section in the suite's configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Filter::ApiKeyAuth => "api_key_auth",
+            Filter::ScopeAuthz => "scope_authz",
+            Filter::GraphqlGuard => "graphql_guard",
+            Filter::Quota => "quota",
+            Filter::Transform => "transform",
+        }
+    }
+
+    /// The guard holds the request headers until it has judged the body, so that no later
+    /// filter acts on a request it refuses: its Wasm filter needs
+    /// `allow_on_headers_stop_iteration`.
+    fn holds_headers_for_body(self) -> bool {
+        self == Filter::GraphqlGuard
+    }
+}
+
+/// How Envoy runs the suite's filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// One Wasm filter per suite filter, each its own module (`<name>.wasm`), plugin and
+    /// `root_id` `<name>`, `failure_policy: FAIL_CLOSED`.
+    Modules,
+}
+
+/// Every form a test of the chain must pass in.
+pub const FORMS: [Form; 1] = [Form::Modules];
+
+/// Runs `test` once per form of [`FORMS`], saying which on stderr, so that a failure names the
+/// form it failed in.
+pub fn for_each_form(mut test: impl FnMut(Form)) {
+    for form in FORMS {
+        eprintln!("--- form: {form:?}");
+        test(form);
+    }
+}
+
+/// One Envoy per form, started on first use and kept for the test binary's life: what tests
+/// that share an Envoy hold in a `static`.
+pub struct PerForm {
+    envoys: [OnceLock<Envoy>; FORMS.len()],
+}
+
+impl PerForm {
+    pub const fn new() -> Self {
+        Self {
+            envoys: [const { OnceLock::new() }; FORMS.len()],
+        }
+    }
+
+    /// The Envoy of `form`, started by `start(form)` the first time. A static is never dropped,
+    /// so the Envoy is stopped when the test process exits
+    /// ([`Envoy::stop_when_process_exits`]).
+    pub fn get(&self, form: Form, start: impl FnOnce(Form) -> Envoy) -> &Envoy {
+        let at = FORMS.iter().position(|f| *f == form).unwrap_or(0);
+        self.envoys[at].get_or_init(|| {
+            let envoy = start(form);
+            envoy.stop_when_process_exits();
+            envoy
+        })
+    }
+}
+
+impl Default for PerForm {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One entry of a chain.
+#[derive(Clone, Debug)]
+enum Entry {
+    /// A suite filter and its JSON configuration.
+    Suite(Filter, String),
+    /// Any other HTTP filter, as its `http_filters` entry (YAML at column 0), whatever the form.
+    Other(String),
+}
+
+/// The HTTP filters of a listener, before the router, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Chain {
+    entries: Vec<Entry>,
+    vm: Option<String>,
+}
+
+impl Chain {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A suite filter configured with `config_json` (the text the filter reads, as given).
+    pub fn filter(mut self, filter: Filter, config_json: &str) -> Self {
+        self.entries
+            .push(Entry::Suite(filter, config_json.to_owned()));
+        self
+    }
+
+    /// Another HTTP filter (a [`WasmFilter`], [`lua`], or an Envoy filter's YAML at column 0),
+    /// the same in every form.
+    pub fn other(mut self, filter: impl Into<String>) -> Self {
+        self.entries.push(Entry::Other(filter.into()));
+        self
+    }
+
+    /// Names this chain's VMs `<module>_<vm>` instead of `<module>`: a VM (and its shared data,
+    /// its JWKS fetch, its APQ registry) of its own, apart from other listeners' chains.
+    pub fn vm(mut self, vm: &str) -> Self {
+        self.vm = Some(vm.to_owned());
+        self
+    }
+
+    /// The Wasm filters that run the suite's filters in `form`, in order (the entries that are
+    /// not the suite's left out). What an ECDS resource delivers.
+    pub fn wasm_filters(&self, form: Form) -> Vec<WasmFilter> {
+        match form {
+            Form::Modules => self
+                .entries
+                .iter()
+                .filter_map(|entry| match entry {
+                    Entry::Suite(filter, config) => Some(self.module(*filter, config)),
+                    Entry::Other(_) => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The one Wasm filter that runs this chain's suite filters in `form` (what an ECDS resource
+    /// delivers); panics if that takes more than one (more than one suite filter in
+    /// [`Form::Modules`]).
+    pub fn wasm_filter(&self, form: Form) -> WasmFilter {
+        let mut filters = self.wasm_filters(form);
+        assert_eq!(
+            filters.len(),
+            1,
+            "{self:?} is not one Wasm filter in {form:?}"
+        );
+        filters.remove(0)
+    }
+
+    /// The `http_filters` entries in `form`, in order, without the router (each at column 0).
+    pub fn http_filters(&self, form: Form) -> Vec<String> {
+        match form {
+            Form::Modules => self
+                .entries
+                .iter()
+                .map(|entry| match entry {
+                    Entry::Suite(filter, config) => self.module(*filter, config).yaml(),
+                    Entry::Other(yaml) => indent(yaml, 0),
+                })
+                .collect(),
+        }
+    }
+
+    /// `filter`'s own module, in this chain's VM.
+    fn module(&self, filter: Filter, config: &str) -> WasmFilter {
+        let name = filter.name();
+        let mut module = wasm_filter(name, config);
+        if let Some(vm) = &self.vm {
+            module = module.vm_id(&format!("{name}_{vm}"));
+        }
+        if filter.holds_headers_for_body() {
+            module = module.allow_on_headers_stop_iteration();
+        }
+        module
+    }
+}
+
+impl Listener {
+    /// `chain`'s filters in `form`, after the filters added before.
+    pub fn chain(self, chain: &Chain, form: Form) -> Self {
+        chain
+            .http_filters(form)
+            .into_iter()
+            .fold(self, |l, f| l.filter(f))
+    }
+}
+
+/// The listener `main` (stat prefix `main`) running `chain` in `form`, every path to the cluster
+/// `upstream`: the common case, to which a test adds routes and options.
+pub fn main_listener(chain: &Chain, form: Form) -> Listener {
+    listener("main", "upstream").chain(chain, form)
+}
+
+/// A Lua HTTP filter running `source` (its `envoy_on_request` and the like).
+pub fn lua(source: &str) -> String {
+    format!(
+        "- name: envoy.filters.http.lua
+  typed_config:
+    \"@type\": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+    default_source_code:
+      inline_string: |
+{}",
+        indent(source, 8)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_yaml::Value;
+
+    fn parse(yaml: &str) -> Value {
+        serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{e}:\n{yaml}"))
+    }
+
+    #[test]
+    fn modules_form_is_one_wasm_filter_per_suite_filter_in_order() {
+        let chain = Chain::new()
+            .filter(Filter::ApiKeyAuth, "{\"a\": 1}")
+            .filter(Filter::GraphqlGuard, "{}")
+            .other(lua("function envoy_on_request(h)\nend\n"))
+            .filter(Filter::Quota, "{\"q\": 2}");
+        let filters: Vec<Value> = chain
+            .http_filters(Form::Modules)
+            .iter()
+            .map(|f| parse(f)[0].clone())
+            .collect();
+        let names: Vec<&str> = filters
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "apim.api_key_auth",
+                "apim.graphql_guard",
+                "envoy.filters.http.lua",
+                "apim.quota"
+            ]
+        );
+        let config = |i: usize| filters[i]["typed_config"]["config"].clone();
+        assert_eq!(config(0)["vm_config"]["vm_id"], "api_key_auth");
+        assert_eq!(config(0)["root_id"], "api_key_auth");
+        assert_eq!(config(0)["configuration"]["value"], "{\"a\": 1}");
+        assert!(config(0).get("allow_on_headers_stop_iteration").is_none());
+        // The guard always may hold the headers for the body.
+        assert_eq!(config(1)["allow_on_headers_stop_iteration"], true);
+        assert_eq!(
+            filters[2]["typed_config"]["default_source_code"]["inline_string"],
+            "function envoy_on_request(h)\nend\n"
+        );
+        assert_eq!(
+            config(3)["vm_config"]["code"]["local"]["filename"],
+            "{{WASM:quota}}"
+        );
+        // Only the suite's filters are Wasm filters of the chain.
+        assert_eq!(chain.wasm_filters(Form::Modules).len(), 3);
+    }
+
+    #[test]
+    fn a_chain_vm_names_every_module_vm() {
+        let chain = Chain::new()
+            .filter(Filter::ApiKeyAuth, "{}")
+            .filter(Filter::ScopeAuthz, "{}")
+            .vm("keys");
+        let l = parse(&main_listener(&chain, Form::Modules).yaml());
+        let filters = &l[0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"];
+        assert_eq!(
+            filters[0]["typed_config"]["config"]["vm_config"]["vm_id"],
+            "api_key_auth_keys"
+        );
+        assert_eq!(
+            filters[1]["typed_config"]["config"]["vm_config"]["vm_id"],
+            "scope_authz_keys"
+        );
+        assert_eq!(filters[2]["name"], "envoy.filters.http.router");
+    }
+
+    #[test]
+    fn for_each_form_runs_every_form_once() {
+        let mut seen = Vec::new();
+        for_each_form(|form| seen.push(form));
+        assert_eq!(seen, FORMS);
+    }
+}
