@@ -23,6 +23,17 @@ MODULES       := api_key_auth scope_authz quota graphql_guard transform wasm_noo
 
 export ENVOY_BIN ?= $(abspath $(ENVOY))
 
+# envoyproxy/ratelimit (Envoy's reference Rate Limit Service) for the quota filter's global-tier
+# tests and bench, built from the Go module proxy into $(TOOLS)/bin/ratelimit. The compose demo
+# pins the image envoyproxy/ratelimit:1e50889b, but the proxy only resolves full pseudo-versions
+# (a short hash needs GitHub) and no public go.mod/go.sum names that commit's pseudo-version, so
+# this is the newest commit the proxy serves (`go list -m github.com/envoyproxy/ratelimit@latest`
+# on 2026-12-01). The binary carries its module version (`go version -m`), which is the stamp
+# that decides whether to reinstall.
+RATELIMIT_VERSION := v1.4.1-0.20260122083618-3fb702589d36
+RATELIMIT         := $(TOOLS)/bin/ratelimit
+export RATELIMIT_BIN ?= $(RATELIMIT)
+
 # Fuzzing (fuzz/, its own workspace): cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1 for
 # the sanitizer-coverage flags), no sanitizer (the code has no `unsafe`). Every run is bounded in
 # time, memory (RSS and any single allocation) and input size, and one input may not take longer
@@ -36,7 +47,7 @@ FUZZ_HOST     := $(shell rustc -vV | sed -n 's/^host: //p')
 FUZZ_CARGO    := cd fuzz && PATH="$(TOOLS)/bin:$$PATH" RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none
 
 .PHONY: oci compose-check manifests-check manifests-sync help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
-        bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-bench clean \
+        bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-ratelimit setup-bench clean \
         setup-fuzz fuzz fuzz-corpus
 
 help: ## List the targets
@@ -63,6 +74,11 @@ setup-redis: ## Install redis-server (Debian) for the quota filter's global-tier
 	@command -v redis-server >/dev/null || \
 	  { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 
+setup-ratelimit: ## Build envoyproxy/ratelimit (pinned, Go module proxy) into ~/.cache/apim-filters
+	@go version -m $(RATELIMIT) 2>/dev/null | grep -q "mod[[:space:]]*github.com/envoyproxy/ratelimit[[:space:]]*$(RATELIMIT_VERSION)[[:space:]]" || \
+	  { GOBIN=$(TOOLS)/bin go install github.com/envoyproxy/ratelimit/src/service_cmd@$(RATELIMIT_VERSION) && \
+	    mv -f $(TOOLS)/bin/service_cmd $(RATELIMIT); }
+
 setup-bench: ## Install wrk (Debian) for the end-to-end bench
 	@command -v wrk >/dev/null && command -v taskset >/dev/null || \
 	  { apt-get update -qq && apt-get install -y -qq wrk util-linux >/dev/null; }
@@ -76,7 +92,7 @@ build: setup-rust ## Build every filter as a .wasm module (release) and report s
 sizes: ## Print each module's size
 	@for m in $(MODULES); do printf "  %-16s %8d bytes\n" $$m.wasm $$(stat -c %s $(WASM_OUT)/$$m.wasm); done
 
-test: build setup-envoy setup-wasm-runner setup-redis ## Everything: unit tests, the Wasm lane, e2e against real Envoy
+test: build setup-envoy setup-wasm-runner setup-redis setup-ratelimit ## Everything: unit tests, the Wasm lane, e2e against real Envoy
 	cargo test --workspace
 	$(MAKE) --no-print-directory test-wasm
 
@@ -87,7 +103,7 @@ test-wasm: setup-rust setup-wasm-runner ## The logic's unit tests compiled to Wa
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(abspath $(WBG_RUNNER)) \
 	  cargo test --target wasm32-unknown-unknown $(addprefix -p ,$(LOGIC_CRATES))
 
-test-integration: build setup-envoy setup-redis ## Only the end-to-end tests against real Envoy
+test-integration: build setup-envoy setup-redis setup-ratelimit ## Only the end-to-end tests against real Envoy
 	cargo test -p apim-integration
 
 check: setup-rust ## fmt and clippy (-D warnings), native and for the Wasm target
@@ -143,7 +159,7 @@ bench: build setup-envoy setup-bench bench-criterion bench-e2e ## Criterion benc
 bench-criterion: ## Criterion benches of the filters' logic
 	cargo bench $(addprefix -p ,$(filter-out kit,$(LOGIC_CRATES)))
 
-bench-e2e: build setup-envoy setup-bench ## End-to-end CPU µs per request, every row in one run (target/bench/e2e.json)
+bench-e2e: build setup-envoy setup-bench setup-redis setup-ratelimit ## End-to-end CPU µs per request, every row in one run (target/bench/e2e.json)
 	cargo run --release -p apim-integration --bin e2e_bench
 
 manifests-check: build ## Deployment manifests: configs valid, sha256s match the build

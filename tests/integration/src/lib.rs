@@ -22,6 +22,7 @@ pub mod echo;
 mod envoy;
 pub mod manifests;
 mod paths;
+pub mod ratelimit;
 pub mod soak;
 mod template;
 mod upstream;
