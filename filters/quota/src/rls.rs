@@ -1,8 +1,9 @@
 //! The global tier's wire format: the few messages of Envoy's Rate Limit Service v3
 //! (`envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit`), written and read by hand (a
 //! few varints and length-delimited fields) so the module needs no protobuf crate. Both sides are
-//! here: the filter encodes requests and decodes responses; `tests/rls-server` decodes requests
-//! and encodes responses. Every read is bounded and returns an error value on malformed input.
+//! here: the filter encodes requests and decodes responses; the other side (decoding requests,
+//! encoding responses) lets the unit tests and the `quota_rls` fuzz target check the filter's
+//! half against it (the e2e tests use envoyproxy/ratelimit itself). Every read is bounded and returns an error value on malformed input.
 //!
 //! Request: `RateLimitRequest { domain = 1; repeated RateLimitDescriptor descriptors = 2;
 //! uint32 hits_addend = 3 }`, `RateLimitDescriptor { repeated Entry entries = 1 (key = 1,
@@ -353,7 +354,7 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, DecodeError> {
     Ok(req)
 }
 
-/// The serialized `RateLimitResponse` (the test Rate Limit Service).
+/// The serialized `RateLimitResponse` (for the tests: what a Rate Limit Service answers).
 pub fn encode_response(resp: &Response, units: &[Option<Unit>]) -> Vec<u8> {
     let code_num = |c: Code| match c {
         Code::Unknown => 0,

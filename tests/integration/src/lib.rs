@@ -23,6 +23,7 @@ pub mod echo;
 mod envoy;
 pub mod manifests;
 mod paths;
+pub mod ratelimit;
 pub mod soak;
 mod template;
 mod upstream;

@@ -2,6 +2,8 @@
 //! hard-code ports or absolute paths.
 //!
 //! - `{{UPSTREAM_PORT}}`: the shared echo upstream's port (started only if the template uses it)
+//! - `{{RATELIMIT_GRPC_PORT}}`: the gRPC port of the process's shared envoyproxy/ratelimit (and
+//!   Redis), started only if the template uses it (see [`crate::ratelimit::shared`])
 //! - `{{REPO}}`: the absolute repository root
 //! - `{{WASM:<name>}}`: the absolute path of `<name>.wasm` (see [`crate::try_wasm_module`])
 
@@ -17,6 +19,10 @@ pub fn render(template: &str) -> Result<String, String> {
     let mut out = template.to_owned();
     if out.contains("{{UPSTREAM_PORT}}") {
         out = out.replace("{{UPSTREAM_PORT}}", &upstream_port().to_string());
+    }
+    if out.contains("{{RATELIMIT_GRPC_PORT}}") {
+        let port = crate::ratelimit::shared(None)?;
+        out = out.replace("{{RATELIMIT_GRPC_PORT}}", &port.to_string());
     }
     out = out.replace("{{REPO}}", &repo_root().to_string_lossy());
     while let Some(start) = out.find(WASM_OPEN) {

@@ -13,6 +13,10 @@
 //! responses) and its other outcomes must be 0. A row whose proof fails is INVALID too: no
 //! figure for a filter that passed requests through untouched or took its error path.
 //!
+//! Rows whose config names `{{RATELIMIT_GRPC_PORT}}` (the quota filter's global tier, Envoy's
+//! own ratelimit filter) share one envoyproxy/ratelimit + Redis (`make setup-ratelimit`,
+//! `make setup-redis`), pinned to the load generator's core.
+//!
 //! Env: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_ROWS (comma-separated names; `none` always
 //! runs as the baseline). Writes `target/bench/e2e.json`. A quick check that every row runs and
 //! passes its proof (figures meaningless): `BENCH_SECONDS=1 BENCH_ROUNDS=1`; add
@@ -74,6 +78,15 @@ fn run() -> Result<bool, String> {
     let seconds = env_u32("BENCH_SECONDS", 5)?;
     let selection = std::env::var("BENCH_ROWS").unwrap_or_default();
     let rows = rows::select(rows::load_rows()?, &selection)?;
+    // The global-tier rows share one envoyproxy/ratelimit + Redis for the whole run, started
+    // here so that it runs on the load generator's core, not on Envoy's.
+    let needs_ratelimit = rows.iter().any(|row| {
+        row.config_template()
+            .is_ok_and(|t| t.contains("{{RATELIMIT_GRPC_PORT}}"))
+    });
+    if needs_ratelimit {
+        apim_integration::ratelimit::shared(Some(WRK_CPU))?;
+    }
     let ticks = cpu::clock_ticks_per_second()?;
 
     let mut measured: Vec<(Vec<Round>, Vec<String>)> = vec![(Vec::new(), Vec::new()); rows.len()];
