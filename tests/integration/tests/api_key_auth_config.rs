@@ -39,7 +39,9 @@ fn bad_digest_is_refused_and_its_path_named() {
         );
         let log = Envoy::start_expect_failure(&config).unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            log.contains("api-key-auth: invalid configuration: consumers[id=alice].keys[0].sha256: "),
+            log.contains(
+                "api-key-auth: invalid configuration: consumers[id=alice].keys[0].sha256: "
+            ),
             "{log}"
         );
         // on_configure's false made Envoy refuse the plugin, and so the bootstrap.
