@@ -88,7 +88,8 @@ impl Connection {
         match self.stream.read(&mut chunk) {
             Ok(0) => Err("Envoy closed the connection".into()),
             Ok(n) => {
-                self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                self.buf
+                    .extend_from_slice(chunk.get(..n).unwrap_or_default());
                 Ok(())
             }
             Err(e) => Err(format!("read: {e}")),
@@ -145,7 +146,10 @@ mod tests {
     #[test]
     fn heads() {
         let cases: &[(&str, Result<(u16, usize, bool), &str>)] = &[
-            ("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", Ok((200, 0, false))),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+                Ok((200, 0, false)),
+            ),
             (
                 "HTTP/1.1 401 Unauthorized\r\nContent-Length: 12\r\nconnection: close\r\n\r\n",
                 Ok((401, 12, true)),
@@ -157,7 +161,10 @@ mod tests {
                 Err("transfer-encoding"),
             ),
             ("HTTP/1.0 200 OK\r\n\r\n", Err("bad status line")),
-            ("HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", Err("bad content-length")),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n",
+                Err("bad content-length"),
+            ),
         ];
         for (head, want) in cases {
             match (parse_head(head.as_bytes()), want) {

@@ -4,11 +4,15 @@
 //!
 //! Per row and run: a fresh Envoy with one worker under `valgrind --tool=callgrind` (flags and
 //! why: `apim_integration::bench::callgrind`), uninstrumented until ready; one checked request;
-//! then on ONE keep-alive connection, sequentially: a warm-up, an idle window (no traffic: the
-//! background rate of timers), a short window of N_short requests and a long one of N_long.
-//! Each window is `callgrind_control --zero`, the requests, `--dump`, and counts the whole
-//! process (every thread). Instructions per request = (Ir(long) − Ir(short)) / (N_long −
-//! N_short): start-up, warm-up and what every window pays once cancel.
+//! then on ONE keep-alive connection, sequentially: a warm-up, two idle windows (0.5 s and
+//! 2.5 s, no traffic: the background rate of timers), a short window of N_short requests and a
+//! long one of N_long. Each window is `callgrind_control --zero`, the requests (or the wait),
+//! `--dump`, and counts the whole process (every thread). Instructions per request =
+//! (Ir(long) − Ir(short)) / (N_long − N_short) − background: start-up, warm-up and what every
+//! window pays once cancel; background is the idle rate times the long window's extra time per
+//! extra request (timers run by the clock, and under valgrind a request takes milliseconds).
+//! The row's config gets `stats_flush_interval: 299s` (unless it sets one): Envoy's 5 s stats
+//! flush is not request work and would land in a window or not by chance.
 //!
 //! Validity, as in the CPU bench: every response must have the row's exact status, Envoy's own
 //! count of responses of that class must equal the requests sent, and the row's `proof` counters
@@ -21,13 +25,13 @@
 //!
 //! Output: a table on stdout and `target/bench/instructions.json`:
 //! `{"method": {command, runs, warmup, short, long, tolerance}, "rows": [{name, valid, errors,
-//! instructions_per_request, added, spread, runs: [{run, instructions_per_request, idle, short,
-//! long, background_per_request, proof}]}]}` where `instructions_per_request` is the mean of the
-//! runs, `added` is that minus the `none` row's, `spread` is (max − min) / mean of the runs,
-//! `idle`/`short`/`long` are windows `{requests, instructions, seconds}` (seconds of wall clock
-//! under valgrind), and `background_per_request` is the idle rate times the long window's extra
-//! time per extra request: the share of the figure that is timers, not requests. Figures are
-//! null for an invalid row.
+//! instructions_per_request, added, spread, runs: [{run, instructions_per_request,
+//! raw_per_request, background_per_request, idle_rate, idle_short, idle_long, short, long,
+//! proof}]}]}`. A row's `instructions_per_request` is the mean of its runs', `added` that minus
+//! the `none` row's, `spread` (max − min) / mean of the runs; a run's figure is
+//! `raw_per_request` (the window difference) minus `background_per_request`; `idle_rate` is
+//! background instructions per second; the windows are `{requests, instructions, seconds}`
+//! (seconds of wall clock under valgrind). Figures are null for an invalid row.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -44,8 +48,11 @@ const STAT_PREFIX: &str = "http.ingress";
 const TOLERANCE: f64 = 0.01;
 /// Envoy under valgrind takes 15 s to 90 s to start on a busy machine.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
-/// No traffic for this long measures the background rate (timers).
-const IDLE: Duration = Duration::from_secs(1);
+/// Two idle windows (no traffic) measure the background rate of timers.
+const IDLE_SHORT: Duration = Duration::from_millis(500);
+const IDLE_LONG: Duration = Duration::from_millis(2500);
+/// Appended to a row's config that does not set it (see the doc above).
+const STATS_FLUSH: &str = "\nstats_flush_interval: 299s\n";
 /// Bounds the wait for counters a filter flushes on a timer (scope-authz: every 500 ms).
 const SETTLE: Duration = Duration::from_secs(20);
 
@@ -91,10 +98,13 @@ struct Method {
 struct Run {
     run: u64,
     instructions_per_request: f64,
-    idle: Window,
+    raw_per_request: f64,
+    background_per_request: f64,
+    idle_rate: f64,
+    idle_short: Window,
+    idle_long: Window,
     short: Window,
     long: Window,
-    background_per_request: Option<f64>,
     proof: String,
 }
 
@@ -152,9 +162,11 @@ fn run() -> Result<bool, String> {
             match measure(row, n, &method, &envoy) {
                 Ok(r) => {
                     eprintln!(
-                        " {:>9.0} instructions/req  (background {:.0}/req, {:.0} s)  proof: {}",
+                        " {:>9.0} instructions/req  (raw {:.0}, background {:.0}/req, {:.0} s)  \
+                         proof: {}",
                         r.instructions_per_request,
-                        r.background_per_request.unwrap_or_default(),
+                        r.raw_per_request,
+                        r.background_per_request,
                         t.elapsed().as_secs_f64(),
                         r.proof
                     );
@@ -248,7 +260,7 @@ fn table(results: &[RowResult]) -> String {
         let bg = r
             .runs
             .iter()
-            .filter_map(|x| x.background_per_request)
+            .map(|x| x.background_per_request)
             .fold(0.0, f64::max);
         match (r.instructions_per_request, r.added, r.spread) {
             (Some(v), added, Some(s)) => out.push_str(&format!(
@@ -271,7 +283,16 @@ fn table(results: &[RowResult]) -> String {
     out
 }
 
-/// The row's request as bytes, keep-alive.
+/// The row's config template, with the stats flush moved out of the windows.
+fn config(row: &Row) -> Result<String, String> {
+    let mut template = row.config_template()?;
+    if !template.contains("stats_flush_interval") {
+        template.push_str(STATS_FLUSH);
+    }
+    Ok(template)
+}
+
+/// The row's request, keep-alive or not.
 fn request_bytes(row: &Row, keep_alive: bool) -> Result<Request, String> {
     let mut request = Request::new(&row.method, &row.path);
     for (name, value) in &row.headers {
@@ -301,7 +322,7 @@ fn measure(
         .log_level("warn")
         .ready_timeout(READY_TIMEOUT)
         .program(callgrind::valgrind_command(envoy_exe, dumps.path()))
-        .start(&row.config_template()?)?;
+        .start(&config(row)?)?;
     let port = envoy.port();
 
     // One request on its own connection first: a misconfigured row fails here with the body.
@@ -324,14 +345,20 @@ fn measure(
     let mut connection = Connection::open(port)?;
     connection.send_many(&request, method.warmup, row.expect_status)?;
 
-    control.zero()?;
-    let t = Instant::now();
-    std::thread::sleep(IDLE);
-    let idle = Window {
-        requests: 0,
-        instructions: control.dump()?,
-        seconds: t.elapsed().as_secs_f64(),
+    let idle = |wait: Duration| -> Result<Window, String> {
+        control.zero()?;
+        let t = Instant::now();
+        std::thread::sleep(wait);
+        Ok(Window {
+            requests: 0,
+            instructions: control.dump()?,
+            seconds: t.elapsed().as_secs_f64(),
+        })
     };
+    let idle_short = idle(IDLE_SHORT)?;
+    let idle_long = idle(IDLE_LONG)?;
+    let idle_rate = callgrind::idle_rate(&idle_short, &idle_long)
+        .ok_or("the idle windows did not measure a rate")?;
     let mut window = |requests: u64| -> Result<Window, String> {
         control.zero()?;
         let seconds = connection.send_many(&request, requests, row.expect_status)?;
@@ -348,11 +375,17 @@ fn measure(
 
     let sent = 1 + method.warmup + method.short + method.long;
     let proof = prove(row, &envoy, sent)?;
+    let raw = callgrind::per_request(&short, &long)?;
+    let background = callgrind::background_per_request(idle_rate, &short, &long)
+        .ok_or("the windows measured no extra requests")?;
     Ok(Run {
         run,
-        instructions_per_request: callgrind::per_request(&short, &long)?,
-        background_per_request: callgrind::background_per_request(&idle, &short, &long),
-        idle,
+        instructions_per_request: raw - background,
+        raw_per_request: raw,
+        background_per_request: background,
+        idle_rate,
+        idle_short,
+        idle_long,
         short,
         long,
         proof,
