@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-/// Under valgrind one request takes milliseconds, a first one (V8 compiling) up to seconds.
+/// Under valgrind one request takes 0.5 to 2 ms, a first one (V8 compiling) up to seconds.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bounds a response head (Envoy's replies are a few hundred bytes).
 const MAX_HEAD: usize = 64 * 1024;

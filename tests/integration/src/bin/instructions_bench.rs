@@ -10,7 +10,7 @@
 //! `--dump`, and counts the whole process (every thread). Instructions per request =
 //! (Ir(long) − Ir(short)) / (N_long − N_short) − background: start-up, warm-up and what every
 //! window pays once cancel; background is the idle rate times the long window's extra time per
-//! extra request (timers run by the clock, and under valgrind a request takes milliseconds).
+//! extra request (timers run by the clock, and under valgrind a request takes 0.5 to 2 ms).
 //! The row's config gets `stats_flush_interval: 299s` (unless it sets one): Envoy's 5 s stats
 //! flush is not request work and would land in a window or not by chance.
 //!
@@ -21,7 +21,7 @@
 //! INVALID too.
 //!
 //! Env: BENCH_ROWS (comma-separated; `none` always runs as the baseline), BENCH_INSTR_RUNS (2),
-//! BENCH_INSTR_WARMUP (200), BENCH_INSTR_SHORT (200), BENCH_INSTR_LONG (1200).
+//! BENCH_INSTR_WARMUP (100), BENCH_INSTR_SHORT (100), BENCH_INSTR_LONG (600).
 //!
 //! Output: a table on stdout and `target/bench/instructions.json`:
 //! `{"method": {command, runs, warmup, short, long, tolerance}, "rows": [{name, valid, errors,
@@ -139,9 +139,9 @@ fn run() -> Result<bool, String> {
                   --concurrency 1"
             .into(),
         runs: env_u64("BENCH_INSTR_RUNS", 2)?,
-        warmup: env_u64("BENCH_INSTR_WARMUP", 200)?,
-        short: env_u64("BENCH_INSTR_SHORT", 200)?,
-        long: env_u64("BENCH_INSTR_LONG", 1200)?,
+        warmup: env_u64("BENCH_INSTR_WARMUP", 100)?,
+        short: env_u64("BENCH_INSTR_SHORT", 100)?,
+        long: env_u64("BENCH_INSTR_LONG", 600)?,
         tolerance: TOLERANCE,
     };
     if method.long <= method.short {
