@@ -179,7 +179,7 @@ bench-e2e: build setup-envoy setup-bench ## End-to-end CPU µs per request, ever
 
 bench-instructions: build setup-envoy ## Instructions per request under callgrind, every row x 2 runs (target/bench/instructions.json)
 	@$(PREREQ) pkg:valgrind
-	@echo "==> instructions per request: each row's Envoy under callgrind (one worker), twice; ~20 s per row and run (~8.5 min for 13 rows); BENCH_ROWS=a,b picks rows"
+	@echo "==> instructions per request: each row's Envoy under callgrind (one worker), twice; ~11 s per row and run on a quiet machine (~5 min for 13 rows); BENCH_ROWS=a,b picks rows"
 	cargo run --release -p apim-integration --bin instructions_bench
 
 manifests-check: build cli ## Deployment manifests: configs valid, sha256s match the build
