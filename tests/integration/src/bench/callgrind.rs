@@ -17,7 +17,8 @@
 //! - `--smc-check=all-non-file` (valgrind's default on amd64, given explicitly) re-translates
 //!   code V8 writes at run time. No other flag is given: without
 //!   `--vex-iropt-register-updates=allregs-at-mem-access` or `--fair-sched`, every row ran,
-//!   answered every request with its status, passed its proof and repeated to within 0.1 %.
+//!   answered every request with its status, passed its proof and repeated to within 0.1 %;
+//!   with both, none, wasm-noop and scope-authz counted the same to within 0.03 %.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
