@@ -63,8 +63,8 @@ FUZZ_HOST     := $(shell rustc -vV | sed -n 's/^host: //p')
 FUZZ_CARGO    := cd fuzz && PATH="$(TOOLS)/bin:$$PATH" RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none
 
 .PHONY: oci compose-check manifests-check manifests-sync help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
-        bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-ratelimit setup-bench setup-func-e \
-        demo-func-e clean setup-fuzz fuzz fuzz-corpus need-go cli demo-upstream
+        bench-instructions bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-ratelimit setup-bench \
+        setup-func-e demo-func-e clean setup-fuzz fuzz fuzz-corpus need-go cli demo-upstream
 
 help: ## List the targets
 	@awk -v tools='$(TOOLS)' 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {gsub(/\$$\(TOOLS\)/, tools, $$2); printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -208,7 +208,7 @@ soak: build setup-envoy cli ## Soak: the demo chain (2 workers) under mixed vali
 	@echo "==> the soak: $${SOAK_SECONDS:-120} s of mixed traffic against the demo chain (after its release build, ~2 min on a fresh clone)"
 	cargo run --release -p apim-integration --bin soak
 
-bench: build setup-envoy setup-bench bench-criterion bench-e2e ## Criterion benches and the e2e CPU-per-request bench
+bench: build setup-envoy setup-bench bench-criterion bench-e2e bench-instructions ## Criterion benches, the e2e CPU-per-request bench, then instructions per request
 
 bench-criterion: ## Criterion benches of the filters' logic
 	@echo "==> criterion benches of the filters' logic (~3 min, plus their first release build on a fresh clone)"
@@ -217,6 +217,11 @@ bench-criterion: ## Criterion benches of the filters' logic
 bench-e2e: build setup-envoy setup-bench setup-redis setup-ratelimit ## End-to-end CPU µs per request, every row in one run (target/bench/e2e.json)
 	@echo "==> the end-to-end bench: Envoy pinned to CPU 0, wrk to CPU 1, every row x BENCH_ROUNDS (3) x ~8 s (~6 min for 16 rows)"
 	cargo run --release -p apim-integration --bin e2e_bench
+
+bench-instructions: build setup-envoy setup-redis setup-ratelimit ## Instructions per request under callgrind, every row x 2 runs (target/bench/instructions.json)
+	@$(PREREQ) pkg:valgrind
+	@echo "==> instructions per request: each row's Envoy under callgrind (one worker), twice; ~11 s per row and run on a quiet machine (~6 min for 16 rows); BENCH_ROWS=a,b picks rows"
+	cargo run --release -p apim-integration --bin instructions_bench
 
 manifests-check: build cli ## Deployment manifests: configs valid, sha256s match the build
 	target/debug/apim manifests check

@@ -1,7 +1,11 @@
 //! Pieces of the end-to-end CPU-per-request bench (`src/bin/e2e_bench.rs`): the row table, wrk,
-//! process CPU time, and the report. The method is in DESIGN.md ("Performance method").
+//! process CPU time, and the report. The method is in DESIGN.md ("Performance method"). The
+//! instructions bench (`src/bin/instructions_bench.rs`) shares the rows and adds `callgrind` and
+//! `keepalive`.
 
+pub mod callgrind;
 pub mod cpu;
+pub mod keepalive;
 pub mod proof;
 pub mod report;
 pub mod rows;

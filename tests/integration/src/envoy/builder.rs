@@ -17,6 +17,7 @@ pub struct EnvoyBuilder {
     cpus: Option<String>,
     ready_timeout: Duration,
     extra_args: Vec<String>,
+    program: Option<Vec<String>>,
 }
 
 impl Default for EnvoyBuilder {
@@ -27,6 +28,7 @@ impl Default for EnvoyBuilder {
             cpus: None,
             ready_timeout: Duration::from_secs(30),
             extra_args: Vec::new(),
+            program: None,
         }
     }
 }
@@ -62,12 +64,22 @@ impl EnvoyBuilder {
         self
     }
 
+    /// Runs `words` (a program and its arguments, ending with the Envoy executable) with Envoy's
+    /// arguments appended, instead of the pinned Envoy: the instructions bench runs Envoy under
+    /// valgrind this way. The program must exec or become Envoy, so the pid stays the one to
+    /// signal.
+    pub fn program(mut self, words: Vec<String>) -> Self {
+        self.program = Some(words);
+        self
+    }
+
     fn launch(&self) -> Launch<'_> {
         Launch {
             concurrency: self.concurrency,
             log_level: &self.log_level,
             cpus: self.cpus.as_deref(),
             extra_args: &self.extra_args,
+            program: self.program.as_deref(),
         }
     }
 

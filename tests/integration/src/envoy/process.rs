@@ -27,6 +27,9 @@ pub struct Launch<'a> {
     /// `taskset -c <cpus>` wrapper; taskset execs Envoy, so the pid stays Envoy's.
     pub cpus: Option<&'a str>,
     pub extra_args: &'a [String],
+    /// A program (with its arguments) that runs Envoy instead of [`envoy_bin`]: Envoy's
+    /// arguments follow it (say `valgrind --tool=callgrind … /path/to/envoy`).
+    pub program: Option<&'a [String]>,
 }
 
 /// Writes the rendered config into `dir` and starts Envoy on it, cwd = repo root (shipped
@@ -36,13 +39,22 @@ pub fn spawn(dir: &Path, config: &str, launch: &Launch<'_>) -> Result<Child, Str
     std::fs::write(&config_path, config).map_err(|e| format!("writing config: {e}"))?;
     let stdio = File::create(dir.join(STDIO)).map_err(|e| format!("creating {STDIO}: {e}"))?;
     let stderr = stdio.try_clone().map_err(|e| e.to_string())?;
+    let program: Vec<std::ffi::OsString> = match launch.program {
+        Some(words) if !words.is_empty() => words.iter().map(Into::into).collect(),
+        _ => vec![envoy_bin().into_os_string()],
+    };
     let mut command = match launch.cpus {
         Some(cpus) => {
             let mut c = Command::new("taskset");
-            c.arg("-c").arg(cpus).arg(envoy_bin());
+            c.arg("-c").arg(cpus).args(&program);
             c
         }
-        None => Command::new(envoy_bin()),
+        None => {
+            let mut words = program.iter();
+            let mut c = Command::new(words.next().cloned().unwrap_or_default());
+            c.args(words);
+            c
+        }
     };
     command
         .arg("-c")
@@ -66,7 +78,7 @@ pub fn spawn(dir: &Path, config: &str, launch: &Launch<'_>) -> Result<Child, Str
         .stderr(stderr);
     command
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", envoy_bin().display()))
+        .map_err(|e| format!("cannot run {:?}: {e}", program.first()))
 }
 
 /// The log file followed by whatever went to stdout/stderr (early fatal errors go there too).
