@@ -6,8 +6,25 @@
 //! The real implementation over proxy-wasm lives in `proxy_host` (wasm32-wasip1 only).
 
 use crate::denial::Reply;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::time::Duration;
+
+/// Which half of the exchange a header or body operation is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Request,
+    Response,
+}
+
+/// The outcome of a shared-data write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetResult {
+    Ok,
+    /// The compare-and-swap token was stale: someone wrote in between.
+    CasMismatch,
+    Failed,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
@@ -43,6 +60,89 @@ pub trait Host {
     fn define_counter(&self, name: &str) -> Option<u32>;
     fn increment_counter(&self, id: u32, by: i64);
     fn log(&self, level: LogLevel, message: &str);
+
+    // What stages beyond the request head need: the response, bodies, shared data, callouts
+    // and timers. The defaults describe a host that has none of them (reads absent, writes
+    // ignored, calls refused), so a test host implements only what it exercises.
+
+    /// Every header of one side, in one call.
+    fn headers(&self, side: Side) -> Vec<(String, Vec<u8>)> {
+        match side {
+            Side::Request => self.request_headers(),
+            Side::Response => Vec::new(),
+        }
+    }
+    /// Replaces every value of a header with one value.
+    fn set_header(&self, side: Side, name: &str, value: &[u8]) {
+        if side == Side::Request {
+            self.set_request_header(name, value);
+        }
+    }
+    /// Adds a value, keeping the ones there.
+    fn add_header(&self, _side: Side, _name: &str, _value: &[u8]) {}
+    fn remove_header(&self, side: Side, name: &str) {
+        if side == Side::Request {
+            self.remove_request_header(name);
+        }
+    }
+    /// Replaces the whole header map of one side.
+    fn replace_headers(&self, _side: Side, _headers: &[(String, Vec<u8>)]) {}
+    /// `size` bytes of the buffered body from `start`.
+    fn body(&self, _side: Side, _start: usize, _size: usize) -> Option<Vec<u8>> {
+        None
+    }
+    /// Replaces `size` bytes of the buffered body from `start` with `body`.
+    fn set_body(&self, _side: Side, _start: usize, _size: usize, _body: &[u8]) {}
+    /// Value and compare-and-swap token of a shared-data key (every worker of the VM id).
+    fn shared_data(&self, _key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        (None, None)
+    }
+    fn set_shared_data(&self, _key: &str, _value: &[u8], _cas: Option<u32>) -> SetResult {
+        SetResult::Failed
+    }
+    /// Sends an HTTP request to a cluster; the token its answer comes back with.
+    fn http_call(
+        &self,
+        cluster: &str,
+        _headers: &[(&str, &str)],
+        _body: Option<&[u8]>,
+        _timeout: Duration,
+    ) -> Result<u32, String> {
+        Err(format!("no callouts to cluster {cluster} from this host"))
+    }
+    /// Sends a unary gRPC request to a cluster; the token its answer comes back with.
+    fn grpc_call(
+        &self,
+        cluster: &str,
+        _service: &str,
+        _method: &str,
+        _message: &[u8],
+        _timeout: Duration,
+    ) -> Result<u32, String> {
+        Err(format!("no callouts to cluster {cluster} from this host"))
+    }
+    /// A header of the HTTP callout's answer being delivered.
+    fn http_call_response_header(&self, _name: &str) -> Option<String> {
+        None
+    }
+    /// The body of the HTTP callout's answer being delivered.
+    fn http_call_response_body(&self, _size: usize) -> Option<Vec<u8>> {
+        None
+    }
+    /// The message of the gRPC answer being delivered.
+    fn grpc_response_body(&self, _size: usize) -> Option<Vec<u8>> {
+        None
+    }
+    /// Whether the host accepted the timer period.
+    fn set_tick_period(&self, _period: Duration) -> bool {
+        false
+    }
+    /// Resumes the paused request; whether it could.
+    fn resume_request(&self) -> bool {
+        false
+    }
+    /// Resets the request stream (both directions).
+    fn reset_request(&self) {}
 }
 
 /// What the mock saw, in order.
@@ -56,6 +156,10 @@ pub enum Call {
     Log(LogLevel, String),
     RouteName,
     GetHeader(String),
+    AddResponseHeader(String, Vec<u8>),
+    HttpCall(String),
+    GrpcCall(String),
+    Reset,
 }
 
 /// A host for unit tests: canned request, recorded effects.
@@ -65,8 +169,13 @@ pub struct MockHost {
     pub route: Option<String>,
     pub properties: HashMap<String, Vec<u8>>,
     pub now: u64,
+    /// The buffered request body the stages read.
+    pub body: Vec<u8>,
+    pub shared: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     counters: RefCell<Vec<String>>,
     calls: RefCell<Vec<Call>>,
+    /// Every trait method called, each one host call in the real host.
+    host_calls: Cell<usize>,
 }
 
 impl MockHost {
@@ -122,16 +231,27 @@ impl MockHost {
         })
     }
 
+    /// How many host calls the glue made (each trait method is one crossing in Envoy).
+    pub fn host_calls(&self) -> usize {
+        self.host_calls.get()
+    }
+
     fn record(&self, call: Call) {
         self.calls.borrow_mut().push(call);
+    }
+
+    fn crossing(&self) {
+        self.host_calls.set(self.host_calls.get() + 1);
     }
 }
 
 impl Host for MockHost {
     fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
+        self.crossing();
         self.headers.clone()
     }
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        self.crossing();
         self.record(Call::GetHeader(name.to_string()));
         let values: Vec<&[u8]> = self
             .headers
@@ -142,33 +262,42 @@ impl Host for MockHost {
         (!values.is_empty()).then(|| values.join(b",".as_slice()))
     }
     fn route_name(&self) -> Option<String> {
+        self.crossing();
         self.record(Call::RouteName);
         self.route.clone()
     }
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.crossing();
         self.properties.get(&path.join(".")).cloned()
     }
     fn set_property(&self, key: &str, value: &[u8]) {
+        self.crossing();
         self.record(Call::SetProperty(key.to_string(), value.to_vec()));
     }
     fn set_request_header(&self, name: &str, value: &[u8]) {
+        self.crossing();
         self.record(Call::SetHeader(name.to_string(), value.to_vec()));
     }
     fn remove_request_header(&self, name: &str) {
+        self.crossing();
         self.record(Call::RemoveHeader(name.to_string()));
     }
     fn send_reply(&self, reply: &Reply) {
+        self.crossing();
         self.record(Call::Reply(reply.clone()));
     }
     fn now_unix(&self) -> u64 {
+        self.crossing();
         self.now
     }
     fn define_counter(&self, name: &str) -> Option<u32> {
+        self.crossing();
         let mut c = self.counters.borrow_mut();
         c.push(name.to_string());
         u32::try_from(c.len() - 1).ok()
     }
     fn increment_counter(&self, id: u32, by: i64) {
+        self.crossing();
         let name = usize::try_from(id)
             .ok()
             .and_then(|i| self.counters.borrow().get(i).cloned())
@@ -176,6 +305,67 @@ impl Host for MockHost {
         self.record(Call::Increment(name, by));
     }
     fn log(&self, level: LogLevel, message: &str) {
+        self.crossing();
         self.record(Call::Log(level, message.to_string()));
+    }
+    fn add_header(&self, side: Side, name: &str, value: &[u8]) {
+        self.crossing();
+        if side == Side::Response {
+            self.record(Call::AddResponseHeader(name.to_string(), value.to_vec()));
+        }
+    }
+    fn body(&self, side: Side, start: usize, size: usize) -> Option<Vec<u8>> {
+        self.crossing();
+        match side {
+            Side::Request => self
+                .body
+                .get(start..start.saturating_add(size))
+                .map(<[u8]>::to_vec),
+            Side::Response => None,
+        }
+    }
+    fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        self.crossing();
+        match self.shared.borrow().get(key) {
+            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+            None => (None, None),
+        }
+    }
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> SetResult {
+        self.crossing();
+        let mut shared = self.shared.borrow_mut();
+        let current = shared.get(key).map_or(0, |(_, c)| *c);
+        if cas.is_some_and(|c| c != current) {
+            return SetResult::CasMismatch;
+        }
+        shared.insert(key.to_string(), (value.to_vec(), current + 1));
+        SetResult::Ok
+    }
+    fn http_call(
+        &self,
+        cluster: &str,
+        _headers: &[(&str, &str)],
+        _body: Option<&[u8]>,
+        _timeout: Duration,
+    ) -> Result<u32, String> {
+        self.crossing();
+        self.record(Call::HttpCall(cluster.to_string()));
+        Ok(1)
+    }
+    fn grpc_call(
+        &self,
+        cluster: &str,
+        _service: &str,
+        _method: &str,
+        _message: &[u8],
+        _timeout: Duration,
+    ) -> Result<u32, String> {
+        self.crossing();
+        self.record(Call::GrpcCall(cluster.to_string()));
+        Ok(2)
+    }
+    fn reset_request(&self) {
+        self.crossing();
+        self.record(Call::Reset);
     }
 }

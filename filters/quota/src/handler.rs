@@ -42,7 +42,7 @@ const CHARGED_LATE: usize = 11;
 const IDENTITY_INVALID: usize = 12;
 
 /// The filter-state key graphql-guard publishes the operation's cost under.
-pub const COST_PROPERTY: &str = "apim_cost";
+pub const COST_PROPERTY: &str = kit::context::COST;
 
 /// Whether the request goes on, and what to add to its response.
 #[derive(Debug, Clone, PartialEq, Eq)]

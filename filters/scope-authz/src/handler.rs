@@ -95,30 +95,8 @@ struct Batched {
     pending: [i64; COUNTER_NAMES.len()],
 }
 
-/// The filter's counters, defined once per root context, incremented by index, by one or by
-/// a batch (`kit::metrics::Counters` without `add`: a kit candidate).
-#[derive(Debug, Clone, Default)]
-pub struct Counters {
-    ids: Vec<Option<u32>>,
-}
-
-impl Counters {
-    pub fn define(host: &dyn Host, names: &[&str]) -> Self {
-        Self {
-            ids: names.iter().map(|n| host.define_counter(n)).collect(),
-        }
-    }
-
-    pub fn inc(&self, host: &dyn Host, index: usize) {
-        self.add(host, index, 1);
-    }
-
-    pub fn add(&self, host: &dyn Host, index: usize, n: i64) {
-        if let Some(Some(id)) = self.ids.get(index) {
-            host.increment_counter(*id, n);
-        }
-    }
-}
+/// The filter's counters: kit's, incremented by index, by one or by a batch.
+pub use kit::metrics::Counters;
 
 impl State {
     pub fn new(config: &Config) -> Self {

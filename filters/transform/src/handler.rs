@@ -12,14 +12,10 @@ use kit::request::RequestHead;
 use std::rc::Rc;
 
 /// The filter-state key where `scope-authz` publishes verified JWT claims (a JSON object).
-pub const CLAIMS_PROPERTY: &str = "apim_claims";
+pub const CLAIMS_PROPERTY: &str = kit::context::CLAIMS;
 const MAX_CLAIMS_BYTES: usize = 16 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Request,
-    Response,
-}
+pub use kit::host::Side;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
