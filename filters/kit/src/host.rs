@@ -6,7 +6,7 @@
 //! The real implementation over proxy-wasm lives in `proxy_host` (wasm32-wasip1 only).
 
 use crate::denial::Reply;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -159,6 +159,8 @@ pub enum Call {
     AddResponseHeader(String, Vec<u8>),
     HttpCall(String),
     GrpcCall(String),
+    /// The whole request header map replaced in one call.
+    ReplaceHeaders(Vec<(String, Vec<u8>)>),
     Reset,
 }
 
@@ -175,7 +177,7 @@ pub struct MockHost {
     counters: RefCell<Vec<String>>,
     calls: RefCell<Vec<Call>>,
     /// Every trait method called, each one host call in the real host.
-    host_calls: Cell<usize>,
+    host_calls: RefCell<Vec<&'static str>>,
 }
 
 impl MockHost {
@@ -233,25 +235,30 @@ impl MockHost {
 
     /// How many host calls the glue made (each trait method is one crossing in Envoy).
     pub fn host_calls(&self) -> usize {
-        self.host_calls.get()
+        self.host_calls.borrow().len()
+    }
+
+    /// The host calls made, by method name, in order.
+    pub fn host_call_names(&self) -> Vec<&'static str> {
+        self.host_calls.borrow().clone()
     }
 
     fn record(&self, call: Call) {
         self.calls.borrow_mut().push(call);
     }
 
-    fn crossing(&self) {
-        self.host_calls.set(self.host_calls.get() + 1);
+    fn crossing(&self, method: &'static str) {
+        self.host_calls.borrow_mut().push(method);
     }
 }
 
 impl Host for MockHost {
     fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
-        self.crossing();
+        self.crossing("request_headers");
         self.headers.clone()
     }
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {
-        self.crossing();
+        self.crossing("request_header");
         self.record(Call::GetHeader(name.to_string()));
         let values: Vec<&[u8]> = self
             .headers
@@ -262,42 +269,42 @@ impl Host for MockHost {
         (!values.is_empty()).then(|| values.join(b",".as_slice()))
     }
     fn route_name(&self) -> Option<String> {
-        self.crossing();
+        self.crossing("route_name");
         self.record(Call::RouteName);
         self.route.clone()
     }
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        self.crossing();
+        self.crossing("property");
         self.properties.get(&path.join(".")).cloned()
     }
     fn set_property(&self, key: &str, value: &[u8]) {
-        self.crossing();
+        self.crossing("set_property");
         self.record(Call::SetProperty(key.to_string(), value.to_vec()));
     }
     fn set_request_header(&self, name: &str, value: &[u8]) {
-        self.crossing();
+        self.crossing("set_request_header");
         self.record(Call::SetHeader(name.to_string(), value.to_vec()));
     }
     fn remove_request_header(&self, name: &str) {
-        self.crossing();
+        self.crossing("remove_request_header");
         self.record(Call::RemoveHeader(name.to_string()));
     }
     fn send_reply(&self, reply: &Reply) {
-        self.crossing();
+        self.crossing("send_reply");
         self.record(Call::Reply(reply.clone()));
     }
     fn now_unix(&self) -> u64 {
-        self.crossing();
+        self.crossing("now_unix");
         self.now
     }
     fn define_counter(&self, name: &str) -> Option<u32> {
-        self.crossing();
+        self.crossing("define_counter");
         let mut c = self.counters.borrow_mut();
         c.push(name.to_string());
         u32::try_from(c.len() - 1).ok()
     }
     fn increment_counter(&self, id: u32, by: i64) {
-        self.crossing();
+        self.crossing("increment_counter");
         let name = usize::try_from(id)
             .ok()
             .and_then(|i| self.counters.borrow().get(i).cloned())
@@ -305,17 +312,17 @@ impl Host for MockHost {
         self.record(Call::Increment(name, by));
     }
     fn log(&self, level: LogLevel, message: &str) {
-        self.crossing();
+        self.crossing("log");
         self.record(Call::Log(level, message.to_string()));
     }
     fn add_header(&self, side: Side, name: &str, value: &[u8]) {
-        self.crossing();
+        self.crossing("add_header");
         if side == Side::Response {
             self.record(Call::AddResponseHeader(name.to_string(), value.to_vec()));
         }
     }
     fn body(&self, side: Side, start: usize, size: usize) -> Option<Vec<u8>> {
-        self.crossing();
+        self.crossing("body");
         match side {
             Side::Request => self
                 .body
@@ -325,14 +332,14 @@ impl Host for MockHost {
         }
     }
     fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        self.crossing();
+        self.crossing("shared_data");
         match self.shared.borrow().get(key) {
             Some((v, cas)) => (Some(v.clone()), Some(*cas)),
             None => (None, None),
         }
     }
     fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> SetResult {
-        self.crossing();
+        self.crossing("set_shared_data");
         let mut shared = self.shared.borrow_mut();
         let current = shared.get(key).map_or(0, |(_, c)| *c);
         if cas.is_some_and(|c| c != current) {
@@ -348,7 +355,7 @@ impl Host for MockHost {
         _body: Option<&[u8]>,
         _timeout: Duration,
     ) -> Result<u32, String> {
-        self.crossing();
+        self.crossing("http_call");
         self.record(Call::HttpCall(cluster.to_string()));
         Ok(1)
     }
@@ -360,12 +367,41 @@ impl Host for MockHost {
         _message: &[u8],
         _timeout: Duration,
     ) -> Result<u32, String> {
-        self.crossing();
+        self.crossing("grpc_call");
         self.record(Call::GrpcCall(cluster.to_string()));
         Ok(2)
     }
+    fn replace_headers(&self, side: Side, headers: &[(String, Vec<u8>)]) {
+        self.crossing("replace_headers");
+        if side == Side::Request {
+            self.record(Call::ReplaceHeaders(headers.to_vec()));
+        }
+    }
+    fn set_body(&self, _side: Side, _start: usize, _size: usize, _body: &[u8]) {
+        self.crossing("set_body");
+    }
+    fn http_call_response_header(&self, _name: &str) -> Option<String> {
+        self.crossing("http_call_response_header");
+        None
+    }
+    fn http_call_response_body(&self, _size: usize) -> Option<Vec<u8>> {
+        self.crossing("http_call_response_body");
+        None
+    }
+    fn grpc_response_body(&self, _size: usize) -> Option<Vec<u8>> {
+        self.crossing("grpc_response_body");
+        None
+    }
+    fn set_tick_period(&self, _period: Duration) -> bool {
+        self.crossing("set_tick_period");
+        true
+    }
+    fn resume_request(&self) -> bool {
+        self.crossing("resume_request");
+        true
+    }
     fn reset_request(&self) {
-        self.crossing();
+        self.crossing("reset_request");
         self.record(Call::Reset);
     }
 }
