@@ -133,6 +133,13 @@ pub trait Host {
     fn grpc_response_body(&self, _size: usize) -> Option<Vec<u8>> {
         None
     }
+    /// The caller's identity an earlier filter published (`apim_consumer`): `None` when there
+    /// is none, `Some(None)` when what is there is not a valid identity (a reader refuses that,
+    /// never reads it as "no identity"). The suite's shared host decodes it once per request.
+    fn identity(&self) -> Option<Option<crate::identity::Identity>> {
+        self.property(&[crate::identity::PROPERTY])
+            .map(|b| crate::identity::Identity::decode(&b))
+    }
     /// Whether the host accepted the timer period.
     fn set_tick_period(&self, _period: Duration) -> bool {
         false

@@ -183,6 +183,10 @@ struct Http {
 
 impl Http {
     fn request_side(&mut self, flow: Flow) -> Action {
+        // The stages' header edits reach Envoy before it goes on (a local reply needs none).
+        if flow != Flow::Done {
+            self.host.flush();
+        }
         match flow {
             Flow::Continue => {
                 if !self.headers_released {

@@ -17,6 +17,7 @@
 use crate::config_error::ConfigError;
 use crate::denial::{Denial, Format, Reply};
 use crate::host::{Host, LogLevel, SetResult, Side};
+use crate::identity::Identity;
 use crate::metrics::Counters;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -359,18 +360,79 @@ impl Chain {
     }
 }
 
+/// Up to this many pending edits reach Envoy one by one; more as one replacement of the map
+/// (one host call instead of several).
+const MAX_SINGLE_EDITS: usize = 2;
+
+/// The edits that turn header list `from` into `to`, name by name: unchanged names cost
+/// nothing, a single value is one set, anything else a removal and the additions.
+fn diff(from: &[(String, Vec<u8>)], to: &[(String, Vec<u8>)]) -> Vec<Edit> {
+    fn values<'a>(list: &'a [(String, Vec<u8>)], name: &str) -> Vec<&'a [u8]> {
+        list.iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
+    let mut edits = Vec::new();
+    for (index, (name, _)) in from.iter().chain(to).enumerate() {
+        // Each name once, where it first appears.
+        let first = from
+            .iter()
+            .chain(to)
+            .position(|(k, _)| k == name)
+            .is_some_and(|p| p == index);
+        if !first {
+            continue;
+        }
+        let (was, now) = (values(from, name), values(to, name));
+        if was == now {
+            continue;
+        }
+        match now.as_slice() {
+            [] => edits.push(Edit::Remove(name.clone())),
+            [one] => edits.push(Edit::Set(name.clone(), one.to_vec())),
+            many => {
+                edits.push(Edit::Remove(name.clone()));
+                edits.extend(many.iter().map(|v| Edit::Add(name.clone(), v.to_vec())));
+            }
+        }
+    }
+    edits
+}
+
+/// A request-header edit waiting for [`RequestHost::flush`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Edit {
+    Set(String, Vec<u8>),
+    Add(String, Vec<u8>),
+    Remove(String),
+}
+
+#[derive(Debug, Default)]
+enum Pending {
+    #[default]
+    None,
+    Edits(Vec<Edit>),
+}
+
 /// The host as the stages of one request share it. With `shared` (several stages), the request
-/// headers are read in one host call on first use and later reads and edits go to that snapshot
-/// (edits are also applied to Envoy's map at once), the route name and the clock are read once,
-/// and a context value one stage publishes is read back by the next from memory. A single stage
-/// gets the host as it is: its own reads are already the fewest.
+/// headers are read in one host call on first use and later reads and edits go to that snapshot;
+/// the edits reach Envoy's map in one batch ([`RequestHost::flush`]: the runtime flushes before
+/// it hands the request back to Envoy, and before anything reads what the edits could change: the
+/// route, a `request.*` attribute). The route name and the clock are read once, and a context
+/// value one stage publishes is read back by the next from memory. A single stage gets the host
+/// as it is: its own reads are already the fewest.
 pub struct RequestHost<'a> {
     inner: &'a dyn Host,
     shared: bool,
     headers: RefCell<Option<Vec<(String, Vec<u8>)>>>,
+    /// Request-header edits not yet applied to Envoy's map.
+    pending: RefCell<Pending>,
     route: RefCell<Option<Option<String>>>,
     now: RefCell<Option<u64>>,
     properties: RefCell<HashMap<String, Option<Vec<u8>>>>,
+    /// The published identity, decoded once (the outer `None`: not read yet).
+    identity: RefCell<Option<Option<Option<Identity>>>>,
 }
 
 impl<'a> RequestHost<'a> {
@@ -379,9 +441,11 @@ impl<'a> RequestHost<'a> {
             inner,
             shared,
             headers: RefCell::new(None),
+            pending: RefCell::new(Pending::None),
             route: RefCell::new(None),
             now: RefCell::new(None),
             properties: RefCell::new(HashMap::new()),
+            identity: RefCell::new(None),
         }
     }
 
@@ -389,6 +453,49 @@ impl<'a> RequestHost<'a> {
     /// events must not be served a stale snapshot.
     pub fn forget_headers(&self) {
         *self.headers.borrow_mut() = None;
+        *self.pending.borrow_mut() = Pending::None;
+    }
+
+    /// Applies the pending request-header edits to Envoy's map: a few one by one, more as one
+    /// replacement of the whole map (the edited snapshot).
+    pub fn flush(&self) {
+        let pending = std::mem::replace(&mut *self.pending.borrow_mut(), Pending::None);
+        match pending {
+            Pending::None => {}
+            Pending::Edits(edits) if edits.len() <= MAX_SINGLE_EDITS => {
+                for edit in edits {
+                    match edit {
+                        Edit::Set(n, v) => self.inner.set_header(Side::Request, &n, &v),
+                        Edit::Add(n, v) => self.inner.add_header(Side::Request, &n, &v),
+                        Edit::Remove(n) => self.inner.remove_header(Side::Request, &n),
+                    }
+                }
+            }
+            Pending::Edits(_) => {
+                if let Some(snapshot) = self.headers.borrow().as_ref() {
+                    self.inner.replace_headers(Side::Request, snapshot);
+                }
+            }
+        }
+    }
+
+    /// Records an edit of the request headers: applied to the snapshot now, to Envoy's map at
+    /// the next [`RequestHost::flush`]. The route Envoy matched may change with the headers.
+    fn defer(&self, edit: Edit) {
+        self.with_snapshot(|h| match &edit {
+            Edit::Set(n, v) => {
+                h.retain(|(k, _)| k != n);
+                h.push((n.clone(), v.clone()));
+            }
+            Edit::Add(n, v) => h.push((n.clone(), v.clone())),
+            Edit::Remove(n) => h.retain(|(k, _)| k != n),
+        });
+        *self.route.borrow_mut() = None;
+        let mut pending = self.pending.borrow_mut();
+        match &mut *pending {
+            Pending::None => *pending = Pending::Edits(vec![edit]),
+            Pending::Edits(edits) => edits.push(edit),
+        }
     }
 
     /// A new callback: the clock is read again when a stage asks for it.
@@ -400,12 +507,6 @@ impl<'a> RequestHost<'a> {
         let mut slot = self.headers.borrow_mut();
         let snapshot = slot.get_or_insert_with(|| self.inner.request_headers());
         f(snapshot)
-    }
-
-    fn edit_snapshot(&self, f: impl FnOnce(&mut Vec<(String, Vec<u8>)>)) {
-        if let Some(snapshot) = self.headers.borrow_mut().as_mut() {
-            f(snapshot);
-        }
     }
 }
 
@@ -434,13 +535,20 @@ impl Host for RequestHost<'_> {
         if !self.shared {
             return self.inner.route_name();
         }
-        self.route
-            .borrow_mut()
-            .get_or_insert_with(|| self.inner.route_name())
-            .clone()
+        if let Some(route) = self.route.borrow().as_ref() {
+            return route.clone();
+        }
+        // Envoy matches the route again after a header edit: let it see ours first.
+        self.flush();
+        let route = self.inner.route_name();
+        *self.route.borrow_mut() = Some(route.clone());
+        route
     }
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         let [key] = path else {
+            if self.shared && path.first() == Some(&"request") {
+                self.flush();
+            }
             return self.inner.property(path);
         };
         if !self.shared {
@@ -456,12 +564,28 @@ impl Host for RequestHost<'_> {
         v
     }
     fn set_property(&self, key: &str, value: &[u8]) {
+        if key == crate::context::CONSUMER {
+            *self.identity.borrow_mut() = None;
+        }
         if self.shared {
             self.properties
                 .borrow_mut()
                 .insert(key.to_string(), Some(value.to_vec()));
         }
         self.inner.set_property(key, value);
+    }
+    fn identity(&self) -> Option<Option<Identity>> {
+        if !self.shared {
+            return self.inner.identity();
+        }
+        if let Some(cached) = self.identity.borrow().as_ref() {
+            return cached.clone();
+        }
+        let found = self
+            .property(&[crate::context::CONSUMER])
+            .map(|b| Identity::decode(&b));
+        *self.identity.borrow_mut() = Some(found.clone());
+        found
     }
     fn set_request_header(&self, name: &str, value: &[u8]) {
         self.set_header(Side::Request, name, value);
@@ -497,31 +621,36 @@ impl Host for RequestHost<'_> {
         }
     }
     fn set_header(&self, side: Side, name: &str, value: &[u8]) {
-        if side == Side::Request {
-            self.edit_snapshot(|h| {
-                h.retain(|(k, _)| k != name);
-                h.push((name.to_string(), value.to_vec()));
-            });
+        if self.shared && side == Side::Request {
+            self.defer(Edit::Set(name.to_string(), value.to_vec()));
+        } else {
+            self.inner.set_header(side, name, value);
         }
-        self.inner.set_header(side, name, value);
     }
     fn add_header(&self, side: Side, name: &str, value: &[u8]) {
-        if side == Side::Request {
-            self.edit_snapshot(|h| h.push((name.to_string(), value.to_vec())));
+        if self.shared && side == Side::Request {
+            self.defer(Edit::Add(name.to_string(), value.to_vec()));
+        } else {
+            self.inner.add_header(side, name, value);
         }
-        self.inner.add_header(side, name, value);
     }
     fn remove_header(&self, side: Side, name: &str) {
-        if side == Side::Request {
-            self.edit_snapshot(|h| h.retain(|(k, _)| k != name));
+        if self.shared && side == Side::Request {
+            self.defer(Edit::Remove(name.to_string()));
+        } else {
+            self.inner.remove_header(side, name);
         }
-        self.inner.remove_header(side, name);
     }
     fn replace_headers(&self, side: Side, headers: &[(String, Vec<u8>)]) {
-        if side == Side::Request {
-            self.edit_snapshot(|h| *h = headers.to_vec());
+        if self.shared && side == Side::Request {
+            // Only what differs is sent: a replaced map costs Envoy a removal and an insertion
+            // per header, and most replacements (transform's) change a few headers of many.
+            for edit in self.with_snapshot(|now| diff(now, headers)) {
+                self.defer(edit);
+            }
+        } else {
+            self.inner.replace_headers(side, headers);
         }
-        self.inner.replace_headers(side, headers);
     }
     fn body(&self, side: Side, start: usize, size: usize) -> Option<Vec<u8>> {
         self.inner.body(side, start, size)

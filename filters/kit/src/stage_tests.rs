@@ -1,5 +1,5 @@
 use super::*;
-use crate::host::{Call, MockHost};
+use crate::host::{Call, MockHost, Side};
 use std::cell::RefCell;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -282,15 +282,58 @@ fn the_shared_request_host_reads_the_headers_once_and_sees_the_edits() {
     host.remove_request_header("x-a");
     assert_eq!(host.request_header("x-b"), Some(b"3".to_vec()));
     assert_eq!(host.request_header("x-a"), None);
-    // One map read, two edits: reads after the first are served from memory.
-    assert_eq!(mock.host_calls(), 3);
+    // One map read; the edits wait in the snapshot.
+    assert_eq!(mock.host_calls(), 1);
+    host.add_header(Side::Request, "x-c", b"4");
+    host.flush();
+    // Three edits reach Envoy as one replacement of the map.
+    assert_eq!(mock.host_calls(), 2);
     assert_eq!(
-        mock.header_changes(),
+        mock.calls(),
+        [Call::ReplaceHeaders(vec![
+            (":path".into(), b"/a".to_vec()),
+            ("x-b".into(), b"3".to_vec()),
+            ("x-c".into(), b"4".to_vec())
+        ])]
+    );
+    host.flush();
+    assert_eq!(mock.host_calls(), 2, "nothing left to flush");
+}
+
+#[test]
+fn a_replaced_map_reaches_envoy_as_the_edits_that_differ() {
+    let mock = MockHost::new(&[(":path", "/a"), ("x-a", "1"), ("x-b", "2")]);
+    let host = RequestHost::new(&mock, true);
+    let mut headers = host.request_headers();
+    headers.retain(|(k, _)| k != "x-a");
+    host.replace_headers(Side::Request, &headers);
+    host.flush();
+    assert_eq!(
+        mock.host_call_names(),
+        ["request_headers", "remove_request_header"]
+    );
+}
+
+#[test]
+fn one_edit_is_flushed_as_itself_and_the_route_is_read_after_the_edits() {
+    let mut mock = MockHost::new(&[(":path", "/a")]);
+    mock.route = Some("r".into());
+    let host = RequestHost::new(&mock, true);
+    assert_eq!(host.route_name(), Some("r".into()));
+    host.set_request_header("x-b", b"3");
+    // The edit may change Envoy's route: it is flushed, then the route read again.
+    assert_eq!(host.route_name(), Some("r".into()));
+    assert_eq!(
+        mock.host_call_names(),
         [
-            Call::SetHeader("x-b".into(), b"3".to_vec()),
-            Call::RemoveHeader("x-a".into())
+            "route_name",
+            "request_headers",
+            "set_request_header",
+            "route_name"
         ]
     );
+    assert_eq!(host.route_name(), Some("r".into()));
+    assert_eq!(mock.host_calls(), 4);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use crate::policy::{self, Inputs, Resolution, Verdict};
 use crate::store::{admit, HashKey, SharedStore};
 use kit::denial::Format;
 use kit::host::{Host, LogLevel};
-use kit::identity::{self, Identity};
+use kit::identity::Identity;
 use kit::metrics::Counters;
 use kit::request::RequestHead;
 
@@ -90,9 +90,9 @@ pub fn gather(host: &dyn Host, config: &Config) -> Gathered {
     } else {
         None
     };
-    let raw_identity = host.property(&[identity::PROPERTY]);
-    let identity = raw_identity.as_deref().and_then(Identity::decode);
-    let identity_invalid = raw_identity.is_some() && identity.is_none();
+    let found = host.identity();
+    let identity_invalid = matches!(found, Some(None));
+    let identity = found.flatten();
     let client_address = if needs_client_address(config, &head, route.as_deref(), identity.as_ref())
     {
         host.property(&["source", "address"])

@@ -284,10 +284,7 @@ fn check_scopes(config: &Config, req: &Requirement, grant: Grant) -> Result<Gran
 
 fn consumer_or_missing(host: &dyn Host, config: &Config) -> Result<Grant, Refusal> {
     if config.consumer_scopes {
-        if let Some(id) = host
-            .property(&[identity::PROPERTY])
-            .and_then(|b| Identity::decode(&b))
-        {
+        if let Some(Some(id)) = host.identity() {
             return Ok(Grant::Consumer(id));
         }
     }
@@ -407,9 +404,10 @@ fn publish_identity(
     own: Identity,
     own_bytes: Option<&[u8]>,
 ) -> Result<(), Refusal> {
-    let raw = host.property(&[identity::PROPERTY]);
-    let earlier = raw.as_deref().and_then(Identity::decode);
-    if raw.is_some() && earlier.is_none() {
+    let found = host.identity();
+    let invalid = matches!(found, Some(None));
+    let earlier = found.flatten();
+    if invalid {
         return Err(policy::identity_invalid(
             "The identity an earlier filter published cannot be read.",
         ));

@@ -60,6 +60,10 @@ pub trait Io {
     fn headers(&self, side: Side) -> Vec<(String, Vec<u8>)>;
     fn route_name(&self) -> Option<String>;
     fn property(&self, key: &str) -> Option<Vec<u8>>;
+    /// The published identity, if there is a valid one.
+    fn identity(&self) -> Option<Identity> {
+        self.property(PROPERTY).and_then(|b| Identity::decode(&b))
+    }
     fn edit(&self, side: Side, edit: &Edit);
     /// Replaces every header of one side (pseudo-headers included) in one host call.
     fn set_headers(&self, side: Side, headers: &[(String, Vec<u8>)]);
@@ -162,7 +166,7 @@ impl Exchange {
             return Action::Continue;
         };
         if config.fetch.identity {
-            self.req.identity = io.property(PROPERTY).and_then(|b| Identity::decode(&b));
+            self.req.identity = io.identity();
         }
         if config.fetch.claims {
             self.req.claims = io

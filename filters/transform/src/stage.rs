@@ -92,6 +92,9 @@ impl Io for HostIo<'_> {
     fn property(&self, key: &str) -> Option<Vec<u8>> {
         self.host.property(&[key])
     }
+    fn identity(&self) -> Option<kit::identity::Identity> {
+        self.host.identity().flatten()
+    }
     fn edit(&self, side: Side, edit: &Edit) {
         match edit {
             Edit::Remove(n) => self.host.remove_header(side, n),
