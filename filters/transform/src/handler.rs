@@ -60,6 +60,16 @@ pub trait Io {
     fn headers(&self, side: Side) -> Vec<(String, Vec<u8>)>;
     fn route_name(&self) -> Option<String>;
     fn property(&self, key: &str) -> Option<Vec<u8>>;
+    /// One request header (copies joined by `,`).
+    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        let values: Vec<Vec<u8>> = self
+            .headers(Side::Request)
+            .into_iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .collect();
+        (!values.is_empty()).then(|| values.join(b",".as_slice()))
+    }
     /// The published identity, if there is a valid one.
     fn identity(&self) -> Option<Identity> {
         self.property(PROPERTY).and_then(|b| Identity::decode(&b))
@@ -156,8 +166,16 @@ impl Exchange {
 
     pub fn on_request_headers(&mut self, io: &dyn Io, end_of_stream: bool) -> Action {
         let config = Rc::clone(&self.config);
-        let raw = io.headers(Side::Request);
-        self.req.head = RequestHead::new(raw.clone());
+        // The rules are matched on the few headers they read; the whole map is copied only
+        // once one applies.
+        self.req.head = RequestHead::new(
+            config
+                .fetch
+                .match_headers
+                .iter()
+                .filter_map(|n| io.request_header(n).map(|v| (n.clone(), v)))
+                .collect(),
+        );
         if config.fetch.route_name {
             self.req.route_name = io.route_name();
         }
@@ -165,6 +183,8 @@ impl Exchange {
             io.count(Counter::NoRule);
             return Action::Continue;
         };
+        let raw = io.headers(Side::Request);
+        self.req.head = RequestHead::new(raw.clone());
         if config.fetch.identity {
             self.req.identity = io.identity();
         }

@@ -92,6 +92,9 @@ impl Io for HostIo<'_> {
     fn property(&self, key: &str) -> Option<Vec<u8>> {
         self.host.property(&[key])
     }
+    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        self.host.request_header(name)
+    }
     fn identity(&self) -> Option<kit::identity::Identity> {
         self.host.identity().flatten()
     }
@@ -191,5 +194,39 @@ impl Exchange for Request {
         self.exchange
             .on_graphql_response(&io, status, body.as_deref());
         Flow::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use kit::host::MockHost;
+
+    fn run(config: &str, host: &MockHost) -> Flow {
+        let mut stage = parse(config.as_bytes()).unwrap();
+        let names = counter_names();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        stage.activate(host, Rc::new(Counters::define(host, &names)));
+        stage.exchange(host).on_request_headers(host, true)
+    }
+
+    #[test]
+    fn a_request_no_rule_matches_costs_no_copy_of_the_header_map() {
+        let config = r#"{"rules": [{"match": {"path": {"prefix": "/v2/"}},
+            "request": {"headers": {"add": {"x-a": "1"}}}}]}"#;
+        let host = MockHost::new(&[(":path", "/v1/x"), (":method", "GET"), ("x-b", "2")]);
+        assert_eq!(run(config, &host), Flow::Continue);
+        assert_eq!(host.counter("apim.transform.skipped.no_rule"), 1);
+        let calls = host.host_call_names();
+        assert_eq!(
+            calls[calls.len() - 2..],
+            ["request_header", "increment_counter"]
+        );
+        // A match reads the whole map to edit it.
+        let host = MockHost::new(&[(":path", "/v2/x"), (":method", "GET")]);
+        assert_eq!(run(config, &host), Flow::Continue);
+        assert!(host.host_call_names().contains(&"request_headers"));
+        assert_eq!(host.counter("apim.transform.applied"), 1);
     }
 }
