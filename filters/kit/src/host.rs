@@ -43,6 +43,11 @@ pub trait Host {
     /// only in the request-headers callback: Envoy answers BadArgument later, which the
     /// proxy-wasm SDK (0.2.5) turns into a trap, so filters read what they need up front.
     fn request_header(&self, name: &str) -> Option<Vec<u8>>;
+    /// Whether reading headers one by one costs no host call (they are served from a copy
+    /// already read): then a reader never asks for the whole map to save calls.
+    fn header_reads_are_cheap(&self) -> bool {
+        false
+    }
     /// Envoy's matched route name (`xds.route_name`).
     fn route_name(&self) -> Option<String>;
     /// A filter-state or other property, by path.

@@ -66,7 +66,7 @@ impl RequestHead {
     /// map is read in one call instead (a single read of an absent header costs two calls).
     pub fn fetch(host: &dyn crate::host::Host, names: &[String]) -> Self {
         let mut head = Self::default();
-        if names.len() < WHOLE_MAP_FROM {
+        if names.len() < WHOLE_MAP_FROM || host.header_reads_are_cheap() {
             head.fetch_more(host, names);
             return head;
         }

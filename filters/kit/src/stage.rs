@@ -364,42 +364,6 @@ impl Chain {
 /// (one host call instead of several).
 const MAX_SINGLE_EDITS: usize = 2;
 
-/// The edits that turn header list `from` into `to`, name by name: unchanged names cost
-/// nothing, a single value is one set, anything else a removal and the additions.
-fn diff(from: &[(String, Vec<u8>)], to: &[(String, Vec<u8>)]) -> Vec<Edit> {
-    fn values<'a>(list: &'a [(String, Vec<u8>)], name: &str) -> Vec<&'a [u8]> {
-        list.iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_slice())
-            .collect()
-    }
-    let mut edits = Vec::new();
-    for (index, (name, _)) in from.iter().chain(to).enumerate() {
-        // Each name once, where it first appears.
-        let first = from
-            .iter()
-            .chain(to)
-            .position(|(k, _)| k == name)
-            .is_some_and(|p| p == index);
-        if !first {
-            continue;
-        }
-        let (was, now) = (values(from, name), values(to, name));
-        if was == now {
-            continue;
-        }
-        match now.as_slice() {
-            [] => edits.push(Edit::Remove(name.clone())),
-            [one] => edits.push(Edit::Set(name.clone(), one.to_vec())),
-            many => {
-                edits.push(Edit::Remove(name.clone()));
-                edits.extend(many.iter().map(|v| Edit::Add(name.clone(), v.to_vec())));
-            }
-        }
-    }
-    edits
-}
-
 /// A request-header edit waiting for [`RequestHost::flush`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Edit {
@@ -413,6 +377,8 @@ enum Pending {
     #[default]
     None,
     Edits(Vec<Edit>),
+    /// The whole map was replaced (transform's many edits): the snapshot is what Envoy gets.
+    Replace,
 }
 
 /// The host as the stages of one request share it. With `shared` (several stages), the request
@@ -471,7 +437,7 @@ impl<'a> RequestHost<'a> {
                     }
                 }
             }
-            Pending::Edits(_) => {
+            Pending::Edits(_) | Pending::Replace => {
                 if let Some(snapshot) = self.headers.borrow().as_ref() {
                     self.inner.replace_headers(Side::Request, snapshot);
                 }
@@ -495,6 +461,7 @@ impl<'a> RequestHost<'a> {
         match &mut *pending {
             Pending::None => *pending = Pending::Edits(vec![edit]),
             Pending::Edits(edits) => edits.push(edit),
+            Pending::Replace => {}
         }
     }
 
@@ -517,6 +484,9 @@ impl Host for RequestHost<'_> {
         } else {
             self.inner.request_headers()
         }
+    }
+    fn header_reads_are_cheap(&self) -> bool {
+        self.shared || self.inner.header_reads_are_cheap()
     }
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {
         if !self.shared {
@@ -643,11 +613,9 @@ impl Host for RequestHost<'_> {
     }
     fn replace_headers(&self, side: Side, headers: &[(String, Vec<u8>)]) {
         if self.shared && side == Side::Request {
-            // Only what differs is sent: a replaced map costs Envoy a removal and an insertion
-            // per header, and most replacements (transform's) change a few headers of many.
-            for edit in self.with_snapshot(|now| diff(now, headers)) {
-                self.defer(edit);
-            }
+            *self.headers.borrow_mut() = Some(headers.to_vec());
+            *self.route.borrow_mut() = None;
+            *self.pending.borrow_mut() = Pending::Replace;
         } else {
             self.inner.replace_headers(side, headers);
         }
