@@ -56,9 +56,6 @@ struct Request {
 
 impl Exchange for Request {
     fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
-        match handler::on_request_headers(host, &self.config, &self.counters, !end_of_stream) {
-            handler::Action::Continue => Flow::Continue,
-            handler::Action::Stop => Flow::Done,
-        }
+        handler::on_request_headers(host, &self.config, &self.counters, !end_of_stream).into()
     }
 }

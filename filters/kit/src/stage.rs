@@ -37,6 +37,23 @@ pub enum Flow {
     WaitCallout(u32),
 }
 
+/// A headers-only stage's decision (api-key-auth, scope-authz): go on, or a local reply was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Continue,
+    /// A local reply was sent.
+    Stop,
+}
+
+impl From<Verdict> for Flow {
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::Continue => Flow::Continue,
+            Verdict::Stop => Flow::Done,
+        }
+    }
+}
+
 /// The answer of a callout being delivered (read its parts through the host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Callout {

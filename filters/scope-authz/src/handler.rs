@@ -168,13 +168,8 @@ impl State {
     }
 }
 
-/// Whether the request goes on to the next filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Continue,
-    /// A local reply was sent.
-    Stop,
-}
+/// Whether the request goes on to the next filter (kit's one type for it).
+pub use kit::stage::Verdict as Action;
 
 /// What let the caller in.
 enum Grant {

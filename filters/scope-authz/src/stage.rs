@@ -312,15 +312,13 @@ impl Exchange for Request {
             host.send_reply(&kit::stage::not_configured(SPEC.name, SPEC.format));
             return Flow::Done;
         };
-        match handler::on_request_headers(
+        handler::on_request_headers(
             host,
             &self.config,
             &mut state,
             &self.counters,
             !end_of_stream,
-        ) {
-            handler::Action::Continue => Flow::Continue,
-            handler::Action::Stop => Flow::Done,
-        }
+        )
+        .into()
     }
 }
