@@ -202,6 +202,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use kit::host::MockHost;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn run(config: &str, host: &MockHost) -> Flow {
         let mut stage = parse(config.as_bytes()).unwrap();
