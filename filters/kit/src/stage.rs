@@ -187,6 +187,11 @@ struct Progress {
 /// the request. A stage that holds the headers (waiting for the body) keeps the later stages
 /// from seeing them until it lets go, then they get the headers and the body so far, as they
 /// would behind it in Envoy. The body is Envoy's one buffer, read by every stage that needs it.
+///
+/// One difference with separate filters remains: a stage that let a body chunk through and is
+/// called again while a later stage buffers is handed the buffer from its start (Envoy's buffer
+/// is the one filter's), not only the new bytes. Only a stage that reads chunk by chunk can
+/// notice (graphql-guard on a WebSocket), and only when a later stage buffers the same stream.
 pub struct Chain {
     exchanges: Vec<Box<dyn Exchange>>,
     progress: Vec<Progress>,
