@@ -250,6 +250,56 @@ fn a_section_is_the_filters_own_config_unchanged() {
     }
 }
 
+#[test]
+fn graphql_guards_cost_reaches_quota_in_memory_and_is_charged() {
+    let config = format!(
+        "{{\"api_key_auth\": {}, \"graphql_guard\": {}, \"quota\": {}}}",
+        section("api_key_auth"),
+        r#"{"rules": [{"match": {"path": {"prefix": "/graphql"}}}], "cost": {"default_weight": 2}}"#,
+        r#"{"plans": {"gold": {"limits": [{"requests": 1000, "per": "second", "name": "gold-burst"}]}},
+            "key": ["consumer"], "cost_from_filter_state": true,
+            "rules": [{"match": {"path": {"prefix": "/graphql"}}, "await_cost": true}]}"#,
+    );
+    let body = br#"{"query": "{ a { b { c } } }"}"#.to_vec();
+    let mut host = MockHost::new(&[
+        (":method", "POST"),
+        (":path", "/graphql"),
+        (":authority", "api"),
+        ("content-type", "application/json"),
+        ("content-length", &body.len().to_string()),
+        ("x-api-key", ALICE),
+    ]);
+    host.body = body.clone();
+    let mut stages = parse_config(&SPECS, config.as_bytes()).unwrap();
+    for (index, stage) in &mut stages {
+        let names = (SPECS[*index].counter_names)();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        stage.activate(&host, Rc::new(Counters::define(&host, &names)));
+    }
+    let shared = RequestHost::new(&host, true);
+    let mut chain = Chain::new(stages.iter().map(|(_, s)| s.exchange(&shared)).collect());
+    // graphql-guard holds the headers for the body; quota has not seen the request yet.
+    assert_eq!(chain.on_request_headers(&shared, false), Flow::WaitBody);
+    assert_eq!(host.counter("apim.quota.allowed"), 0);
+    assert_eq!(
+        chain.on_request_body(&shared, body.len(), true),
+        Flow::Continue
+    );
+    let cost = host.published(kit::context::COST).unwrap();
+    assert_eq!(cost, b"4", "two objects of weight 2");
+    // quota read the cost from memory (the mock holds no apim_cost property) and charged it.
+    assert_eq!(host.counter("apim.quota.allowed"), 1);
+    let charged: Vec<u64> = host
+        .shared
+        .borrow()
+        .iter()
+        .filter(|(k, _)| k.starts_with(quota::store::SLOT_PREFIX))
+        .flat_map(|(_, (v, _))| quota::store::decode(v))
+        .map(|e| e.count)
+        .collect();
+    assert_eq!(charged, [4]);
+}
+
 /// A host that answers the bench request and records nothing (for [`profile_loop`]).
 struct LeanHost {
     headers: Vec<(String, Vec<u8>)>,
