@@ -21,7 +21,10 @@ fn filters_are_named_by_crate_module_file_or_url() {
         ("Quota", Some("quota")),
         // The suite module (issue 11): a config with a section per filter.
         ("apim_suite", Some("suite")),
-        ("target/wasm32-wasip1/release/apim_suite.wasm", Some("suite")),
+        (
+            "target/wasm32-wasip1/release/apim_suite.wasm",
+            Some("suite"),
+        ),
         ("noop", None),
         ("", None),
     ];
