@@ -19,7 +19,12 @@ fn filters_are_named_by_crate_module_file_or_url() {
         ("apim.api_key_auth", Some("api-key-auth")),
         ("apim-scope-authz", Some("scope-authz")),
         ("Quota", Some("quota")),
-        ("apim_suite", None),
+        // The suite module (issue 11): a config with a section per filter.
+        ("apim_suite", Some("suite")),
+        (
+            "target/wasm32-wasip1/release/apim_suite.wasm",
+            Some("suite"),
+        ),
         ("noop", None),
         ("", None),
     ];
