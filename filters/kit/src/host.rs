@@ -26,6 +26,11 @@ pub trait Host {
     /// only in the request-headers callback: Envoy answers BadArgument later, which the
     /// proxy-wasm SDK (0.2.5) turns into a trap, so filters read what they need up front.
     fn request_header(&self, name: &str) -> Option<Vec<u8>>;
+    /// Whether the request carries a header (any copy, empty or not): one host call, no value
+    /// copied into the module when it is absent.
+    fn has_request_header(&self, name: &str) -> bool {
+        self.request_header(name).is_some()
+    }
     /// Envoy's matched route name (`xds.route_name`).
     fn route_name(&self) -> Option<String>;
     /// A filter-state or other property, by path.
