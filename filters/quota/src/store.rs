@@ -109,7 +109,18 @@ pub fn siphash24(key: &HashKey, data: &[u8]) -> u64 {
 /// The slot a counter family lives in, under the process's secret key.
 pub fn slot_key(key: &HashKey, name: &[u8]) -> String {
     let slots = SLOTS as u64;
-    format!("{SLOT_PREFIX}{}", siphash24(key, name) % slots)
+    let mut out = String::with_capacity(SLOT_PREFIX.len() + 4);
+    out.push_str(SLOT_PREFIX);
+    push_decimal(&mut out, siphash24(key, name) % slots);
+    out
+}
+
+/// `n` in decimal, without `format!`'s machinery (on the request path).
+fn push_decimal(out: &mut String, n: u64) {
+    if n >= 10 {
+        push_decimal(out, n / 10);
+    }
+    out.push(char::from(b'0' + u8::try_from(n % 10).unwrap_or(0)));
 }
 
 /// 16 random bytes from std's `RandomState` (seeded from the OS: WASI `random_get` on

@@ -311,3 +311,16 @@ fn the_first_request_adopts_the_stored_hash_key() {
     s.set(HASH_KEY_NAME, b"junk", None);
     assert_eq!(confirmed_hash_key(&s, [1; 16]), [1; 16]);
 }
+
+#[test]
+fn slot_keys_are_written_in_decimal() {
+    let mut out = String::new();
+    for n in [0, 7, 10, 99, 100, 1023, u64::MAX] {
+        out.clear();
+        push_decimal(&mut out, n);
+        assert_eq!(out, n.to_string());
+    }
+    let key = [9; 16];
+    let n = siphash24(&key, b"gold\x1f=alice") % SLOTS as u64;
+    assert_eq!(slot_key(&key, b"gold\x1f=alice"), format!("{SLOT_PREFIX}{n}"));
+}
