@@ -138,9 +138,9 @@ fn descriptor_len(d: &Descriptor) -> usize {
         .iter()
         .map(|(k, v)| bytes_len(1, entry_len(k, v)))
         .sum();
-    let limit = d
-        .limit
-        .map_or(0, |(requests, unit)| bytes_len(2, limit_len(requests, unit)));
+    let limit = d.limit.map_or(0, |(requests, unit)| {
+        bytes_len(2, limit_len(requests, unit))
+    });
     let hits = d.hits_addend.map_or(0, |h| bytes_len(3, uint_len(1, h)));
     entries + limit + hits
 }
