@@ -48,6 +48,11 @@ pub trait Host {
     fn header_reads_are_cheap(&self) -> bool {
         false
     }
+    /// Whether the request carries a header (any copy, empty or not): one host call, no value
+    /// copied into the module when it is absent.
+    fn has_request_header(&self, name: &str) -> bool {
+        self.request_header(name).is_some()
+    }
     /// Envoy's matched route name (`xds.route_name`).
     fn route_name(&self) -> Option<String>;
     /// A filter-state or other property, by path.

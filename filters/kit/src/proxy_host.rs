@@ -51,6 +51,15 @@ impl Host for ProxyHost {
         }
     }
 
+    fn has_request_header(&self, name: &str) -> bool {
+        // The map read answers NotFound, with nothing to copy, for an absent header: one call,
+        // where `request_header` needs two to tell absent from empty.
+        matches!(
+            hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name),
+            Ok(Some(_))
+        )
+    }
+
     fn route_name(&self) -> Option<String> {
         hostcalls::get_property(vec!["xds", "route_name"])
             .ok()

@@ -313,7 +313,9 @@ pub struct Config {
     pub shadow: bool,
     pub headers_on_allowed: bool,
     pub legacy_headers: bool,
-    /// Request headers every request needs (rule conditions and header key parts).
+    /// Request headers every request needs (rule conditions and header key parts). What tells
+    /// a CORS preflight is not among them: the handler reads it only for a request that can be
+    /// one (see `handler::gather`).
     pub fetch: Vec<String>,
     /// Whether the route name is read (rules or a `route` key part).
     pub needs_route_name: bool,
@@ -498,10 +500,6 @@ impl Config {
             .into_iter()
             .map(str::to_string)
             .collect();
-        if raw.cors_preflight != Preflight::Same && !fetch.iter().any(|f| f == ":method") {
-            // The handler reads `origin` and `access-control-request-method` only for OPTIONS.
-            fetch.push(":method".to_string());
-        }
         for part in &key {
             if let KeyPart::Header(h) = part {
                 if !fetch.contains(h) {

@@ -34,7 +34,7 @@ fn a_good_config_is_precompiled() {
         c.key,
         vec![KeyPart::Consumer, KeyPart::Header("x-tenant".into())]
     );
-    assert_eq!(c.fetch, [":path", ":method", "x-tenant"]);
+    assert_eq!(c.fetch, [":path", "x-tenant"]);
     assert!(c.needs_route_name);
     assert!(c.headers_on_allowed && c.legacy_headers && !c.shadow);
     assert_eq!(c.default_cost, 1);
@@ -63,8 +63,9 @@ fn the_global_tier_is_validated() {
 fn minimal_config_reads_nothing_it_does_not_need() {
     let c =
         Config::parse(br#"{"plans":{"p":{"limits":[{"requests":1,"per":"minute"}]}}}"#).unwrap();
-    // Only what tells a CORS preflight (its own counters by default).
-    assert_eq!(c.fetch, [":method"]);
+    // No header for every request: what tells a CORS preflight is read only for a request
+    // that carries `access-control-request-method` (handler::gather).
+    assert!(c.fetch.is_empty());
     assert!(!c.needs_route_name);
     assert_eq!(c.key, vec![KeyPart::Consumer]);
     // Callers missing a key part are counted per client address; no plan means refused.

@@ -49,16 +49,18 @@ fn counts_then_replies_429_and_counts_it() {
         let h = host_for(Some(ALICE), None);
         assert_eq!(run(&h, &store, &c, &counters), Action::Continue(vec![]));
         assert_eq!(h.counter("apim.quota.allowed"), 1);
-        // Only `:path` (the skip rule must see whether it is ambiguous), `:method` (a CORS
-        // preflight?) and the route name.
+        // Only `:path` (the skip rule must see whether it is ambiguous), whether an
+        // `access-control-request-method` is there (a CORS preflight? no: the method is not
+        // read) and the route name.
         assert_eq!(
             h.calls()[..3],
             [
                 Call::GetHeader(":path".into()),
-                Call::GetHeader(":method".into()),
+                Call::GetHeader("access-control-request-method".into()),
                 Call::RouteName
             ]
         );
+        assert!(!h.calls().contains(&Call::GetHeader(":method".into())));
     }
     let h = host_for(Some(ALICE), None);
     assert_eq!(run(&h, &store, &c, &counters), Action::Stop);
@@ -337,6 +339,60 @@ fn a_cors_preflight_is_recognised_from_the_headers_read_for_it() {
     let h = host_for(Some(ALICE), None);
     run(&h, &store, &c, &counters);
     assert!(!h.calls().contains(&Call::GetHeader("origin".into())));
+}
+
+#[test]
+fn the_method_is_read_only_for_a_request_that_can_be_a_preflight() {
+    struct Case {
+        headers: &'static [(&'static str, &'static str)],
+        reads_method: bool,
+        reads_origin: bool,
+    }
+    let cases = [
+        // No `access-control-request-method`: not a preflight, whatever the method.
+        Case {
+            headers: &[(":method", "OPTIONS"), ("origin", "https://a.example")],
+            reads_method: false,
+            reads_origin: false,
+        },
+        Case {
+            headers: &[(":method", "GET")],
+            reads_method: false,
+            reads_origin: false,
+        },
+        // Present, even empty: the method decides whether the rest is read.
+        Case {
+            headers: &[(":method", "GET"), ("access-control-request-method", "")],
+            reads_method: true,
+            reads_origin: false,
+        },
+        Case {
+            headers: &[
+                (":method", "OPTIONS"),
+                ("access-control-request-method", "POST"),
+            ],
+            reads_method: true,
+            reads_origin: true,
+        },
+    ];
+    let (c, counters, store) = setup(CONFIG);
+    for case in cases {
+        let h = MockHost::new(case.headers);
+        run(&h, &store, &c, &counters);
+        let calls = h.calls();
+        assert_eq!(
+            calls.contains(&Call::GetHeader(":method".into())),
+            case.reads_method,
+            "{:?}",
+            case.headers
+        );
+        assert_eq!(
+            calls.contains(&Call::GetHeader("origin".into())),
+            case.reads_origin,
+            "{:?}",
+            case.headers
+        );
+    }
 }
 
 #[test]

@@ -200,7 +200,7 @@ fn resolve_with(config: &Config, input: &Inputs<'_>, rule: Option<&Rule>) -> Res
 fn value_part(v: &[u8]) -> String {
     match std::str::from_utf8(v) {
         Ok(s) if s.len() <= MAX_KEY_PART && !s.bytes().any(|b| b < 0x20 || b == 0x7f) => {
-            format!("={s}")
+            tagged('=', s)
         }
         _ => format!("#{}", to_hex(&sha256(v))),
     }
@@ -210,13 +210,25 @@ fn value_part(v: &[u8]) -> String {
 /// has a whole /64 to pick addresses from).
 fn address_part(addr: &str) -> String {
     let ip = strip_port(addr);
-    match ip.parse::<std::net::Ipv6Addr>() {
-        Ok(v6) if v6.to_ipv4_mapped().is_none() => {
-            let [a, b, c, d, ..] = v6.segments();
-            format!("@{}/64", std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+    // Only an IPv6 address has a ':' once the port is gone: the common IPv4 client skips the
+    // parse.
+    if ip.contains(':') {
+        if let Ok(v6) = ip.parse::<std::net::Ipv6Addr>() {
+            if v6.to_ipv4_mapped().is_none() {
+                let [a, b, c, d, ..] = v6.segments();
+                return format!("@{}/64", std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0));
+            }
         }
-        _ => format!("@{ip}"),
     }
+    tagged('@', ip)
+}
+
+/// `tag` then `value`, in one allocation (the request path avoids `format!`'s machinery).
+fn tagged(tag: char, value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + tag.len_utf8());
+    out.push(tag);
+    out.push_str(value);
+    out
 }
 
 /// `apim_cost` (a decimal integer, as graphql-guard writes it) when configured and present,
@@ -248,26 +260,27 @@ fn part_label(part: &KeyPart) -> String {
 }
 
 /// `10.0.0.1:4567` → `10.0.0.1`, `[::1]:4567` → `::1`.
-fn strip_port(addr: &str) -> String {
+fn strip_port(addr: &str) -> &str {
     if let Some(rest) = addr.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest).to_string();
+        return rest.split(']').next().unwrap_or(rest);
     }
     match addr.rsplit_once(':') {
-        Some((ip, port)) if !ip.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            ip.to_string()
-        }
-        _ => addr.to_string(),
+        Some((ip, port)) if !ip.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => ip,
+        _ => addr,
     }
 }
 
 /// The counter family of one plan and key: `<plan> U+001F <key>`, or, when that is longer
 /// than [`MAX_FAMILY`], `<plan> U+001F %<sha256 of it>`: never cut, so never merged.
 pub fn family(plan: &Plan, key: &str) -> Vec<u8> {
-    let family = format!("{}\u{1f}{key}", plan.name);
+    let mut family = Vec::with_capacity(plan.name.len() + 1 + key.len());
+    family.extend_from_slice(plan.name.as_bytes());
+    family.push(0x1f);
+    family.extend_from_slice(key.as_bytes());
     if family.len() <= MAX_FAMILY {
-        return family.into_bytes();
+        return family;
     }
-    format!("{}\u{1f}%{}", plan.name, to_hex(&sha256(family.as_bytes()))).into_bytes()
+    format!("{}\u{1f}%{}", plan.name, to_hex(&sha256(&family))).into_bytes()
 }
 
 /// The shared-data slot and the checks for one plan and key at `now`.

@@ -99,31 +99,78 @@ fn put_uint(out: &mut Vec<u8>, field: u32, v: u64) {
     }
 }
 
+fn varint_len(v: u64) -> usize {
+    let bits = 64 - (v | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+/// Encoded size of a length-delimited field holding `len` bytes.
+fn bytes_len(field: u32, len: usize) -> usize {
+    varint_len(u64::from(field) << 3) + varint_len(len as u64) + len
+}
+
+/// Encoded size of a varint field (absent when 0, as `put_uint` writes it).
+fn uint_len(field: u32, v: u64) -> usize {
+    if v == 0 {
+        0
+    } else {
+        varint_len(u64::from(field) << 3) + varint_len(v)
+    }
+}
+
+/// Writes the tag and length of a length-delimited field whose `len` bytes follow.
+fn put_len(out: &mut Vec<u8>, field: u32, len: usize) {
+    put_tag(out, field, 2);
+    put_varint(out, len as u64);
+}
+
+fn entry_len(k: &str, v: &str) -> usize {
+    bytes_len(1, k.len()) + bytes_len(2, v.len())
+}
+
+fn limit_len(requests: u32, unit: Unit) -> usize {
+    uint_len(1, u64::from(requests)) + uint_len(2, unit as u64)
+}
+
+fn descriptor_len(d: &Descriptor) -> usize {
+    let entries: usize = d
+        .entries
+        .iter()
+        .map(|(k, v)| bytes_len(1, entry_len(k, v)))
+        .sum();
+    let limit = d.limit.map_or(0, |(requests, unit)| {
+        bytes_len(2, limit_len(requests, unit))
+    });
+    let hits = d.hits_addend.map_or(0, |h| bytes_len(3, uint_len(1, h)));
+    entries + limit + hits
+}
+
 /// The serialized `RateLimitRequest` (the gRPC message, without the 5-byte frame header that
-/// `dispatch_grpc_call` adds).
+/// `dispatch_grpc_call` adds). Every nested length is computed first, so the message is
+/// written once into one buffer of its exact size.
 pub fn encode_request(domain: &str, descriptors: &[Descriptor], hits_addend: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
+    let sizes: Vec<usize> = descriptors.iter().map(descriptor_len).collect();
+    let total = bytes_len(1, domain.len())
+        + sizes.iter().map(|n| bytes_len(2, *n)).sum::<usize>()
+        + uint_len(3, u64::from(hits_addend));
+    let mut out = Vec::with_capacity(total);
     put_bytes(&mut out, 1, domain.as_bytes());
-    for d in descriptors {
-        let mut desc = Vec::with_capacity(48);
+    for (d, size) in descriptors.iter().zip(sizes) {
+        put_len(&mut out, 2, size);
         for (k, v) in &d.entries {
-            let mut entry = Vec::with_capacity(k.len() + v.len() + 4);
-            put_bytes(&mut entry, 1, k.as_bytes());
-            put_bytes(&mut entry, 2, v.as_bytes());
-            put_bytes(&mut desc, 1, &entry);
+            put_len(&mut out, 1, entry_len(k, v));
+            put_bytes(&mut out, 1, k.as_bytes());
+            put_bytes(&mut out, 2, v.as_bytes());
         }
         if let Some((requests, unit)) = d.limit {
-            let mut limit = Vec::with_capacity(8);
-            put_uint(&mut limit, 1, u64::from(requests));
-            put_uint(&mut limit, 2, unit as u64);
-            put_bytes(&mut desc, 2, &limit);
+            put_len(&mut out, 2, limit_len(requests, unit));
+            put_uint(&mut out, 1, u64::from(requests));
+            put_uint(&mut out, 2, unit as u64);
         }
         if let Some(h) = d.hits_addend {
-            let mut wrapper = Vec::with_capacity(10);
-            put_uint(&mut wrapper, 1, h);
-            put_bytes(&mut desc, 3, &wrapper);
+            put_len(&mut out, 3, uint_len(1, h));
+            put_uint(&mut out, 1, h);
         }
-        put_bytes(&mut out, 2, &desc);
     }
     put_uint(&mut out, 3, u64::from(hits_addend));
     out
@@ -428,6 +475,71 @@ mod tests {
             encode_request("", &[d], 2),
             vec![0x0a, 0, 0x12, 7, 0x12, 5, 0x08, 0xac, 0x02, 0x10, 1, 0x18, 2]
         );
+    }
+
+    /// The nested form (each submessage in its own buffer), the reference for the one-buffer
+    /// encoder.
+    fn nested_encode(domain: &str, descriptors: &[Descriptor], hits_addend: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_bytes(&mut out, 1, domain.as_bytes());
+        for d in descriptors {
+            let mut desc = Vec::new();
+            for (k, v) in &d.entries {
+                let mut entry = Vec::new();
+                put_bytes(&mut entry, 1, k.as_bytes());
+                put_bytes(&mut entry, 2, v.as_bytes());
+                put_bytes(&mut desc, 1, &entry);
+            }
+            if let Some((requests, unit)) = d.limit {
+                let mut limit = Vec::new();
+                put_uint(&mut limit, 1, u64::from(requests));
+                put_uint(&mut limit, 2, unit as u64);
+                put_bytes(&mut desc, 2, &limit);
+            }
+            if let Some(h) = d.hits_addend {
+                let mut wrapper = Vec::new();
+                put_uint(&mut wrapper, 1, h);
+                put_bytes(&mut desc, 3, &wrapper);
+            }
+            put_bytes(&mut out, 2, &desc);
+        }
+        put_uint(&mut out, 3, u64::from(hits_addend));
+        out
+    }
+
+    #[test]
+    fn one_buffer_encoding_equals_the_nested_one() {
+        let long = "k".repeat(300);
+        let huge = "v".repeat(20_000);
+        let cases: Vec<(Vec<(String, String)>, Option<(u32, Unit)>, Option<u64>, u32)> = vec![
+            (vec![], None, None, 0),
+            (vec![], Some((0, Unit::Second)), Some(0), 1),
+            (
+                vec![("quota_key".into(), long.clone())],
+                Some((u32::MAX, Unit::Month)),
+                Some(u64::MAX),
+                u32::MAX,
+            ),
+            (
+                vec![(long.clone(), huge.clone()), ("".into(), "".into())],
+                Some((127, Unit::Hour)),
+                Some(128),
+                127,
+            ),
+        ];
+        for (entries, limit, hits, request_hits) in cases {
+            let d = Descriptor {
+                entries,
+                limit,
+                hits_addend: hits,
+            };
+            let two = [d.clone(), d.clone()];
+            for ds in [&two[..1], &two[..]] {
+                let got = encode_request("apim", ds, request_hits);
+                assert_eq!(got, nested_encode("apim", ds, request_hits));
+                assert_eq!(got.len(), got.capacity());
+            }
+        }
     }
 
     #[test]

@@ -104,7 +104,18 @@ pub fn siphash24(key: &HashKey, data: &[u8]) -> u64 {
 /// The slot a counter family lives in, under the process's secret key.
 pub fn slot_key(key: &HashKey, name: &[u8]) -> String {
     let slots = SLOTS as u64;
-    format!("{SLOT_PREFIX}{}", siphash24(key, name) % slots)
+    let mut out = String::with_capacity(SLOT_PREFIX.len() + 4);
+    out.push_str(SLOT_PREFIX);
+    push_decimal(&mut out, siphash24(key, name) % slots);
+    out
+}
+
+/// `n` in decimal, without `format!`'s machinery (on the request path).
+fn push_decimal(out: &mut String, n: u64) {
+    if n >= 10 {
+        push_decimal(out, n / 10);
+    }
+    out.push(char::from(b'0' + u8::try_from(n % 10).unwrap_or(0)));
 }
 
 /// 16 random bytes from std's `RandomState` (seeded from the OS: WASI `random_get` on
@@ -255,6 +266,77 @@ pub enum Outcome {
     Error,
 }
 
+/// What one pass over a slot found for a request's checks.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Scan {
+    /// An entry (live or ended) carries one of the checks' names: the family is stored here.
+    established: bool,
+    /// Per check, the count of its live entry on the same window (0 when none).
+    counts: Vec<u64>,
+    /// Byte ranges of the live entries of other families, in slot order, adjacent ones merged:
+    /// copied as they are into the new value (their encoding does not change).
+    kept: Vec<(usize, usize)>,
+    /// Their total length.
+    kept_len: usize,
+    /// When the soonest of them ends.
+    free_at: Option<u64>,
+}
+
+/// Reads a slot once, in place: a full slot (32 KiB, hundreds of entries) is parsed, compared
+/// and copied in one pass, not rebuilt entry by entry. Anything malformed ends the list, as in
+/// [`entries`].
+fn scan(bytes: &[u8], checks: &[Check], now: u64) -> Scan {
+    let mut out = Scan {
+        counts: vec![0; checks.len()],
+        ..Scan::default()
+    };
+    let mut found = vec![false; checks.len()];
+    let mut rest = bytes;
+    while let Some((len, r)) = rest.split_first_chunk::<2>() {
+        let len = usize::from(u16::from_be_bytes(*len));
+        let Some((name, r)) = r.split_at_checked(len) else {
+            break;
+        };
+        let Some((end, r)) = r.split_first_chunk::<8>() else {
+            break;
+        };
+        let Some((count, r)) = r.split_first_chunk::<8>() else {
+            break;
+        };
+        let (window_end, count) = (u64::from_be_bytes(*end), u64::from_be_bytes(*count));
+        let start = bytes.len() - rest.len();
+        let stop = bytes.len() - r.len();
+        rest = r;
+        let mut ours = false;
+        for ((c, n), seen) in checks.iter().zip(&mut out.counts).zip(&mut found) {
+            if c.name.as_slice() != name {
+                continue;
+            }
+            ours = true;
+            // Ended windows count for nothing; a counter whose window differs (a config
+            // change moved it) starts again from zero.
+            if !*seen && window_end > now && window_end == c.window_end {
+                *n = count;
+                *seen = true;
+            }
+        }
+        if ours {
+            out.established = true;
+            continue;
+        }
+        if window_end <= now {
+            continue;
+        }
+        out.kept_len += stop - start;
+        out.free_at = Some(out.free_at.map_or(window_end, |f| f.min(window_end)));
+        match out.kept.last_mut() {
+            Some(last) if last.1 == start => last.1 = stop,
+            _ => out.kept.push((start, stop)),
+        }
+    }
+    out
+}
+
 /// Checks and charges `cost` to every limit at once. With `shadow`, a request over a limit is
 /// reported as limited and not charged, exactly as when enforcing (the caller lets it through).
 pub fn admit(
@@ -267,50 +349,40 @@ pub fn admit(
     for _ in 0..MAX_ATTEMPTS {
         let (bytes, cas) = store.get(slot);
         let bytes = bytes.unwrap_or_default();
-        let mut others = entries(&bytes);
-        // Is this family stored here already (an entry of it, even ended)? Then it may use
-        // the room kept for established families.
-        let established = others
+        let scan = scan(&bytes, checks, now);
+        let over = checks
             .iter()
-            .any(|e| checks.iter().any(|c| c.name.as_slice() == e.name));
-        // Ended windows go; a counter of ours whose window differs (a config change moved it)
-        // starts again from zero.
-        others.retain(|e| e.window_end > now);
-        let mut counts = Vec::with_capacity(checks.len());
-        let mut over = false;
-        for c in checks {
-            let n = others
-                .iter()
-                .find(|e| e.name == c.name.as_slice() && e.window_end == c.window_end)
-                .map_or(0, |e| e.count);
-            over |= n.saturating_add(cost) > c.requests;
-            counts.push(n);
-        }
+            .zip(&scan.counts)
+            .any(|(c, n)| n.saturating_add(cost) > c.requests);
         if over {
-            return Outcome::Limited(counts);
+            return Outcome::Limited(scan.counts);
         }
-        others.retain(|e| !checks.iter().any(|c| c.name.as_slice() == e.name));
-        let mut value = Vec::with_capacity(bytes.len() + 64);
+        // Ours first, then the other families' live entries as they were.
+        let ours_len: usize = checks.iter().map(|c| c.name.len() + 18).sum();
+        let mut value = Vec::with_capacity(ours_len + scan.kept_len);
         let mut after = Vec::with_capacity(checks.len());
-        for (c, n) in checks.iter().zip(&counts) {
+        for (c, n) in checks.iter().zip(&scan.counts) {
             let n = n.saturating_add(cost);
             push_entry(&mut value, &c.name, c.window_end, n);
             after.push(n);
         }
-        let others_len: usize = others.iter().map(|e| e.name.len() + 18).sum();
-        let room = if established {
+        // A family already stored here may use the room kept for established families.
+        let room = if scan.established {
             MAX_SLOT_BYTES_ESTABLISHED
         } else {
             MAX_SLOT_BYTES
         };
-        if value.len() + others_len > room {
+        if value.len() + scan.kept_len > room {
             // Every entry left is live: evicting one would reset another caller's count
             // inside its window. Refuse to make room; the caller decides what a full slot means.
-            let free_at = others.iter().map(|e| e.window_end).min().unwrap_or(now);
-            return Outcome::Full { free_at };
+            return Outcome::Full {
+                free_at: scan.free_at.unwrap_or(now),
+            };
         }
-        for e in &others {
-            push_entry(&mut value, e.name, e.window_end, e.count);
+        for (start, stop) in &scan.kept {
+            if let Some(run) = bytes.get(*start..*stop) {
+                value.extend_from_slice(run);
+            }
         }
         match store.set(slot, &value, cas) {
             SetResult::Ok => return Outcome::Allowed(after),

@@ -311,3 +311,148 @@ fn the_first_request_adopts_the_stored_hash_key() {
     s.set(HASH_KEY_NAME, b"junk", None);
     assert_eq!(confirmed_hash_key(&s, [1; 16]), [1; 16]);
 }
+
+#[test]
+fn slot_keys_are_written_in_decimal() {
+    let mut out = String::new();
+    for n in [0, 7, 10, 99, 100, 1023, u64::MAX] {
+        out.clear();
+        push_decimal(&mut out, n);
+        assert_eq!(out, n.to_string());
+    }
+    let key = [9; 16];
+    let n = siphash24(&key, b"gold\x1f=alice") % SLOTS as u64;
+    assert_eq!(
+        slot_key(&key, b"gold\x1f=alice"),
+        format!("{SLOT_PREFIX}{n}")
+    );
+}
+
+/// The entry-by-entry `admit` this module had: the reference the one-pass form must equal.
+fn reference_admit(
+    store: &dyn SharedStore,
+    slot: &str,
+    checks: &[Check],
+    cost: u64,
+    now: u64,
+) -> Outcome {
+    for _ in 0..MAX_ATTEMPTS {
+        let (bytes, cas) = store.get(slot);
+        let bytes = bytes.unwrap_or_default();
+        let mut others = entries(&bytes);
+        // Is this family stored here already (an entry of it, even ended)? Then it may use
+        // the room kept for established families.
+        let established = others
+            .iter()
+            .any(|e| checks.iter().any(|c| c.name.as_slice() == e.name));
+        // Ended windows go; a counter of ours whose window differs (a config change moved it)
+        // starts again from zero.
+        others.retain(|e| e.window_end > now);
+        let mut counts = Vec::with_capacity(checks.len());
+        let mut over = false;
+        for c in checks {
+            let n = others
+                .iter()
+                .find(|e| e.name == c.name.as_slice() && e.window_end == c.window_end)
+                .map_or(0, |e| e.count);
+            over |= n.saturating_add(cost) > c.requests;
+            counts.push(n);
+        }
+        if over {
+            return Outcome::Limited(counts);
+        }
+        others.retain(|e| !checks.iter().any(|c| c.name.as_slice() == e.name));
+        let mut value = Vec::with_capacity(bytes.len() + 64);
+        let mut after = Vec::with_capacity(checks.len());
+        for (c, n) in checks.iter().zip(&counts) {
+            let n = n.saturating_add(cost);
+            push_entry(&mut value, &c.name, c.window_end, n);
+            after.push(n);
+        }
+        let others_len: usize = others.iter().map(|e| e.name.len() + 18).sum();
+        let room = if established {
+            MAX_SLOT_BYTES_ESTABLISHED
+        } else {
+            MAX_SLOT_BYTES
+        };
+        if value.len() + others_len > room {
+            // Every entry left is live: evicting one would reset another caller's count
+            // inside its window. Refuse to make room; the caller decides what a full slot means.
+            let free_at = others.iter().map(|e| e.window_end).min().unwrap_or(now);
+            return Outcome::Full { free_at };
+        }
+        for e in &others {
+            push_entry(&mut value, e.name, e.window_end, e.count);
+        }
+        match store.set(slot, &value, cas) {
+            SetResult::Ok => return Outcome::Allowed(after),
+            SetResult::CasMismatch => continue,
+            SetResult::Failed => return Outcome::Error,
+        }
+    }
+    Outcome::Contended
+}
+
+#[test]
+fn one_pass_admission_equals_the_entry_by_entry_one() {
+    let entry = |name: &str, window_end: u64, count: u64| Entry {
+        name: name.as_bytes().to_vec(),
+        window_end,
+        count,
+    };
+    let filler: Vec<Entry> = (0..1400)
+        .map(|i| {
+            entry(
+                &format!("gold\x1f=c{i:05}\x1fsecond-limit"),
+                100 + (i % 3) * 50,
+                7,
+            )
+        })
+        .collect();
+    let slots: Vec<Vec<Entry>> = vec![
+        vec![],
+        vec![entry("a", 200, 3)],
+        // Ours live, ours on another window, ours ended, a duplicate of ours, others ended.
+        vec![
+            entry("x", 100, 1),
+            entry("a", 200, 3),
+            entry("b", 300, 2),
+            entry("a", 200, 9),
+            entry("b", 150, 4),
+            entry("y", 120, 5),
+            entry("z", 400, 6),
+        ],
+        vec![entry("a", 90, 3), entry("y", 400, 5)],
+        // Full slots: established or not.
+        filler.clone(),
+        [vec![entry("a", 50, 1)], filler.clone()].concat(),
+    ];
+    let check_sets = [
+        vec![check("a", 10, 200)],
+        vec![check("a", 10, 200), check("b", 5, 300)],
+        vec![check("a", 3, 200)],
+        vec![check("b", 1_000, 300), check("a", 1_000, 300)],
+    ];
+    let mut full = 0;
+    for entries in &slots {
+        let mut bytes = encode(entries);
+        for junk in [&b""[..], b"\x00", b"\x00\x05ab"] {
+            bytes.extend_from_slice(junk);
+            for checks in &check_sets {
+                for cost in [1, 4] {
+                    let a = MemStore::default();
+                    let b = MemStore::default();
+                    a.set("s", &bytes, None);
+                    b.set("s", &bytes, None);
+                    let got = admit(&a, "s", checks, cost, 120);
+                    let want = reference_admit(&b, "s", checks, cost, 120);
+                    assert_eq!(got, want, "{checks:?} cost {cost}");
+                    full += usize::from(matches!(got, Outcome::Full { .. }));
+                    assert_eq!(a.get("s").0, b.get("s").0, "{checks:?} cost {cost}");
+                }
+            }
+        }
+    }
+    // The full slot refuses a new family and takes an established one.
+    assert!(full > 0);
+}

@@ -183,6 +183,8 @@ pub fn valgrind_command(envoy: &Path, out_dir: &Path) -> Vec<String> {
 pub struct Control {
     pub pid: u32,
     pub out_dir: PathBuf,
+    /// Keep each dump (for `callgrind_annotate`) instead of removing it once its total is read.
+    pub keep_dumps: bool,
 }
 
 impl Control {
@@ -230,7 +232,7 @@ impl Control {
             // The file is complete once its `totals:` line (written last) is there.
             if let Some(text) = new.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
                 if text.contains("\ntotals:") {
-                    if let Some(path) = &new {
+                    if let Some(path) = new.as_ref().filter(|_| !self.keep_dumps) {
                         // Dumps hold every function Envoy ran; only the total is kept.
                         let _ = std::fs::remove_file(path);
                     }

@@ -21,7 +21,10 @@
 //! INVALID too.
 //!
 //! Env: BENCH_ROWS (comma-separated; `none` always runs as the baseline), BENCH_INSTR_RUNS (2),
-//! BENCH_INSTR_WARMUP (100), BENCH_INSTR_SHORT (100), BENCH_INSTR_LONG (600).
+//! BENCH_INSTR_WARMUP (100), BENCH_INSTR_SHORT (100), BENCH_INSTR_LONG (600),
+//! BENCH_INSTR_DUMPS (a directory: each run's callgrind dumps are kept in
+//! `<dir>/<row>-<run>/`, the long window being `callgrind.out.<n>` of the highest n, for
+//! `callgrind_annotate`; by default they go to a temporary directory, removed).
 //!
 //! Output: a table on stdout and `target/bench/instructions.json`:
 //! `{"method": {command, runs, warmup, short, long, tolerance}, "rows": [{name, valid, errors,
@@ -317,11 +320,20 @@ fn measure(
         .prefix("apim-callgrind-")
         .tempdir()
         .map_err(|e| format!("temp dir: {e}"))?;
+    let kept = match std::env::var("BENCH_INSTR_DUMPS") {
+        Ok(dir) if !dir.trim().is_empty() => {
+            let dir = std::path::Path::new(dir.trim()).join(format!("{}-{run}", row.name));
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            Some(dir)
+        }
+        _ => None,
+    };
+    let dump_dir = kept.as_deref().unwrap_or(dumps.path()).to_owned();
     let envoy = Envoy::builder()
         .concurrency(1)
         .log_level("warn")
         .ready_timeout(READY_TIMEOUT)
-        .program(callgrind::valgrind_command(envoy_exe, dumps.path()))
+        .program(callgrind::valgrind_command(envoy_exe, &dump_dir))
         .start(&config(row)?)?;
     let port = envoy.port();
 
@@ -338,7 +350,8 @@ fn measure(
 
     let control = Control {
         pid: envoy.pid(),
-        out_dir: dumps.path().to_owned(),
+        out_dir: dump_dir.clone(),
+        keep_dumps: kept.is_some(),
     };
     control.instrument(true)?;
     let request = request_bytes(row, true)?.to_bytes();
