@@ -26,6 +26,20 @@ pub const SUITE_ORDER: [&str; 5] = [
     "transform",
 ];
 
+/// The suite module (`apim_suite.wasm`, all five filters in one VM): its config has a section
+/// per filter, keyed by the module name, each exactly that filter's module config.
+pub const SUITE_MODULE: &str = "apim_suite";
+
+/// Every module a manifest may load (and pin by sha256): the five, and the suite module.
+pub const MODULES: [&str; 6] = [
+    "api_key_auth",
+    "scope_authz",
+    "graphql_guard",
+    "quota",
+    "transform",
+    SUITE_MODULE,
+];
+
 /// The two manifest trees.
 pub fn manifest_dirs() -> [PathBuf; 2] {
     let root = repo_root();
@@ -290,6 +304,20 @@ pub struct WasmFilter {
     pub patch_value: Option<Value>,
 }
 
+impl WasmFilter {
+    /// The filter configs this plugin runs, as (module, config), in order: the plugin's own, or
+    /// for the suite module each section present, in the suite's order.
+    pub fn stages(&self) -> Vec<(&str, &Value)> {
+        if self.module != SUITE_MODULE {
+            return vec![(self.module.as_str(), &self.config)];
+        }
+        SUITE_ORDER
+            .iter()
+            .filter_map(|s| self.config.get(*s).map(|c| (*s, c)))
+            .collect()
+    }
+}
+
 /// The filters one manifest (or one group of manifests) puts before the router, in order.
 #[derive(Debug, Clone)]
 pub struct Chain {
@@ -304,6 +332,19 @@ pub struct Chain {
 impl Chain {
     pub fn modules(&self) -> Vec<&str> {
         self.filters.iter().map(|f| f.module.as_str()).collect()
+    }
+
+    /// The filters the chain runs, in order, the suite module's sections counted one by one.
+    pub fn stages(&self) -> Vec<&str> {
+        self.filters
+            .iter()
+            .flat_map(|f| f.stages().into_iter().map(|(m, _)| m))
+            .collect()
+    }
+
+    /// Whether the chain loads the suite module (else the per-filter modules).
+    pub fn is_suite(&self) -> bool {
+        self.filters.iter().any(|f| f.module == SUITE_MODULE)
     }
 }
 
@@ -561,8 +602,9 @@ fn extension_policy_chain(file: &Path, doc: &Value) -> Result<Chain, String> {
 }
 
 /// Every chain the manifests describe: one per EnvoyFilter context, one per WasmPlugin
-/// selector (all WasmPlugin files together, as Istio merges them), one per
-/// EnvoyExtensionPolicy. Unknown kinds are an error, so nothing goes unchecked.
+/// selector and form (the per-filter WasmPlugin files together, as Istio merges them; the suite
+/// WasmPlugin, which replaces them, apart), one per EnvoyExtensionPolicy. Unknown kinds are an
+/// error, so nothing goes unchecked.
 pub fn all_chains() -> Result<Vec<Chain>, String> {
     let mut chains = Vec::new();
     let mut plugins: Vec<(String, (u8, i64), WasmFilter)> = Vec::new();
@@ -586,7 +628,12 @@ pub fn all_chains() -> Result<Vec<Chain>, String> {
     // Stable sort: equal keys keep file order, as Istio keeps creation order.
     plugins.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     for (selector, _, filter) in plugins {
-        let source = format!("envoy/istio/wasmplugin [WasmPlugins for {selector}]");
+        // The suite WasmPlugin is applied instead of the five, never with them.
+        let source = if filter.module == SUITE_MODULE {
+            format!("envoy/istio/wasmplugin [suite WasmPlugin for {selector}]")
+        } else {
+            format!("envoy/istio/wasmplugin [WasmPlugins for {selector}]")
+        };
         match chains.iter_mut().find(|c: &&mut Chain| c.source == source) {
             Some(chain) => chain.filters.push(filter),
             None => chains.push(Chain {
