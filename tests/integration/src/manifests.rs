@@ -524,7 +524,7 @@ fn phase_rank(phase: Option<&str>) -> Result<u8, String> {
     }
 }
 
-/// A WasmPlugin as (selector key, sort key, filter).
+/// A WasmPlugin as (chain source: its directory and selector, sort key, filter).
 fn wasm_plugin(file: &Path, doc: &Value) -> Result<(String, (u8, i64), WasmFilter), String> {
     let name = str_at(doc, "/metadata/name").unwrap_or("?");
     let where_ = format!("{} [WasmPlugin {name}]", rel(file));
@@ -535,8 +535,11 @@ fn wasm_plugin(file: &Path, doc: &Value) -> Result<(String, (u8, i64), WasmFilte
         .map_err(|e| format!("{where_}: {e}"))?;
     let rank = phase_rank(str_at(spec, "/phase")).map_err(|e| format!("{where_}: {e}"))?;
     let priority = spec.get("priority").and_then(Value::as_i64).unwrap_or(0);
-    let selector = format!(
-        "{}/{}",
+    // A directory is applied whole (`kubectl apply -f envoy/istio/wasmplugin/`): its plugins for
+    // one selector are one chain, as Istio merges them.
+    let source = format!(
+        "{} [WasmPlugins for {}/{}]",
+        file.parent().map(rel).unwrap_or_default(),
         str_at(doc, "/metadata/namespace").unwrap_or("default"),
         spec.get("selector")
             .map(Value::to_string)
@@ -545,7 +548,7 @@ fn wasm_plugin(file: &Path, doc: &Value) -> Result<(String, (u8, i64), WasmFilte
     let typed_config = generated_wasm(module, module, &config, policy);
     // Higher priority first within a phase.
     Ok((
-        selector,
+        source,
         (rank, -priority),
         WasmFilter {
             name: format!("apim.{module}"),
@@ -602,9 +605,10 @@ fn extension_policy_chain(file: &Path, doc: &Value) -> Result<Chain, String> {
 }
 
 /// Every chain the manifests describe: one per EnvoyFilter context, one per WasmPlugin
-/// selector and form (the per-filter WasmPlugin files together, as Istio merges them; the suite
-/// WasmPlugin, which replaces them, apart), one per EnvoyExtensionPolicy. Unknown kinds are an
-/// error, so nothing goes unchecked.
+/// directory and selector (the WasmPlugin files of a directory together, as Istio merges
+/// them: `envoy/istio/wasmplugin/` the five, `envoy/istio/wasmplugin-suite/` the suite module
+/// that replaces them), one per EnvoyExtensionPolicy. Unknown kinds are an error, so nothing
+/// goes unchecked.
 pub fn all_chains() -> Result<Vec<Chain>, String> {
     let mut chains = Vec::new();
     let mut plugins: Vec<(String, (u8, i64), WasmFilter)> = Vec::new();
@@ -627,13 +631,7 @@ pub fn all_chains() -> Result<Vec<Chain>, String> {
     }
     // Stable sort: equal keys keep file order, as Istio keeps creation order.
     plugins.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-    for (selector, _, filter) in plugins {
-        // The suite WasmPlugin is applied instead of the five, never with them.
-        let source = if filter.module == SUITE_MODULE {
-            format!("envoy/istio/wasmplugin [suite WasmPlugin for {selector}]")
-        } else {
-            format!("envoy/istio/wasmplugin [WasmPlugins for {selector}]")
-        };
+    for (source, _, filter) in plugins {
         match chains.iter_mut().find(|c: &&mut Chain| c.source == source) {
             Some(chain) => chain.filters.push(filter),
             None => chains.push(Chain {
