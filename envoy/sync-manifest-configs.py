@@ -4,7 +4,9 @@ from the demo gateway's (envoy/gateway.yaml), in their deploy form:
 
 - every `match.route_name` becomes the path match of the gateway route of that name (Istio and
   Envoy Gateway generate route names, so a route_name rule never matches there);
-- api-key-auth's consumers become placeholders (no demo consumer or key digest in a manifest).
+- api-key-auth's consumers become placeholders (no demo consumer or key digest in a manifest);
+- the suite module's config (`apim_suite`: WasmPlugin, EnvoyFilter, EnvoyExtensionPolicy) is a
+  section per filter, each that filter's deploy form.
 
 `cargo test -p apim-integration --test deploy_manifests` holds the manifests to exactly this
 (`every_filter_config_is_the_deploy_form_of_gateway_yaml`); run this after changing a filter
@@ -39,6 +41,12 @@ ROUTE_PATHS = {
     "oauth": ({"prefix": "/oauth/"}, False),
     "graphql": ({"prefix": "/graphql"}, True),
 }
+
+
+# The suite module (apim_suite.wasm) and its sections, in the suite's order: each section is
+# exactly that filter's module config (filters/suite/README.md).
+SUITE_MODULE = "apim_suite"
+SUITE_SECTIONS = ["api_key_auth", "scope_authz", "graphql_guard", "quota", "transform"]
 
 
 def placeholder(n):
@@ -107,6 +115,24 @@ def deploy_form(module, config):
     return config
 
 
+def manifest_config(path, module, configs):
+    """The config a manifest's plugin of `module` gets: the deploy form of the gateway's; for the
+    suite module (apim_suite), a section per filter, each the deploy form of that filter's.
+    `None` for a module the configs do not know."""
+    if module == SUITE_MODULE:
+        if not all(s in configs for s in SUITE_SECTIONS):
+            return None
+        return {s: manifest_config(path, s, configs) for s in SUITE_SECTIONS}
+    if module not in configs:
+        return None
+    want = deploy_form(module, configs[module])
+    if module == "graphql_guard" and "envoyfilter" not in str(path):
+        # A WasmPlugin / EnvoyExtensionPolicy cannot set Envoy's
+        # allow_on_headers_stop_iteration, so the guard there does not hold the headers.
+        want = dict(want, hold_headers=False)
+    return want
+
+
 def block_end(lines, start, indent):
     """Index after the block of lines more indented than `indent` following `start`."""
     i = start + 1
@@ -155,13 +181,9 @@ def rewrite(path, configs):
             continue
         indent = len(m.group(1))
         end = block_end(lines, i, indent)
-        if module not in configs:
+        want = manifest_config(path, module, configs)
+        if want is None:
             raise SystemExit(f"{path}:{i + 1}: config of unknown module {module!r}")
-        want = deploy_form(module, configs[module])
-        if module == "graphql_guard" and "envoyfilter" not in str(path):
-            # A WasmPlugin / EnvoyExtensionPolicy cannot set Envoy's
-            # allow_on_headers_stop_iteration, so the guard there does not hold the headers.
-            want = dict(want, hold_headers=False)
         out.append(line)
         if kind == "yaml":
             out.extend(render_yaml(want, indent + 2))

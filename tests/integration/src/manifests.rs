@@ -26,6 +26,20 @@ pub const SUITE_ORDER: [&str; 5] = [
     "transform",
 ];
 
+/// The suite module (`apim_suite.wasm`, all five filters in one VM): its config has a section
+/// per filter, keyed by the module name, each exactly that filter's module config.
+pub const SUITE_MODULE: &str = "apim_suite";
+
+/// Every module a manifest may load (and pin by sha256): the five, and the suite module.
+pub const MODULES: [&str; 6] = [
+    "api_key_auth",
+    "scope_authz",
+    "graphql_guard",
+    "quota",
+    "transform",
+    SUITE_MODULE,
+];
+
 /// The two manifest trees.
 pub fn manifest_dirs() -> [PathBuf; 2] {
     let root = repo_root();
@@ -290,6 +304,20 @@ pub struct WasmFilter {
     pub patch_value: Option<Value>,
 }
 
+impl WasmFilter {
+    /// The filter configs this plugin runs, as (module, config), in order: the plugin's own, or
+    /// for the suite module each section present, in the suite's order.
+    pub fn stages(&self) -> Vec<(&str, &Value)> {
+        if self.module != SUITE_MODULE {
+            return vec![(self.module.as_str(), &self.config)];
+        }
+        SUITE_ORDER
+            .iter()
+            .filter_map(|s| self.config.get(*s).map(|c| (*s, c)))
+            .collect()
+    }
+}
+
 /// The filters one manifest (or one group of manifests) puts before the router, in order.
 #[derive(Debug, Clone)]
 pub struct Chain {
@@ -304,6 +332,19 @@ pub struct Chain {
 impl Chain {
     pub fn modules(&self) -> Vec<&str> {
         self.filters.iter().map(|f| f.module.as_str()).collect()
+    }
+
+    /// The filters the chain runs, in order, the suite module's sections counted one by one.
+    pub fn stages(&self) -> Vec<&str> {
+        self.filters
+            .iter()
+            .flat_map(|f| f.stages().into_iter().map(|(m, _)| m))
+            .collect()
+    }
+
+    /// Whether the chain loads the suite module (else the per-filter modules).
+    pub fn is_suite(&self) -> bool {
+        self.filters.iter().any(|f| f.module == SUITE_MODULE)
     }
 }
 
@@ -483,7 +524,7 @@ fn phase_rank(phase: Option<&str>) -> Result<u8, String> {
     }
 }
 
-/// A WasmPlugin as (selector key, sort key, filter).
+/// A WasmPlugin as (chain source: its directory and selector, sort key, filter).
 fn wasm_plugin(file: &Path, doc: &Value) -> Result<(String, (u8, i64), WasmFilter), String> {
     let name = str_at(doc, "/metadata/name").unwrap_or("?");
     let where_ = format!("{} [WasmPlugin {name}]", rel(file));
@@ -494,8 +535,11 @@ fn wasm_plugin(file: &Path, doc: &Value) -> Result<(String, (u8, i64), WasmFilte
         .map_err(|e| format!("{where_}: {e}"))?;
     let rank = phase_rank(str_at(spec, "/phase")).map_err(|e| format!("{where_}: {e}"))?;
     let priority = spec.get("priority").and_then(Value::as_i64).unwrap_or(0);
-    let selector = format!(
-        "{}/{}",
+    // A directory is applied whole (`kubectl apply -f envoy/istio/wasmplugin/`): its plugins for
+    // one selector are one chain, as Istio merges them.
+    let source = format!(
+        "{} [WasmPlugins for {}/{}]",
+        file.parent().map(rel).unwrap_or_default(),
         str_at(doc, "/metadata/namespace").unwrap_or("default"),
         spec.get("selector")
             .map(Value::to_string)
@@ -504,7 +548,7 @@ fn wasm_plugin(file: &Path, doc: &Value) -> Result<(String, (u8, i64), WasmFilte
     let typed_config = generated_wasm(module, module, &config, policy);
     // Higher priority first within a phase.
     Ok((
-        selector,
+        source,
         (rank, -priority),
         WasmFilter {
             name: format!("apim.{module}"),
@@ -561,8 +605,10 @@ fn extension_policy_chain(file: &Path, doc: &Value) -> Result<Chain, String> {
 }
 
 /// Every chain the manifests describe: one per EnvoyFilter context, one per WasmPlugin
-/// selector (all WasmPlugin files together, as Istio merges them), one per
-/// EnvoyExtensionPolicy. Unknown kinds are an error, so nothing goes unchecked.
+/// directory and selector (the WasmPlugin files of a directory together, as Istio merges
+/// them: `envoy/istio/wasmplugin/` the five, `envoy/istio/wasmplugin-suite/` the suite module
+/// that replaces them), one per EnvoyExtensionPolicy. Unknown kinds are an error, so nothing
+/// goes unchecked.
 pub fn all_chains() -> Result<Vec<Chain>, String> {
     let mut chains = Vec::new();
     let mut plugins: Vec<(String, (u8, i64), WasmFilter)> = Vec::new();
@@ -585,8 +631,7 @@ pub fn all_chains() -> Result<Vec<Chain>, String> {
     }
     // Stable sort: equal keys keep file order, as Istio keeps creation order.
     plugins.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-    for (selector, _, filter) in plugins {
-        let source = format!("envoy/istio/wasmplugin [WasmPlugins for {selector}]");
+    for (source, _, filter) in plugins {
         match chains.iter_mut().find(|c: &&mut Chain| c.source == source) {
             Some(chain) => chain.filters.push(filter),
             None => chains.push(Chain {

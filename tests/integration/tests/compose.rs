@@ -3,6 +3,8 @@
 //! - every Envoy config the `envoy` service runs exists and the merged bootstrap it starts
 //!   (`-c envoy/gateway.yaml --config-yaml "$(cat demo/compose/global-tier.yaml)"`) passes
 //!   `envoy --mode validate`, and really starts with both listeners (Envoy appends the fragment);
+//!   all of it for both gateways it can run (`GATEWAY_CONFIG`: the five modules by default, or
+//!   `envoy/gateway-suite.yaml`, the suite module), each a row of [`GATEWAYS`];
 //! - every host path it mounts exists (sources) or is the output of a named make target
 //!   (build outputs), and every file the Envoy configs name (`filename:`) is inside a mount, at
 //!   the same path relative to the container's `working_dir` as in the repo;
@@ -34,6 +36,25 @@ use apim_integration::{envoy_bin, repo_root};
 use serde_yaml::Value;
 
 const COMPOSE: &str = "demo/docker-compose.yaml";
+
+/// The gateways the `envoy` service runs: (GATEWAY_CONFIG as set in the environment of
+/// `docker-compose`, the bootstrap it runs then).
+const GATEWAYS: [(Option<&str>, &str); 2] = [
+    (None, "envoy/gateway.yaml"),
+    (Some("envoy/gateway-suite.yaml"), "envoy/gateway-suite.yaml"),
+];
+
+/// A word of the compose file with `${GATEWAY_CONFIG:-default}` resolved as docker-compose
+/// does, GATEWAY_CONFIG set to `set` (or unset).
+fn interpolate(word: &str, set: Option<&str>) -> String {
+    match word
+        .strip_prefix("${GATEWAY_CONFIG:-")
+        .and_then(|rest| rest.strip_suffix('}'))
+    {
+        Some(default) => set.unwrap_or(default).to_string(),
+        None => word.to_string(),
+    }
+}
 
 /// Build outputs the compose file mounts, with what produces them (checked against the Makefile).
 const PRODUCED: &[(&str, &str, &str)] = &[
@@ -140,7 +161,7 @@ struct EnvoyCommand {
     config_yaml_file: Option<String>,
 }
 
-fn envoy_command(envoy: &Value) -> EnvoyCommand {
+fn envoy_command(envoy: &Value, gateway_config: Option<&str>) -> EnvoyCommand {
     let cmd: Vec<String> = match &envoy["command"] {
         Value::Sequence(s) => s.iter().map(|v| v.as_str().unwrap().to_string()).collect(),
         Value::String(s) => vec![s.clone()],
@@ -153,7 +174,7 @@ fn envoy_command(envoy: &Value) -> EnvoyCommand {
             .iter()
             .position(|w| *w == flag)
             .and_then(|i| words.get(i + 1))
-            .map(|w| w.to_string())
+            .map(|w| interpolate(w, gateway_config))
     };
     let config = after("-c").expect("envoy.command has `-c <config>`");
     let config_yaml_file = line.split_once("--config-yaml ").map(|(_, rest)| {
@@ -175,13 +196,14 @@ struct EnvoyFiles {
     fragment: Option<PathBuf>,
 }
 
-fn envoy_files() -> EnvoyFiles {
+/// The files the `envoy` service runs with GATEWAY_CONFIG set to `gateway_config` (or unset).
+fn envoy_files(gateway_config: Option<&str>) -> EnvoyFiles {
     let c = compose();
     let svcs = services(&c);
     let envoy = svcs.get("envoy").expect("an `envoy` service");
     let mounts = mounts(envoy);
     let working_dir = PathBuf::from(envoy["working_dir"].as_str().expect("envoy.working_dir"));
-    let cmd = envoy_command(envoy);
+    let cmd = envoy_command(envoy, gateway_config);
     let resolve = |rel: &str| {
         host_path(&mounts, &working_dir.join(rel))
             .unwrap_or_else(|| panic!("envoy runs {rel}, which no volume mounts"))
@@ -323,11 +345,20 @@ fn envoy_image_is_the_pinned_release() {
 
 #[test]
 fn envoy_configs_exist_and_the_merged_bootstrap_validates() {
-    let files = envoy_files();
+    for (gateway_config, gateway) in GATEWAYS {
+        envoy_config_exists_and_the_merged_bootstrap_validates(gateway_config, gateway);
+    }
+}
+
+fn envoy_config_exists_and_the_merged_bootstrap_validates(
+    gateway_config: Option<&str>,
+    gateway: &str,
+) {
+    let files = envoy_files(gateway_config);
     assert_eq!(
         files.config,
-        repo_root().join("envoy/gateway.yaml"),
-        "the compose demo runs envoy/gateway.yaml itself"
+        repo_root().join(gateway),
+        "with GATEWAY_CONFIG={gateway_config:?} the compose demo runs {gateway} itself"
     );
     assert!(
         files.config.is_file(),
@@ -350,7 +381,7 @@ fn envoy_configs_exist_and_the_merged_bootstrap_validates() {
     let (status, output) = run_envoy(&args, Duration::from_secs(60));
     assert!(
         status.is_some_and(|s| s.success()),
-        "`envoy --mode validate` of the compose Envoy config failed ({status:?}):\n{output}\n\
+        "`envoy --mode validate` of the compose Envoy config ({gateway}) failed ({status:?}):\n{output}\n\
          (a missing .wasm means: run `make build`)"
     );
 }
@@ -399,7 +430,13 @@ fn every_mounted_host_path_exists_or_is_built_by_a_make_target() {
 
 #[test]
 fn every_module_the_configs_name_is_mounted_at_the_same_relative_path() {
-    let files = envoy_files();
+    for (gateway_config, _) in GATEWAYS {
+        every_module_is_mounted_at_the_same_relative_path(gateway_config);
+    }
+}
+
+fn every_module_is_mounted_at_the_same_relative_path(gateway_config: Option<&str>) {
+    let files = envoy_files(gateway_config);
     let mut names = Vec::new();
     for f in std::iter::once(&files.config).chain(files.fragment.as_ref()) {
         filenames(&serde_yaml::from_str(&read(f)).unwrap(), &mut names);
@@ -431,9 +468,15 @@ fn every_module_the_configs_name_is_mounted_at_the_same_relative_path() {
 
 #[test]
 fn ports_match_the_gateway_and_each_other() {
+    for (gateway_config, _) in GATEWAYS {
+        ports_match(gateway_config);
+    }
+}
+
+fn ports_match(gateway_config: Option<&str>) {
     let c = compose();
     let svcs = services(&c);
-    let files = envoy_files();
+    let files = envoy_files(gateway_config);
     let gateway: Value = serde_yaml::from_str(&read(&files.config)).unwrap();
     let mut envoy_ports = bootstrap_ports(&gateway);
     if let Some(f) = &files.fragment {
@@ -526,7 +569,8 @@ fn ports_match_the_gateway_and_each_other() {
 
 #[test]
 fn compose_plugin_configs_pass_the_filters_validators_and_ratelimit_knows_the_domain() {
-    let files = envoy_files();
+    // The fragment is the same for both gateways.
+    let files = envoy_files(None);
     let Some(fragment) = &files.fragment else {
         return;
     };
@@ -601,7 +645,13 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 /// running demo) and list its listeners.
 #[test]
 fn the_merged_bootstrap_runs_both_listeners() {
-    let files = envoy_files();
+    for (gateway_config, _) in GATEWAYS {
+        the_merged_bootstrap_runs(gateway_config);
+    }
+}
+
+fn the_merged_bootstrap_runs(gateway_config: Option<&str>) {
+    let files = envoy_files(gateway_config);
     let Some(fragment) = &files.fragment else {
         return;
     };
@@ -667,7 +717,8 @@ fn the_merged_bootstrap_runs_both_listeners() {
     };
     assert!(
         listeners.contains("gateway::") && listeners.contains("global_quota::"),
-        "both gateway.yaml's listener and the fragment's should run:\n{listeners}"
+        "both {}'s listener and the fragment's should run:\n{listeners}",
+        files.config.display()
     );
 }
 
@@ -688,19 +739,28 @@ fn docker_compose_config_accepts_the_file() {
         );
         return;
     }
-    let out = Command::new("docker-compose")
-        .arg("-f")
-        .arg(repo_root().join(COMPOSE))
-        .arg("config")
-        .arg("--quiet")
-        .current_dir(repo_root())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker-compose config rejected {COMPOSE}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for (gateway_config, gateway) in GATEWAYS {
+        let mut cmd = Command::new("docker-compose");
+        cmd.arg("-f")
+            .arg(repo_root().join(COMPOSE))
+            .arg("config")
+            .current_dir(repo_root())
+            .stdin(Stdio::null())
+            .env_remove("GATEWAY_CONFIG");
+        if let Some(value) = gateway_config {
+            cmd.env("GATEWAY_CONFIG", value);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "docker-compose config rejected {COMPOSE} (GATEWAY_CONFIG={gateway_config:?}):\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // docker-compose resolves the variable as `interpolate` does.
+        assert!(
+            stdout.contains(&format!("exec envoy -c {gateway} ")),
+            "GATEWAY_CONFIG={gateway_config:?}: want `-c {gateway}` in:\n{stdout}"
+        );
+    }
 }

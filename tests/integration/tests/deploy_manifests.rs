@@ -8,6 +8,9 @@
 //!   dev-dependencies, so this is exactly the code `apim validate` and `on_configure` run) and
 //!   equals the demo config of `envoy/gateway.yaml` it was copied from;
 //! - every chain follows the suite's order, and the `chain` manifests hold all five filters;
+//! - the suite module (`apim_suite`: one plugin, a config section per filter) is held to the
+//!   same checks, section by section, as the five modules: each form is a row of the same
+//!   tables, never a copy of a test;
 //! - every `sha256:` line is marked and equals the build: `# module: <m>` the sha256 of
 //!   `target/wasm32-wasip1/release/<m>.wasm`, `# image: <m>` the manifest digest of the OCI
 //!   image `target/debug/apim oci build` makes of it (deterministic, as `make oci` prints).
@@ -31,7 +34,7 @@ use std::sync::OnceLock;
 use apim_integration::manifests::{
     all_chains, all_manifest_files, bootstrap, deploy_form, ecds_bootstrap, find_typed,
     hcm_path_problems, load_documents, markers, placeholder_digest, wasm_fail_open_problems, Chain,
-    MarkerKind, HCM_TYPE, SUITE_ORDER, WASM_TYPE,
+    MarkerKind, HCM_TYPE, MODULES, SUITE_MODULE, SUITE_ORDER, WASM_TYPE,
 };
 use apim_integration::{repo_root, validate_config, wasm_module};
 use serde_json::Value;
@@ -49,31 +52,41 @@ fn parse_with_filter(module: &str, bytes: &[u8]) -> Result<(), String> {
         "graphql_guard" => graphql_guard::config::Config::parse(bytes).map(drop),
         "quota" => quota::config::Config::parse(bytes).map(drop),
         "transform" => transform::config::Config::parse(bytes).map(drop),
+        SUITE_MODULE => apim_suite::validate(bytes).map(drop),
         other => return Err(format!("unknown module {other}")),
     };
     result.map_err(|e| e.to_string())
 }
 
+/// Both forms of the suite: the five modules and the suite module.
+const FORMS: [(&str, bool); 2] = [("five modules", false), ("suite module", true)];
+
 #[test]
 fn the_manifests_describe_every_filter_in_every_form() {
     let chains = chains();
     let kinds = ["EnvoyFilter", "WasmPlugin", "EnvoyExtensionPolicy"];
+    let all: BTreeSet<&str> = SUITE_ORDER.into_iter().collect();
     for kind in kinds {
-        let modules: BTreeSet<&str> = chains
-            .iter()
-            .filter(|c| c.source.contains(kind))
-            .flat_map(|c| c.modules())
-            .collect();
-        let all: BTreeSet<&str> = SUITE_ORDER.into_iter().collect();
-        assert_eq!(modules, all, "{kind}: not every filter is covered");
+        for (form, suite) in FORMS {
+            let stages: BTreeSet<&str> = chains
+                .iter()
+                .filter(|c| c.source.contains(kind) && c.is_suite() == suite)
+                .flat_map(|c| c.stages())
+                .collect();
+            assert_eq!(stages, all, "{kind}, {form}: not every filter is covered");
+        }
     }
     for context in ["GATEWAY", "SIDECAR_INBOUND"] {
-        assert!(
-            chains
-                .iter()
-                .any(|c| c.source.ends_with(&format!("/{context}]")) && c.modules() == SUITE_ORDER),
-            "no EnvoyFilter holds the whole chain for {context}"
-        );
+        for (form, suite) in FORMS {
+            assert!(
+                chains
+                    .iter()
+                    .any(|c| c.source.ends_with(&format!("/{context}]"))
+                        && c.is_suite() == suite
+                        && c.stages() == SUITE_ORDER),
+                "no EnvoyFilter holds the whole chain for {context} as {form}"
+            );
+        }
     }
 }
 
@@ -81,7 +94,7 @@ fn the_manifests_describe_every_filter_in_every_form() {
 fn every_chain_follows_the_suite_order() {
     for chain in chains() {
         let positions: Vec<usize> = chain
-            .modules()
+            .stages()
             .iter()
             .map(|m| {
                 SUITE_ORDER
@@ -94,17 +107,24 @@ fn every_chain_follows_the_suite_order() {
             positions.windows(2).all(|w| w[0] < w[1]),
             "{}: order {:?} is not the suite's {SUITE_ORDER:?}",
             chain.source,
-            chain.modules()
+            chain.stages()
         );
         if chain.source.contains("chain") || chain.source.contains("WasmPlugins for") {
-            assert_eq!(chain.modules(), SUITE_ORDER, "{}", chain.source);
+            assert_eq!(chain.stages(), SUITE_ORDER, "{}", chain.source);
+        }
+        // The suite module stands alone (applied instead of the five, never with them: a
+        // WasmPlugin directory applied whole holds one form) and its manifests hold every
+        // section.
+        if chain.is_suite() {
+            assert_eq!(chain.modules(), [SUITE_MODULE], "{}", chain.source);
+            assert_eq!(chain.stages(), SUITE_ORDER, "{}", chain.source);
         }
     }
 }
 
 #[test]
 fn every_embedded_envoy_config_passes_envoy_validate() {
-    for module in SUITE_ORDER {
+    for module in MODULES {
         wasm_module(module); // a clear "run make build" if missing
     }
     // Identical bootstraps (gateway and sidecar contexts, HTTP and Image code) validate once.
@@ -207,22 +227,23 @@ fn every_filter_config_is_the_deploy_form_of_gateway_yaml() {
         } else {
             expected.clone()
         };
-        for filter in &chain.filters {
+        // The suite module's sections are held to the same configs as the five modules.
+        for (module, config) in chain.filters.iter().flat_map(|f| f.stages()) {
             let want = expected
-                .get(&filter.module)
-                .map(|c| deploy_form(&filter.module, c).unwrap());
+                .get(module)
+                .map(|c| deploy_form(module, c).unwrap());
             // The one deliberate difference: a WasmPlugin / EnvoyExtensionPolicy cannot set
             // Envoy's `allow_on_headers_stop_iteration`, so graphql-guard's manifests there say
             // `hold_headers: false` (gateway.yaml sets the Envoy knob and keeps the default).
-            let mut config = filter.config.clone();
-            if filter.module == "graphql_guard" && !chain.source.contains("envoyfilter") {
+            let mut config = config.clone();
+            if module == "graphql_guard" && !chain.source.contains("envoyfilter") {
                 let held = config
                     .as_object_mut()
                     .and_then(|o| o.remove("hold_headers"));
                 assert_eq!(held, Some(Value::Bool(false)), "{}", chain.source);
             }
             if Some(&config) != want.as_ref() {
-                stale.push(format!("{} {}", chain.source, filter.module));
+                stale.push(format!("{} {module}", chain.source));
             }
         }
     }
@@ -292,8 +313,9 @@ fn no_demo_consumer_or_key_is_in_a_deploy_manifest() {
     let placeholders: Vec<String> = (1..=3).map(placeholder_digest).collect();
     let mut keys = 0;
     for chain in chains() {
-        for filter in chain.filters.iter().filter(|f| f.module == "api_key_auth") {
-            for consumer in filter.config["consumers"].as_array().unwrap() {
+        let stages = chain.filters.iter().flat_map(|f| f.stages());
+        for (_, config) in stages.filter(|(m, _)| *m == "api_key_auth") {
+            for consumer in config["consumers"].as_array().unwrap() {
                 let id = consumer["id"].as_str().unwrap();
                 assert!(
                     !demo_ids.iter().any(|d| d == id),
@@ -383,7 +405,7 @@ fn every_sha256_matches_the_built_modules_and_images() {
         for marker in found {
             count += 1;
             assert!(
-                SUITE_ORDER.contains(&marker.module.as_str()),
+                MODULES.contains(&marker.module.as_str()),
                 "{rel}:{}: unknown module {}",
                 marker.line,
                 marker.module
@@ -484,12 +506,9 @@ fn apim_validate_refuses_route_name_for_generated_route_names() {
 fn the_global_quota_tier_is_wired_for_istio_and_envoy_gateway() {
     let mut wired = BTreeSet::new();
     for chain in chains() {
-        for filter in chain.filters.iter().filter(|f| f.module == "quota") {
-            let Some(cluster) = filter
-                .config
-                .pointer("/global/cluster")
-                .and_then(Value::as_str)
-            else {
+        let stages = chain.filters.iter().flat_map(|f| f.stages());
+        for (_, config) in stages.filter(|(m, _)| *m == "quota") {
+            let Some(cluster) = config.pointer("/global/cluster").and_then(Value::as_str) else {
                 continue;
             };
             let added = chain
@@ -517,7 +536,7 @@ fn the_global_quota_tier_is_wired_for_istio_and_envoy_gateway() {
     for file in all_manifest_files() {
         let text = std::fs::read_to_string(&file).unwrap();
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("quota.") || name.starts_with("chain") {
+        if name.starts_with("quota.") || name.starts_with("chain") || name.starts_with("suite") {
             assert!(
                 text.contains("Quota counts PER POD") && text.contains("N times"),
                 "{}: does not say the local tier counts per pod",
@@ -668,4 +687,39 @@ fn every_manifest_fails_closed() {
             );
         }
     }
+}
+
+/// graphql-guard holds the request headers until it has judged the body (`hold_headers`, the
+/// default), which Envoy only allows with `allow_on_headers_stop_iteration: true`. Wherever a
+/// manifest can set that knob (an EnvoyFilter's Wasm config, the module or the suite module)
+/// it does; where it cannot (WasmPlugin, EnvoyExtensionPolicy: their generated config lacks
+/// it) the guard says `hold_headers: false`.
+#[test]
+fn a_graphql_guard_that_holds_the_headers_is_allowed_to() {
+    let mut guards = BTreeMap::new();
+    for chain in chains() {
+        for filter in &chain.filters {
+            let holds = filter.stages().iter().any(|(m, c)| {
+                *m == "graphql_guard" && c.get("hold_headers") != Some(&false.into())
+            });
+            let allowed = filter
+                .typed_config
+                .pointer("/config/allow_on_headers_stop_iteration")
+                == Some(&Value::Bool(true));
+            if filter.stages().iter().any(|(m, _)| *m == "graphql_guard") {
+                *guards.entry(filter.module.clone()).or_insert(0) += 1;
+            }
+            assert!(
+                !holds || allowed,
+                "{} {}: graphql_guard holds the headers without allow_on_headers_stop_iteration",
+                chain.source,
+                filter.module
+            );
+        }
+    }
+    // Both forms have guards to check.
+    assert!(
+        guards.contains_key("graphql_guard") && guards.contains_key(SUITE_MODULE),
+        "{guards:?}"
+    );
 }

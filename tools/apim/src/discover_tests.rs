@@ -25,6 +25,12 @@ fn filters_are_named_by_crate_module_file_or_url() {
             "target/wasm32-wasip1/release/apim_suite.wasm",
             Some("suite"),
         ),
+        // As the suite manifests name it (envoy/istio, envoy/gateway-api).
+        ("oci://ghcr.io/apim-suite/apim-suite:0.1.0", Some("suite")),
+        (
+            "https://github.com/apim-suite/apim/releases/download/v0.1.0/apim_suite.wasm",
+            Some("suite"),
+        ),
         ("noop", None),
         ("", None),
     ];

@@ -1,7 +1,8 @@
 use super::*;
 
-/// A bootstrap with one config as JSON text in a `|` block, one Istio WasmPlugin and one
-/// Envoy Gateway policy (YAML configs), each with one thing wrong.
+/// A bootstrap with one config as JSON text in a `|` block, one Istio WasmPlugin, one Envoy
+/// Gateway policy (YAML configs) and the suite module's WasmPlugin (a section per filter), each
+/// with one thing wrong.
 const FILE: &str = r#"static_resources:
   listeners:
   - filter_chains:
@@ -48,6 +49,24 @@ spec:
       - id: partner
         keys:
         - plaintext: secret
+      rules:
+      - match: { route_name: health }
+        skip: true
+---
+apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata: { name: apim-suite }
+spec:
+  url: oci://ghcr.io/apim-suite/apim-suite:0.1.0
+  pluginName: apim_suite
+  pluginConfig:
+    quota:
+      plans:
+        free:
+          limits:
+          - requests: 5
+            per: second
+      default_plan: free
       rules:
       - match: { route_name: health }
         skip: true
@@ -102,6 +121,14 @@ fn every_error_is_reported_where_it_is_in_the_file() {
                 ("48:18", "rules[0].match.route_name: Envoy Gateway generates route names"),
                 ("46:11", "consumers[id=partner].keys[0].plaintext: plaintext keys are refused"),
             ],
+        ),
+        (
+            // The suite module's config: the target checks reach into its sections.
+            "WasmPlugin apim-suite",
+            vec![(
+                "66:18",
+                "quota.rules[0].match.route_name: Istio generates route names",
+            )],
         ),
     ];
     assert_eq!(errors.len(), want.len(), "{errors:#?}");

@@ -130,11 +130,10 @@ pub fn run(target: Target, filter: &str, file: &str, bytes: Vec<u8>) -> ExitCode
     crate::validate::run_bytes(filter, file, bytes)
 }
 
-/// The filter (as `apim validate` names it) of a module name (`api_key_auth`).
+/// The filter (as `apim validate` names it) of a module name (`api_key_auth`; `apim_suite`, the
+/// suite module, is `suite`), spelled as `apim validate FILE` reads it.
 fn filter_of_module(module: &str) -> Option<&'static str> {
-    crate::validate::FILTERS
-        .into_iter()
-        .find(|f| f.replace('-', "_") == module)
+    crate::discover::filter_named(module)
 }
 
 /// One filter config found in a manifest.

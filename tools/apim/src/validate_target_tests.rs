@@ -85,5 +85,6 @@ fn configs_are_found_in_every_manifest_kind() {
         ]
     );
     assert_eq!(filter_of_module("graphql_guard"), Some("graphql-guard"));
+    assert_eq!(filter_of_module("apim_suite"), Some("suite"));
     assert_eq!(filter_of_module("nope"), None);
 }
