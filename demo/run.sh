@@ -5,6 +5,9 @@
 #   demo/run.sh           print the tour, then run in the foreground until Ctrl-C  (make demo)
 #   demo/run.sh --smoke   run the tour, check every answer, stop, exit non-zero on any surprise
 #
+# GATEWAY_CONFIG picks the gateway: envoy/gateway.yaml (default, five modules) or
+# envoy/gateway-suite.yaml (the same configs in one apim_suite.wasm; `make demo SUITE=1`).
+#
 # RUNNER picks what starts Envoy:
 #   envoy    (default) $ENVOY_BIN, else the wheel's .venv/bin/envoy
 #   func-e   `func-e run` ($FUNC_E_BIN), which installs the Envoy in .envoy-version into
@@ -35,7 +38,9 @@ for port in 10000 9901 10080; do
   fi
 done
 
-echo "==> starting the echo upstream (127.0.0.1:10080) and Envoy with envoy/gateway.yaml (a few seconds)"
+GATEWAY_CONFIG="${GATEWAY_CONFIG:-envoy/gateway.yaml}"
+[[ -f "$GATEWAY_CONFIG" ]] || { echo "GATEWAY_CONFIG=$GATEWAY_CONFIG: no such file" >&2; exit 2; }
+echo "==> starting the echo upstream (127.0.0.1:10080) and Envoy with $GATEWAY_CONFIG (a few seconds)"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -74,7 +79,7 @@ start_func_e() {
 
 "$UPSTREAM" --port 10080 >"$LOGDIR/upstream.log" 2>&1 &
 pids+=($!)
-ENVOY_ARGS=(-c envoy/gateway.yaml --disable-hot-restart -l info --log-path "$LOGDIR/envoy.log")
+ENVOY_ARGS=(-c "$GATEWAY_CONFIG" --disable-hot-restart -l info --log-path "$LOGDIR/envoy.log")
 case "$RUNNER" in
   envoy)
     "$ENVOY" "${ENVOY_ARGS[@]}" &

@@ -42,13 +42,8 @@ fn counter_index(reason: DenyReason) -> usize {
         .unwrap_or(0)
 }
 
-/// Whether the request goes on to the next filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Continue,
-    /// A local reply was sent.
-    Stop,
-}
+/// Whether the request goes on to the next filter (kit's one type for it).
+pub use kit::stage::Verdict as Action;
 
 /// `body_follows`: the headers did not end the stream (Envoy's `!end_of_stream`).
 pub fn on_request_headers(

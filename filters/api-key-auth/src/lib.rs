@@ -16,5 +16,7 @@ pub mod credential;
 pub mod handler;
 pub mod policy;
 
-#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+pub mod stage;
+
+#[cfg(all(target_arch = "wasm32", target_os = "wasi", feature = "module"))]
 mod filter;

@@ -95,20 +95,16 @@ impl ApqStore for MemStore {
     }
 }
 
-/// Envoy's shared data.
-#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-pub struct SharedData;
+/// Envoy's shared data, through the host.
+pub struct SharedData<'a>(pub &'a dyn kit::host::Host);
 
-#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-impl ApqStore for SharedData {
+impl ApqStore for SharedData<'_> {
     fn get(&self, key: &str) -> Option<Vec<u8>> {
-        proxy_wasm::hostcalls::get_shared_data(key)
-            .ok()
-            .and_then(|(v, _)| v)
+        self.0.shared_data(key).0
     }
     fn set(&self, key: &str, value: &[u8]) {
         // Last writer wins: a slot is a cache entry, never a counter.
-        let _ = proxy_wasm::hostcalls::set_shared_data(key, Some(value), None);
+        let _ = self.0.set_shared_data(key, value, None);
     }
 }
 

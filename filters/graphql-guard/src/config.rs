@@ -38,7 +38,7 @@ pub const DEFAULT_WEBSOCKET_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const HARD_MAX_WEBSOCKET_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// The filter-state key the operation's cost is published under (decimal ASCII).
-pub const COST_PROPERTY: &str = "apim_cost";
+pub const COST_PROPERTY: &str = kit::context::COST;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -13,7 +13,6 @@ use crate::transport::{
 use crate::ws::{self, FrameReader};
 use kit::denial::Format;
 use kit::host::{Host, LogLevel};
-use kit::identity::{Identity, PROPERTY};
 use kit::matcher::MatchInput;
 use kit::metrics::Counters;
 use kit::request::RequestHead;
@@ -531,9 +530,9 @@ fn plan(host: &dyn Host, config: &Config) -> Result<Option<String>, ()> {
     if !config.needs_identity() {
         return Ok(None);
     }
-    match host.property(&[PROPERTY]) {
+    match host.identity() {
         None => Ok(None),
-        Some(b) => Identity::decode(&b).map(|id| id.plan).ok_or(()),
+        Some(id) => id.map(|id| id.plan).ok_or(()),
     }
 }
 

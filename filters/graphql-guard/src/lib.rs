@@ -27,5 +27,7 @@ pub mod strict_json;
 pub mod transport;
 pub mod ws;
 
-#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+pub mod stage;
+
+#[cfg(all(target_arch = "wasm32", target_os = "wasi", feature = "module"))]
 mod filter;

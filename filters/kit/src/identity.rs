@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The filter-state key.
-pub const PROPERTY: &str = "apim_consumer";
+pub const PROPERTY: &str = crate::context::CONSUMER;
 
 /// Largest encoded identity a reader accepts.
 pub const MAX_IDENTITY_BYTES: usize = 16 * 1024;

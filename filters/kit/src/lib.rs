@@ -11,13 +11,18 @@
 //! - [`digest`], [`time`]: SHA-256 digests and RFC 3339 timestamps.
 //! - [`host`]: the small trait the glue talks to, with a recording mock for unit tests;
 //!   [`metrics`]: counters defined once per root context.
+//! - [`stage`]: the shape every filter has (a stage, its per-request exchange), the chain that
+//!   runs several in one VM and the host they share; [`context`]: the names of the values they
+//!   hand each other (`apim_consumer`, `apim_cost`, `apim_claims`).
 //! - `proxy_host` (wasm32-wasip1 only): the trait implemented over proxy-wasm host calls, and
-//!   non-panicking forms of the SDK's context helpers; `plugin`: the shared root context.
+//!   non-panicking forms of the SDK's context helpers; `runtime`: the one root context for any
+//!   list of stages.
 //!
 //! Nothing here panics on input: every failure is a value.
 
 pub mod config_error;
 pub mod config_refusal;
+pub mod context;
 pub mod denial;
 pub mod digest;
 pub mod header_value;
@@ -27,9 +32,10 @@ pub mod matcher;
 pub mod metrics;
 pub mod query;
 pub mod request;
+pub mod stage;
 pub mod time;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-pub mod plugin;
-#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 pub mod proxy_host;
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+pub mod runtime;

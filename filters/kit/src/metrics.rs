@@ -23,8 +23,13 @@ impl Counters {
 
     /// Adds one to the counter at `index` (the position of its name in `define`).
     pub fn inc(&self, host: &dyn Host, index: usize) {
+        self.add(host, index, 1);
+    }
+
+    /// Adds `n` at once (a batch counted in memory).
+    pub fn add(&self, host: &dyn Host, index: usize, n: i64) {
         if let Some(Some(id)) = self.ids.get(index) {
-            host.increment_counter(*id, 1);
+            host.increment_counter(*id, n);
         }
     }
 }

@@ -3,9 +3,24 @@
 //! unwrapped: a trap would stop the VM for every later request.
 
 use crate::denial::Reply;
-use crate::host::{Host, LogLevel};
+use crate::host::{Host, LogLevel, SetResult, Side};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{MapType, MetricType};
+use proxy_wasm::types::{BufferType, MapType, MetricType, Status};
+use std::time::Duration;
+
+fn map(side: Side) -> MapType {
+    match side {
+        Side::Request => MapType::HttpRequestHeaders,
+        Side::Response => MapType::HttpResponseHeaders,
+    }
+}
+
+fn buffer(side: Side) -> BufferType {
+    match side {
+        Side::Request => BufferType::HttpRequestBody,
+        Side::Response => BufferType::HttpResponseBody,
+    }
+}
 
 /// The host for the HTTP context currently being served.
 #[derive(Debug, Default, Clone, Copy)]
@@ -115,6 +130,128 @@ impl Host for ProxyHost {
             LogLevel::Error => proxy_wasm::types::LogLevel::Error,
         };
         let _ = hostcalls::log(level, message);
+    }
+
+    fn headers(&self, side: Side) -> Vec<(String, Vec<u8>)> {
+        hostcalls::get_map_bytes(map(side)).unwrap_or_default()
+    }
+
+    fn set_header(&self, side: Side, name: &str, value: &[u8]) {
+        if let Err(e) = hostcalls::set_map_value_bytes(map(side), name, Some(value)) {
+            self.log(
+                LogLevel::Warn,
+                &format!("setting header {name} failed: {e:?}"),
+            );
+        }
+    }
+
+    fn add_header(&self, side: Side, name: &str, value: &[u8]) {
+        if let Err(e) = hostcalls::add_map_value_bytes(map(side), name, value) {
+            self.log(
+                LogLevel::Warn,
+                &format!("adding header {name} failed: {e:?}"),
+            );
+        }
+    }
+
+    fn remove_header(&self, side: Side, name: &str) {
+        if let Err(e) = hostcalls::remove_map_value(map(side), name) {
+            self.log(
+                LogLevel::Warn,
+                &format!("removing header {name} failed: {e:?}"),
+            );
+        }
+    }
+
+    fn replace_headers(&self, side: Side, headers: &[(String, Vec<u8>)]) {
+        let pairs: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        if let Err(e) = hostcalls::set_map_bytes(map(side), pairs) {
+            self.log(
+                LogLevel::Warn,
+                &format!("replacing the headers failed: {e:?}"),
+            );
+        }
+    }
+
+    fn body(&self, side: Side, start: usize, size: usize) -> Option<Vec<u8>> {
+        hostcalls::get_buffer(buffer(side), start, size)
+            .ok()
+            .flatten()
+    }
+
+    fn set_body(&self, side: Side, start: usize, size: usize, body: &[u8]) {
+        if let Err(e) = hostcalls::set_buffer(buffer(side), start, size, body) {
+            self.log(LogLevel::Warn, &format!("replacing the body failed: {e:?}"));
+        }
+    }
+
+    fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> SetResult {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => SetResult::Ok,
+            Err(Status::CasMismatch) => SetResult::CasMismatch,
+            Err(_) => SetResult::Failed,
+        }
+    }
+
+    fn http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, String> {
+        hostcalls::dispatch_http_call(cluster, headers.to_vec(), body, Vec::new(), timeout)
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    fn grpc_call(
+        &self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<u32, String> {
+        hostcalls::dispatch_grpc_call(
+            cluster,
+            service,
+            method,
+            Vec::<(&str, &[u8])>::new(),
+            Some(message),
+            timeout,
+        )
+        .map_err(|e| format!("{e:?}"))
+    }
+
+    fn http_call_response_header(&self, name: &str) -> Option<String> {
+        calls::http_call_response_header(name)
+    }
+
+    fn http_call_response_body(&self, size: usize) -> Option<Vec<u8>> {
+        calls::http_call_response_body(0, size)
+    }
+
+    fn grpc_response_body(&self, size: usize) -> Option<Vec<u8>> {
+        calls::grpc_response_body(0, size)
+    }
+
+    fn set_tick_period(&self, period: Duration) -> bool {
+        calls::set_tick_period(period)
+    }
+
+    fn resume_request(&self) -> bool {
+        calls::resume_request()
+    }
+
+    fn reset_request(&self) {
+        let _ = hostcalls::reset_http_request();
     }
 }
 

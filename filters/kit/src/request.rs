@@ -8,6 +8,9 @@
 /// scan bounded whatever the client sends (Envoy's own default limit is 100).
 pub const MAX_HEADERS: usize = 1024;
 
+/// From this many names on, [`RequestHead::fetch`] reads the whole header map in one host call.
+pub const WHOLE_MAP_FROM: usize = 4;
+
 /// Headers frameworks obey to treat a request as another method (Rails, Express
 /// method-override, Spring's HiddenHttpMethodFilter variants, ASP.NET).
 pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
@@ -56,12 +59,30 @@ impl RequestHead {
         self.body_follows = body_follows;
     }
 
-    /// A view holding only `names`, one host call each (absent headers are left out). Filters
-    /// work out at config time which headers they can need, so the common request costs one
-    /// or two host calls instead of a copy of the whole header map.
+    /// A view holding only `names` (absent headers are left out, a repeated header's copies
+    /// joined by `,` as [`crate::host::Host::request_header`] joins them). Filters work out at
+    /// config time which headers they can need, so the common request costs one or two host
+    /// calls instead of a copy of the whole header map; from [`WHOLE_MAP_FROM`] names on, the
+    /// map is read in one call instead (a single read of an absent header costs two calls).
     pub fn fetch(host: &dyn crate::host::Host, names: &[String]) -> Self {
         let mut head = Self::default();
-        head.fetch_more(host, names);
+        if names.len() < WHOLE_MAP_FROM || host.header_reads_are_cheap() {
+            head.fetch_more(host, names);
+            return head;
+        }
+        // Every entry is looked at (a copy past any cap could be a second credential).
+        let all = host.request_headers();
+        for name in names {
+            let values: Vec<&[u8]> = all
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_slice())
+                .collect();
+            if !values.is_empty() && !head.contains(name) {
+                head.headers
+                    .push((name.clone(), values.join(b",".as_slice())));
+            }
+        }
         head
     }
 
@@ -325,6 +346,30 @@ fn strip_port(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_names_are_fetched_in_one_read_with_copies_joined() {
+        let host = crate::host::MockHost::new(&[
+            (":path", "/a"),
+            ("x-a", "1"),
+            ("x-a", "2"),
+            (":method", "GET"),
+        ]);
+        let names: Vec<String> = [":path", "x-a", ":method", "x-absent"]
+            .iter()
+            .map(|n| (*n).to_string())
+            .collect();
+        let head = RequestHead::fetch(&host, &names);
+        assert_eq!(host.host_call_names(), ["request_headers"]);
+        assert_eq!(head.get("x-a"), Some(b"1,2".as_slice()));
+        assert_eq!(head.get(":path"), Some(b"/a".as_slice()));
+        assert_eq!(head.get("x-absent"), None);
+        // Fewer names: one read each, as before.
+        let host = crate::host::MockHost::new(&[(":path", "/a")]);
+        let head = RequestHead::fetch(&host, &names[..2]);
+        assert_eq!(host.host_call_names(), ["request_header", "request_header"]);
+        assert_eq!(head.get(":path"), Some(b"/a".as_slice()));
+    }
     #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 

@@ -7,7 +7,7 @@ use crate::policy::{self, Inputs, Resolution, Verdict};
 use crate::store::{admit, HashKey, SharedStore};
 use kit::denial::Format;
 use kit::host::{Host, LogLevel};
-use kit::identity::{self, Identity};
+use kit::identity::Identity;
 use kit::metrics::Counters;
 use kit::request::RequestHead;
 
@@ -42,7 +42,7 @@ const CHARGED_LATE: usize = 11;
 const IDENTITY_INVALID: usize = 12;
 
 /// The filter-state key graphql-guard publishes the operation's cost under.
-pub const COST_PROPERTY: &str = "apim_cost";
+pub const COST_PROPERTY: &str = kit::context::COST;
 
 /// Whether the request goes on, and what to add to its response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,9 +90,9 @@ pub fn gather(host: &dyn Host, config: &Config) -> Gathered {
     } else {
         None
     };
-    let raw_identity = host.property(&[identity::PROPERTY]);
-    let identity = raw_identity.as_deref().and_then(Identity::decode);
-    let identity_invalid = raw_identity.is_some() && identity.is_none();
+    let found = host.identity();
+    let identity_invalid = matches!(found, Some(None));
+    let identity = found.flatten();
     let client_address = if needs_client_address(config, &head, route.as_deref(), identity.as_ref())
     {
         host.property(&["source", "address"])

@@ -28,7 +28,9 @@ pub mod rls;
 pub mod store;
 pub mod window;
 
-#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+pub mod stage;
+
+#[cfg(all(target_arch = "wasm32", target_os = "wasi", feature = "module"))]
 mod filter;
 
 #[cfg(test)]

@@ -38,14 +38,9 @@ pub const MAX_ENTRY_NAME: usize = 1024;
 pub const MAX_ATTEMPTS: usize = 64;
 
 /// What a shared-data `set` answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SetResult {
-    Ok,
-    CasMismatch,
-    Failed,
-}
+pub use kit::host::SetResult;
 
-/// Shared data as the counters need it (implemented over proxy-wasm in `filter.rs`).
+/// Shared data as the counters need it (implemented over `kit::host::Host` in `stage.rs`).
 pub trait SharedStore {
     /// The value and its CAS token; `(None, None)` when absent.
     fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);

@@ -95,30 +95,8 @@ struct Batched {
     pending: [i64; COUNTER_NAMES.len()],
 }
 
-/// The filter's counters, defined once per root context, incremented by index, by one or by
-/// a batch (`kit::metrics::Counters` without `add`: a kit candidate).
-#[derive(Debug, Clone, Default)]
-pub struct Counters {
-    ids: Vec<Option<u32>>,
-}
-
-impl Counters {
-    pub fn define(host: &dyn Host, names: &[&str]) -> Self {
-        Self {
-            ids: names.iter().map(|n| host.define_counter(n)).collect(),
-        }
-    }
-
-    pub fn inc(&self, host: &dyn Host, index: usize) {
-        self.add(host, index, 1);
-    }
-
-    pub fn add(&self, host: &dyn Host, index: usize, n: i64) {
-        if let Some(Some(id)) = self.ids.get(index) {
-            host.increment_counter(*id, n);
-        }
-    }
-}
+/// The filter's counters: kit's, incremented by index, by one or by a batch.
+pub use kit::metrics::Counters;
 
 impl State {
     pub fn new(config: &Config) -> Self {
@@ -190,13 +168,8 @@ impl State {
     }
 }
 
-/// Whether the request goes on to the next filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Continue,
-    /// A local reply was sent.
-    Stop,
-}
+/// Whether the request goes on to the next filter (kit's one type for it).
+pub use kit::stage::Verdict as Action;
 
 /// What let the caller in.
 enum Grant {
@@ -306,10 +279,7 @@ fn check_scopes(config: &Config, req: &Requirement, grant: Grant) -> Result<Gran
 
 fn consumer_or_missing(host: &dyn Host, config: &Config) -> Result<Grant, Refusal> {
     if config.consumer_scopes {
-        if let Some(id) = host
-            .property(&[identity::PROPERTY])
-            .and_then(|b| Identity::decode(&b))
-        {
+        if let Some(Some(id)) = host.identity() {
             return Ok(Grant::Consumer(id));
         }
     }
@@ -429,9 +399,10 @@ fn publish_identity(
     own: Identity,
     own_bytes: Option<&[u8]>,
 ) -> Result<(), Refusal> {
-    let raw = host.property(&[identity::PROPERTY]);
-    let earlier = raw.as_deref().and_then(Identity::decode);
-    if raw.is_some() && earlier.is_none() {
+    let found = host.identity();
+    let invalid = matches!(found, Some(None));
+    let earlier = found.flatten();
+    if invalid {
         return Err(policy::identity_invalid(
             "The identity an earlier filter published cannot be read.",
         ));

@@ -45,7 +45,7 @@ pub struct Verified {
 }
 
 /// The filter-state key of the verified claims (read by transform's `{{claim.*}}`).
-pub const CLAIMS_PROPERTY: &str = "apim_claims";
+pub const CLAIMS_PROPERTY: &str = kit::context::CLAIMS;
 
 /// Why a token is refused. The description is safe to send: it never carries key material
 /// or token content.

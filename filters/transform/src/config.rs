@@ -286,6 +286,9 @@ pub struct Rule {
 /// What the request path must fetch from the host, computed once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fetch {
+    /// The request headers the rules' matchers read: a request no rule matches costs these
+    /// reads, never a copy of the whole header map.
+    pub match_headers: Vec<String>,
     pub route_name: bool,
     pub identity: bool,
     pub claims: bool,
@@ -356,6 +359,11 @@ impl Config {
         }
         let rules = RuleSet::new(rules);
         fetch.route_name = rules.needs_route_name();
+        fetch.match_headers = rules
+            .needed_headers()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         Ok(Config {
             rules,
             max_body_bytes: raw.max_body_bytes,

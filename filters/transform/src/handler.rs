@@ -12,14 +12,10 @@ use kit::request::RequestHead;
 use std::rc::Rc;
 
 /// The filter-state key where `scope-authz` publishes verified JWT claims (a JSON object).
-pub const CLAIMS_PROPERTY: &str = "apim_claims";
+pub const CLAIMS_PROPERTY: &str = kit::context::CLAIMS;
 const MAX_CLAIMS_BYTES: usize = 16 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Request,
-    Response,
-}
+pub use kit::host::Side;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -64,6 +60,20 @@ pub trait Io {
     fn headers(&self, side: Side) -> Vec<(String, Vec<u8>)>;
     fn route_name(&self) -> Option<String>;
     fn property(&self, key: &str) -> Option<Vec<u8>>;
+    /// One request header (copies joined by `,`).
+    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        let values: Vec<Vec<u8>> = self
+            .headers(Side::Request)
+            .into_iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .collect();
+        (!values.is_empty()).then(|| values.join(b",".as_slice()))
+    }
+    /// The published identity, if there is a valid one.
+    fn identity(&self) -> Option<Identity> {
+        self.property(PROPERTY).and_then(|b| Identity::decode(&b))
+    }
     fn edit(&self, side: Side, edit: &Edit);
     /// Replaces every header of one side (pseudo-headers included) in one host call.
     fn set_headers(&self, side: Side, headers: &[(String, Vec<u8>)]);
@@ -156,8 +166,16 @@ impl Exchange {
 
     pub fn on_request_headers(&mut self, io: &dyn Io, end_of_stream: bool) -> Action {
         let config = Rc::clone(&self.config);
-        let raw = io.headers(Side::Request);
-        self.req.head = RequestHead::new(raw.clone());
+        // The rules are matched on the few headers they read; the whole map is copied only
+        // once one applies.
+        self.req.head = RequestHead::new(
+            config
+                .fetch
+                .match_headers
+                .iter()
+                .filter_map(|n| io.request_header(n).map(|v| (n.clone(), v)))
+                .collect(),
+        );
         if config.fetch.route_name {
             self.req.route_name = io.route_name();
         }
@@ -165,8 +183,10 @@ impl Exchange {
             io.count(Counter::NoRule);
             return Action::Continue;
         };
+        let raw = io.headers(Side::Request);
+        self.req.head = RequestHead::new(raw.clone());
         if config.fetch.identity {
-            self.req.identity = io.property(PROPERTY).and_then(|b| Identity::decode(&b));
+            self.req.identity = io.identity();
         }
         if config.fetch.claims {
             self.req.claims = io

@@ -23,7 +23,9 @@ pub mod policy;
 pub mod template;
 pub mod uri;
 
-#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+pub mod stage;
+
+#[cfg(all(target_arch = "wasm32", target_os = "wasi", feature = "module"))]
 mod filter;
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! the filter and the field, and it is the filter's last word on that config.
 //!
 //! Every filter of the suite is started with a bad config at Envoy's default log level (`info`)
-//! through each kind of root context: `kit::plugin::Root` (api-key-auth, graphql-guard,
-//! transform) and the hand-rolled roots of scope-authz and quota. What Envoy itself prints
+//! through kit's one root (`kit::runtime`, the same for every filter since issue 11; the suite
+//! module's refusals, which name the section, are in tests/suite.rs). What Envoy itself prints
 //! after the filter's line (it cannot be helped: the filter has returned false by then) is, in
 //! Envoy 1.40: `Wasm VM failed Failed to configure base Wasm plugin`, `Plugin <name> failed to
 //! load`, `Plugin configured to fail closed failed to load`, then `error \`Unable to create

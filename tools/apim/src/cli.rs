@@ -85,7 +85,7 @@ pub enum TargetArg {
   apim validate --target istio quota quota.json         one filter's JSON config (- for stdin)
 
 Filters: api-key-auth, scope-authz, quota, graphql-guard, transform (or their module names,
-api_key_auth, …). Findings in a deployment file are reported as FILE:LINE:COLUMN.")]
+api_key_auth, …), and suite (apim_suite.wasm: a section per filter). Findings in a deployment file are reported as FILE:LINE:COLUMN.")]
 pub struct ValidateArgs {
     /// What the deployment needs on top of the filter's own checks (no `route_name` rules
     /// where route names are generated, key digests only). Default for a deployment file: what

@@ -7,13 +7,15 @@ use std::process::ExitCode;
 
 const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
-/// The filters whose configs `apim validate` knows.
-pub const FILTERS: [&str; 5] = [
+/// The filters whose configs `apim validate` knows, and the suite module (`apim_suite.wasm`:
+/// a section per filter, each checked by that filter's parser, errors under the section name).
+pub const FILTERS: [&str; 6] = [
     "api-key-auth",
     "scope-authz",
     "quota",
     "graphql-guard",
     "transform",
+    "suite",
 ];
 
 /// The filter's own parser: its warnings, or the error Envoy would log. `filter` is a crate
@@ -25,6 +27,7 @@ pub fn check(filter: &str, bytes: &[u8]) -> Result<Vec<String>, ConfigError> {
         "graphql-guard" => graphql_guard::config::Config::parse(bytes).map(|c| c.warnings()),
         "transform" => transform::config::Config::parse(bytes).map(|c| c.warnings()),
         "quota" => quota::config::Config::parse(bytes).map(|c| c.warnings),
+        "suite" => apim_suite::validate(bytes),
         other => Err(ConfigError::new("", format!("unknown filter \"{other}\""))),
     }
 }

@@ -1,0 +1,363 @@
+use super::*;
+use crate::host::{Call, MockHost, Side};
+use std::cell::RefCell;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+/// A stage that answers from a script and records what it saw.
+struct Scripted {
+    name: &'static str,
+    seen: Rc<RefCell<Vec<String>>>,
+    headers: Flow,
+    /// Answers to body events, in order (then Continue).
+    body: Vec<Flow>,
+    callout: Flow,
+}
+
+impl Exchange for Scripted {
+    fn on_request_headers(&mut self, _host: &dyn Host, end_of_stream: bool) -> Flow {
+        self.seen
+            .borrow_mut()
+            .push(format!("{}:headers({end_of_stream})", self.name));
+        self.headers
+    }
+    fn on_request_body(&mut self, _host: &dyn Host, size: usize, end: bool) -> Flow {
+        self.seen
+            .borrow_mut()
+            .push(format!("{}:body({size},{end})", self.name));
+        if self.body.is_empty() {
+            Flow::Continue
+        } else {
+            self.body.remove(0)
+        }
+    }
+    fn on_response_headers(&mut self, _host: &dyn Host, _end: bool) -> Flow {
+        self.seen
+            .borrow_mut()
+            .push(format!("{}:response", self.name));
+        Flow::Continue
+    }
+    fn on_callout(&mut self, _host: &dyn Host, token: u32, _answer: Callout) -> Flow {
+        self.seen
+            .borrow_mut()
+            .push(format!("{}:callout({token})", self.name));
+        self.callout
+    }
+}
+
+fn chain(stages: Vec<(&'static str, Flow, Vec<Flow>)>) -> (Chain, Rc<RefCell<Vec<String>>>) {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let exchanges = stages
+        .into_iter()
+        .map(|(name, headers, body)| {
+            Box::new(Scripted {
+                name,
+                seen: Rc::clone(&seen),
+                headers,
+                body,
+                callout: Flow::Continue,
+            }) as Box<dyn Exchange>
+        })
+        .collect();
+    (Chain::new(exchanges), seen)
+}
+
+#[test]
+fn a_denial_by_an_early_stage_stops_the_later_ones() {
+    let host = MockHost::default();
+    let (mut c, seen) = chain(vec![
+        ("auth", Flow::Done, vec![]),
+        ("quota", Flow::Continue, vec![]),
+    ]);
+    assert_eq!(c.on_request_headers(&host, true), Flow::Done);
+    // The local reply's response reaches only the stages that saw the request.
+    assert_eq!(c.on_response_headers(&host, true), Flow::Continue);
+    assert_eq!(*seen.borrow(), ["auth:headers(true)", "auth:response"]);
+}
+
+#[test]
+fn every_stage_sees_the_headers_in_order_and_the_response_in_reverse() {
+    let host = MockHost::default();
+    let (mut c, seen) = chain(vec![
+        ("a", Flow::Continue, vec![]),
+        ("b", Flow::Continue, vec![]),
+    ]);
+    assert_eq!(c.on_request_headers(&host, true), Flow::Continue);
+    assert_eq!(c.on_response_headers(&host, true), Flow::Continue);
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "a:headers(true)",
+            "b:headers(true)",
+            "b:response",
+            "a:response"
+        ]
+    );
+}
+
+#[test]
+fn a_stage_holding_the_headers_keeps_them_from_later_stages_until_the_body_is_judged() {
+    let host = MockHost::default();
+    let (mut c, seen) = chain(vec![
+        (
+            "guard",
+            Flow::WaitBody,
+            vec![Flow::WaitBody, Flow::Continue],
+        ),
+        ("quota", Flow::Continue, vec![]),
+    ]);
+    assert_eq!(c.on_request_headers(&host, false), Flow::WaitBody);
+    assert_eq!(c.on_request_body(&host, 10, false), Flow::WaitBody);
+    assert_eq!(c.on_request_body(&host, 25, true), Flow::Continue);
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "guard:headers(false)",
+            "guard:body(10,false)",
+            "guard:body(25,true)",
+            // Behind the guard, as in Envoy: the headers, then the whole body at once.
+            "quota:headers(false)",
+            "quota:body(25,true)",
+        ]
+    );
+}
+
+#[test]
+fn a_stage_waiting_for_the_body_after_passing_the_headers_holds_only_the_body() {
+    let host = MockHost::default();
+    let (mut c, seen) = chain(vec![
+        (
+            "guard",
+            Flow::Continue,
+            vec![Flow::WaitBody, Flow::Continue],
+        ),
+        ("quota", Flow::Continue, vec![]),
+    ]);
+    assert_eq!(c.on_request_headers(&host, false), Flow::Continue);
+    assert_eq!(c.on_request_body(&host, 10, false), Flow::WaitBody);
+    assert_eq!(c.on_request_body(&host, 25, true), Flow::Continue);
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "guard:headers(false)",
+            "quota:headers(false)",
+            "guard:body(10,false)",
+            "guard:body(25,true)",
+            "quota:body(25,true)",
+        ]
+    );
+}
+
+#[test]
+fn a_callout_holds_everything_until_its_answer_then_later_stages_run() {
+    let host = MockHost::default();
+    let (mut c, seen) = chain(vec![
+        ("quota", Flow::WaitCallout(7), vec![]),
+        ("transform", Flow::Continue, vec![]),
+    ]);
+    assert_eq!(c.on_request_headers(&host, false), Flow::WaitCallout(7));
+    // A body arriving meanwhile is buffered, seen by nobody yet.
+    assert_eq!(c.on_request_body(&host, 5, true), Flow::WaitCallout(7));
+    // An answer to another call does not release the request.
+    assert_eq!(
+        c.on_callout(&host, 8, Callout::Grpc { status: 0, size: 0 }),
+        None
+    );
+    assert_eq!(
+        c.on_callout(&host, 7, Callout::Grpc { status: 0, size: 0 }),
+        Some(Flow::Continue)
+    );
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "quota:headers(false)",
+            "quota:callout(8)",
+            "transform:callout(8)",
+            "quota:callout(7)",
+            "quota:body(5,true)",
+            "transform:headers(false)",
+            "transform:body(5,true)",
+        ]
+    );
+}
+
+fn spec_parse_ok(bytes: &[u8]) -> Result<Box<dyn Stage>, ConfigError> {
+    let _: serde_json::Value = crate::config_error::parse_json(bytes)?;
+    if bytes.starts_with(b"{\"bad\"") {
+        return Err(ConfigError::new("bad", "is bad"));
+    }
+    Ok(Box::new(Nothing))
+}
+
+struct Nothing;
+
+impl Stage for Nothing {
+    fn exchange(&self, _host: &dyn Host) -> Box<dyn Exchange> {
+        Box::new(Passing)
+    }
+}
+
+struct Passing;
+
+impl Exchange for Passing {
+    fn on_request_headers(&mut self, _host: &dyn Host, _end: bool) -> Flow {
+        Flow::Continue
+    }
+}
+
+fn no_counters() -> Vec<String> {
+    Vec::new()
+}
+
+const SPECS: [StageSpec; 2] = [
+    StageSpec {
+        name: "first",
+        section: "first",
+        format: Format::Problem,
+        counter_names: no_counters,
+        parse: spec_parse_ok,
+    },
+    StageSpec {
+        name: "second",
+        section: "second",
+        format: Format::Problem,
+        counter_names: no_counters,
+        parse: spec_parse_ok,
+    },
+];
+
+#[test]
+fn suite_config_sections_parse_in_stage_order_and_errors_name_the_section() {
+    struct Case {
+        config: &'static str,
+        stages: Result<Vec<usize>, (&'static str, &'static str)>,
+    }
+    let cases = [
+        Case {
+            config: r#"{"second": {}, "first": {}}"#,
+            stages: Ok(vec![0, 1]),
+        },
+        Case {
+            config: r#"{"second": {}}"#,
+            stages: Ok(vec![1]),
+        },
+        Case {
+            config: r#"{"thrid": {}}"#,
+            stages: Err(("thrid", "unknown section (known: first, second)")),
+        },
+        Case {
+            config: r#"{}"#,
+            stages: Err(("", "no section: give at least one of first, second")),
+        },
+        Case {
+            config: r#"{"first": {"bad": 1}}"#,
+            stages: Err(("first.bad", "is bad")),
+        },
+    ];
+    for case in cases {
+        let got = parse_config(&SPECS, case.config.as_bytes())
+            .map(|stages| stages.iter().map(|(i, _)| *i).collect::<Vec<_>>())
+            .map_err(|e| (e.path, e.message));
+        let want = case
+            .stages
+            .clone()
+            .map_err(|(p, m)| (p.to_string(), m.to_string()));
+        assert_eq!(got, want, "{}", case.config);
+    }
+}
+
+#[test]
+fn one_spec_parses_the_filters_own_config() {
+    let stages = parse_config(&SPECS[..1], br#"{"any": "thing"}"#).unwrap();
+    assert_eq!(stages.len(), 1);
+}
+
+#[test]
+fn the_shared_request_host_reads_the_headers_once_and_sees_the_edits() {
+    let mock = MockHost::new(&[(":path", "/a"), ("x-a", "1"), ("x-a", "2")]);
+    let host = RequestHost::new(&mock, true);
+    assert_eq!(host.request_header("x-a"), Some(b"1,2".to_vec()));
+    assert_eq!(host.request_header("x-b"), None);
+    host.set_request_header("x-b", b"3");
+    host.remove_request_header("x-a");
+    assert_eq!(host.request_header("x-b"), Some(b"3".to_vec()));
+    assert_eq!(host.request_header("x-a"), None);
+    // One map read; the edits wait in the snapshot.
+    assert_eq!(mock.host_calls(), 1);
+    host.add_header(Side::Request, "x-c", b"4");
+    host.flush();
+    // Three edits reach Envoy as one replacement of the map.
+    assert_eq!(mock.host_calls(), 2);
+    assert_eq!(
+        mock.calls(),
+        [Call::ReplaceHeaders(vec![
+            (":path".into(), b"/a".to_vec()),
+            ("x-b".into(), b"3".to_vec()),
+            ("x-c".into(), b"4".to_vec())
+        ])]
+    );
+    host.flush();
+    assert_eq!(mock.host_calls(), 2, "nothing left to flush");
+}
+
+#[test]
+fn a_replaced_map_reaches_envoy_as_one_replacement() {
+    let mock = MockHost::new(&[(":path", "/a"), ("x-a", "1"), ("x-b", "2")]);
+    let host = RequestHost::new(&mock, true);
+    let mut headers = host.request_headers();
+    headers.retain(|(k, _)| k != "x-a");
+    host.replace_headers(Side::Request, &headers);
+    assert_eq!(host.request_header("x-a"), None);
+    host.flush();
+    assert_eq!(
+        mock.host_call_names(),
+        ["request_headers", "replace_headers"]
+    );
+}
+
+#[test]
+fn one_edit_is_flushed_as_itself_and_the_route_is_read_after_the_edits() {
+    let mut mock = MockHost::new(&[(":path", "/a")]);
+    mock.route = Some("r".into());
+    let host = RequestHost::new(&mock, true);
+    assert_eq!(host.route_name(), Some("r".into()));
+    host.set_request_header("x-b", b"3");
+    // The edit may change Envoy's route: it is flushed, then the route read again.
+    assert_eq!(host.route_name(), Some("r".into()));
+    assert_eq!(
+        mock.host_call_names(),
+        [
+            "route_name",
+            "request_headers",
+            "set_request_header",
+            "route_name"
+        ]
+    );
+    assert_eq!(host.route_name(), Some("r".into()));
+    assert_eq!(mock.host_calls(), 4);
+}
+
+#[test]
+fn a_published_context_value_is_read_back_from_memory_and_still_published() {
+    let mock = MockHost::default();
+    let host = RequestHost::new(&mock, true);
+    host.set_property(crate::context::CONSUMER, b"{\"id\":\"alice\"}");
+    assert_eq!(
+        host.property(&[crate::context::CONSUMER]),
+        Some(b"{\"id\":\"alice\"}".to_vec())
+    );
+    assert_eq!(mock.host_calls(), 1, "published once, read from memory");
+    assert_eq!(
+        mock.published(crate::context::CONSUMER),
+        Some(b"{\"id\":\"alice\"}".to_vec())
+    );
+}
+
+#[test]
+fn a_single_stage_gets_the_host_as_it_is() {
+    let mock = MockHost::new(&[("x-a", "1")]);
+    let host = RequestHost::new(&mock, false);
+    assert_eq!(host.request_header("x-a"), Some(b"1".to_vec()));
+    assert_eq!(host.request_header("x-a"), Some(b"1".to_vec()));
+    assert_eq!(mock.host_calls(), 2);
+}

@@ -1,0 +1,232 @@
+//! transform as a stage of `kit::stage`: each request and its response are handed to
+//! [`crate::handler::Exchange`] through [`Io`] over the host. The same stage runs in
+//! `transform.wasm` and the suite.
+
+use crate::config::Config;
+use crate::graphql::Call;
+use crate::handler::{self, Counter, Io, Side, COUNTER_NAMES};
+use crate::headers::Edit;
+use kit::config_error::ConfigError;
+use kit::denial::{Format, Reply};
+use kit::host::{Host, LogLevel};
+use kit::metrics::Counters;
+use kit::stage::{Callout, Exchange, Flow, Stage, StageSpec};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+pub const SPEC: StageSpec = StageSpec {
+    name: "transform",
+    section: "transform",
+    format: Format::Problem,
+    counter_names,
+    parse,
+};
+
+fn counter_names() -> Vec<String> {
+    COUNTER_NAMES.iter().map(|n| (*n).to_string()).collect()
+}
+
+fn parse(bytes: &[u8]) -> Result<Box<dyn Stage>, ConfigError> {
+    Ok(Box::new(Transform {
+        config: Rc::new(Config::parse(bytes)?),
+        counters: Rc::default(),
+    }))
+}
+
+struct Transform {
+    config: Rc<Config>,
+    counters: Rc<Counters>,
+}
+
+impl Stage for Transform {
+    fn activate(&mut self, _host: &dyn Host, counters: Rc<Counters>) {
+        self.counters = counters;
+    }
+    fn exchange(&self, _host: &dyn Host) -> Box<dyn Exchange> {
+        Box::new(Request {
+            exchange: handler::Exchange::new(Rc::clone(&self.config)),
+            counters: Rc::clone(&self.counters),
+        })
+    }
+}
+
+/// [`Io`] over the host, noting what a `Pause` means: a reply was sent, or a GraphQL call is
+/// waited for, or else the body is.
+struct HostIo<'a> {
+    host: &'a dyn Host,
+    counters: &'a Counters,
+    replied: Cell<bool>,
+    called: Cell<Option<u32>>,
+}
+
+impl<'a> HostIo<'a> {
+    fn new(host: &'a dyn Host, counters: &'a Counters) -> Self {
+        Self {
+            host,
+            counters,
+            replied: Cell::new(false),
+            called: Cell::new(None),
+        }
+    }
+
+    fn flow(&self, action: handler::Action) -> Flow {
+        match action {
+            handler::Action::Continue => Flow::Continue,
+            handler::Action::Pause if self.replied.get() => Flow::Done,
+            handler::Action::Pause => match self.called.get() {
+                Some(token) => Flow::WaitCallout(token),
+                None => Flow::WaitBody,
+            },
+        }
+    }
+}
+
+impl Io for HostIo<'_> {
+    fn headers(&self, side: Side) -> Vec<(String, Vec<u8>)> {
+        self.host.headers(side)
+    }
+    fn route_name(&self) -> Option<String> {
+        self.host.route_name()
+    }
+    fn property(&self, key: &str) -> Option<Vec<u8>> {
+        self.host.property(&[key])
+    }
+    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        self.host.request_header(name)
+    }
+    fn identity(&self) -> Option<kit::identity::Identity> {
+        self.host.identity().flatten()
+    }
+    fn edit(&self, side: Side, edit: &Edit) {
+        match edit {
+            Edit::Remove(n) => self.host.remove_header(side, n),
+            Edit::Set(n, v) => self.host.set_header(side, n, v),
+            Edit::Append(n, v) => self.host.add_header(side, n, v),
+        }
+    }
+    fn set_headers(&self, side: Side, headers: &[(String, Vec<u8>)]) {
+        self.host.replace_headers(side, headers);
+    }
+    fn body(&self, side: Side, size: usize) -> Option<Vec<u8>> {
+        self.host.body(side, 0, size)
+    }
+    fn set_body(&self, side: Side, size: usize, body: &[u8]) {
+        self.host.set_body(side, 0, size, body);
+    }
+    fn send_reply(&self, reply: &Reply) {
+        self.replied.set(true);
+        self.host.send_reply(reply);
+    }
+    fn dispatch(&self, call: &Call) -> bool {
+        let headers: Vec<(&str, &str)> = call
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), core::str::from_utf8(v).ok()?)))
+            .collect();
+        match self.host.http_call(
+            &call.cluster,
+            &headers,
+            Some(&call.body),
+            Duration::from_millis(call.timeout_ms),
+        ) {
+            Ok(token) => {
+                self.called.set(Some(token));
+                true
+            }
+            Err(e) => {
+                self.warn(&format!(
+                    "transform: calling cluster {} failed: {e}",
+                    call.cluster
+                ));
+                false
+            }
+        }
+    }
+    fn count(&self, counter: Counter) {
+        self.counters.inc(self.host, counter as usize);
+    }
+    fn warn(&self, message: &str) {
+        self.host.log(LogLevel::Warn, message);
+    }
+}
+
+struct Request {
+    exchange: handler::Exchange,
+    counters: Rc<Counters>,
+}
+
+impl Exchange for Request {
+    fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
+        let io = HostIo::new(host, &self.counters);
+        io.flow(self.exchange.on_request_headers(&io, end_of_stream))
+    }
+    fn on_request_body(&mut self, host: &dyn Host, size: usize, end_of_stream: bool) -> Flow {
+        let io = HostIo::new(host, &self.counters);
+        io.flow(self.exchange.on_request_body(&io, size, end_of_stream))
+    }
+    fn on_request_trailers(&mut self, host: &dyn Host) -> Flow {
+        let io = HostIo::new(host, &self.counters);
+        io.flow(self.exchange.on_request_trailers(&io))
+    }
+    fn on_response_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
+        let io = HostIo::new(host, &self.counters);
+        io.flow(self.exchange.on_response_headers(&io, end_of_stream))
+    }
+    fn on_response_body(&mut self, host: &dyn Host, size: usize, end_of_stream: bool) -> Flow {
+        let io = HostIo::new(host, &self.counters);
+        io.flow(self.exchange.on_response_body(&io, size, end_of_stream))
+    }
+    fn on_response_trailers(&mut self, host: &dyn Host) -> Flow {
+        let io = HostIo::new(host, &self.counters);
+        io.flow(self.exchange.on_response_trailers(&io))
+    }
+    /// The GraphQL server answered: the reply is sent from its answer.
+    fn on_callout(&mut self, host: &dyn Host, _token: u32, answer: Callout) -> Flow {
+        let Callout::Http { body_size } = answer else {
+            return Flow::Continue;
+        };
+        let io = HostIo::new(host, &self.counters);
+        let status = host
+            .http_call_response_header(":status")
+            .and_then(|s| s.parse::<u16>().ok());
+        let body = host.http_call_response_body(body_size);
+        self.exchange
+            .on_graphql_response(&io, status, body.as_deref());
+        Flow::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use kit::host::MockHost;
+
+    fn run(config: &str, host: &MockHost) -> Flow {
+        let mut stage = parse(config.as_bytes()).unwrap();
+        let names = counter_names();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        stage.activate(host, Rc::new(Counters::define(host, &names)));
+        stage.exchange(host).on_request_headers(host, true)
+    }
+
+    #[test]
+    fn a_request_no_rule_matches_costs_no_copy_of_the_header_map() {
+        let config = r#"{"rules": [{"match": {"path": {"prefix": "/v2/"}},
+            "request": {"headers": {"add": {"x-a": "1"}}}}]}"#;
+        let host = MockHost::new(&[(":path", "/v1/x"), (":method", "GET"), ("x-b", "2")]);
+        assert_eq!(run(config, &host), Flow::Continue);
+        assert_eq!(host.counter("apim.transform.skipped.no_rule"), 1);
+        let calls = host.host_call_names();
+        assert_eq!(
+            calls[calls.len() - 2..],
+            ["request_header", "increment_counter"]
+        );
+        // A match reads the whole map to edit it.
+        let host = MockHost::new(&[(":path", "/v2/x"), (":method", "GET")]);
+        assert_eq!(run(config, &host), Flow::Continue);
+        assert!(host.host_call_names().contains(&"request_headers"));
+        assert_eq!(host.counter("apim.transform.applied"), 1);
+    }
+}
