@@ -4,9 +4,11 @@
 //!
 //! A test says *what* runs (`Chain::new().filter(Filter::ApiKeyAuth, json)`), not how Envoy
 //! loads it: the form decides that, in one place ([`Chain::http_filters`]), so the same test can
-//! run against every form ([`for_each_form`]). Today there is one form, [`Form::Modules`];
-//! adding another (the single suite module, native dynamic modules) is a variant here, its
-//! rendering in `http_filters`, and an entry in [`FORMS`].
+//! run against every form ([`for_each_form`]): [`Form::Modules`] (five modules) and
+//! [`Form::Suite`] (the one module `apim_suite.wasm`). Adding another (native dynamic modules)
+//! is a variant here, its rendering in `http_filters`, and an entry in [`FORMS`]. What
+//! legitimately differs between forms in a test's expectations (the plumbing: log prefixes)
+//! is said once, by a method of [`Form`].
 
 use std::sync::OnceLock;
 
@@ -36,6 +38,29 @@ impl Filter {
         }
     }
 
+    /// Its place in the suite's order (api-key-auth → scope-authz → graphql-guard → quota →
+    /// transform), the order the suite module runs its stages in.
+    fn suite_order(self) -> usize {
+        match self {
+            Filter::ApiKeyAuth => 0,
+            Filter::ScopeAuthz => 1,
+            Filter::GraphqlGuard => 2,
+            Filter::Quota => 3,
+            Filter::Transform => 4,
+        }
+    }
+
+    /// The name it logs under in its own module (`api-key-auth: …`).
+    pub fn log_name(self) -> &'static str {
+        match self {
+            Filter::ApiKeyAuth => "api-key-auth",
+            Filter::ScopeAuthz => "scope-authz",
+            Filter::GraphqlGuard => "graphql-guard",
+            Filter::Quota => "quota",
+            Filter::Transform => "transform",
+        }
+    }
+
     /// The guard holds the request headers until it has judged the body, so that no later
     /// filter acts on a request it refuses: its Wasm filter needs
     /// `allow_on_headers_stop_iteration`.
@@ -50,10 +75,41 @@ pub enum Form {
     /// One Wasm filter per suite filter, each its own module (`<name>.wasm`), plugin and
     /// `root_id` `<name>`, `failure_policy: FAIL_CLOSED`.
     Modules,
+    /// The one module `apim_suite.wasm` (filter `apim.suite`, plugin, `root_id` and VM
+    /// `apim_suite`, `failure_policy: FAIL_CLOSED`): each run of consecutive suite filters (no
+    /// other filter between them) is one Wasm filter whose config has a section per filter
+    /// (`{"api_key_auth": <its config>, …}`). The module runs its stages in the suite's order
+    /// whatever the order of the sections, so a run declared out of that order (quota before
+    /// api-key-auth), or naming a filter twice, is split into several suite filters, each a
+    /// subset in suite order, placed in the declared order: the behaviour stays the declared
+    /// order.
+    Suite,
 }
 
 /// Every form a test of the chain must pass in.
-pub const FORMS: [Form; 1] = [Form::Modules];
+pub const FORMS: [Form; 2] = [Form::Modules, Form::Suite];
+
+impl Form {
+    /// The start of the line a filter logs when it refuses `filter`'s config, up to the field:
+    /// `api-key-auth: invalid configuration: ` for the module, `suite: invalid configuration:
+    /// api_key_auth.` for the suite (the field is then named under the section). A test
+    /// appends the field and the message, the same in both forms.
+    pub fn refusal_prefix(self, filter: Filter) -> String {
+        match self {
+            Form::Modules => format!("{}: invalid configuration: ", filter.log_name()),
+            Form::Suite => format!("suite: invalid configuration: {}.", filter.name()),
+        }
+    }
+
+    /// The Wasm plugin that runs `filter` (Envoy names it in `Unable to create Wasm plugin
+    /// <name>` when it refuses the config): the filter's module, or the suite.
+    pub fn plugin_name(self, filter: Filter) -> &'static str {
+        match self {
+            Form::Modules => filter.name(),
+            Form::Suite => SUITE_MODULE,
+        }
+    }
+}
 
 /// Runs `test` once per form of [`FORMS`], saying which on stderr, so that a failure names the
 /// form it failed in.
@@ -105,6 +161,16 @@ enum Entry {
     Other(String),
 }
 
+/// The suite module's name (`apim_suite.wasm`, its plugin, `root_id` and default VM).
+const SUITE_MODULE: &str = "apim_suite";
+
+/// The entries as [`Form::Suite`] renders them: a run of suite filters in suite order (one
+/// `apim.suite` filter), or another filter.
+enum Group<'a> {
+    Suite(Vec<(Filter, &'a str)>),
+    Other(&'a str),
+}
+
 /// The HTTP filters of a listener, before the router, in order.
 #[derive(Clone, Debug, Default)]
 pub struct Chain {
@@ -150,12 +216,20 @@ impl Chain {
                     Entry::Other(_) => None,
                 })
                 .collect(),
+            Form::Suite => self
+                .suite_groups()
+                .into_iter()
+                .filter_map(|group| match group {
+                    Group::Suite(group) => Some(self.suite_filter(&group)),
+                    Group::Other(_) => None,
+                })
+                .collect(),
         }
     }
 
     /// The one Wasm filter that runs this chain's suite filters in `form` (what an ECDS resource
     /// delivers); panics if that takes more than one (more than one suite filter in
-    /// [`Form::Modules`]).
+    /// [`Form::Modules`], a chain out of the suite's order in [`Form::Suite`]).
     pub fn wasm_filter(&self, form: Form) -> WasmFilter {
         let mut filters = self.wasm_filters(form);
         assert_eq!(
@@ -177,7 +251,64 @@ impl Chain {
                     Entry::Other(yaml) => indent(yaml, 0),
                 })
                 .collect(),
+            Form::Suite => self
+                .suite_groups()
+                .into_iter()
+                .map(|group| match group {
+                    Group::Suite(group) => self.suite_filter(&group).yaml(),
+                    Group::Other(yaml) => indent(yaml, 0),
+                })
+                .collect(),
         }
+    }
+
+    /// The entries grouped as [`Form::Suite`] runs them: each run of consecutive suite filters
+    /// split wherever the next one does not come later in the suite's order.
+    fn suite_groups(&self) -> Vec<Group<'_>> {
+        let mut groups = Vec::new();
+        let mut run: Vec<(Filter, &str)> = Vec::new();
+        for entry in &self.entries {
+            match entry {
+                Entry::Suite(filter, config) => {
+                    if run
+                        .last()
+                        .is_some_and(|(last, _)| last.suite_order() >= filter.suite_order())
+                    {
+                        groups.push(Group::Suite(std::mem::take(&mut run)));
+                    }
+                    run.push((*filter, config));
+                }
+                Entry::Other(yaml) => {
+                    if !run.is_empty() {
+                        groups.push(Group::Suite(std::mem::take(&mut run)));
+                    }
+                    groups.push(Group::Other(yaml));
+                }
+            }
+        }
+        if !run.is_empty() {
+            groups.push(Group::Suite(run));
+        }
+        groups
+    }
+
+    /// One `apim.suite` filter running `group` (in suite order), in this chain's VM
+    /// (`apim_suite` or `apim_suite_<vm>`). Each section is the entry's config text as given:
+    /// it is JSON, so the object stays JSON.
+    fn suite_filter(&self, group: &[(Filter, &str)]) -> WasmFilter {
+        let sections: Vec<String> = group
+            .iter()
+            .map(|(filter, config)| format!("\"{}\": {config}", filter.name()))
+            .collect();
+        let mut suite = wasm_filter(SUITE_MODULE, &format!("{{{}}}", sections.join(", ")))
+            .filter_name("apim.suite");
+        if let Some(vm) = &self.vm {
+            suite = suite.vm_id(&format!("{SUITE_MODULE}_{vm}"));
+        }
+        if group.iter().any(|(f, _)| f.holds_headers_for_body()) {
+            suite = suite.allow_on_headers_stop_iteration();
+        }
+        suite
     }
 
     /// `filter`'s own module, in this chain's VM.
@@ -293,6 +424,118 @@ mod tests {
             "scope_authz_keys"
         );
         assert_eq!(filters[2]["name"], "envoy.filters.http.router");
+    }
+
+    /// The `config` block of each `http_filters` entry of `chain` in `form` (`Null` for a
+    /// filter that is not Wasm), with the entry's name.
+    fn rendered(chain: &Chain, form: Form) -> Vec<(String, Value)> {
+        chain
+            .http_filters(form)
+            .iter()
+            .map(|f| {
+                let f = parse(f)[0].clone();
+                let name = f["name"].as_str().unwrap().to_owned();
+                (name, f["typed_config"]["config"].clone())
+            })
+            .collect()
+    }
+
+    /// The sections of a rendered suite filter's configuration, as JSON.
+    fn sections(config: &Value) -> serde_json::Value {
+        let text = config["configuration"]["value"].as_str().unwrap();
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    #[test]
+    fn suite_form_is_one_suite_filter_per_run_of_suite_filters() {
+        let chain = Chain::new()
+            .filter(Filter::ApiKeyAuth, "{\"a\": 1}")
+            .filter(Filter::Quota, "{\"q\": [2]}")
+            .other(lua("function envoy_on_request(h)\nend\n"))
+            .filter(Filter::ScopeAuthz, "{}")
+            .filter(Filter::Transform, "{\"t\": \"{{path.id}}\"}");
+        let filters = rendered(&chain, Form::Suite);
+        let names: Vec<&str> = filters.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["apim.suite", "envoy.filters.http.lua", "apim.suite"]
+        );
+        let (_, first) = &filters[0];
+        assert_eq!(first["name"], "apim_suite");
+        assert_eq!(first["root_id"], "apim_suite");
+        assert_eq!(first["failure_policy"], "FAIL_CLOSED");
+        assert_eq!(first["vm_config"]["vm_id"], "apim_suite");
+        assert_eq!(
+            first["vm_config"]["code"]["local"]["filename"],
+            "{{WASM:apim_suite}}"
+        );
+        assert!(first.get("allow_on_headers_stop_iteration").is_none());
+        // Each section is the entry's JSON as given.
+        assert_eq!(
+            first["configuration"]["value"],
+            "{\"api_key_auth\": {\"a\": 1}, \"quota\": {\"q\": [2]}}"
+        );
+        assert_eq!(
+            sections(&filters[2].1),
+            serde_json::json!({"scope_authz": {}, "transform": {"t": "{{path.id}}"}})
+        );
+        assert_eq!(chain.wasm_filters(Form::Suite).len(), 2);
+    }
+
+    #[test]
+    fn suite_form_splits_a_run_out_of_suite_order_so_the_declared_order_holds() {
+        let chain = Chain::new()
+            .filter(Filter::Quota, "{\"q\": 1}")
+            .filter(Filter::ApiKeyAuth, "{\"a\": 1}")
+            .filter(Filter::ScopeAuthz, "{\"s\": 1}")
+            .filter(Filter::ScopeAuthz, "{\"s\": 2}")
+            .filter(Filter::Transform, "{}");
+        let filters = rendered(&chain, Form::Suite);
+        let sections: Vec<serde_json::Value> = filters.iter().map(|(_, c)| sections(c)).collect();
+        assert_eq!(
+            sections,
+            [
+                serde_json::json!({"quota": {"q": 1}}),
+                serde_json::json!({"api_key_auth": {"a": 1}, "scope_authz": {"s": 1}}),
+                serde_json::json!({"scope_authz": {"s": 2}, "transform": {}}),
+            ]
+        );
+        assert!(filters.iter().all(|(name, _)| name == "apim.suite"));
+    }
+
+    #[test]
+    fn suite_form_holds_headers_when_its_run_has_the_guard_and_names_the_chain_vm() {
+        let chain = Chain::new()
+            .filter(Filter::ApiKeyAuth, "{}")
+            .filter(Filter::GraphqlGuard, "{}")
+            .filter(Filter::ApiKeyAuth, "{}")
+            .vm("keys");
+        let filters = rendered(&chain, Form::Suite);
+        assert_eq!(filters.len(), 2);
+        assert_eq!(filters[0].1["allow_on_headers_stop_iteration"], true);
+        assert!(filters[1]
+            .1
+            .get("allow_on_headers_stop_iteration")
+            .is_none());
+        for (_, config) in &filters {
+            assert_eq!(config["vm_config"]["vm_id"], "apim_suite_keys");
+        }
+        let one = Chain::new().filter(Filter::GraphqlGuard, "{}");
+        assert_eq!(one.wasm_filter(Form::Suite).name(), "apim.suite");
+    }
+
+    #[test]
+    fn refusal_prefix_names_the_filter_or_the_section() {
+        assert_eq!(
+            Form::Modules.refusal_prefix(Filter::ApiKeyAuth),
+            "api-key-auth: invalid configuration: "
+        );
+        assert_eq!(
+            Form::Suite.refusal_prefix(Filter::ApiKeyAuth),
+            "suite: invalid configuration: api_key_auth."
+        );
+        assert_eq!(Form::Modules.plugin_name(Filter::Quota), "quota");
+        assert_eq!(Form::Suite.plugin_name(Filter::Quota), "apim_suite");
     }
 
     #[test]

@@ -224,13 +224,17 @@ fn anonymous_naming_a_disabled_consumer_is_refused_at_load() {
         let log = Envoy::start_expect_failure(&config_with(form, &plugin))
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            log.contains(
-                "api-key-auth: invalid configuration: rules[1].anonymous: consumer \"guest\" is disabled"
-            ),
+            log.contains(&format!(
+                "{}rules[1].anonymous: consumer \"guest\" is disabled",
+                form.refusal_prefix(Filter::ApiKeyAuth)
+            )),
             "{log}"
         );
         assert!(
-            log.contains("Unable to create Wasm plugin api_key_auth"),
+            log.contains(&format!(
+                "Unable to create Wasm plugin {}",
+                form.plugin_name(Filter::ApiKeyAuth)
+            )),
             "{log}"
         );
     });

@@ -10,7 +10,7 @@
 mod api_key_auth_common;
 
 use api_key_auth_common::*;
-use apim_integration::chain::for_each_form;
+use apim_integration::chain::{for_each_form, Filter};
 use apim_integration::Envoy;
 
 // ---------------------------------------------------------------------------------------------
@@ -22,9 +22,10 @@ fn unknown_config_field_is_refused_and_named() {
         let config = config(form, r#"{"consumers": [], "consumerz": [{"id": "alice"}]}"#);
         let log = Envoy::start_expect_failure(&config).unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            log.contains(
-                "api-key-auth: invalid configuration: consumerz: unknown field `consumerz`"
-            ),
+            log.contains(&format!(
+                "{}consumerz: unknown field `consumerz`",
+                form.refusal_prefix(Filter::ApiKeyAuth)
+            )),
             "{log}"
         );
     });
@@ -39,14 +40,18 @@ fn bad_digest_is_refused_and_its_path_named() {
         );
         let log = Envoy::start_expect_failure(&config).unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            log.contains(
-                "api-key-auth: invalid configuration: consumers[id=alice].keys[0].sha256: "
-            ),
+            log.contains(&format!(
+                "{}consumers[id=alice].keys[0].sha256: ",
+                form.refusal_prefix(Filter::ApiKeyAuth)
+            )),
             "{log}"
         );
         // on_configure's false made Envoy refuse the plugin, and so the bootstrap.
         assert!(
-            log.contains("Unable to create Wasm plugin api_key_auth"),
+            log.contains(&format!(
+                "Unable to create Wasm plugin {}",
+                form.plugin_name(Filter::ApiKeyAuth)
+            )),
             "{log}"
         );
     });

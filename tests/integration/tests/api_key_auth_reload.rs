@@ -101,7 +101,10 @@ fn bad_update_is_rejected_and_the_old_config_keeps_serving_then_a_good_one_appli
         publish(form, &path, &config_for("alice", "not-a-digest"));
         wait_counter(&envoy, &format!("{stat}.update_rejected"), 1);
         envoy
-            .wait_for_log("api-key-auth: invalid configuration: consumers[id=alice].keys[0].sha256")
+            .wait_for_log(&format!(
+                "{}consumers[id=alice].keys[0].sha256",
+                form.refusal_prefix(Filter::ApiKeyAuth)
+            ))
             .unwrap();
         assert_eq!(
             consumer_seen(&envoy),

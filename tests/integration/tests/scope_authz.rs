@@ -3,7 +3,8 @@
 //! (`/jwks/<instance>/keys`, see `src/upstream/jwks.rs`) through a real Envoy cluster, so the
 //! remote-JWKS path (timer, `dispatch_http_call`, shared data) is what every test exercises.
 //!
-//! One Envoy per config, shared via `OnceLock`. Waits only bound hangs: a test polls for the
+//! Every test runs in each form of the suite (`for_each_form`); one Envoy per config and form,
+//! shared via `PerForm`. Waits only bound hangs: a test polls for the
 //! state it needs (keys loaded, key rotated) and fails after a deadline.
 
 #![allow(
@@ -13,13 +14,12 @@
     clippy::indexing_slicing
 )]
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use apim_integration::bootstrap::{
     bootstrap, discovered_filter, listener, node, upstream_cluster, Cluster, WasmFilter,
 };
-use apim_integration::chain::{Chain, Filter, Form};
+use apim_integration::chain::{for_each_form, Chain, Filter, Form, PerForm};
 use apim_integration::{upstream_port, Envoy, Request, Response};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
@@ -32,10 +32,6 @@ const ISS: &str = "https://issuer.test";
 const JWKS_1_INLINE: &str = r#"{"keys": [{"kty": "RSA", "kid": "rsa1", "use": "sig", "n": "xp_lIfDjBiKiOfQTeskmnLhTV9kLLC4NSVC20_CAIgcHjTU-Vwd4lFd1mJBgBIzvs17rk962HtVXOAD_itLuP_A1HBpaQm9StKFpqoJeAzQoBLmPQMB9jQTdFICMtOItl9xAQPdjm4LUjoFVRIZFUUN6N60m0C_PQTLDdnDMSFMidU68H2TeFn3mti5uq91bFHz91TWWYnkmS4LjIE9lHuGUa4Iq3amLjZXslFzZdKZKsIKnNX5zb0vQKbz5XSEdXlohMz79Do1-_OXDjaDvaRaLufjvWudChMzA2B1rwqpqKAQ5DnSbYq1hT3RbxozJ3m3ct2lF2n6Mp7cas8IvwQ", "e": "AQAB"}, {"kty": "EC", "kid": "ec1", "crv": "P-256", "x": "pOY1-FW3uzf8hIm9Z9oslFpbl2IwbmqttI4MnyBF8TE", "y": "CCOwh5JxntIXFP7_9oZYbbAZIkhrUJYnI3wKG5bpctY"}, {"kty": "OKP", "kid": "ed1", "crv": "Ed25519", "x": "lHSo9SQb3FkCC89nXUaQQr8AeRINaenuO3YDqMC6An4"}]}"#;
 const ALICE: &str = "demo-key-alice-0123456789abcdef";
 const BOB: &str = "demo-key-bob-0123456789abcdef0";
-
-/// The form these tests run in. They run in one, with their bodies kept flat (so that
-/// concurrent edits merge), until the suite form exists; then each wraps in `for_each_form`.
-const FORM: Form = Form::Modules;
 
 /// scope-authz on `main`: bearer, `x-token` header and `access_token` query sources; remote
 /// JWKS from the `{{INSTANCE}}` instance, refreshed every `{{REFRESH}}` seconds.
@@ -184,12 +180,17 @@ fn bearer(port: u16, path: &str, t: &str) -> Response {
         .unwrap()
 }
 
-/// The shared Envoy, with its keys loaded.
-fn shared() -> &'static Envoy {
-    static ENVOY: OnceLock<Envoy> = OnceLock::new();
-    ENVOY.get_or_init(|| {
-        let envoy = Envoy::start(&config(FORM, "main", 300)).unwrap();
-        envoy.stop_when_process_exits();
+/// The echo upstream's JWKS instance `base` for `form`'s Envoy: each form's Envoys read (and
+/// the tests rotate or take down) an instance of their own.
+fn instance(form: Form, base: &str) -> String {
+    format!("{base}-{form:?}").to_lowercase()
+}
+
+/// The shared Envoy of `form`, with its keys loaded.
+fn shared(form: Form) -> &'static Envoy {
+    static ENVOYS: PerForm = PerForm::new();
+    ENVOYS.get(form, |form| {
+        let envoy = Envoy::start(&config(form, &instance(form, "main"), 300)).unwrap();
         let t = token(json!({}));
         let port = envoy.port();
         poll(
@@ -220,270 +221,287 @@ fn assert_invalid(r: &Response, description: &str) {
 
 #[test]
 fn valid_token_reaches_upstream_with_identity_and_claims() {
-    let envoy = shared();
-    let r = bearer(envoy.port(), "/read", &token(json!({"sub": "alice"})));
-    assert_eq!(r.status, 200, "{}", r.text());
-    let headers = r.json()["headers"].clone();
-    let get = |n: &str| {
-        headers
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|h| h[0] == n)
-            .map(|h| h[1].as_str().unwrap().to_string())
-    };
-    assert_eq!(get("x-user").as_deref(), Some("alice"));
-    assert_eq!(
-        get("x-filter-state").as_deref(),
-        Some(r#"{"id":"alice","scopes":["pets:read"],"source":"scope-authz"}"#)
-    );
-    // A forged x-user from the client never reaches the upstream.
-    let r = Request::get("/read")
-        .header(
-            "authorization",
-            &format!("Bearer {}", token(json!({"sub": null}))),
-        )
-        .header("x-user", "root")
-        .send(envoy.port())
-        .unwrap();
-    assert_eq!(r.status, 200);
-    assert!(!r.text().contains("root"), "{}", r.text());
+    for_each_form(|form| {
+        let envoy = shared(form);
+        let r = bearer(envoy.port(), "/read", &token(json!({"sub": "alice"})));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let headers = r.json()["headers"].clone();
+        let get = |n: &str| {
+            headers
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|h| h[0] == n)
+                .map(|h| h[1].as_str().unwrap().to_string())
+        };
+        assert_eq!(get("x-user").as_deref(), Some("alice"));
+        assert_eq!(
+            get("x-filter-state").as_deref(),
+            Some(r#"{"id":"alice","scopes":["pets:read"],"source":"scope-authz"}"#)
+        );
+        // A forged x-user from the client never reaches the upstream.
+        let r = Request::get("/read")
+            .header(
+                "authorization",
+                &format!("Bearer {}", token(json!({"sub": null}))),
+            )
+            .header("x-user", "root")
+            .send(envoy.port())
+            .unwrap();
+        assert_eq!(r.status, 200);
+        assert!(!r.text().contains("root"), "{}", r.text());
+    });
 }
 
 #[test]
 fn missing_token_gets_a_bare_bearer_challenge() {
-    let envoy = shared();
-    let r = Request::get("/read").send(envoy.port()).unwrap();
-    assert_eq!(r.status, 401);
-    assert_eq!(www(&r), "Bearer realm=\"pets\"");
-    assert_eq!(r.json()["code"], "missing_token");
-    // Skipped routes need nothing.
-    assert_eq!(
-        Request::get("/public/x").send(envoy.port()).unwrap().status,
-        200
-    );
+    for_each_form(|form| {
+        let envoy = shared(form);
+        let r = Request::get("/read").send(envoy.port()).unwrap();
+        assert_eq!(r.status, 401);
+        assert_eq!(www(&r), "Bearer realm=\"pets\"");
+        assert_eq!(r.json()["code"], "missing_token");
+        // Skipped routes need nothing.
+        assert_eq!(
+            Request::get("/public/x").send(envoy.port()).unwrap().status,
+            200
+        );
+    });
 }
 
 #[test]
 fn bad_tokens_are_refused() {
-    let envoy = shared();
-    let port = envoy.port();
-    let good = token(json!({}));
-    let parts: Vec<&str> = good.split('.').collect();
-    let b64 = |v: &Value| {
-        use base64::Engine as _;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
-    };
-    let forged_payload = b64(&claims(json!({"scope": "pets:read pets:write"})));
-    let none_header = b64(&json!({"alg": "none", "typ": "JWT"}));
-    let confused = sign(
-        Algorithm::HS256,
-        Some("rsa1"),
-        &EncodingKey::from_secret(RSA1_PUB.as_bytes()),
-        &claims(json!({})),
-    );
-    let cases: Vec<(&str, String, &str)> = vec![
-        (
-            "expired",
-            token(json!({"exp": now() - 3600})),
-            "The token has expired.",
-        ),
-        (
-            "not yet valid",
-            token(json!({"nbf": now() + 3600})),
-            "The token is not valid yet.",
-        ),
-        (
-            "wrong issuer",
-            token(json!({"iss": "https://evil.test"})),
-            "The token's issuer is not accepted.",
-        ),
-        (
-            "wrong audience",
-            token(json!({"aud": "other"})),
-            "The token is not meant for this audience.",
-        ),
-        (
-            "bad signature",
-            format!("{}.{}.{}", parts[0], forged_payload, parts[2]),
-            "The token's signature is invalid.",
-        ),
-        (
-            "alg none",
-            format!("{none_header}.{}.AAAA", parts[1]),
-            "The token's signing algorithm is not accepted.",
-        ),
-        (
-            "HS256 with the RSA public key",
-            confused,
-            "The token's signing algorithm is not accepted.",
-        ),
-        (
-            "malformed segments",
-            format!("{}.{}", parts[0], parts[1]),
-            "The token is not a JWS in compact form (three segments).",
-        ),
-        (
-            "bad base64",
-            format!("{}.{}$.{}", parts[0], parts[1], parts[2]),
-            "The token is not valid base64url.",
-        ),
-        (
-            "oversized",
-            format!("{}.{}.{}", parts[0], "A".repeat(9000), parts[2]),
-            "The token is larger than allowed.",
-        ),
-    ];
-    for (name, t, description) in cases {
-        let r = bearer(port, "/read", &t);
-        assert_invalid(&r, description);
-        assert!(!r.text().contains(&t), "{name}: token echoed");
-    }
+    for_each_form(|form| {
+        let envoy = shared(form);
+        let port = envoy.port();
+        let good = token(json!({}));
+        let parts: Vec<&str> = good.split('.').collect();
+        let b64 = |v: &Value| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let forged_payload = b64(&claims(json!({"scope": "pets:read pets:write"})));
+        let none_header = b64(&json!({"alg": "none", "typ": "JWT"}));
+        let confused = sign(
+            Algorithm::HS256,
+            Some("rsa1"),
+            &EncodingKey::from_secret(RSA1_PUB.as_bytes()),
+            &claims(json!({})),
+        );
+        let cases: Vec<(&str, String, &str)> = vec![
+            (
+                "expired",
+                token(json!({"exp": now() - 3600})),
+                "The token has expired.",
+            ),
+            (
+                "not yet valid",
+                token(json!({"nbf": now() + 3600})),
+                "The token is not valid yet.",
+            ),
+            (
+                "wrong issuer",
+                token(json!({"iss": "https://evil.test"})),
+                "The token's issuer is not accepted.",
+            ),
+            (
+                "wrong audience",
+                token(json!({"aud": "other"})),
+                "The token is not meant for this audience.",
+            ),
+            (
+                "bad signature",
+                format!("{}.{}.{}", parts[0], forged_payload, parts[2]),
+                "The token's signature is invalid.",
+            ),
+            (
+                "alg none",
+                format!("{none_header}.{}.AAAA", parts[1]),
+                "The token's signing algorithm is not accepted.",
+            ),
+            (
+                "HS256 with the RSA public key",
+                confused,
+                "The token's signing algorithm is not accepted.",
+            ),
+            (
+                "malformed segments",
+                format!("{}.{}", parts[0], parts[1]),
+                "The token is not a JWS in compact form (three segments).",
+            ),
+            (
+                "bad base64",
+                format!("{}.{}$.{}", parts[0], parts[1], parts[2]),
+                "The token is not valid base64url.",
+            ),
+            (
+                "oversized",
+                format!("{}.{}.{}", parts[0], "A".repeat(9000), parts[2]),
+                "The token is larger than allowed.",
+            ),
+        ];
+        for (name, t, description) in cases {
+            let r = bearer(port, "/read", &t);
+            assert_invalid(&r, description);
+            assert!(!r.text().contains(&t), "{name}: token echoed");
+        }
+    });
 }
 
 #[test]
 fn token_in_query_and_two_different_tokens() {
-    let envoy = shared();
-    let t = token(json!({}));
-    let r = Request::get(&format!("/read?access_token={t}"))
-        .send(envoy.port())
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = Request::get("/read")
-        .header("x-token", &t)
-        .send(envoy.port())
-        .unwrap();
-    assert_eq!(r.status, 200);
-    // The same token twice is fine; two different ones are not.
-    let r = Request::get(&format!("/read?access_token={t}"))
-        .header("authorization", &format!("Bearer {t}"))
-        .send(envoy.port())
-        .unwrap();
-    assert_eq!(r.status, 200);
-    let other = token(json!({"sub": "other"}));
-    let r = Request::get(&format!("/read?access_token={other}"))
-        .header("authorization", &format!("Bearer {t}"))
-        .send(envoy.port())
-        .unwrap();
-    assert_eq!(r.status, 400);
-    assert!(www(&r).contains("error=\"invalid_request\""), "{}", www(&r));
+    for_each_form(|form| {
+        let envoy = shared(form);
+        let t = token(json!({}));
+        let r = Request::get(&format!("/read?access_token={t}"))
+            .send(envoy.port())
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = Request::get("/read")
+            .header("x-token", &t)
+            .send(envoy.port())
+            .unwrap();
+        assert_eq!(r.status, 200);
+        // The same token twice is fine; two different ones are not.
+        let r = Request::get(&format!("/read?access_token={t}"))
+            .header("authorization", &format!("Bearer {t}"))
+            .send(envoy.port())
+            .unwrap();
+        assert_eq!(r.status, 200);
+        let other = token(json!({"sub": "other"}));
+        let r = Request::get(&format!("/read?access_token={other}"))
+            .header("authorization", &format!("Bearer {t}"))
+            .send(envoy.port())
+            .unwrap();
+        assert_eq!(r.status, 400);
+        assert!(www(&r).contains("error=\"invalid_request\""), "{}", www(&r));
+    });
 }
 
 #[test]
 fn scopes_present_absent_and_substring() {
-    let envoy = shared();
-    let port = envoy.port();
-    let cases = [
-        ("pets:read pets:write", 200),
-        ("pets:read", 403),
-        ("pets:writer xpets:write pets:write:all", 403),
-        ("", 403),
-    ];
-    for (scope, status) in cases {
-        let r = bearer(port, "/write", &token(json!({"scope": scope})));
-        assert_eq!(r.status, status, "{scope:?}: {}", r.text());
-        if status == 403 {
-            assert_eq!(
-                www(&r),
-                "Bearer realm=\"pets\", error=\"insufficient_scope\", scope=\"pets:write\""
-            );
-            assert_eq!(r.json()["code"], "insufficient_scope");
+    for_each_form(|form| {
+        let envoy = shared(form);
+        let port = envoy.port();
+        let cases = [
+            ("pets:read pets:write", 200),
+            ("pets:read", 403),
+            ("pets:writer xpets:write pets:write:all", 403),
+            ("", 403),
+        ];
+        for (scope, status) in cases {
+            let r = bearer(port, "/write", &token(json!({"scope": scope})));
+            assert_eq!(r.status, status, "{scope:?}: {}", r.text());
+            if status == 403 {
+                assert_eq!(
+                    www(&r),
+                    "Bearer realm=\"pets\", error=\"insufficient_scope\", scope=\"pets:write\""
+                );
+                assert_eq!(r.json()["code"], "insufficient_scope");
+            }
         }
-    }
-    // `scp` as an array works too.
-    let r = bearer(
-        port,
-        "/write",
-        &token(json!({"scope": null, "scp": ["pets:write"]})),
-    );
-    assert_eq!(r.status, 200);
+        // `scp` as an array works too.
+        let r = bearer(
+            port,
+            "/write",
+            &token(json!({"scope": null, "scp": ["pets:write"]})),
+        );
+        assert_eq!(r.status, 200);
+    });
 }
 
 #[test]
 fn api_key_consumer_with_and_without_the_scope() {
-    let envoy = shared();
-    let port = envoy.listener_port("keys").unwrap();
-    let send = |key: &str, path: &str| {
-        Request::get(path)
-            .header("x-api-key", key)
-            .send(port)
-            .unwrap()
-    };
-    assert_eq!(send(ALICE, "/write").status, 200);
-    let r = send(BOB, "/write");
-    assert_eq!(r.status, 403);
-    // Worded for the API key bob presented (issue 13): no Bearer challenge, no "access token";
-    // still counted as insufficient_scope.
-    assert_eq!(r.header("www-authenticate"), None, "{}", r.text());
-    assert_eq!(r.json()["code"], "insufficient_scope");
-    assert_eq!(
-        r.json()["detail"],
-        "The consumer's API key does not carry the scopes this route requires."
-    );
-    assert!(!r.text().contains("access token"), "{}", r.text());
-    assert!(envoy.count("wasmcustom.apim.scope_authz.denied.insufficient_scope") >= 1);
-    assert_eq!(send(BOB, "/read").status, 200);
+    for_each_form(|form| {
+        let envoy = shared(form);
+        let port = envoy.listener_port("keys").unwrap();
+        let send = |key: &str, path: &str| {
+            Request::get(path)
+                .header("x-api-key", key)
+                .send(port)
+                .unwrap()
+        };
+        assert_eq!(send(ALICE, "/write").status, 200);
+        let r = send(BOB, "/write");
+        assert_eq!(r.status, 403);
+        // Worded for the API key bob presented (issue 13): no Bearer challenge, no "access token";
+        // still counted as insufficient_scope.
+        assert_eq!(r.header("www-authenticate"), None, "{}", r.text());
+        assert_eq!(r.json()["code"], "insufficient_scope");
+        assert_eq!(
+            r.json()["detail"],
+            "The consumer's API key does not carry the scopes this route requires."
+        );
+        assert!(!r.text().contains("access token"), "{}", r.text());
+        assert!(envoy.count("wasmcustom.apim.scope_authz.denied.insufficient_scope") >= 1);
+        assert_eq!(send(BOB, "/read").status, 200);
+    });
 }
 
 #[test]
 fn unknown_kid_then_key_rotation() {
-    let envoy = shared();
-    let key2 = EncodingKey::from_rsa_pem(RSA2.as_bytes()).unwrap();
-    let t = sign(Algorithm::RS256, Some("rsa2"), &key2, &claims(json!({})));
-    let r = bearer(envoy.port(), "/read", &t);
-    assert_invalid(&r, "The token's key id is not known.");
-    control("/jwks/main/rotate/2");
-    // The unknown kid triggers a (rate-limited) re-fetch; the rotated set then verifies it.
-    poll(
-        envoy,
-        "rotated key accepted",
-        || bearer(envoy.port(), "/read", &t),
-        |r| r.status == 200,
-    );
-    // The old key still works (it is in the new set too).
-    assert_eq!(bearer(envoy.port(), "/read", &token(json!({}))).status, 200);
+    for_each_form(|form| {
+        let envoy = shared(form);
+        let key2 = EncodingKey::from_rsa_pem(RSA2.as_bytes()).unwrap();
+        let t = sign(Algorithm::RS256, Some("rsa2"), &key2, &claims(json!({})));
+        let r = bearer(envoy.port(), "/read", &t);
+        assert_invalid(&r, "The token's key id is not known.");
+        control(&format!("/jwks/{}/rotate/2", instance(form, "main")));
+        // The unknown kid triggers a (rate-limited) re-fetch; the rotated set then verifies it.
+        poll(
+            envoy,
+            "rotated key accepted",
+            || bearer(envoy.port(), "/read", &t),
+            |r| r.status == 200,
+        );
+        // The old key still works (it is in the new set too).
+        assert_eq!(bearer(envoy.port(), "/read", &token(json!({}))).status, 200);
+    });
 }
 
 #[test]
 fn jwks_down_at_start_then_up_then_down_again() {
-    control("/jwks/flaky/down");
-    let envoy = Envoy::start(&config(FORM, "flaky", 1)).unwrap();
-    let t = token(json!({}));
-    let port = envoy.port();
-    // Fail closed while no keys are loaded: 503 with Retry-After, after at least one attempt.
-    poll(
-        &envoy,
-        "a fetch attempt",
-        || bearer(port, "/read", &t),
-        |_| hits("flaky") >= 1,
-    );
-    let r = bearer(port, "/read", &t);
-    assert_eq!(r.status, 503, "{}", r.text());
-    assert_eq!(r.header("retry-after"), Some("5"));
-    assert_eq!(r.json()["code"], "keys_unavailable");
-    control("/jwks/flaky/up");
-    poll(
-        &envoy,
-        "keys loaded after the endpoint came up",
-        || bearer(port, "/read", &t),
-        |r| r.status == 200,
-    );
-    // Down again later: refreshes fail (refresh_seconds 1), the loaded keys stay in use.
-    control("/jwks/flaky/down");
-    let before = hits("flaky");
-    poll(
-        &envoy,
-        "failed refreshes",
-        || bearer(port, "/read", &t),
-        |_| hits("flaky") >= before + 2,
-    );
-    let fresh = token(json!({"sub": "fresh"}));
-    assert_eq!(bearer(port, "/read", &fresh).status, 200);
-    let failed = envoy
-        .counter("wasmcustom.apim.scope_authz.jwks_fetch_failed")
-        .unwrap_or(0);
-    assert!(failed >= 2, "jwks_fetch_failed = {failed}");
-    control("/jwks/flaky/up");
+    for_each_form(|form| {
+        let flaky = instance(form, "flaky");
+        control(&format!("/jwks/{flaky}/down"));
+        let envoy = Envoy::start(&config(form, &flaky, 1)).unwrap();
+        let t = token(json!({}));
+        let port = envoy.port();
+        // Fail closed while no keys are loaded: 503 with Retry-After, after at least one attempt.
+        poll(
+            &envoy,
+            "a fetch attempt",
+            || bearer(port, "/read", &t),
+            |_| hits(&flaky) >= 1,
+        );
+        let r = bearer(port, "/read", &t);
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert_eq!(r.header("retry-after"), Some("5"));
+        assert_eq!(r.json()["code"], "keys_unavailable");
+        control(&format!("/jwks/{flaky}/up"));
+        poll(
+            &envoy,
+            "keys loaded after the endpoint came up",
+            || bearer(port, "/read", &t),
+            |r| r.status == 200,
+        );
+        // Down again later: refreshes fail (refresh_seconds 1), the loaded keys stay in use.
+        control(&format!("/jwks/{flaky}/down"));
+        let before = hits(&flaky);
+        poll(
+            &envoy,
+            "failed refreshes",
+            || bearer(port, "/read", &t),
+            |_| hits(&flaky) >= before + 2,
+        );
+        let fresh = token(json!({"sub": "fresh"}));
+        assert_eq!(bearer(port, "/read", &fresh).status, 200);
+        let failed = envoy
+            .counter("wasmcustom.apim.scope_authz.jwks_fetch_failed")
+            .unwrap_or(0);
+        assert!(failed >= 2, "jwks_fetch_failed = {failed}");
+        control(&format!("/jwks/{flaky}/up"));
+    });
 }
 
 /// Exact counter deltas on an Envoy of its own (one worker, nothing else sending): the
@@ -491,43 +509,45 @@ fn jwks_down_at_start_then_up_then_down_again() {
 /// test waits (bounded) for the exact values; an overshoot never matches and fails.
 #[test]
 fn counters_move() {
-    let server = JwksServer::start(JWKS_1);
-    let envoy = own_jwks_envoy(&server, "counters_", 3600, 1);
-    let port = envoy.port();
-    let t = token(json!({"sub": "counted"}));
-    poll(
-        &envoy,
-        "keys loaded",
-        || bearer(port, "/x", &t),
-        |r| r.status == 200,
-    );
-    // Listener `b` (its own vm_id) only settles its fetch.
-    let b = envoy.listener_port("b").unwrap();
-    poll(
-        &envoy,
-        "keys loaded (b)",
-        || bearer(b, "/x", &t),
-        |r| r.status == 200,
-    );
-    let get = |n: &str| wasm_counter(&envoy, n);
-    // Each load ends with one allowed request (a verification, no cache hit).
-    wait_until(&envoy, "the loads' requests counted", || {
-        get("allowed") == 2
+    for_each_form(|form| {
+        let server = JwksServer::start(JWKS_1);
+        let envoy = own_jwks_envoy(form, &server, "counters_", 3600, 1);
+        let port = envoy.port();
+        let t = token(json!({"sub": "counted"}));
+        poll(
+            &envoy,
+            "keys loaded",
+            || bearer(port, "/x", &t),
+            |r| r.status == 200,
+        );
+        // Listener `b` (its own vm_id) only settles its fetch.
+        let b = envoy.listener_port("b").unwrap();
+        poll(
+            &envoy,
+            "keys loaded (b)",
+            || bearer(b, "/x", &t),
+            |r| r.status == 200,
+        );
+        let get = |n: &str| wasm_counter(&envoy, n);
+        // Each load ends with one allowed request (a verification, no cache hit).
+        wait_until(&envoy, "the loads' requests counted", || {
+            get("allowed") == 2
+        });
+        let (missing, unavailable) = (get("denied.missing"), get("denied.keys_unavailable"));
+        for _ in 0..3 {
+            assert_eq!(bearer(port, "/x", &t).status, 200);
+        }
+        assert_eq!(Request::get("/x").send(port).unwrap().status, 401);
+        let other = token(json!({"sub": "other", "scope": ""}));
+        assert_eq!(bearer(port, "/x", &other).status, 200);
+        wait_until(&envoy, "batched counters flushed", || {
+            get("allowed") == 6 && get("cache_hit") == 3
+        });
+        assert_eq!(get("denied.missing"), missing + 1);
+        assert_eq!(get("denied.keys_unavailable"), unavailable);
+        assert_eq!(get("jwks_fetch"), 2, "one per vm_id (two listeners)");
+        assert_eq!(server.hits(), 2);
     });
-    let (missing, unavailable) = (get("denied.missing"), get("denied.keys_unavailable"));
-    for _ in 0..3 {
-        assert_eq!(bearer(port, "/x", &t).status, 200);
-    }
-    assert_eq!(Request::get("/x").send(port).unwrap().status, 401);
-    let other = token(json!({"sub": "other", "scope": ""}));
-    assert_eq!(bearer(port, "/x", &other).status, 200);
-    wait_until(&envoy, "batched counters flushed", || {
-        get("allowed") == 6 && get("cache_hit") == 3
-    });
-    assert_eq!(get("denied.missing"), missing + 1);
-    assert_eq!(get("denied.keys_unavailable"), unavailable);
-    assert_eq!(get("jwks_fetch"), 2, "one per vm_id (two listeners)");
-    assert_eq!(server.hits(), 2);
 }
 
 /// Mode `metadata`: Envoy's `jwt_authn` verifies (local JWKS, `payload_in_metadata`), the
@@ -573,34 +593,36 @@ fn metadata_config(form: Form) -> String {
 
 #[test]
 fn metadata_mode_trusts_jwt_authn() {
-    let envoy = Envoy::start(&metadata_config(FORM)).unwrap();
-    let port = envoy.port();
-    let r = bearer(
-        port,
-        "/write",
-        &token(json!({"sub": "meta", "scope": "pets:read pets:write"})),
-    );
-    assert_eq!(r.status, 200, "{}\n{}", r.text(), envoy.log());
-    assert!(r.text().contains(r#"["x-user","meta"]"#), "{}", r.text());
-    let r = bearer(port, "/write", &token(json!({})));
-    assert_eq!(r.status, 403, "{}", r.text());
-    assert!(www(&r).contains("insufficient_scope"));
-    // A claim with control bytes is refused here too (item 8), before any header is set.
-    let r = bearer(
-        port,
-        "/write",
-        &token(json!({"sub": "meta\r\nx-admin: 1", "scope": "pets:write"})),
-    );
-    assert_eq!(r.status, 401, "{}", r.text());
-    assert_eq!(r.json()["code"], "invalid_token");
-    assert_eq!(
-        envoy.counter("wasmcustom.apim.scope_authz.denied.unsafe_claim"),
-        Some(1)
-    );
-    // No token: jwt_authn lets it through (allow_missing), the filter answers 401.
-    let r = Request::get("/write").send(port).unwrap();
-    assert_eq!(r.status, 401);
-    assert_eq!(www(&r), "Bearer realm=\"pets\"");
+    for_each_form(|form| {
+        let envoy = Envoy::start(&metadata_config(form)).unwrap();
+        let port = envoy.port();
+        let r = bearer(
+            port,
+            "/write",
+            &token(json!({"sub": "meta", "scope": "pets:read pets:write"})),
+        );
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), envoy.log());
+        assert!(r.text().contains(r#"["x-user","meta"]"#), "{}", r.text());
+        let r = bearer(port, "/write", &token(json!({})));
+        assert_eq!(r.status, 403, "{}", r.text());
+        assert!(www(&r).contains("insufficient_scope"));
+        // A claim with control bytes is refused here too (item 8), before any header is set.
+        let r = bearer(
+            port,
+            "/write",
+            &token(json!({"sub": "meta\r\nx-admin: 1", "scope": "pets:write"})),
+        );
+        assert_eq!(r.status, 401, "{}", r.text());
+        assert_eq!(r.json()["code"], "invalid_token");
+        assert_eq!(
+            envoy.counter("wasmcustom.apim.scope_authz.denied.unsafe_claim"),
+            Some(1)
+        );
+        // No token: jwt_authn lets it through (allow_missing), the filter answers 401.
+        let r = Request::get("/write").send(port).unwrap();
+        assert_eq!(r.status, 401);
+        assert_eq!(www(&r), "Bearer realm=\"pets\"");
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -631,18 +653,16 @@ fn layered_config(form: Form, scope_authz: &str) -> String {
     bootstrap(&[main], &[upstream()])
 }
 
-fn layered() -> &'static Envoy {
-    static ENVOY: OnceLock<Envoy> = OnceLock::new();
-    ENVOY.get_or_init(|| {
+fn layered(form: Form) -> &'static Envoy {
+    static ENVOYS: PerForm = PerForm::new();
+    ENVOYS.get(form, |form| {
         let jwks: Value = serde_json::from_str(JWKS_1_INLINE).unwrap();
         let config = json!({
             "providers": [{"name": "test", "issuer": ISS, "algorithms": ["RS256"],
                            "jwks": {"inline": jwks}}],
             "sources": ["bearer", {"query": "access_token"}]
         });
-        let envoy = Envoy::start(&layered_config(FORM, &config.to_string())).unwrap();
-        envoy.stop_when_process_exits();
-        envoy
+        Envoy::start(&layered_config(form, &config.to_string())).unwrap()
     })
 }
 
@@ -660,56 +680,60 @@ fn seen(r: &Response, name: &str) -> Vec<String> {
 /// Issue 10, item 5: a token adds to the API-key identity and never drops its plan.
 #[test]
 fn a_token_never_moves_a_key_holder_to_another_plan() {
-    let envoy = layered();
-    let port = envoy.port();
-    let t = token(json!({"sub": "user-7", "plan": "gold"}));
-    let r = Request::get("/pets")
-        .header("x-api-key", BOB)
-        .header("authorization", &format!("Bearer {t}"))
-        .send(port)
-        .unwrap();
-    assert_eq!(r.status, 200, "{}\n{}", r.text(), envoy.log());
-    let id: Value = serde_json::from_str(&seen(&r, "x-filter-state")[0]).unwrap();
-    assert_eq!(
-        id,
-        json!({"id": "bob", "plan": "silver", "scopes": ["pets:read"],
-               "source": "api-key-auth+scope-authz"}),
-        "what quota and the upstream see"
-    );
-    // Without an API key, the token's identity as it is (no `plan_claim` configured here: the
-    // token's `plan` claim means nothing; see the unit tests for `plan_claim` and `plan`).
-    let r = bearer(port, "/token-only", &t);
-    assert_eq!(r.status, 200, "{}", r.text());
-    let id: Value = serde_json::from_str(&seen(&r, "x-filter-state")[0]).unwrap();
-    assert_eq!(
-        id,
-        json!({"id": "user-7", "scopes": ["pets:read"], "source": "scope-authz"})
-    );
-    // Issue 10, item 11: a provider without audiences is warned about at load.
-    envoy
-        .wait_for_log("scope-authz: providers[0].audiences: empty, so provider \"test\" accepts a token issued for any audience")
-        .unwrap();
+    for_each_form(|form| {
+        let envoy = layered(form);
+        let port = envoy.port();
+        let t = token(json!({"sub": "user-7", "plan": "gold"}));
+        let r = Request::get("/pets")
+            .header("x-api-key", BOB)
+            .header("authorization", &format!("Bearer {t}"))
+            .send(port)
+            .unwrap();
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), envoy.log());
+        let id: Value = serde_json::from_str(&seen(&r, "x-filter-state")[0]).unwrap();
+        assert_eq!(
+            id,
+            json!({"id": "bob", "plan": "silver", "scopes": ["pets:read"],
+                   "source": "api-key-auth+scope-authz"}),
+            "what quota and the upstream see"
+        );
+        // Without an API key, the token's identity as it is (no `plan_claim` configured here: the
+        // token's `plan` claim means nothing; see the unit tests for `plan_claim` and `plan`).
+        let r = bearer(port, "/token-only", &t);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let id: Value = serde_json::from_str(&seen(&r, "x-filter-state")[0]).unwrap();
+        assert_eq!(
+            id,
+            json!({"id": "user-7", "scopes": ["pets:read"], "source": "scope-authz"})
+        );
+        // Issue 10, item 11: a provider without audiences is warned about at load.
+        envoy
+            .wait_for_log("scope-authz: providers[0].audiences: empty, so provider \"test\" accepts a token issued for any audience")
+            .unwrap();
+    });
 }
 
 /// Issue 10, item 11: the verified token is not forwarded (`strip_credential`, default true),
 /// from the `Authorization` header or the query string.
 #[test]
 fn the_upstream_never_sees_the_bearer_token() {
-    let envoy = layered();
-    let t = token(json!({}));
-    let r = Request::get("/token-only/pets?a=1")
-        .header("authorization", &format!("Bearer {t}"))
-        .send(envoy.port())
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert!(seen(&r, "authorization").is_empty(), "{}", r.text());
-    assert!(!r.text().contains(&t));
-    let r = Request::get(&format!("/token-only/pets?access_token={t}&a=1"))
-        .send(envoy.port())
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["path"], "/token-only/pets?a=1");
-    assert!(!r.text().contains(&t));
+    for_each_form(|form| {
+        let envoy = layered(form);
+        let t = token(json!({}));
+        let r = Request::get("/token-only/pets?a=1")
+            .header("authorization", &format!("Bearer {t}"))
+            .send(envoy.port())
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(seen(&r, "authorization").is_empty(), "{}", r.text());
+        assert!(!r.text().contains(&t));
+        let r = Request::get(&format!("/token-only/pets?access_token={t}&a=1"))
+            .send(envoy.port())
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["path"], "/token-only/pets?a=1");
+        assert!(!r.text().contains(&t));
+    });
 }
 
 /// A JWKS endpoint this test controls: the document it serves and how often it was asked.
@@ -785,7 +809,7 @@ fn own_jwks_config(form: Form, jwks_port: u16, vm: &str, scope_authz: &str) -> S
 const JWKS_1: &str = include_str!("../fixtures/scope-authz/jwks-1.json");
 const JWKS_2: &str = include_str!("../fixtures/scope-authz/jwks-2.json");
 
-fn own_jwks_envoy(server: &JwksServer, vm: &str, refresh: u64, workers: u32) -> Envoy {
+fn own_jwks_envoy(form: Form, server: &JwksServer, vm: &str, refresh: u64, workers: u32) -> Envoy {
     let config = json!({
         "realm": "pets",
         "providers": [{"name": "test", "issuer": ISS, "audiences": ["api"], "algorithms": ["RS256"],
@@ -794,7 +818,7 @@ fn own_jwks_envoy(server: &JwksServer, vm: &str, refresh: u64, workers: u32) -> 
     });
     Envoy::builder()
         .concurrency(workers)
-        .start(&own_jwks_config(FORM, server.port, vm, &config.to_string()))
+        .start(&own_jwks_config(form, server.port, vm, &config.to_string()))
         .unwrap()
 }
 
@@ -809,54 +833,56 @@ fn wasm_counter(envoy: &Envoy, name: &str) -> u64 {
 /// test polls (bounded) until the JWKS server was asked again and the filter counted a change.
 #[test]
 fn a_key_rotated_away_stops_verifying_its_cached_tokens() {
-    let server = JwksServer::start(JWKS_2);
-    // One worker: once it refuses the old token it holds the new keys, so every later request
-    // is decided by them (with two, the other worker installs them at its own next tick).
-    let envoy = own_jwks_envoy(&server, "rotation_", 1, 1);
-    let port = envoy.port();
-    let key2 = EncodingKey::from_rsa_pem(RSA2.as_bytes()).unwrap();
-    let old = sign(
-        Algorithm::RS256,
-        Some("rsa2"),
-        &key2,
-        &claims(json!({"sub": "old"})),
-    );
-    let kept = token(json!({"sub": "kept"}));
-    poll(
-        &envoy,
-        "keys loaded",
-        || bearer(port, "/x", &old),
-        |r| r.status == 200,
-    );
-    // Both cached.
-    for _ in 0..8 {
-        assert_eq!(bearer(port, "/x", &old).status, 200);
-        assert_eq!(bearer(port, "/x", &kept).status, 200);
-    }
-    let (hits, changed) = (server.hits(), wasm_counter(&envoy, "jwks_keys_changed"));
-    server.serve(JWKS_1);
-    poll(
-        &envoy,
-        "a refetch installed the rotated keys",
-        || bearer(port, "/public", &kept),
-        |_| server.hits() > hits && wasm_counter(&envoy, "jwks_keys_changed") > changed,
-    );
-    let r = poll(
-        &envoy,
-        "the old key's token refused",
-        || bearer(port, "/x", &old),
-        |r| r.status == 401,
-    );
-    assert_eq!(r.json()["code"], "invalid_token");
-    assert!(
-        www(&r).contains("The token's key id is not known."),
-        "{}",
-        www(&r)
-    );
-    for _ in 0..8 {
-        assert_eq!(bearer(port, "/x", &old).status, 401);
-        assert_eq!(bearer(port, "/x", &kept).status, 200);
-    }
+    for_each_form(|form| {
+        let server = JwksServer::start(JWKS_2);
+        // One worker: once it refuses the old token it holds the new keys, so every later request
+        // is decided by them (with two, the other worker installs them at its own next tick).
+        let envoy = own_jwks_envoy(form, &server, "rotation_", 1, 1);
+        let port = envoy.port();
+        let key2 = EncodingKey::from_rsa_pem(RSA2.as_bytes()).unwrap();
+        let old = sign(
+            Algorithm::RS256,
+            Some("rsa2"),
+            &key2,
+            &claims(json!({"sub": "old"})),
+        );
+        let kept = token(json!({"sub": "kept"}));
+        poll(
+            &envoy,
+            "keys loaded",
+            || bearer(port, "/x", &old),
+            |r| r.status == 200,
+        );
+        // Both cached.
+        for _ in 0..8 {
+            assert_eq!(bearer(port, "/x", &old).status, 200);
+            assert_eq!(bearer(port, "/x", &kept).status, 200);
+        }
+        let (hits, changed) = (server.hits(), wasm_counter(&envoy, "jwks_keys_changed"));
+        server.serve(JWKS_1);
+        poll(
+            &envoy,
+            "a refetch installed the rotated keys",
+            || bearer(port, "/public", &kept),
+            |_| server.hits() > hits && wasm_counter(&envoy, "jwks_keys_changed") > changed,
+        );
+        let r = poll(
+            &envoy,
+            "the old key's token refused",
+            || bearer(port, "/x", &old),
+            |r| r.status == 401,
+        );
+        assert_eq!(r.json()["code"], "invalid_token");
+        assert!(
+            www(&r).contains("The token's key id is not known."),
+            "{}",
+            www(&r)
+        );
+        for _ in 0..8 {
+            assert_eq!(bearer(port, "/x", &old).status, 401);
+            assert_eq!(bearer(port, "/x", &kept).status, 200);
+        }
+    });
 }
 
 /// Two vm_ids with two workers each (plus Envoy's main thread) read one JWKS: shared data and
@@ -864,30 +890,32 @@ fn a_key_rotated_away_stops_verifying_its_cached_tokens() {
 /// and by the filter.
 #[test]
 fn one_jwks_fetch_per_vm_id() {
-    let server = JwksServer::start(JWKS_1);
-    let envoy = own_jwks_envoy(&server, "once_", 3600, 2);
-    let t = token(json!({}));
-    for listener in ["a", "b"] {
-        let port = envoy.listener_port(listener).unwrap();
-        poll(
-            &envoy,
-            listener,
-            || bearer(port, "/x", &t),
-            |r| r.status == 200,
-        );
-    }
-    // Every worker of both listeners has the keys (a worker without them would answer 503).
-    let unavailable = wasm_counter(&envoy, "denied.keys_unavailable");
-    for listener in ["a", "b"] {
-        let port = envoy.listener_port(listener).unwrap();
-        for i in 0..20 {
-            let r = bearer(port, "/x", &token(json!({"sub": format!("u{i}")})));
-            assert_eq!(r.status, 200, "{listener}: {}", r.text());
+    for_each_form(|form| {
+        let server = JwksServer::start(JWKS_1);
+        let envoy = own_jwks_envoy(form, &server, "once_", 3600, 2);
+        let t = token(json!({}));
+        for listener in ["a", "b"] {
+            let port = envoy.listener_port(listener).unwrap();
+            poll(
+                &envoy,
+                listener,
+                || bearer(port, "/x", &t),
+                |r| r.status == 200,
+            );
         }
-    }
-    assert_eq!(server.hits(), 2, "JWKS requests");
-    assert_eq!(wasm_counter(&envoy, "jwks_fetch"), 2, "jwks_fetch counter");
-    assert_eq!(wasm_counter(&envoy, "denied.keys_unavailable"), unavailable);
+        // Every worker of both listeners has the keys (a worker without them would answer 503).
+        let unavailable = wasm_counter(&envoy, "denied.keys_unavailable");
+        for listener in ["a", "b"] {
+            let port = envoy.listener_port(listener).unwrap();
+            for i in 0..20 {
+                let r = bearer(port, "/x", &token(json!({"sub": format!("u{i}")})));
+                assert_eq!(r.status, 200, "{listener}: {}", r.text());
+            }
+        }
+        assert_eq!(server.hits(), 2, "JWKS requests");
+        assert_eq!(wasm_counter(&envoy, "jwks_fetch"), 2, "jwks_fetch counter");
+        assert_eq!(wasm_counter(&envoy, "denied.keys_unavailable"), unavailable);
+    });
 }
 
 /// scope-authz configured with `filter_config`, as the ECDS resource delivers it.
@@ -916,7 +944,7 @@ fn ecds_bootstrap(form: Form, ecds_path: &std::path::Path, jwks_port: u16) -> St
     )
 }
 
-fn publish_ecds(path: &std::path::Path, realm: &str) {
+fn publish_ecds(form: Form, path: &std::path::Path, realm: &str) {
     let config = json!({
         "realm": realm,
         "providers": [{"name": "test", "issuer": ISS, "audiences": ["api"], "algorithms": ["RS256"],
@@ -924,7 +952,7 @@ fn publish_ecds(path: &std::path::Path, realm: &str) {
                                 "min_refetch_seconds": 1}}}]
     });
     let rendered =
-        apim_integration::render(&ecds_filter(FORM, &config.to_string()).ecds_resource()).unwrap();
+        apim_integration::render(&ecds_filter(form, &config.to_string()).ecds_resource()).unwrap();
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, rendered).unwrap();
     std::fs::rename(&tmp, path).unwrap();
@@ -934,39 +962,45 @@ fn publish_ecds(path: &std::path::Path, realm: &str) {
 /// source is the same (no `keys_unavailable` until the next timer tick, no new fetch).
 #[test]
 fn a_config_push_keeps_the_fetched_keys() {
-    const STAT: &str = "extension_config_discovery.http_filter.apim.scope_authz.update_success";
-    let server = JwksServer::start(JWKS_1);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("scope_authz.ecds.yaml");
-    publish_ecds(&path, "v1");
-    let envoy = Envoy::start(&ecds_bootstrap(FORM, &path, server.port)).unwrap();
-    let port = envoy.port();
-    let t = token(json!({}));
-    poll(
-        &envoy,
-        "keys loaded",
-        || bearer(port, "/x", &t),
-        |r| r.status == 200,
-    );
-    let hits = server.hits();
-    for realm in ["v2", "v3"] {
-        let updates = envoy.counter(STAT).unwrap_or(0);
-        publish_ecds(&path, realm);
-        // The new config is in use once a request without a token names the new realm.
+    for_each_form(|form| {
+        // The discovery stats are named after the filter.
+        let stat = format!(
+            "extension_config_discovery.http_filter.{}.update_success",
+            ecds_filter(form, "{}").name()
+        );
+        let server = JwksServer::start(JWKS_1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scope_authz.ecds.yaml");
+        publish_ecds(form, &path, "v1");
+        let envoy = Envoy::start(&ecds_bootstrap(form, &path, server.port)).unwrap();
+        let port = envoy.port();
+        let t = token(json!({}));
         poll(
             &envoy,
-            "config pushed",
-            || Request::get("/x").send(port).unwrap(),
-            |r| envoy.counter(STAT).unwrap_or(0) > updates && www(r).contains(realm),
+            "keys loaded",
+            || bearer(port, "/x", &t),
+            |r| r.status == 200,
         );
-        let unavailable = wasm_counter(&envoy, "denied.keys_unavailable");
-        for i in 0..10 {
-            let r = bearer(port, "/x", &token(json!({"sub": format!("{realm}-{i}")})));
-            assert_eq!(r.status, 200, "{realm}: {}\n{}", r.text(), envoy.log());
+        let hits = server.hits();
+        for realm in ["v2", "v3"] {
+            let updates = envoy.counter(&stat).unwrap_or(0);
+            publish_ecds(form, &path, realm);
+            // The new config is in use once a request without a token names the new realm.
+            poll(
+                &envoy,
+                "config pushed",
+                || Request::get("/x").send(port).unwrap(),
+                |r| envoy.counter(&stat).unwrap_or(0) > updates && www(r).contains(realm),
+            );
+            let unavailable = wasm_counter(&envoy, "denied.keys_unavailable");
+            for i in 0..10 {
+                let r = bearer(port, "/x", &token(json!({"sub": format!("{realm}-{i}")})));
+                assert_eq!(r.status, 200, "{realm}: {}\n{}", r.text(), envoy.log());
+            }
+            assert_eq!(wasm_counter(&envoy, "denied.keys_unavailable"), unavailable);
         }
-        assert_eq!(wasm_counter(&envoy, "denied.keys_unavailable"), unavailable);
-    }
-    assert_eq!(server.hits(), hits, "no new fetch for an unchanged source");
+        assert_eq!(server.hits(), hits, "no new fetch for an unchanged source");
+    });
 }
 
 /// Polls a condition on counters only (no request: a request could itself change the state
@@ -985,96 +1019,100 @@ fn wait_until(envoy: &Envoy, what: &str, done: impl Fn() -> bool) {
 /// filter's own `jwks_fetch` counter (counted when the fetched keys are installed).
 #[test]
 fn an_unknown_kid_refetches_without_flushing_the_cache() {
-    let server = JwksServer::start(JWKS_1);
-    let config = json!({
-        "providers": [{"name": "test", "issuer": ISS, "audiences": ["api"], "algorithms": ["RS256"],
-            "jwks": {"remote": {"cluster": "jwks", "path": "/keys", "refresh_seconds": 3600,
-                                "min_refetch_seconds": 1}}}]
+    for_each_form(|form| {
+        let server = JwksServer::start(JWKS_1);
+        let config = json!({
+            "providers": [{"name": "test", "issuer": ISS, "audiences": ["api"], "algorithms": ["RS256"],
+                "jwks": {"remote": {"cluster": "jwks", "path": "/keys", "refresh_seconds": 3600,
+                                    "min_refetch_seconds": 1}}}]
+        });
+        let envoy = Envoy::builder()
+            .concurrency(1)
+            .start(&own_jwks_config(
+                form,
+                server.port,
+                "kid_",
+                &config.to_string(),
+            ))
+            .unwrap();
+        let port = envoy.port();
+        let t = token(json!({"sub": "cached"}));
+        poll(
+            &envoy,
+            "keys loaded",
+            || bearer(port, "/x", &t),
+            |r| r.status == 200,
+        );
+        // Two listeners, two vm_ids: two fetches at start (listener `b` only settles the count).
+        let b = envoy.listener_port("b").unwrap();
+        poll(
+            &envoy,
+            "keys loaded (b)",
+            || bearer(b, "/x", &t),
+            |r| r.status == 200,
+        );
+        let hits = || wasm_counter(&envoy, "cache_hit");
+        let fetches = wasm_counter(&envoy, "jwks_fetch");
+        let loaded = server.hits();
+        let key2 = EncodingKey::from_rsa_pem(RSA2.as_bytes()).unwrap();
+        let unknown = sign(Algorithm::RS256, Some("rsa2"), &key2, &claims(json!({})));
+        let r = bearer(port, "/x", &unknown);
+        assert_eq!(r.status, 401);
+        assert!(www(&r).contains("The token's key id is not known."));
+        wait_until(&envoy, "the unknown kid's re-fetch", || {
+            wasm_counter(&envoy, "jwks_fetch") > fetches
+        });
+        let before = hits();
+        assert_eq!(bearer(port, "/x", &t).status, 200);
+        wait_until(&envoy, "the cached token was a cache hit", || {
+            hits() > before
+        });
+        assert_eq!(server.hits(), loaded + 1, "one re-fetch");
     });
-    let envoy = Envoy::builder()
-        .concurrency(1)
-        .start(&own_jwks_config(
-            FORM,
-            server.port,
-            "kid_",
-            &config.to_string(),
-        ))
-        .unwrap();
-    let port = envoy.port();
-    let t = token(json!({"sub": "cached"}));
-    poll(
-        &envoy,
-        "keys loaded",
-        || bearer(port, "/x", &t),
-        |r| r.status == 200,
-    );
-    // Two listeners, two vm_ids: two fetches at start (listener `b` only settles the count).
-    let b = envoy.listener_port("b").unwrap();
-    poll(
-        &envoy,
-        "keys loaded (b)",
-        || bearer(b, "/x", &t),
-        |r| r.status == 200,
-    );
-    let hits = || wasm_counter(&envoy, "cache_hit");
-    let fetches = wasm_counter(&envoy, "jwks_fetch");
-    let loaded = server.hits();
-    let key2 = EncodingKey::from_rsa_pem(RSA2.as_bytes()).unwrap();
-    let unknown = sign(Algorithm::RS256, Some("rsa2"), &key2, &claims(json!({})));
-    let r = bearer(port, "/x", &unknown);
-    assert_eq!(r.status, 401);
-    assert!(www(&r).contains("The token's key id is not known."));
-    wait_until(&envoy, "the unknown kid's re-fetch", || {
-        wasm_counter(&envoy, "jwks_fetch") > fetches
-    });
-    let before = hits();
-    assert_eq!(bearer(port, "/x", &t).status, 200);
-    wait_until(&envoy, "the cached token was a cache hit", || {
-        hits() > before
-    });
-    assert_eq!(server.hits(), loaded + 1, "one re-fetch");
 }
 
 /// Issue 10, item 5: the token's own plan (`plan_claim`, else the issuer's `plan`) applies only
 /// when no earlier filter set one.
 #[test]
 fn a_token_plan_applies_only_without_an_earlier_plan() {
-    let jwks: Value = serde_json::from_str(JWKS_1_INLINE).unwrap();
-    let config = json!({
-        "providers": [{"name": "test", "issuer": ISS, "audiences": ["api"], "algorithms": ["RS256"],
-                       "plan_claim": "org.plan", "plan": "partner", "jwks": {"inline": jwks}}]
+    for_each_form(|form| {
+        let jwks: Value = serde_json::from_str(JWKS_1_INLINE).unwrap();
+        let config = json!({
+            "providers": [{"name": "test", "issuer": ISS, "audiences": ["api"], "algorithms": ["RS256"],
+                           "plan_claim": "org.plan", "plan": "partner", "jwks": {"inline": jwks}}]
+        });
+        let envoy = Envoy::start(&layered_config(form, &config.to_string())).unwrap();
+        let port = envoy.port();
+        let identity = |r: &Response| -> Value {
+            assert_eq!(r.status, 200, "{}", r.text());
+            serde_json::from_str(&seen(r, "x-filter-state")[0]).unwrap()
+        };
+        let gold = token(json!({"sub": "user-7", "org": {"plan": "gold"}}));
+        let plain = token(json!({"sub": "user-8"}));
+        let id = identity(&bearer(port, "/token-only", &gold));
+        assert_eq!(
+            (id["id"].as_str(), id["plan"].as_str()),
+            (Some("user-7"), Some("gold"))
+        );
+        let id = identity(&bearer(port, "/token-only", &plain));
+        assert_eq!(
+            (id["id"].as_str(), id["plan"].as_str()),
+            (Some("user-8"), Some("partner"))
+        );
+        let r = Request::get("/pets")
+            .header("x-api-key", BOB)
+            .header("authorization", &format!("Bearer {gold}"))
+            .send(port)
+            .unwrap();
+        let id = identity(&r);
+        assert_eq!(
+            (id["id"].as_str(), id["plan"].as_str()),
+            (Some("bob"), Some("silver"))
+        );
+        // A plan claim that is not a plan name refuses the token.
+        let bad = token(json!({"org": {"plan": "gold\r\nx: 1"}}));
+        let r = bearer(port, "/token-only", &bad);
+        assert_eq!(r.status, 401, "{}", r.text());
+        assert!(www(&r).contains("The token's plan claim is not a valid plan name."));
     });
-    let envoy = Envoy::start(&layered_config(FORM, &config.to_string())).unwrap();
-    let port = envoy.port();
-    let identity = |r: &Response| -> Value {
-        assert_eq!(r.status, 200, "{}", r.text());
-        serde_json::from_str(&seen(r, "x-filter-state")[0]).unwrap()
-    };
-    let gold = token(json!({"sub": "user-7", "org": {"plan": "gold"}}));
-    let plain = token(json!({"sub": "user-8"}));
-    let id = identity(&bearer(port, "/token-only", &gold));
-    assert_eq!(
-        (id["id"].as_str(), id["plan"].as_str()),
-        (Some("user-7"), Some("gold"))
-    );
-    let id = identity(&bearer(port, "/token-only", &plain));
-    assert_eq!(
-        (id["id"].as_str(), id["plan"].as_str()),
-        (Some("user-8"), Some("partner"))
-    );
-    let r = Request::get("/pets")
-        .header("x-api-key", BOB)
-        .header("authorization", &format!("Bearer {gold}"))
-        .send(port)
-        .unwrap();
-    let id = identity(&r);
-    assert_eq!(
-        (id["id"].as_str(), id["plan"].as_str()),
-        (Some("bob"), Some("silver"))
-    );
-    // A plan claim that is not a plan name refuses the token.
-    let bad = token(json!({"org": {"plan": "gold\r\nx: 1"}}));
-    let r = bearer(port, "/token-only", &bad);
-    assert_eq!(r.status, 401, "{}", r.text());
-    assert!(www(&r).contains("The token's plan claim is not a valid plan name."));
 }

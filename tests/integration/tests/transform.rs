@@ -328,7 +328,10 @@ fn bad_config_is_refused_with_the_field_named() {
         let bad = r#"{"rules":[{"request":{"headers":{"remove":["host"]}}}]}"#;
         let log = Envoy::start_expect_failure(&config(form, bad)).unwrap();
         assert!(
-            log.contains("transform: invalid configuration: rules[0].request.headers.remove[0]: \"host\" is protected"),
+            log.contains(&format!(
+                "{}rules[0].request.headers.remove[0]: \"host\" is protected",
+                form.refusal_prefix(Filter::Transform)
+            )),
             "{log}"
         );
     });
