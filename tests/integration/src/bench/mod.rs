@@ -9,6 +9,7 @@ pub mod keepalive;
 pub mod proof;
 pub mod report;
 pub mod rows;
+pub mod vm_failure;
 pub mod wrk;
 
 /// Median of a non-empty list (mean of the two middle values for an even count).

@@ -16,9 +16,12 @@
 //!
 //! Validity, as in the CPU bench: every response must have the row's exact status, Envoy's own
 //! count of responses of that class must equal the requests sent, and the row's `proof` counters
-//! must account for them; otherwise the row is INVALID (no figure, exit code 1). Each row runs
-//! BENCH_INSTR_RUNS times (fresh Envoy each); runs that differ by more than 1 % make the row
-//! INVALID too.
+//! must account for them; otherwise the row is INVALID (no figure, exit code 1). So is a run
+//! whose Envoy logged a Wasm VM it could not create (`bench::vm_failure`: Envoy then leaves that
+//! filter out of the chain, FAIL_CLOSED or not); valgrind 3.19 has room for 14 V8 instances,
+//! three per module with one worker, so a row of five modules (`chain-modules`) cannot run
+//! here. Each row runs BENCH_INSTR_RUNS times (fresh Envoy each); runs that differ by more
+//! than 1 % make the row INVALID too.
 //!
 //! Env: BENCH_ROWS (comma-separated; `none` always runs as the baseline), BENCH_INSTR_RUNS (2),
 //! BENCH_INSTR_WARMUP (100), BENCH_INSTR_SHORT (100), BENCH_INSTR_LONG (600),
@@ -44,6 +47,7 @@ use apim_integration::bench::callgrind::{self, Control, Window};
 use apim_integration::bench::keepalive::Connection;
 use apim_integration::bench::on_path;
 use apim_integration::bench::rows::{self, Row};
+use apim_integration::bench::vm_failure;
 use apim_integration::{repo_root, Envoy, Request};
 use serde::Serialize;
 
@@ -348,6 +352,8 @@ fn measure(
         ));
     }
 
+    no_failed_vm(&envoy)?;
+
     let control = Control {
         pid: envoy.pid(),
         out_dir: dump_dir.clone(),
@@ -387,6 +393,7 @@ fn measure(
     control.instrument(false)?;
 
     let sent = 1 + method.warmup + method.short + method.long;
+    no_failed_vm(&envoy)?;
     let proof = prove(row, &envoy, sent)?;
     let raw = callgrind::per_request(&short, &long)?;
     let background = callgrind::background_per_request(idle_rate, &short, &long)
@@ -403,6 +410,19 @@ fn measure(
         long,
         proof,
     })
+}
+
+/// A Wasm VM Envoy could not create means its filter was left out of the chain (status and the
+/// other filters' counters do not show it; see `bench::vm_failure`): no figure for the row.
+fn no_failed_vm(envoy: &Envoy) -> Result<(), String> {
+    match vm_failure::failed_vm(&envoy.log()) {
+        None => Ok(()),
+        Some(line) => Err(format!(
+            "Envoy could not create a Wasm VM, so it ran the chain without that filter (under \
+             valgrind: more than 14 V8 instances, 3 per module with one worker, pass valgrind's \
+             128 GiB address space): {line}"
+        )),
+    }
 }
 
 /// Envoy's count of responses in the row's status class must be exactly the requests sent, and
