@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use apim_integration::bench::report::{self, Round, RowResult};
 use apim_integration::bench::rows::{self, Row};
 use apim_integration::bench::{cpu, on_path, served_in_class, wrk};
+use apim_integration::knobs;
 use apim_integration::{repo_root, Envoy, Request};
 use std::collections::BTreeMap;
 
@@ -53,18 +54,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn env_u32(name: &str, default: u32) -> Result<u32, String> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("{name}={v:?} is not a positive integer")),
-        _ => Ok(default),
-    }
-}
-
 /// Ok(false) when some row is invalid.
 fn run() -> Result<bool, String> {
     for tool in ["wrk", "taskset"] {
@@ -74,8 +63,8 @@ fn run() -> Result<bool, String> {
             ));
         }
     }
-    let rounds = env_u32("BENCH_ROUNDS", 3)?;
-    let seconds = env_u32("BENCH_SECONDS", 5)?;
+    let rounds = knobs::positive("BENCH_ROUNDS", 3)?;
+    let seconds = knobs::positive("BENCH_SECONDS", 5)?;
     let selection = std::env::var("BENCH_ROWS").unwrap_or_default();
     let rows = rows::select(rows::load_rows()?, &selection)?;
     // The global-tier rows share one envoyproxy/ratelimit + Redis for the whole run, started

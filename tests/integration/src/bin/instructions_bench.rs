@@ -48,6 +48,7 @@ use apim_integration::bench::keepalive::Connection;
 use apim_integration::bench::on_path;
 use apim_integration::bench::rows::{self, Row};
 use apim_integration::bench::vm_failure;
+use apim_integration::knobs;
 use apim_integration::{repo_root, Envoy, Request};
 use serde::Serialize;
 
@@ -76,18 +77,6 @@ fn main() -> ExitCode {
             eprintln!("instructions_bench: {e}");
             ExitCode::from(2)
         }
-    }
-}
-
-fn env_u64(name: &str, default: u64) -> Result<u64, String> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("{name}={v:?} is not a positive integer")),
-        _ => Ok(default),
     }
 }
 
@@ -145,10 +134,10 @@ fn run() -> Result<bool, String> {
         command: "valgrind --tool=callgrind --smc-check=all-non-file --instr-atstart=no envoy \
                   --concurrency 1"
             .into(),
-        runs: env_u64("BENCH_INSTR_RUNS", 2)?,
-        warmup: env_u64("BENCH_INSTR_WARMUP", 100)?,
-        short: env_u64("BENCH_INSTR_SHORT", 100)?,
-        long: env_u64("BENCH_INSTR_LONG", 600)?,
+        runs: knobs::positive("BENCH_INSTR_RUNS", 2)?,
+        warmup: knobs::positive("BENCH_INSTR_WARMUP", 100)?,
+        short: knobs::positive("BENCH_INSTR_SHORT", 100)?,
+        long: knobs::positive("BENCH_INSTR_LONG", 600)?,
         tolerance: TOLERANCE,
     };
     if method.long <= method.short {

@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use apim_integration::knobs;
 use apim_integration::soak::cases::{self, Case, Expect};
 use apim_integration::soak::{self, Tally};
 use apim_integration::{repo_root, Envoy};
@@ -61,18 +62,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn env_u64(name: &str, default: u64) -> Result<u64, String> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("{name}={v:?} is not a positive integer")),
-        _ => Ok(default),
-    }
-}
-
 /// The shipped gateway with free ports and the harness's echo upstream (as tests/chain.rs).
 fn gateway_template() -> Result<String, String> {
     let path = repo_root().join("envoy/gateway.yaml");
@@ -93,11 +82,11 @@ fn mib(kib: u64) -> f64 {
 }
 
 fn run() -> Result<bool, String> {
-    let seconds = env_u64("SOAK_SECONDS", 120)?;
-    let threads = env_u64("SOAK_THREADS", 4)?;
-    let rps = env_u64("SOAK_RPS", 300)?;
-    let growth_bound = env_u64("SOAK_RSS_GROWTH_MIB", RSS_GROWTH_MIB)?;
-    let max_bound = env_u64("SOAK_RSS_MAX_MIB", RSS_MAX_MIB)?;
+    let seconds = knobs::positive("SOAK_SECONDS", 120)?;
+    let threads = knobs::positive("SOAK_THREADS", 4)?;
+    let rps = knobs::positive("SOAK_RPS", 300)?;
+    let growth_bound = knobs::positive("SOAK_RSS_GROWTH_MIB", RSS_GROWTH_MIB)?;
+    let max_bound = knobs::positive("SOAK_RSS_MAX_MIB", RSS_MAX_MIB)?;
     if !apim_integration::bench::on_path("curl") {
         return Err("`curl` not found on PATH (the HTTP/2 cases use it)".into());
     }
