@@ -25,6 +25,7 @@ pub mod knobs;
 pub mod manifests;
 mod paths;
 pub mod ratelimit;
+pub mod shipped;
 pub mod soak;
 mod template;
 mod upstream;

@@ -18,18 +18,12 @@
 )]
 
 use apim_integration::demo_keys::ALICE;
-use apim_integration::{repo_root, send_raw, Envoy, LogOnFailure, Request};
+use apim_integration::shipped::gateway_template;
+use apim_integration::{send_raw, Envoy, LogOnFailure, Request};
 
 /// The shipped gateway, on free ports, in front of the echo upstream.
 fn gateway() -> Envoy {
-    let shipped = std::fs::read_to_string(repo_root().join("envoy/gateway.yaml")).unwrap();
-    for fixed in ["port_value: 10000", "port_value: 9901", "port_value: 10080"] {
-        assert_eq!(shipped.matches(fixed).count(), 1, "gateway.yaml: {fixed}");
-    }
-    let template = shipped
-        .replace("port_value: 10000", "port_value: 0")
-        .replace("port_value: 9901", "port_value: 0")
-        .replace("port_value: 10080", "port_value: {{UPSTREAM_PORT}}");
+    let template = gateway_template("envoy/gateway.yaml").unwrap();
     Envoy::builder().concurrency(1).start(&template).unwrap()
 }
 

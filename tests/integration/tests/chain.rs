@@ -17,12 +17,11 @@
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use apim_integration::demo_keys::{ALICE, BOB};
+use apim_integration::shipped::gateway_template;
 use apim_integration::{repo_root, Envoy, LogOnFailure, Request, Response};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-
-const ALICE: &str = "demo-key-alice-0123456789abcdef"; // plan gold, pets:read pets:write
-const BOB: &str = "demo-key-bob-0123456789abcdef0"; // plan silver, pets:read
 
 /// The two forms of the demo gateway: its file, and the Envoy running it.
 const FORMS: [&str; 2] = ["envoy/gateway.yaml", "envoy/gateway-suite.yaml"];
@@ -31,14 +30,7 @@ fn gateway(form: &str) -> &'static Envoy {
     static ENVOYS: [OnceLock<Envoy>; 2] = [OnceLock::new(), OnceLock::new()];
     let slot = FORMS.iter().position(|f| *f == form).unwrap();
     ENVOYS[slot].get_or_init(|| {
-        let shipped = std::fs::read_to_string(repo_root().join(form)).unwrap();
-        for fixed in ["port_value: 10000", "port_value: 9901", "port_value: 10080"] {
-            assert_eq!(shipped.matches(fixed).count(), 1, "{form}: {fixed}");
-        }
-        let template = shipped
-            .replace("port_value: 10000", "port_value: 0")
-            .replace("port_value: 9901", "port_value: 0")
-            .replace("port_value: 10080", "port_value: {{UPSTREAM_PORT}}");
+        let template = gateway_template(form).unwrap_or_else(|e| panic!("{e}"));
         let envoy = Envoy::builder().concurrency(1).start(&template).unwrap();
         envoy.stop_when_process_exits();
         envoy

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use apim_integration::shipped::gateway_template;
 use apim_integration::{render, repo_root, wasm_module, Request};
 use process::{alive, func_e_bin, FuncERun, Homes};
 use serde_json::Value;
@@ -59,14 +60,7 @@ fn platform() -> &'static str {
 /// envoy/gateway.yaml as shipped, its fixed ports moved to free ones (as chain.rs does), written
 /// into `dir`.
 fn gateway_config(dir: &Path) -> PathBuf {
-    let shipped = std::fs::read_to_string(repo_root().join("envoy/gateway.yaml")).unwrap();
-    for fixed in ["port_value: 10000", "port_value: 9901", "port_value: 10080"] {
-        assert_eq!(shipped.matches(fixed).count(), 1, "gateway.yaml: {fixed}");
-    }
-    let template = shipped
-        .replace("port_value: 10000", "port_value: 0")
-        .replace("port_value: 9901", "port_value: 0")
-        .replace("port_value: 10080", "port_value: {{UPSTREAM_PORT}}");
+    let template = gateway_template("envoy/gateway.yaml").unwrap();
     let path = dir.join("gateway.yaml");
     std::fs::write(&path, render(&template).unwrap()).unwrap();
     path
