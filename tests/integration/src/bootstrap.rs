@@ -198,7 +198,8 @@ pub struct Listener {
     hcm_extra: String,
     route_config_name: Option<String>,
     request_headers_to_add: Vec<(String, String)>,
-    routes: Vec<(Option<String>, String)>,
+    /// Each route's name, `match` and action (`None`: to the listener's cluster).
+    routes: Vec<(Option<String>, String, Option<String>)>,
     cluster: String,
     filters: Vec<String>,
 }
@@ -250,6 +251,18 @@ impl Listener {
         self.routes.push((
             Some(name.to_owned()),
             format!("{{prefix: {}}}", yaml_string(prefix)),
+            None,
+        ));
+        self
+    }
+
+    /// A route named `name` for paths starting with `prefix` that Envoy answers itself with
+    /// `status` and no body (`direct_response`), after those added before: no upstream.
+    pub fn direct_response(mut self, name: &str, prefix: &str, status: u16) -> Self {
+        self.routes.push((
+            Some(name.to_owned()),
+            format!("{{prefix: {}}}", yaml_string(prefix)),
+            Some(format!("direct_response: {{status: {status}}}")),
         ));
         self
     }
@@ -259,6 +272,7 @@ impl Listener {
         self.routes.push((
             Some(name.to_owned()),
             format!("{{path: {}}}", yaml_string(path)),
+            None,
         ));
         self
     }
@@ -280,8 +294,8 @@ impl Listener {
 
     /// The `listeners` entry, at column 0.
     pub fn yaml(&self) -> String {
-        let routes: Vec<(Option<String>, String)> = if self.routes.is_empty() {
-            vec![(None, "{prefix: \"/\"}".to_owned())]
+        let routes: Vec<(Option<String>, String, Option<String>)> = if self.routes.is_empty() {
+            vec![(None, "{prefix: \"/\"}".to_owned(), None)]
         } else {
             self.routes.clone()
         };
@@ -301,13 +315,18 @@ impl Listener {
             }
         }
         route_config.push_str("  routes:\n");
-        for (name, matcher) in &routes {
+        for (name, matcher, action) in &routes {
             let route = match name {
                 Some(name) => format!("- name: {name}\n  match: {matcher}\n"),
                 None => format!("- match: {matcher}\n"),
             };
             route_config.push_str(&indent(&route, 2));
-            route_config.push_str(&format!("    route: {{cluster: {}}}\n", self.cluster));
+            match action {
+                Some(action) => route_config.push_str(&format!("    {action}\n")),
+                None => {
+                    route_config.push_str(&format!("    route: {{cluster: {}}}\n", self.cluster))
+                }
+            }
         }
         let mut filters: String = self.filters.iter().map(|f| indent(f, 0)).collect();
         filters.push_str(ROUTER);
@@ -341,6 +360,7 @@ pub struct Cluster {
     port: String,
     connect_timeout: String,
     typed: bool,
+    http2: bool,
 }
 
 /// The cluster `name` in front of the echo upstream (`{{UPSTREAM_PORT}}`), `type: STATIC`,
@@ -351,6 +371,7 @@ pub fn upstream_cluster(name: &str) -> Cluster {
         port: "{{UPSTREAM_PORT}}".to_owned(),
         connect_timeout: "5s".to_owned(),
         typed: true,
+        http2: false,
     }
 }
 
@@ -373,13 +394,28 @@ impl Cluster {
         self
     }
 
+    /// Speaks HTTP/2 to its endpoint (a gRPC service such as the Rate Limit Service).
+    pub fn http2(mut self) -> Self {
+        self.http2 = true;
+        self
+    }
+
     /// The `clusters` entry, at column 0.
     pub fn yaml(&self) -> String {
         let typed = if self.typed { "  type: STATIC\n" } else { "" };
+        let http2 = if self.http2 {
+            "  typed_extension_protocol_options:
+    envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+      \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+      explicit_http_config: {http2_protocol_options: {}}
+"
+        } else {
+            ""
+        };
         format!(
             "- name: {name}
 {typed}  connect_timeout: {timeout}
-  load_assignment:
+{http2}  load_assignment:
     cluster_name: {name}
     endpoints:
     - lb_endpoints:
@@ -575,6 +611,15 @@ mod tests {
         assert_eq!(vh["routes"][0]["match"]["path"], "/health");
         assert!(vh["routes"][0]["match"].get("prefix").is_none());
         assert_eq!(vh["routes"][1]["match"]["prefix"], "/");
+        let l = parse(
+            &listener("main", "upstream")
+                .direct_response("all", "/", 200)
+                .yaml(),
+        );
+        let route = &hcm_of(&l)["route_config"]["virtual_hosts"][0]["routes"][0];
+        assert_eq!(route["match"]["prefix"], "/");
+        assert_eq!(route["direct_response"]["status"], 200);
+        assert!(route.get("route").is_none());
         // None asked for, none rendered.
         let l = parse(&listener("main", "upstream").yaml());
         assert!(hcm_of(&l)["route_config"]["virtual_hosts"][0]
@@ -648,6 +693,16 @@ mod tests {
         let addr = &c[0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
             ["address"]["socket_address"];
         assert_eq!(addr["port_value"], 4242);
+        assert!(c[0].get("typed_extension_protocol_options").is_none());
+
+        let c = parse(&upstream_cluster("ratelimit").port(1).http2().yaml());
+        assert_eq!(
+            c[0]["typed_extension_protocol_options"]
+                ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"]
+                ["http2_protocol_options"],
+            parse("{}")
+        );
+        assert_eq!(c[0]["load_assignment"]["cluster_name"], "ratelimit");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Hostile requests against the quota module in the pinned Envoy (2 workers), one dedicated
 //! Envoy per test so every counter delta is exact. Each test names the issue-10 item it proves
-//! and fails on the code before the fix (said in its doc).
+//! and fails on the code before the fix (said in its doc). Every test that starts an Envoy runs
+//! in each form of the suite (`for_each_form`): its own module, and a stage of `apim_suite.wasm`.
 //!
 //! Limits use a window of about 360 days whose size is chosen from the current time so that now
 //! sits in its middle ([`mid_window`]): no test can see a window end, whatever the date.
@@ -14,7 +15,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use apim_integration::bootstrap::{listener, upstream_cluster, wasm_filter, WasmFilter};
+use apim_integration::bootstrap::upstream_cluster;
+use apim_integration::chain::{for_each_form, main_listener, Chain, Filter, Form};
 use apim_integration::demo_keys::BOB;
 use apim_integration::{Envoy, Request, Response};
 
@@ -39,22 +41,23 @@ fn year_plan() -> String {
     )
 }
 
-/// One listener in front of the echo upstream: `hcm_extra` goes into the connection manager,
+/// One listener in front of the echo upstream, the chain in `form`: `hcm_extra` goes into the connection manager,
 /// `listener_extra` into the listener (YAML, may be empty), `before` is the filters ahead of
 /// quota, `quota` the quota filter's JSON config.
-fn bootstrap(hcm_extra: &str, listener_extra: &str, before: &[WasmFilter], quota: &str) -> String {
+fn bootstrap(
+    form: Form,
+    hcm_extra: &str,
+    listener_extra: &str,
+    before: Chain,
+    quota: &str,
+) -> String {
     let compact = serde_json::from_str::<serde_json::Value>(quota)
         .unwrap()
         .to_string();
-    let l = before
-        .iter()
-        .fold(
-            listener("main", "upstream")
-                .listener_options(listener_extra)
-                .hcm_options(hcm_extra),
-            |l, f| l.filter(f),
-        )
-        .filter(wasm_filter("quota", &compact).no_root_id());
+    let chain = before.filter(Filter::Quota, &compact);
+    let l = main_listener(&chain, form)
+        .listener_options(listener_extra)
+        .hcm_options(hcm_extra);
     apim_integration::bootstrap::bootstrap(
         &[l],
         &[upstream_cluster("upstream").connect_timeout("1s").untyped()],
@@ -130,28 +133,30 @@ fn aimed(n: usize, target: u64, slot_of: impl Fn(&str) -> u64) -> Vec<String> {
 /// crafted keys scatter, and the victim stays refused.
 #[test]
 fn crafted_colliding_keys_no_longer_reset_a_victims_count() {
-    let plan = year_plan();
-    let config = format!(r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}]}}"#);
-    let envoy = start(&bootstrap("", "", &[], &config));
-    let victim = "victim";
-    for want in [200, 200, 429] {
-        assert_eq!(get(&envoy, "/v", &[("x-user", victim)]).status, want);
-    }
-    let target = old_slot(format!("p\u{1f}{victim}").as_bytes());
-    let attackers = aimed(130, target, |v| old_slot(format!("p\u{1f}{v}").as_bytes()));
-    for a in &attackers {
-        assert_eq!(get(&envoy, "/a", &[("x-user", a)]).status, 200);
-    }
-    let r = get(&envoy, "/v", &[("x-user", victim)]);
-    assert_eq!(
-        r.status, 429,
-        "the victim's count was reset by colliding keys"
-    );
-    assert_eq!(r.json()["code"], "quota_exceeded");
-    counter_is(&envoy, &wasm("allowed"), 2 + 130);
-    counter_is(&envoy, &wasm("limited"), 2);
-    counter_is(&envoy, &wasm("store_full"), 0);
-    assert_eq!(upstream_requests(&envoy), 132);
+    for_each_form(|form| {
+        let plan = year_plan();
+        let config = format!(r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}]}}"#);
+        let envoy = start(&bootstrap(form, "", "", Chain::new(), &config));
+        let victim = "victim";
+        for want in [200, 200, 429] {
+            assert_eq!(get(&envoy, "/v", &[("x-user", victim)]).status, want);
+        }
+        let target = old_slot(format!("p\u{1f}{victim}").as_bytes());
+        let attackers = aimed(130, target, |v| old_slot(format!("p\u{1f}{v}").as_bytes()));
+        for a in &attackers {
+            assert_eq!(get(&envoy, "/a", &[("x-user", a)]).status, 200);
+        }
+        let r = get(&envoy, "/v", &[("x-user", victim)]);
+        assert_eq!(
+            r.status, 429,
+            "the victim's count was reset by colliding keys"
+        );
+        assert_eq!(r.json()["code"], "quota_exceeded");
+        counter_is(&envoy, &wasm("allowed"), 2 + 130);
+        counter_is(&envoy, &wasm("limited"), 2);
+        counter_is(&envoy, &wasm("store_full"), 0);
+        assert_eq!(upstream_requests(&envoy), 132);
+    });
 }
 
 /// Item 7, the store itself. With a slot key the attacker knows (config `slot_key`, meant for
@@ -160,51 +165,53 @@ fn crafted_colliding_keys_no_longer_reset_a_victims_count() {
 /// Before: `slot_key` did not exist (the config was refused) and the slot evicted the victim.
 #[test]
 fn a_full_slot_refuses_new_callers_and_never_evicts_a_live_counter() {
-    let plan = year_plan();
-    let hex = "00112233445566778899aabbccddeeff";
-    let key: [u8; 16] =
-        core::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap());
-    let config = format!(
-        r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}], "slot_key": "{hex}"}}"#
-    );
-    let envoy = start(&bootstrap("", "", &[], &config));
-    let slot = |v: &str| quota::store::slot_key(&key, format!("p\u{1f}={v}").as_bytes());
-    let victim = "victim";
-    for want in [200, 200, 429] {
-        assert_eq!(get(&envoy, "/v", &[("x-user", victim)]).status, want);
-    }
-    let target = slot(victim);
-    let attackers: Vec<String> = (0u64..)
-        .map(|i| format!("{i:0>250}"))
-        .filter(|v| slot(v) == target)
-        .take(130)
-        .collect();
-    let (mut admitted, mut full) = (0u64, 0u64);
-    for a in &attackers {
-        let r = get(&envoy, "/a", &[("x-user", a)]);
-        match r.status {
-            200 => admitted += 1,
-            503 => {
-                assert_eq!(r.json()["code"], "quota_store_full");
-                let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
-                assert!((1..=3600).contains(&retry), "{retry}");
-                full += 1;
-            }
-            s => panic!("status {s}"),
+    for_each_form(|form| {
+        let plan = year_plan();
+        let hex = "00112233445566778899aabbccddeeff";
+        let key: [u8; 16] =
+            core::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap());
+        let config = format!(
+            r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}], "slot_key": "{hex}"}}"#
+        );
+        let envoy = start(&bootstrap(form, "", "", Chain::new(), &config));
+        let slot = |v: &str| quota::store::slot_key(&key, format!("p\u{1f}={v}").as_bytes());
+        let victim = "victim";
+        for want in [200, 200, 429] {
+            assert_eq!(get(&envoy, "/v", &[("x-user", victim)]).status, want);
         }
-    }
-    // 32 KiB hold ~115 entries of ~283 bytes: the rest of the 130 find no room.
-    assert!(
-        full >= 10 && admitted >= 100,
-        "{admitted} admitted, {full} full"
-    );
-    assert_eq!(admitted + full, 130);
-    // Every admitted attacker is still counted: its second request counts on.
-    assert_eq!(get(&envoy, "/a", &[("x-user", &attackers[0])]).status, 200);
-    assert_eq!(get(&envoy, "/v", &[("x-user", victim)]).status, 429);
-    counter_is(&envoy, &wasm("store_full"), full);
-    counter_is(&envoy, &wasm("allowed"), 2 + admitted + 1);
-    assert_eq!(upstream_requests(&envoy), 2 + admitted + 1);
+        let target = slot(victim);
+        let attackers: Vec<String> = (0u64..)
+            .map(|i| format!("{i:0>250}"))
+            .filter(|v| slot(v) == target)
+            .take(130)
+            .collect();
+        let (mut admitted, mut full) = (0u64, 0u64);
+        for a in &attackers {
+            let r = get(&envoy, "/a", &[("x-user", a)]);
+            match r.status {
+                200 => admitted += 1,
+                503 => {
+                    assert_eq!(r.json()["code"], "quota_store_full");
+                    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+                    assert!((1..=3600).contains(&retry), "{retry}");
+                    full += 1;
+                }
+                s => panic!("status {s}"),
+            }
+        }
+        // 32 KiB hold ~115 entries of ~283 bytes: the rest of the 130 find no room.
+        assert!(
+            full >= 10 && admitted >= 100,
+            "{admitted} admitted, {full} full"
+        );
+        assert_eq!(admitted + full, 130);
+        // Every admitted attacker is still counted: its second request counts on.
+        assert_eq!(get(&envoy, "/a", &[("x-user", &attackers[0])]).status, 200);
+        assert_eq!(get(&envoy, "/v", &[("x-user", victim)]).status, 429);
+        counter_is(&envoy, &wasm("store_full"), full);
+        counter_is(&envoy, &wasm("allowed"), 2 + admitted + 1);
+        assert_eq!(upstream_requests(&envoy), 2 + admitted + 1);
+    });
 }
 
 /// Item 5. A caller with no plan (no `default_plan`) was not limited at all, and a plan the
@@ -212,40 +219,43 @@ fn a_full_slot_refuses_new_callers_and_never_evicts_a_live_counter() {
 /// counted, the upstream never sees it; `unknown_plan: "unlimited"` must be said explicitly.
 #[test]
 fn a_caller_without_a_plan_is_refused_unless_the_config_says_unlimited() {
-    let plan = year_plan();
-    let config = format!(r#"{{{plan}, "key": [{{"header": "x-user"}}]}}"#);
-    let envoy = start(&bootstrap("", "", &[], &config));
-    for _ in 0..3 {
-        let r = get(&envoy, "/x", &[("x-user", "nobody")]);
-        assert_eq!(r.status, 403);
-        assert_eq!(r.header("content-type"), Some("application/problem+json"));
-        assert_eq!(r.json()["code"], "quota_plan_unknown");
-    }
-    counter_is(&envoy, &wasm("plan_unknown"), 3);
-    assert_eq!(upstream_requests(&envoy), 0);
-    drop(envoy);
+    for_each_form(|form| {
+        let plan = year_plan();
+        let config = format!(r#"{{{plan}, "key": [{{"header": "x-user"}}]}}"#);
+        let envoy = start(&bootstrap(form, "", "", Chain::new(), &config));
+        for _ in 0..3 {
+            let r = get(&envoy, "/x", &[("x-user", "nobody")]);
+            assert_eq!(r.status, 403);
+            assert_eq!(r.header("content-type"), Some("application/problem+json"));
+            assert_eq!(r.json()["code"], "quota_plan_unknown");
+        }
+        counter_is(&envoy, &wasm("plan_unknown"), 3);
+        assert_eq!(upstream_requests(&envoy), 0);
+        drop(envoy);
 
-    let open = start(&bootstrap(
-        "",
-        "",
-        &[],
-        &format!(r#"{{{plan}, "key": [{{"header": "x-user"}}], "unknown_plan": "unlimited"}}"#),
-    ));
-    for _ in 0..3 {
-        assert_eq!(get(&open, "/x", &[("x-user", "nobody")]).status, 200);
-    }
-    counter_is(&open, &wasm("passed"), 3);
-    assert_eq!(upstream_requests(&open), 3);
+        let open = start(&bootstrap(
+            form,
+            "",
+            "",
+            Chain::new(),
+            &format!(r#"{{{plan}, "key": [{{"header": "x-user"}}], "unknown_plan": "unlimited"}}"#),
+        ));
+        for _ in 0..3 {
+            assert_eq!(get(&open, "/x", &[("x-user", "nobody")]).status, 200);
+        }
+        counter_is(&open, &wasm("passed"), 3);
+        assert_eq!(upstream_requests(&open), 3);
+    });
 }
 
 const API_KEY_AUTH: &str = r#"{"consumers": [{"id": "bob", "plan": "platinum", "keys": [{"sha256": "3ddaba5e842f5e66e7dfbc3a318416be5097ae49ffe348fbf2c6f9e815a2df26"}]}, {"id": "guest", "plan": "p"}], "rules": [{"match": {"path": {"prefix": "/public"}}, "anonymous": "guest"}], "allow_cors_preflight": true}"#;
 
-fn api_key_auth() -> WasmFilter {
+fn api_key_auth() -> Chain {
     api_key_auth_with(API_KEY_AUTH)
 }
 
-fn api_key_auth_with(config: &str) -> WasmFilter {
-    wasm_filter("api_key_auth", config).no_root_id()
+fn api_key_auth_with(config: &str) -> Chain {
+    Chain::new().filter(Filter::ApiKeyAuth, config)
 }
 
 /// Item 5 behind api-key-auth: bob's identity names plan `platinum`, which quota does not
@@ -253,14 +263,16 @@ fn api_key_auth_with(config: &str) -> WasmFilter {
 /// with 403 `quota_plan_unknown`, and the upstream never sees him.
 #[test]
 fn an_identity_naming_an_unconfigured_plan_is_refused() {
-    let plan = year_plan();
-    let config = format!(r#"{{{plan}, "default_plan": "p"}}"#);
-    let envoy = start(&bootstrap("", "", &[api_key_auth()], &config));
-    let r = get(&envoy, "/pets", &[("x-api-key", BOB)]);
-    assert_eq!(r.status, 403);
-    assert_eq!(r.json()["code"], "quota_plan_unknown");
-    counter_is(&envoy, &wasm("plan_unknown"), 1);
-    assert_eq!(upstream_requests(&envoy), 0);
+    for_each_form(|form| {
+        let plan = year_plan();
+        let config = format!(r#"{{{plan}, "default_plan": "p"}}"#);
+        let envoy = start(&bootstrap(form, "", "", api_key_auth(), &config));
+        let r = get(&envoy, "/pets", &[("x-api-key", BOB)]);
+        assert_eq!(r.status, 403);
+        assert_eq!(r.json()["code"], "quota_plan_unknown");
+        counter_is(&envoy, &wasm("plan_unknown"), 1);
+        assert_eq!(upstream_requests(&envoy), 0);
+    });
 }
 
 /// Item 10, shipped-config defaults. Anonymous callers (no identity, or api-key-auth's
@@ -273,54 +285,59 @@ fn an_identity_naming_an_unconfigured_plan_is_refused() {
 /// trusted proxy, so `x-forwarded-for` gives each request its client address.
 #[test]
 fn anonymous_callers_and_preflights_do_not_share_one_bucket() {
-    let plan = year_plan();
-    let hcm = "use_remote_address: true\nxff_num_trusted_hops: 1\n";
-    let config = format!(r#"{{{plan}, "default_plan": "p", "anonymous_consumers": ["guest"]}}"#);
-    let envoy = start(&bootstrap(hcm, "", &[api_key_auth()], &config));
-    let call = |path: &str, addr: &str| get(&envoy, path, &[("x-forwarded-for", addr)]);
-    // Address A uses up its 2 on /public (api-key-auth's anonymous guest).
-    for want in [200, 200, 429] {
-        assert_eq!(call("/public/x", "10.0.0.1").status, want);
-    }
-    // Address B is another caller.
-    assert_eq!(call("/public/x", "10.0.0.2").status, 200);
-    // A's preflights have their own counter.
-    let preflight = |addr: &str| {
-        Request::new("OPTIONS", "/public/x")
-            .header("x-forwarded-for", addr)
-            .header("origin", "https://app.example")
-            .header("access-control-request-method", "POST")
-            .send(envoy.port())
-            .unwrap()
-            .status
-    };
-    assert_eq!(preflight("10.0.0.1"), 200);
-    assert_eq!(preflight("10.0.0.1"), 200);
-    assert_eq!(preflight("10.0.0.1"), 429);
-    assert_eq!(preflight("10.0.0.2"), 200);
-    // An IPv6 host is one caller for its whole /64.
-    assert_eq!(call("/public/x", "2001:db8:1:2::1").status, 200);
-    assert_eq!(call("/public/x", "2001:db8:1:2::ffff").status, 200);
-    assert_eq!(call("/public/x", "2001:db8:1:2:aaaa::9").status, 429);
-    counter_is(&envoy, &wasm("allowed"), 2 + 1 + 2 + 1 + 2);
-    counter_is(&envoy, &wasm("limited"), 3);
-    assert_eq!(upstream_requests(&envoy), 8);
+    for_each_form(|form| {
+        let plan = year_plan();
+        let hcm = "use_remote_address: true\nxff_num_trusted_hops: 1\n";
+        let config =
+            format!(r#"{{{plan}, "default_plan": "p", "anonymous_consumers": ["guest"]}}"#);
+        let envoy = start(&bootstrap(form, hcm, "", api_key_auth(), &config));
+        let call = |path: &str, addr: &str| get(&envoy, path, &[("x-forwarded-for", addr)]);
+        // Address A uses up its 2 on /public (api-key-auth's anonymous guest).
+        for want in [200, 200, 429] {
+            assert_eq!(call("/public/x", "10.0.0.1").status, want);
+        }
+        // Address B is another caller.
+        assert_eq!(call("/public/x", "10.0.0.2").status, 200);
+        // A's preflights have their own counter.
+        let preflight = |addr: &str| {
+            Request::new("OPTIONS", "/public/x")
+                .header("x-forwarded-for", addr)
+                .header("origin", "https://app.example")
+                .header("access-control-request-method", "POST")
+                .send(envoy.port())
+                .unwrap()
+                .status
+        };
+        assert_eq!(preflight("10.0.0.1"), 200);
+        assert_eq!(preflight("10.0.0.1"), 200);
+        assert_eq!(preflight("10.0.0.1"), 429);
+        assert_eq!(preflight("10.0.0.2"), 200);
+        // An IPv6 host is one caller for its whole /64.
+        assert_eq!(call("/public/x", "2001:db8:1:2::1").status, 200);
+        assert_eq!(call("/public/x", "2001:db8:1:2::ffff").status, 200);
+        assert_eq!(call("/public/x", "2001:db8:1:2:aaaa::9").status, 429);
+        counter_is(&envoy, &wasm("allowed"), 2 + 1 + 2 + 1 + 2);
+        counter_is(&envoy, &wasm("limited"), 3);
+        assert_eq!(upstream_requests(&envoy), 8);
+    });
 }
 
 /// Item 10: the client address is Envoy's, never the client's word. Without trusted hops an
 /// `x-forwarded-for` the client sends does not change its counter.
 #[test]
 fn a_client_cannot_pick_its_anonymous_counter_with_x_forwarded_for() {
-    let plan = year_plan();
-    let hcm = "use_remote_address: true\n";
-    let config = format!(r#"{{{plan}, "default_plan": "p"}}"#);
-    let envoy = start(&bootstrap(hcm, "", &[], &config));
-    let statuses: Vec<u16> = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
-        .iter()
-        .map(|a| get(&envoy, "/x", &[("x-forwarded-for", a)]).status)
-        .collect();
-    assert_eq!(statuses, vec![200, 200, 429]);
-    assert_eq!(upstream_requests(&envoy), 2);
+    for_each_form(|form| {
+        let plan = year_plan();
+        let hcm = "use_remote_address: true\n";
+        let config = format!(r#"{{{plan}, "default_plan": "p"}}"#);
+        let envoy = start(&bootstrap(form, hcm, "", Chain::new(), &config));
+        let statuses: Vec<u16> = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+            .iter()
+            .map(|a| get(&envoy, "/x", &[("x-forwarded-for", a)]).status)
+            .collect();
+        assert_eq!(statuses, vec![200, 200, 429]);
+        assert_eq!(upstream_requests(&envoy), 2);
+    });
 }
 
 /// Item 11. Four 256-byte key parts make a counter name longer than the 1024 bytes stored;
@@ -328,30 +345,32 @@ fn a_client_cannot_pick_its_anonymous_counter_with_x_forwarded_for() {
 /// was refused for the first's use). Now an overlong family is hashed whole.
 #[test]
 fn long_keys_never_share_a_counter() {
-    let plan = year_plan();
-    let config = format!(
-        r#"{{{plan}, "default_plan": "p",
-             "key": [{{"header": "x-a"}}, {{"header": "x-b"}}, {{"header": "x-c"}}, {{"header": "x-d"}}]}}"#
-    );
-    let envoy = start(&bootstrap("", "", &[], &config));
-    let v = "v".repeat(256);
-    let send = |last: &str| {
-        get(
-            &envoy,
-            "/x",
-            &[("x-a", &v), ("x-b", &v), ("x-c", &v), ("x-d", last)],
-        )
-        .status
-    };
-    let (one, two) = (
-        format!("{}1", "w".repeat(255)),
-        format!("{}2", "w".repeat(255)),
-    );
-    assert_eq!(send(&one), 200);
-    assert_eq!(send(&one), 200);
-    assert_eq!(send(&one), 429);
-    assert_eq!(send(&two), 200, "another caller, its own counter");
-    assert_eq!(upstream_requests(&envoy), 3);
+    for_each_form(|form| {
+        let plan = year_plan();
+        let config = format!(
+            r#"{{{plan}, "default_plan": "p",
+                 "key": [{{"header": "x-a"}}, {{"header": "x-b"}}, {{"header": "x-c"}}, {{"header": "x-d"}}]}}"#
+        );
+        let envoy = start(&bootstrap(form, "", "", Chain::new(), &config));
+        let v = "v".repeat(256);
+        let send = |last: &str| {
+            get(
+                &envoy,
+                "/x",
+                &[("x-a", &v), ("x-b", &v), ("x-c", &v), ("x-d", last)],
+            )
+            .status
+        };
+        let (one, two) = (
+            format!("{}1", "w".repeat(255)),
+            format!("{}2", "w".repeat(255)),
+        );
+        assert_eq!(send(&one), 200);
+        assert_eq!(send(&one), 200);
+        assert_eq!(send(&one), 429);
+        assert_eq!(send(&two), 200, "another caller, its own counter");
+        assert_eq!(upstream_requests(&envoy), 3);
+    });
 }
 
 /// Item 11. With `cost_from_filter_state`, the old code held every request body until its end,
@@ -359,24 +378,26 @@ fn long_keys_never_share_a_counter() {
 /// (413) on a skipped route. Now a request not counted whatever its cost is never held.
 #[test]
 fn skipped_routes_never_hold_the_body() {
-    let plan = year_plan();
-    let config = format!(
-        r#"{{{plan}, "default_plan": "p", "cost_from_filter_state": true,
-             "rules": [{{"match": {{"path": {{"prefix": "/upload"}}}}, "skip": true}}]}}"#
-    );
-    let listener_extra = "per_connection_buffer_limit_bytes: 16384\n";
-    let envoy = start(&bootstrap("", listener_extra, &[], &config));
-    let body = vec![b'x'; 512 * 1024];
-    let r = Request::new("POST", "/upload/big")
-        .header("content-type", "application/octet-stream")
-        .body(body.clone())
-        .send(envoy.port())
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    let seen = r.json()["body"].as_str().unwrap().len();
-    assert_eq!(seen, body.len(), "the upstream received the whole body");
-    counter_is(&envoy, &wasm("passed"), 1);
-    counter_is(&envoy, &wasm("allowed"), 0);
+    for_each_form(|form| {
+        let plan = year_plan();
+        let config = format!(
+            r#"{{{plan}, "default_plan": "p", "cost_from_filter_state": true,
+                 "rules": [{{"match": {{"path": {{"prefix": "/upload"}}}}, "skip": true}}]}}"#
+        );
+        let listener_extra = "per_connection_buffer_limit_bytes: 16384\n";
+        let envoy = start(&bootstrap(form, "", listener_extra, Chain::new(), &config));
+        let body = vec![b'x'; 512 * 1024];
+        let r = Request::new("POST", "/upload/big")
+            .header("content-type", "application/octet-stream")
+            .body(body.clone())
+            .send(envoy.port())
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        let seen = r.json()["body"].as_str().unwrap().len();
+        assert_eq!(seen, body.len(), "the upstream received the whole body");
+        counter_is(&envoy, &wasm("passed"), 1);
+        counter_is(&envoy, &wasm("allowed"), 0);
+    });
 }
 
 /// Item 1. Behind a connection manager that does not normalise paths, a skip rule for
@@ -384,38 +405,38 @@ fn skipped_routes_never_hold_the_body() {
 /// `/admin`): it is counted, and the pass-over is counted as `path_ambiguous`. Before: skipped.
 #[test]
 fn an_ambiguous_path_never_matches_a_skip_rule() {
-    let plan = year_plan();
-    let hcm = "normalize_path: false\nmerge_slashes: false\n";
-    let config = format!(
-        r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}],
-             "rules": [{{"match": {{"path": {{"prefix": "/public"}}}}, "skip": true}}]}}"#
-    );
-    let envoy = start(&bootstrap(hcm, "", &[], &config));
-    let user = [("x-user", "mallory")];
-    for _ in 0..3 {
-        assert_eq!(get(&envoy, "/public/x", &user).status, 200);
-    }
-    let statuses: Vec<u16> = [
-        "/public/..%2Fadmin",
-        "/public/..%5Cadmin",
-        "/public/%2e%2e%2fadmin",
-    ]
-    .iter()
-    .map(|p| get(&envoy, p, &user).status)
-    .collect();
-    assert_eq!(statuses, vec![200, 200, 429]);
-    counter_is(&envoy, &wasm("passed"), 3);
-    counter_is(&envoy, &wasm("path_ambiguous"), 3);
-    counter_is(&envoy, &wasm("limited"), 1);
-    assert_eq!(upstream_requests(&envoy), 5);
+    for_each_form(|form| {
+        let plan = year_plan();
+        let hcm = "normalize_path: false\nmerge_slashes: false\n";
+        let config = format!(
+            r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}],
+                 "rules": [{{"match": {{"path": {{"prefix": "/public"}}}}, "skip": true}}]}}"#
+        );
+        let envoy = start(&bootstrap(form, hcm, "", Chain::new(), &config));
+        let user = [("x-user", "mallory")];
+        for _ in 0..3 {
+            assert_eq!(get(&envoy, "/public/x", &user).status, 200);
+        }
+        let statuses: Vec<u16> = [
+            "/public/..%2Fadmin",
+            "/public/..%5Cadmin",
+            "/public/%2e%2e%2fadmin",
+        ]
+        .iter()
+        .map(|p| get(&envoy, p, &user).status)
+        .collect();
+        assert_eq!(statuses, vec![200, 200, 429]);
+        counter_is(&envoy, &wasm("passed"), 3);
+        counter_is(&envoy, &wasm("path_ambiguous"), 3);
+        counter_is(&envoy, &wasm("limited"), 1);
+        assert_eq!(upstream_requests(&envoy), 5);
+    });
 }
 
-/// The guard holds the headers until it has judged the body (needs
+/// The guard holds the headers until it has judged the body (the chain gives it
 /// `allow_on_headers_stop_iteration`).
-fn graphql_guard() -> WasmFilter {
-    wasm_filter("graphql_guard", r#"{"limits": {"max_depth": 2}}"#)
-        .no_root_id()
-        .allow_on_headers_stop_iteration()
+fn graphql_guard() -> Chain {
+    Chain::new().filter(Filter::GraphqlGuard, r#"{"limits": {"max_depth": 2}}"#)
 }
 
 /// Item 10. A GraphQL operation graphql-guard refuses (at the end of its body) is never
@@ -424,38 +445,40 @@ fn graphql_guard() -> WasmFilter {
 /// the body, quota sees only what passed). Three refused operations, then the full quota of 2.
 #[test]
 fn an_operation_refused_by_graphql_guard_is_never_charged() {
-    let plan = year_plan();
-    let config = format!(
-        r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}], "cost_from_filter_state": true,
-             "rules": [{{"match": {{"path": {{"prefix": "/graphql"}}}}, "await_cost": true}}]}}"#
-    );
-    let envoy = start(&bootstrap("", "", &[graphql_guard()], &config));
-    let send = |query: &str| {
-        Request::new("POST", "/graphql")
-            .header("x-user", "gina")
-            .header("content-type", "application/json")
-            .body(serde_json::json!({ "query": query }).to_string())
-            .send(envoy.port())
-            .unwrap()
-            .status
-    };
-    for _ in 0..3 {
-        let s = send("{ a { b { c { d } } } }");
-        assert!(
-            (400..500).contains(&s) && s != 429,
-            "refused by the guard: {s}"
+    for_each_form(|form| {
+        let plan = year_plan();
+        let config = format!(
+            r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}], "cost_from_filter_state": true,
+                 "rules": [{{"match": {{"path": {{"prefix": "/graphql"}}}}, "await_cost": true}}]}}"#
         );
-    }
-    assert_eq!(send("{ a }"), 200);
-    assert_eq!(send("{ a }"), 200);
-    assert_eq!(send("{ a }"), 429);
-    counter_is(&envoy, &wasm("allowed"), 2);
-    counter_is(&envoy, &wasm("limited"), 1);
-    // The upstream answered exactly the 2 admitted. (The third's headers went on before its
-    // body ended, as this graphql-guard publishes the cost only then; the 429 reset it. With
-    // the guard holding the headers until it has judged the body, quota decides at the
-    // headers and nothing reaches the upstream.)
-    assert_eq!(envoy.counter("cluster.upstream.upstream_rq_2xx"), Some(2));
+        let envoy = start(&bootstrap(form, "", "", graphql_guard(), &config));
+        let send = |query: &str| {
+            Request::new("POST", "/graphql")
+                .header("x-user", "gina")
+                .header("content-type", "application/json")
+                .body(serde_json::json!({ "query": query }).to_string())
+                .send(envoy.port())
+                .unwrap()
+                .status
+        };
+        for _ in 0..3 {
+            let s = send("{ a { b { c { d } } } }");
+            assert!(
+                (400..500).contains(&s) && s != 429,
+                "refused by the guard: {s}"
+            );
+        }
+        assert_eq!(send("{ a }"), 200);
+        assert_eq!(send("{ a }"), 200);
+        assert_eq!(send("{ a }"), 429);
+        counter_is(&envoy, &wasm("allowed"), 2);
+        counter_is(&envoy, &wasm("limited"), 1);
+        // The upstream answered exactly the 2 admitted. (The third's headers went on before its
+        // body ended, as this graphql-guard publishes the cost only then; the 429 reset it. With
+        // the guard holding the headers until it has judged the body, quota decides at the
+        // headers and nothing reaches the upstream.)
+        assert_eq!(envoy.counter("cluster.upstream.upstream_rq_2xx"), Some(2));
+    });
 }
 
 /// The quota configs of the shipped bootstraps (`envoy/gateway.yaml`, `envoy/examples/
@@ -575,21 +598,23 @@ fn apim_validate_warns_when_a_config_opts_into_unlimited() {
 /// used up the quota of a client sending `\xff`. Now they are hashed as the bytes they are.
 #[test]
 fn header_values_that_are_not_utf8_never_share_a_counter() {
-    let plan = year_plan();
-    let config = format!(r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}]}}"#);
-    let envoy = start(&bootstrap("", "", &[], &config));
-    let send = |v: &[u8]| {
-        Request::get("/x")
-            .header_bytes("x-user", v)
-            .send(envoy.port())
-            .unwrap()
-            .status
-    };
-    assert_eq!(send(b"caf\xe9"), 200);
-    assert_eq!(send(b"caf\xe9"), 200);
-    assert_eq!(send(b"caf\xe9"), 429);
-    assert_eq!(send(b"caf\xe8"), 200, "another caller, its own counter");
-    assert_eq!(upstream_requests(&envoy), 3);
+    for_each_form(|form| {
+        let plan = year_plan();
+        let config = format!(r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}]}}"#);
+        let envoy = start(&bootstrap(form, "", "", Chain::new(), &config));
+        let send = |v: &[u8]| {
+            Request::get("/x")
+                .header_bytes("x-user", v)
+                .send(envoy.port())
+                .unwrap()
+                .status
+        };
+        assert_eq!(send(b"caf\xe9"), 200);
+        assert_eq!(send(b"caf\xe9"), 200);
+        assert_eq!(send(b"caf\xe9"), 429);
+        assert_eq!(send(b"caf\xe8"), 200, "another caller, its own counter");
+        assert_eq!(upstream_requests(&envoy), 3);
+    });
 }
 
 /// An upstream that answers `200 ok` as soon as it has read a request's headers, before its
@@ -634,66 +659,70 @@ fn early_upstream() -> u16 {
 /// Requests on routes without `await_cost` are counted at their headers.
 #[test]
 fn a_request_waiting_for_its_cost_is_charged_even_if_its_body_never_ends() {
-    use std::io::Write;
-    let config =
-        r#"{"plans": {"p": {"limits": [{"requests": 3, "per": 31622400, "name": "year"}]}},
-        "default_plan": "p", "key": [{"header": "x-user"}], "cost_from_filter_state": true,
-        "rules": [{"match": {"path": {"prefix": "/graphql"}}, "await_cost": true}]}"#
-            .replace("31622400", &mid_window().to_string());
-    let yaml =
-        bootstrap("", "", &[], &config).replace("{{UPSTREAM_PORT}}", &early_upstream().to_string());
-    let envoy = start(&yaml);
-    let partial = |path: &str| {
-        format!(
-            "POST {path} HTTP/1.1\r\nhost: x\r\nx-user: eve\r\ncontent-type: application/json\r\n\
-             content-length: 1000\r\n\r\n{{\"query\":"
-        )
-    };
-    // The upstream answers on the headers; the body never ends.
-    let r = apim_integration::send_raw(envoy.port(), partial("/graphql").as_bytes()).unwrap();
-    assert_eq!(r.status, 200);
-    counter_is(&envoy, &wasm("charged_late"), 1);
-    counter_is(&envoy, &wasm("allowed"), 1);
-    // The client gives up mid-body, no response.
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", envoy.port())).unwrap();
-    conn.write_all(partial("/graphql/hold").as_bytes()).unwrap();
-    counter_is(&envoy, "cluster.upstream.upstream_rq_total", 2);
-    drop(conn);
-    counter_is(&envoy, &wasm("charged_late"), 2);
-    counter_is(&envoy, &wasm("allowed"), 2);
-    // One request left in the window.
-    let eve = [("x-user", "eve")];
-    assert_eq!(get(&envoy, "/graphql", &eve).status, 200);
-    let r = get(&envoy, "/graphql", &eve);
-    assert_eq!(r.status, 429, "{}", r.text());
-    counter_is(&envoy, &wasm("allowed"), 3);
-    counter_is(&envoy, &wasm("limited"), 1);
-    counter_is(&envoy, &wasm("charged_late"), 2);
-    assert_eq!(upstream_requests(&envoy), 3);
+    for_each_form(|form| {
+        use std::io::Write;
+        let config =
+            r#"{"plans": {"p": {"limits": [{"requests": 3, "per": 31622400, "name": "year"}]}},
+            "default_plan": "p", "key": [{"header": "x-user"}], "cost_from_filter_state": true,
+            "rules": [{"match": {"path": {"prefix": "/graphql"}}, "await_cost": true}]}"#
+                .replace("31622400", &mid_window().to_string());
+        let yaml = bootstrap(form, "", "", Chain::new(), &config)
+            .replace("{{UPSTREAM_PORT}}", &early_upstream().to_string());
+        let envoy = start(&yaml);
+        let partial = |path: &str| {
+            format!(
+                "POST {path} HTTP/1.1\r\nhost: x\r\nx-user: eve\r\ncontent-type: application/json\r\n\
+                 content-length: 1000\r\n\r\n{{\"query\":"
+            )
+        };
+        // The upstream answers on the headers; the body never ends.
+        let r = apim_integration::send_raw(envoy.port(), partial("/graphql").as_bytes()).unwrap();
+        assert_eq!(r.status, 200);
+        counter_is(&envoy, &wasm("charged_late"), 1);
+        counter_is(&envoy, &wasm("allowed"), 1);
+        // The client gives up mid-body, no response.
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", envoy.port())).unwrap();
+        conn.write_all(partial("/graphql/hold").as_bytes()).unwrap();
+        counter_is(&envoy, "cluster.upstream.upstream_rq_total", 2);
+        drop(conn);
+        counter_is(&envoy, &wasm("charged_late"), 2);
+        counter_is(&envoy, &wasm("allowed"), 2);
+        // One request left in the window.
+        let eve = [("x-user", "eve")];
+        assert_eq!(get(&envoy, "/graphql", &eve).status, 200);
+        let r = get(&envoy, "/graphql", &eve);
+        assert_eq!(r.status, 429, "{}", r.text());
+        counter_is(&envoy, &wasm("allowed"), 3);
+        counter_is(&envoy, &wasm("limited"), 1);
+        counter_is(&envoy, &wasm("charged_late"), 2);
+        assert_eq!(upstream_requests(&envoy), 3);
+    });
 }
 
 /// Review item 1: without an `await_cost` rule the body is never waited for: a request whose
 /// upstream answers early is counted (and refused when over) at its headers.
 #[test]
 fn a_route_without_await_cost_is_counted_at_its_headers() {
-    let config =
-        r#"{"plans": {"p": {"limits": [{"requests": 1, "per": 31622400, "name": "year"}]}},
-        "default_plan": "p", "key": [{"header": "x-user"}], "cost_from_filter_state": true,
-        "rules": [{"match": {"path": {"prefix": "/graphql"}}, "await_cost": true}]}"#
-            .replace("31622400", &mid_window().to_string());
-    let yaml =
-        bootstrap("", "", &[], &config).replace("{{UPSTREAM_PORT}}", &early_upstream().to_string());
-    let envoy = start(&yaml);
-    let partial =
-        "POST /upload HTTP/1.1\r\nhost: x\r\nx-user: eve\r\ncontent-length: 1000\r\n\r\nabc";
-    let r = apim_integration::send_raw(envoy.port(), partial.as_bytes()).unwrap();
-    assert_eq!(r.status, 200);
-    let r = apim_integration::send_raw(envoy.port(), partial.as_bytes()).unwrap();
-    assert_eq!(r.status, 429);
-    counter_is(&envoy, &wasm("allowed"), 1);
-    counter_is(&envoy, &wasm("limited"), 1);
-    counter_is(&envoy, &wasm("charged_late"), 0);
-    assert_eq!(upstream_requests(&envoy), 1);
+    for_each_form(|form| {
+        let config =
+            r#"{"plans": {"p": {"limits": [{"requests": 1, "per": 31622400, "name": "year"}]}},
+            "default_plan": "p", "key": [{"header": "x-user"}], "cost_from_filter_state": true,
+            "rules": [{"match": {"path": {"prefix": "/graphql"}}, "await_cost": true}]}"#
+                .replace("31622400", &mid_window().to_string());
+        let yaml = bootstrap(form, "", "", Chain::new(), &config)
+            .replace("{{UPSTREAM_PORT}}", &early_upstream().to_string());
+        let envoy = start(&yaml);
+        let partial =
+            "POST /upload HTTP/1.1\r\nhost: x\r\nx-user: eve\r\ncontent-length: 1000\r\n\r\nabc";
+        let r = apim_integration::send_raw(envoy.port(), partial.as_bytes()).unwrap();
+        assert_eq!(r.status, 200);
+        let r = apim_integration::send_raw(envoy.port(), partial.as_bytes()).unwrap();
+        assert_eq!(r.status, 429);
+        counter_is(&envoy, &wasm("allowed"), 1);
+        counter_is(&envoy, &wasm("limited"), 1);
+        counter_is(&envoy, &wasm("charged_late"), 0);
+        assert_eq!(upstream_requests(&envoy), 1);
+    });
 }
 
 /// Review item 5. A preflight is what the client says: bob, identified by his API key, sending
@@ -702,31 +731,33 @@ fn a_route_without_await_cost_is_counted_at_its_headers() {
 /// as itself under its plan: 2 admitted, the third 429.
 #[test]
 fn an_identified_caller_cannot_pass_as_a_preflight() {
-    let n = mid_window();
-    let config = format!(
-        r#"{{"plans": {{"p": {{"limits": [{{"requests": 2, "per": {n}, "name": "year"}}]}},
-                       "platinum": {{"limits": [{{"requests": 2, "per": {n}, "name": "plat"}}]}}}},
-             "default_plan": "p", "cors_preflight": "skip"}}"#
-    );
-    let auth = API_KEY_AUTH.replace(r#", "allow_cors_preflight": true"#, "");
-    assert_ne!(auth, API_KEY_AUTH);
-    let envoy = start(&bootstrap("", "", &[api_key_auth_with(&auth)], &config));
-    let preflight = || {
-        Request::new("OPTIONS", "/pets")
-            .header("x-api-key", BOB)
-            .header("origin", "https://app.example")
-            .header("access-control-request-method", "DELETE")
-            .send(envoy.port())
-            .unwrap()
-    };
-    let statuses: Vec<u16> = (0..3).map(|_| preflight().status).collect();
-    assert_eq!(statuses, vec![200, 200, 429]);
-    let r = preflight();
-    assert_eq!(r.json()["limit"], "plat");
-    counter_is(&envoy, &wasm("allowed"), 2);
-    counter_is(&envoy, &wasm("limited"), 2);
-    counter_is(&envoy, &wasm("passed"), 0);
-    assert_eq!(upstream_requests(&envoy), 2);
+    for_each_form(|form| {
+        let n = mid_window();
+        let config = format!(
+            r#"{{"plans": {{"p": {{"limits": [{{"requests": 2, "per": {n}, "name": "year"}}]}},
+                           "platinum": {{"limits": [{{"requests": 2, "per": {n}, "name": "plat"}}]}}}},
+                 "default_plan": "p", "cors_preflight": "skip"}}"#
+        );
+        let auth = API_KEY_AUTH.replace(r#", "allow_cors_preflight": true"#, "");
+        assert_ne!(auth, API_KEY_AUTH);
+        let envoy = start(&bootstrap(form, "", "", api_key_auth_with(&auth), &config));
+        let preflight = || {
+            Request::new("OPTIONS", "/pets")
+                .header("x-api-key", BOB)
+                .header("origin", "https://app.example")
+                .header("access-control-request-method", "DELETE")
+                .send(envoy.port())
+                .unwrap()
+        };
+        let statuses: Vec<u16> = (0..3).map(|_| preflight().status).collect();
+        assert_eq!(statuses, vec![200, 200, 429]);
+        let r = preflight();
+        assert_eq!(r.json()["limit"], "plat");
+        counter_is(&envoy, &wasm("allowed"), 2);
+        counter_is(&envoy, &wasm("limited"), 2);
+        counter_is(&envoy, &wasm("passed"), 0);
+        assert_eq!(upstream_requests(&envoy), 2);
+    });
 }
 
 /// Review item 3. An explicit `client_address` key part used the whole IPv6 address, so one
@@ -734,26 +765,28 @@ fn an_identified_caller_cannot_pass_as_a_preflight() {
 /// as a missing part is: the third address of the same /64 is refused.
 #[test]
 fn an_explicit_client_address_part_groups_ipv6_by_64() {
-    let plan = year_plan();
-    let hcm = "use_remote_address: true\nxff_num_trusted_hops: 1\n";
-    let config = format!(r#"{{{plan}, "default_plan": "p", "key": ["client_address"]}}"#);
-    let envoy = start(&bootstrap(hcm, "", &[], &config));
-    let statuses: Vec<u16> = [
-        "2001:db8:1:2::1",
-        "2001:db8:1:2::ffff",
-        "2001:db8:1:2:aaaa::9",
-    ]
-    .iter()
-    .map(|a| get(&envoy, "/x", &[("x-forwarded-for", a)]).status)
-    .collect();
-    assert_eq!(statuses, vec![200, 200, 429]);
-    assert_eq!(
-        get(&envoy, "/x", &[("x-forwarded-for", "2001:db8:1:3::1")]).status,
-        200
-    );
-    counter_is(&envoy, &wasm("allowed"), 3);
-    counter_is(&envoy, &wasm("limited"), 1);
-    assert_eq!(upstream_requests(&envoy), 3);
+    for_each_form(|form| {
+        let plan = year_plan();
+        let hcm = "use_remote_address: true\nxff_num_trusted_hops: 1\n";
+        let config = format!(r#"{{{plan}, "default_plan": "p", "key": ["client_address"]}}"#);
+        let envoy = start(&bootstrap(form, hcm, "", Chain::new(), &config));
+        let statuses: Vec<u16> = [
+            "2001:db8:1:2::1",
+            "2001:db8:1:2::ffff",
+            "2001:db8:1:2:aaaa::9",
+        ]
+        .iter()
+        .map(|a| get(&envoy, "/x", &[("x-forwarded-for", a)]).status)
+        .collect();
+        assert_eq!(statuses, vec![200, 200, 429]);
+        assert_eq!(
+            get(&envoy, "/x", &[("x-forwarded-for", "2001:db8:1:3::1")]).status,
+            200
+        );
+        counter_is(&envoy, &wasm("allowed"), 3);
+        counter_is(&envoy, &wasm("limited"), 1);
+        assert_eq!(upstream_requests(&envoy), 3);
+    });
 }
 
 /// Review item 2. A caller already in a slot (its year counter live) whose 2-second counter
@@ -764,68 +797,70 @@ fn an_explicit_client_address_part_groups_ipv6_by_64() {
 /// still gets 503. (The test waits until the 2-second window has surely ended.)
 #[test]
 fn a_caller_in_a_full_slot_keeps_counting_after_its_short_window_ends() {
-    let n = mid_window();
-    let hex = "00112233445566778899aabbccddeeff";
-    let key: [u8; 16] =
-        core::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap());
-    let config = format!(
-        r#"{{"plans": {{"p": {{"limits": [{{"requests": 5, "per": 2, "name": "short"}},
-                                         {{"requests": 50, "per": {n}, "name": "year"}}]}},
-                       "long": {{"limits": [{{"requests": 50, "per": {n}, "name": "long"}}]}}}},
-             "default_plan": "p", "key": [{{"header": "x-user"}}], "slot_key": "{hex}",
-             "rules": [{{"match": {{"path": {{"prefix": "/a"}}}}, "plan": "long"}}]}}"#
-    );
-    let envoy = start(&bootstrap("", "", &[], &config));
-    let victim = format!("victim-{}", "v".repeat(40));
-    let target = quota::store::slot_key(&key, format!("p\u{1f}={victim}").as_bytes());
-    let slot = |v: &str| quota::store::slot_key(&key, format!("long\u{1f}={v}").as_bytes());
-    assert_eq!(get(&envoy, "/v", &[("x-user", &victim)]).status, 200);
-    let after_first = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    // Big counters until the slot refuses one, then small ones until it refuses again: less
-    // room is left than the victim's short counter needs.
-    let fill = |make: &dyn Fn(u64) -> String| {
-        let mut admitted = 0u64;
-        for v in (0u64..).map(make).filter(|v| slot(v) == target) {
-            match get(&envoy, "/a", &[("x-user", &v)]).status {
-                200 => admitted += 1,
-                503 => return admitted,
-                s => panic!("status {s}"),
-            }
-        }
-        unreachable!()
-    };
-    let big = fill(&|i| format!("{i:0>250}"));
-    let small = fill(&|i| format!("s{i}"));
-    assert!(big >= 100, "{big}");
-    // The victim's 2-second window (it ends at most at the next even second) is over.
-    let end = ((after_first as u64) / 2 + 1) * 2;
-    loop {
-        let now = SystemTime::now()
+    for_each_form(|form| {
+        let n = mid_window();
+        let hex = "00112233445566778899aabbccddeeff";
+        let key: [u8; 16] =
+            core::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap());
+        let config = format!(
+            r#"{{"plans": {{"p": {{"limits": [{{"requests": 5, "per": 2, "name": "short"}},
+                                             {{"requests": 50, "per": {n}, "name": "year"}}]}},
+                           "long": {{"limits": [{{"requests": 50, "per": {n}, "name": "long"}}]}}}},
+                 "default_plan": "p", "key": [{{"header": "x-user"}}], "slot_key": "{hex}",
+                 "rules": [{{"match": {{"path": {{"prefix": "/a"}}}}, "plan": "long"}}]}}"#
+        );
+        let envoy = start(&bootstrap(form, "", "", Chain::new(), &config));
+        let victim = format!("victim-{}", "v".repeat(40));
+        let target = quota::store::slot_key(&key, format!("p\u{1f}={victim}").as_bytes());
+        let slot = |v: &str| quota::store::slot_key(&key, format!("long\u{1f}={v}").as_bytes());
+        assert_eq!(get(&envoy, "/v", &[("x-user", &victim)]).status, 200);
+        let after_first = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs_f64();
-        if now > end as f64 + 0.2 {
-            break;
+        // Big counters until the slot refuses one, then small ones until it refuses again: less
+        // room is left than the victim's short counter needs.
+        let fill = |make: &dyn Fn(u64) -> String| {
+            let mut admitted = 0u64;
+            for v in (0u64..).map(make).filter(|v| slot(v) == target) {
+                match get(&envoy, "/a", &[("x-user", &v)]).status {
+                    200 => admitted += 1,
+                    503 => return admitted,
+                    s => panic!("status {s}"),
+                }
+            }
+            unreachable!()
+        };
+        let big = fill(&|i| format!("{i:0>250}"));
+        let small = fill(&|i| format!("s{i}"));
+        assert!(big >= 100, "{big}");
+        // The victim's 2-second window (it ends at most at the next even second) is over.
+        let end = ((after_first as u64) / 2 + 1) * 2;
+        loop {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            if now > end as f64 + 0.2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // Attackers' writes drop the victim's ended counter and take its room (here, or already
-    // in the fills above if the window ended then: each fill goes on until the slot refuses).
-    let taken = fill(&|i| format!("t{i}"));
-    let r = get(&envoy, "/v", &[("x-user", &victim)]);
-    assert_eq!(r.status, 200, "{}", r.text());
-    // A newcomer aimed at the slot is still refused.
-    let newcomer = (0u64..)
-        .map(|i| format!("new-{}-{i}", "n".repeat(40)))
-        .find(|v| slot(v) == target)
-        .unwrap();
-    let r = get(&envoy, "/a", &[("x-user", &newcomer)]);
-    assert_eq!(r.status, 503);
-    assert_eq!(r.json()["code"], "quota_store_full");
-    counter_is(&envoy, &wasm("store_full"), 4);
-    counter_is(&envoy, &wasm("allowed"), 1 + big + small + taken + 1);
-    assert_eq!(upstream_requests(&envoy), 1 + big + small + taken + 1);
+        // Attackers' writes drop the victim's ended counter and take its room (here, or already
+        // in the fills above if the window ended then: each fill goes on until the slot refuses).
+        let taken = fill(&|i| format!("t{i}"));
+        let r = get(&envoy, "/v", &[("x-user", &victim)]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        // A newcomer aimed at the slot is still refused.
+        let newcomer = (0u64..)
+            .map(|i| format!("new-{}-{i}", "n".repeat(40)))
+            .find(|v| slot(v) == target)
+            .unwrap();
+        let r = get(&envoy, "/a", &[("x-user", &newcomer)]);
+        assert_eq!(r.status, 503);
+        assert_eq!(r.json()["code"], "quota_store_full");
+        counter_is(&envoy, &wasm("store_full"), 4);
+        counter_is(&envoy, &wasm("allowed"), 1 + big + small + taken + 1);
+        assert_eq!(upstream_requests(&envoy), 1 + big + small + taken + 1);
+    });
 }

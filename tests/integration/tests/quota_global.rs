@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use apim_integration::bootstrap::{bootstrap, upstream_cluster};
+use apim_integration::chain::{main_listener, Chain, Filter, Form};
 use apim_integration::ratelimit::{Options, RateLimit, Redis};
 use apim_integration::{Envoy, Request, Response};
 
@@ -48,56 +50,20 @@ const FILTER: &str = r#"{
   "global": {"cluster": "ratelimit", "domain": "apim", "timeout_ms": 2000}
 }"#;
 
-const CONFIG: &str = r#"admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: main
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: main
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {prefix: /}
-                direct_response: {status: 200}
-          http_filters:
-          - name: apim.quota
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: quota
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  vm_id: quota
-                  runtime: envoy.wasm.runtime.v8
-                  code: {local: {filename: "{{WASM:quota}}"}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: FILTER_JSON
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: ratelimit
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {http2_protocol_options: {}}
-    load_assignment:
-      cluster_name: ratelimit
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: RLS_PORT}}}
-"#;
+/// The listener `main` answering every request itself (200, no upstream) behind the quota
+/// filter in global mode, and the Rate Limit Service's gRPC cluster at `rls_port`. Modules
+/// only: each test starts two Envoys plus ratelimit, so a run per form would double the file.
+fn config(rls_port: u16) -> String {
+    let filter: serde_json::Value = serde_json::from_str(FILTER).unwrap();
+    let chain = Chain::new().filter(Filter::Quota, &filter.to_string());
+    bootstrap(
+        &[main_listener(&chain, Form::Modules).direct_response("all", "/", 200)],
+        &[upstream_cluster("ratelimit")
+            .port(rls_port)
+            .connect_timeout("1s")
+            .http2()],
+    )
+}
 
 /// Redis, ratelimit and two Envoys pointed at it. Fields drop in reverse order of need:
 /// Envoys first.
@@ -111,11 +77,7 @@ struct Stack {
 fn stack(options: Options) -> Stack {
     let redis = Redis::start().unwrap_or_else(|e| panic!("{e}"));
     let service = RateLimit::start_with(&redis, options).unwrap_or_else(|e| panic!("{e}"));
-    let filter: serde_json::Value = serde_json::from_str(FILTER).unwrap();
-    let quoted = serde_json::to_string(&filter.to_string()).unwrap();
-    let config = CONFIG
-        .replace("FILTER_JSON", &quoted)
-        .replace("RLS_PORT", &service.grpc_port().to_string());
+    let config = config(service.grpc_port());
     let start = || {
         Envoy::builder()
             .concurrency(2)
