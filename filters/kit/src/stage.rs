@@ -318,8 +318,9 @@ impl Chain {
                 p.headers = true;
                 match ex.on_request_headers(host, self.headers_end_stream) {
                     Flow::Continue => {}
-                    // Holding the headers for the body: it gets what body there is now.
-                    Flow::WaitBody if self.body.is_some() => {}
+                    // Holding the headers for the body: it gets what body there is now, and
+                    // the trailers that ended the stream (which may come with no body).
+                    Flow::WaitBody if self.body.is_some() || self.trailers => {}
                     flow => return self.held(index, flow),
                 }
             }
@@ -328,6 +329,9 @@ impl Chain {
                     p.body = serial;
                     match ex.on_request_body(host, size, end) {
                         Flow::Continue => {}
+                        // More body was awaited, but trailers ended the stream: they come next,
+                        // as Envoy hands them to a filter that was buffering.
+                        Flow::WaitBody if self.trailers => {}
                         flow => return self.held(index, flow),
                     }
                 }
@@ -357,7 +361,7 @@ impl Chain {
                 p.response_headers = true;
                 match ex.on_response_headers(host, self.response_headers_end_stream) {
                     Flow::Continue => {}
-                    Flow::WaitBody if self.response_body.is_some() => {}
+                    Flow::WaitBody if self.response_body.is_some() || self.response_trailers => {}
                     flow => return flow,
                 }
             }
@@ -366,6 +370,7 @@ impl Chain {
                     p.response_body = serial;
                     match ex.on_response_body(host, size, end) {
                         Flow::Continue => {}
+                        Flow::WaitBody if self.response_trailers => {}
                         flow => return flow,
                     }
                 }
@@ -487,9 +492,15 @@ impl<'a> RequestHost<'a> {
         }
     }
 
-    /// A new callback: the clock is read again when a stage asks for it.
+    /// A new callback: the clock, filter state and the identity are read again when a stage
+    /// asks for them. Between callbacks a filter outside this module may have published (the
+    /// guard's `apim_cost` while quota waited for the body): a value cached from an earlier
+    /// callback, an absent one above all, could make a stage decide on stale input. What the
+    /// stages publish is written through to filter state, so nothing is lost.
     pub fn next_event(&self) {
         *self.now.borrow_mut() = None;
+        self.properties.borrow_mut().clear();
+        *self.identity.borrow_mut() = None;
     }
 
     fn with_snapshot<T>(&self, f: impl FnOnce(&mut Vec<(String, Vec<u8>)>) -> T) -> T {
@@ -509,6 +520,14 @@ impl Host for RequestHost<'_> {
     }
     fn header_reads_are_cheap(&self) -> bool {
         self.shared || self.inner.header_reads_are_cheap()
+    }
+    fn has_request_header(&self, name: &str) -> bool {
+        if self.shared {
+            self.with_snapshot(|h| h.iter().any(|(k, _)| k == name))
+        } else {
+            // The host's own presence check: one call, no value copied in.
+            self.inner.has_request_header(name)
+        }
     }
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {
         if !self.shared {

@@ -31,6 +31,12 @@ impl Exchange for Scripted {
             self.body.remove(0)
         }
     }
+    fn on_request_trailers(&mut self, _host: &dyn Host) -> Flow {
+        self.seen
+            .borrow_mut()
+            .push(format!("{}:trailers", self.name));
+        Flow::Continue
+    }
     fn on_response_headers(&mut self, _host: &dyn Host, _end: bool) -> Flow {
         self.seen
             .borrow_mut()
@@ -335,6 +341,65 @@ fn one_edit_is_flushed_as_itself_and_the_route_is_read_after_the_edits() {
     );
     assert_eq!(host.route_name(), Some("r".into()));
     assert_eq!(mock.host_calls(), 4);
+}
+
+#[test]
+fn trailers_end_the_stream_for_a_stage_that_was_waiting_for_more_body() {
+    // quota waiting for the rest of a body that trailers end: as in Envoy, it gets the
+    // trailers next instead of holding the request until the stream times out.
+    let host = MockHost::default();
+    let (mut c, seen) = chain(vec![
+        ("guard", Flow::WaitBody, vec![Flow::WaitBody]),
+        ("quota", Flow::Continue, vec![Flow::WaitBody]),
+    ]);
+    assert_eq!(c.on_request_headers(&host, false), Flow::WaitBody);
+    assert_eq!(c.on_request_body(&host, 10, false), Flow::WaitBody);
+    assert_eq!(c.on_request_trailers(&host), Flow::Continue);
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "guard:headers(false)",
+            "guard:body(10,false)",
+            "guard:trailers",
+            "quota:headers(false)",
+            "quota:body(10,false)",
+            "quota:trailers",
+        ]
+    );
+}
+
+#[test]
+fn trailers_with_no_body_reach_a_stage_that_held_the_headers_for_one() {
+    let host = MockHost::default();
+    let (mut c, seen) = chain(vec![
+        ("guard", Flow::Continue, vec![]),
+        ("quota", Flow::WaitBody, vec![]),
+    ]);
+    assert_eq!(c.on_request_headers(&host, false), Flow::WaitBody);
+    assert_eq!(c.on_request_trailers(&host), Flow::Continue);
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "guard:headers(false)",
+            "quota:headers(false)",
+            "guard:trailers",
+            "quota:trailers",
+        ]
+    );
+}
+
+#[test]
+fn filter_state_is_read_again_in_each_callback() {
+    // Another filter may publish between callbacks (the guard's cost while quota waited for
+    // the body): an absent value read earlier must not stand for the rest of the request.
+    let mock = MockHost::default();
+    let host = RequestHost::new(&mock, true);
+    assert_eq!(host.property(&[crate::context::COST]), None);
+    assert_eq!(host.property(&[crate::context::COST]), None);
+    assert_eq!(mock.host_calls(), 1, "within a callback, read once");
+    host.next_event();
+    assert_eq!(host.property(&[crate::context::COST]), None);
+    assert_eq!(mock.host_calls(), 2, "a new callback reads it again");
 }
 
 #[test]
