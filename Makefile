@@ -222,12 +222,12 @@ bench-criterion: ## Criterion benches of the filters' logic
 	cargo bench $(addprefix -p ,$(filter-out kit,$(LOGIC_CRATES)))
 
 bench-e2e: build setup-envoy setup-bench setup-redis setup-ratelimit ## End-to-end CPU µs per request, every row in one run (target/bench/e2e.json)
-	@echo "==> the end-to-end bench: Envoy pinned to CPU 0, wrk to CPU 1, every row x BENCH_ROUNDS (3) x ~8 s (~6 min for 16 rows)"
+	@echo "==> the end-to-end bench: Envoy pinned to CPU 0, wrk to CPU 1, every row x BENCH_ROUNDS (3) x ~8 s (~8 min for 20 rows)"
 	cargo run --release -p apim-integration --bin e2e_bench
 
 bench-instructions: build setup-envoy setup-redis setup-ratelimit ## Instructions per request under callgrind, every row x 2 runs (target/bench/instructions.json)
 	@$(PREREQ) pkg:valgrind
-	@echo "==> instructions per request: each row's Envoy under callgrind (one worker), twice; ~11 s per row and run on a quiet machine (~6 min for 16 rows); BENCH_ROWS=a,b picks rows"
+	@echo "==> instructions per request: each row's Envoy under callgrind (one worker), twice; ~11 s per row and run on a quiet machine (~8 min for 20 rows); BENCH_ROWS=a,b picks rows"
 	cargo run --release -p apim-integration --bin instructions_bench
 
 manifests-check: build cli ## Deployment manifests: configs valid, sha256s match the build

@@ -144,8 +144,7 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let shared = self.stages.len() > 1;
-        let host = RequestHost::new(&HOST, shared);
+        let host = RequestHost::for_stages(&HOST, &self.stages);
         let chain = if self.configured {
             Some(Chain::new(
                 self.stages.iter().map(|(_, s)| s.exchange(&host)).collect(),

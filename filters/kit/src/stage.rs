@@ -106,6 +106,13 @@ pub trait Stage {
     fn on_root_callout(&mut self, _host: &dyn Host, _token: u32, _answer: Callout) {}
     /// The per-request part; in-flight requests keep theirs across a config swap.
     fn exchange(&self, host: &dyn Host) -> Box<dyn Exchange>;
+    /// Whether a request this stage acts on has it read the whole request-header map (transform,
+    /// whose operations and templates may touch any header). In the suite, one such stage makes
+    /// the request host read the map once and batch every stage's edits; without one, each
+    /// stage's few named reads are cheaper (see [`RequestHost`]).
+    fn reads_request_header_map(&self) -> bool {
+        false
+    }
 }
 
 /// How a filter is found, named and configured.
@@ -408,16 +415,23 @@ enum Pending {
     Replace,
 }
 
-/// The host as the stages of one request share it. With `shared` (several stages), the request
-/// headers are read in one host call on first use and later reads and edits go to that snapshot;
-/// the edits reach Envoy's map in one batch ([`RequestHost::flush`]: the runtime flushes before
-/// it hands the request back to Envoy, and before anything reads what the edits could change: the
-/// route, a `request.*` attribute). The route name and the clock are read once, and a context
-/// value one stage publishes is read back by the next from memory. A single stage gets the host
-/// as it is: its own reads are already the fewest.
+/// The host as the stages of one request share it. With `shared` (several stages), the route
+/// name and the clock are read once, and a context value one stage publishes is read back by the
+/// next from memory. With `snapshot` as well (a stage reads the whole header map anyway, see
+/// [`Stage::reads_request_header_map`]), the request headers are read in one host call on first
+/// use and later reads and edits go to that snapshot; the edits reach Envoy's map in one batch
+/// ([`RequestHost::flush`]: the runtime flushes before it hands the request back to Envoy, and
+/// before anything reads what the edits could change: the route, a `request.*` attribute).
+/// Without a snapshot, each header is read by name and each edit goes to Envoy at once, as in
+/// the separate modules: measured under callgrind, api-key-auth + quota cost +136.5k
+/// instructions per request with the snapshot and +119.6k without (the map read and its
+/// replacement outweigh two named reads and three edits), while the chain with transform costs
+/// +227.5k with it and +272.2k without. A single stage gets the host as it is: its own reads are
+/// already the fewest.
 pub struct RequestHost<'a> {
     inner: &'a dyn Host,
     shared: bool,
+    snapshot: bool,
     headers: RefCell<Option<Vec<(String, Vec<u8>)>>>,
     /// Request-header edits not yet applied to Envoy's map.
     pending: RefCell<Pending>,
@@ -429,10 +443,12 @@ pub struct RequestHost<'a> {
 }
 
 impl<'a> RequestHost<'a> {
-    pub fn new(inner: &'a dyn Host, shared: bool) -> Self {
+    /// `snapshot` only counts with `shared`.
+    pub fn new(inner: &'a dyn Host, shared: bool, snapshot: bool) -> Self {
         Self {
             inner,
             shared,
+            snapshot: shared && snapshot,
             headers: RefCell::new(None),
             pending: RefCell::new(Pending::None),
             route: RefCell::new(None),
@@ -440,6 +456,13 @@ impl<'a> RequestHost<'a> {
             properties: RefCell::new(HashMap::new()),
             identity: RefCell::new(None),
         }
+    }
+
+    /// The request host for a request run by `stages`: shared when there are several, with a
+    /// snapshot of the headers when one of them reads the whole map.
+    pub fn for_stages(inner: &'a dyn Host, stages: &Configured) -> Self {
+        let snapshot = stages.iter().any(|(_, s)| s.reads_request_header_map());
+        Self::new(inner, stages.len() > 1, snapshot)
     }
 
     /// The request headers are no longer Envoy's to read or edit (they went upstream): later
@@ -503,6 +526,13 @@ impl<'a> RequestHost<'a> {
         *self.identity.borrow_mut() = None;
     }
 
+    /// A request-header edit went straight to Envoy, which matches the route again.
+    fn edited(&self, side: Side) {
+        if side == Side::Request {
+            *self.route.borrow_mut() = None;
+        }
+    }
+
     fn with_snapshot<T>(&self, f: impl FnOnce(&mut Vec<(String, Vec<u8>)>) -> T) -> T {
         let mut slot = self.headers.borrow_mut();
         let snapshot = slot.get_or_insert_with(|| self.inner.request_headers());
@@ -512,17 +542,17 @@ impl<'a> RequestHost<'a> {
 
 impl Host for RequestHost<'_> {
     fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
-        if self.shared {
+        if self.snapshot {
             self.with_snapshot(|h| h.clone())
         } else {
             self.inner.request_headers()
         }
     }
     fn header_reads_are_cheap(&self) -> bool {
-        self.shared || self.inner.header_reads_are_cheap()
+        self.snapshot || self.inner.header_reads_are_cheap()
     }
     fn has_request_header(&self, name: &str) -> bool {
-        if self.shared {
+        if self.snapshot {
             self.with_snapshot(|h| h.iter().any(|(k, _)| k == name))
         } else {
             // The host's own presence check: one call, no value copied in.
@@ -530,7 +560,7 @@ impl Host for RequestHost<'_> {
         }
     }
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {
-        if !self.shared {
+        if !self.snapshot {
             return self.inner.request_header(name);
         }
         self.with_snapshot(|h| {
@@ -557,7 +587,7 @@ impl Host for RequestHost<'_> {
     }
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         let [key] = path else {
-            if self.shared && path.first() == Some(&"request") {
+            if self.snapshot && path.first() == Some(&"request") {
                 self.flush();
             }
             return self.inner.property(path);
@@ -632,32 +662,36 @@ impl Host for RequestHost<'_> {
         }
     }
     fn set_header(&self, side: Side, name: &str, value: &[u8]) {
-        if self.shared && side == Side::Request {
+        if self.snapshot && side == Side::Request {
             self.defer(Edit::Set(name.to_string(), value.to_vec()));
         } else {
+            self.edited(side);
             self.inner.set_header(side, name, value);
         }
     }
     fn add_header(&self, side: Side, name: &str, value: &[u8]) {
-        if self.shared && side == Side::Request {
+        if self.snapshot && side == Side::Request {
             self.defer(Edit::Add(name.to_string(), value.to_vec()));
         } else {
+            self.edited(side);
             self.inner.add_header(side, name, value);
         }
     }
     fn remove_header(&self, side: Side, name: &str) {
-        if self.shared && side == Side::Request {
+        if self.snapshot && side == Side::Request {
             self.defer(Edit::Remove(name.to_string()));
         } else {
+            self.edited(side);
             self.inner.remove_header(side, name);
         }
     }
     fn replace_headers(&self, side: Side, headers: &[(String, Vec<u8>)]) {
-        if self.shared && side == Side::Request {
+        if self.snapshot && side == Side::Request {
             *self.headers.borrow_mut() = Some(headers.to_vec());
             *self.route.borrow_mut() = None;
             *self.pending.borrow_mut() = Pending::Replace;
         } else {
+            self.edited(side);
             self.inner.replace_headers(side, headers);
         }
     }

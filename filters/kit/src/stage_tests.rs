@@ -281,7 +281,7 @@ fn one_spec_parses_the_filters_own_config() {
 #[test]
 fn the_shared_request_host_reads_the_headers_once_and_sees_the_edits() {
     let mock = MockHost::new(&[(":path", "/a"), ("x-a", "1"), ("x-a", "2")]);
-    let host = RequestHost::new(&mock, true);
+    let host = RequestHost::new(&mock, true, true);
     assert_eq!(host.request_header("x-a"), Some(b"1,2".to_vec()));
     assert_eq!(host.request_header("x-b"), None);
     host.set_request_header("x-b", b"3");
@@ -309,7 +309,7 @@ fn the_shared_request_host_reads_the_headers_once_and_sees_the_edits() {
 #[test]
 fn a_replaced_map_reaches_envoy_as_one_replacement() {
     let mock = MockHost::new(&[(":path", "/a"), ("x-a", "1"), ("x-b", "2")]);
-    let host = RequestHost::new(&mock, true);
+    let host = RequestHost::new(&mock, true, true);
     let mut headers = host.request_headers();
     headers.retain(|(k, _)| k != "x-a");
     host.replace_headers(Side::Request, &headers);
@@ -325,7 +325,7 @@ fn a_replaced_map_reaches_envoy_as_one_replacement() {
 fn one_edit_is_flushed_as_itself_and_the_route_is_read_after_the_edits() {
     let mut mock = MockHost::new(&[(":path", "/a")]);
     mock.route = Some("r".into());
-    let host = RequestHost::new(&mock, true);
+    let host = RequestHost::new(&mock, true, true);
     assert_eq!(host.route_name(), Some("r".into()));
     host.set_request_header("x-b", b"3");
     // The edit may change Envoy's route: it is flushed, then the route read again.
@@ -393,7 +393,7 @@ fn filter_state_is_read_again_in_each_callback() {
     // Another filter may publish between callbacks (the guard's cost while quota waited for
     // the body): an absent value read earlier must not stand for the rest of the request.
     let mock = MockHost::default();
-    let host = RequestHost::new(&mock, true);
+    let host = RequestHost::new(&mock, true, true);
     assert_eq!(host.property(&[crate::context::COST]), None);
     assert_eq!(host.property(&[crate::context::COST]), None);
     assert_eq!(mock.host_calls(), 1, "within a callback, read once");
@@ -405,7 +405,7 @@ fn filter_state_is_read_again_in_each_callback() {
 #[test]
 fn a_published_context_value_is_read_back_from_memory_and_still_published() {
     let mock = MockHost::default();
-    let host = RequestHost::new(&mock, true);
+    let host = RequestHost::new(&mock, true, true);
     host.set_property(crate::context::CONSUMER, b"{\"id\":\"alice\"}");
     assert_eq!(
         host.property(&[crate::context::CONSUMER]),
@@ -419,9 +419,47 @@ fn a_published_context_value_is_read_back_from_memory_and_still_published() {
 }
 
 #[test]
+fn without_a_snapshot_headers_are_read_by_name_and_edits_go_to_envoy_at_once() {
+    let mut mock = MockHost::new(&[(":path", "/a"), ("x-a", "1"), ("x-a", "2")]);
+    mock.route = Some("r".into());
+    let host = RequestHost::new(&mock, true, false);
+    assert_eq!(host.request_header("x-a"), Some(b"1,2".to_vec()));
+    assert!(!host.has_request_header("x-b"));
+    assert_eq!(host.route_name(), Some("r".into()));
+    assert_eq!(host.route_name(), Some("r".into()));
+    host.set_request_header("x-b", b"3");
+    host.remove_request_header("x-a");
+    // The edits are Envoy's at once (the mock records them; a later stage reads them back from
+    // Envoy), and the route, which Envoy matches again after an edit, is read again.
+    let _ = host.request_header("x-b");
+    assert_eq!(host.route_name(), Some("r".into()));
+    host.flush();
+    assert_eq!(
+        mock.host_call_names(),
+        [
+            "request_header",
+            // The mock's presence check (Envoy's is one call that copies no value in).
+            "request_header",
+            "route_name",
+            "set_request_header",
+            "remove_request_header",
+            "request_header",
+            "route_name"
+        ]
+    );
+    assert_eq!(
+        mock.header_changes(),
+        [
+            Call::SetHeader("x-b".into(), b"3".to_vec()),
+            Call::RemoveHeader("x-a".into())
+        ]
+    );
+}
+
+#[test]
 fn a_single_stage_gets_the_host_as_it_is() {
     let mock = MockHost::new(&[("x-a", "1")]);
-    let host = RequestHost::new(&mock, false);
+    let host = RequestHost::new(&mock, false, false);
     assert_eq!(host.request_header("x-a"), Some(b"1".to_vec()));
     assert_eq!(host.request_header("x-a"), Some(b"1".to_vec()));
     assert_eq!(mock.host_calls(), 2);

@@ -73,7 +73,7 @@ fn serve(specs: &[StageSpec], config: &str, host: &MockHost) -> Served {
         stage.activate(host, Rc::new(Counters::define(host, &names)));
     }
     let before = host.host_calls();
-    let shared = RequestHost::new(host, stages.len() > 1);
+    let shared = RequestHost::for_stages(host, &stages);
     let mut chain = Chain::new(stages.iter().map(|(_, s)| s.exchange(&shared)).collect());
     let flow = chain.on_request_headers(&shared, true);
     if flow != Flow::Done {
@@ -276,7 +276,7 @@ fn graphql_guards_cost_reaches_quota_in_memory_and_is_charged() {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         stage.activate(&host, Rc::new(Counters::define(&host, &names)));
     }
-    let shared = RequestHost::new(&host, true);
+    let shared = RequestHost::for_stages(&host, &stages);
     let mut chain = Chain::new(stages.iter().map(|(_, s)| s.exchange(&shared)).collect());
     // graphql-guard holds the headers for the body; quota has not seen the request yet.
     assert_eq!(chain.on_request_headers(&shared, false), Flow::WaitBody);
@@ -367,7 +367,7 @@ fn profile_loop() {
     let start = std::time::Instant::now();
     let n = 200_000;
     for _ in 0..n {
-        let shared = RequestHost::new(&setup, true);
+        let shared = RequestHost::for_stages(&setup, &stages);
         let mut chain = Chain::new(stages.iter().map(|(_, s)| s.exchange(&shared)).collect());
         assert_eq!(chain.on_request_headers(&shared, true), Flow::Continue);
         shared.flush();

@@ -43,6 +43,10 @@ impl Stage for Transform {
     fn activate(&mut self, _host: &dyn Host, counters: Rc<Counters>) {
         self.counters = counters;
     }
+    fn reads_request_header_map(&self) -> bool {
+        // Every request a rule matches has its whole header map read (`handler::Exchange`).
+        !self.config.rules.is_empty()
+    }
     fn exchange(&self, _host: &dyn Host) -> Box<dyn Exchange> {
         Box::new(Request {
             exchange: handler::Exchange::new(Rc::clone(&self.config)),
