@@ -234,6 +234,11 @@ fn code(v: u64) -> Code {
     }
 }
 
+/// The largest `RateLimitResponse` read: an answer for [`MAX_DESCRIPTORS`] descriptors with
+/// their limits and a few headers is a few KiB; anything larger is refused unread (a failure of
+/// the service, handled as the config's `failure_mode` says), never copied into the VM.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
 /// Reads a `RateLimitResponse`; unknown fields are skipped.
 pub fn decode_response(bytes: &[u8]) -> Result<Response, DecodeError> {
     let mut resp = Response {

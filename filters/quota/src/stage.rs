@@ -259,7 +259,9 @@ impl Exchange for Request {
         let Some(plan) = self.pending_global.take() else {
             return Flow::Continue;
         };
-        let answer = if status == 0 {
+        let answer = if status == 0 && size > crate::rls::MAX_RESPONSE_BYTES {
+            Err(format!("an answer of {size} bytes"))
+        } else if status == 0 {
             host.grpc_response_body(size)
                 .ok_or_else(|| "an empty answer".to_string())
                 .and_then(|b| {
@@ -284,5 +286,92 @@ impl Exchange for Request {
     /// A stream that ends without a response (the client reset it mid-body).
     fn on_log(&mut self, host: &dyn Host) {
         self.charge_deferred_late(host);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use kit::host::MockHost;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// gold fails open, strict (the default plan) fails closed.
+    const GLOBAL: &str = r#"{
+      "plans": {
+        "gold": {"limits": [{"requests": 2, "per": "minute"}]},
+        "strict": {"limits": [{"requests": 1, "per": "day"}], "failure_mode": "closed"}
+      },
+      "default_plan": "strict",
+      "key": ["consumer"],
+      "global": {"cluster": "rls", "domain": "shop"}
+    }"#;
+
+    #[test]
+    fn an_oversized_rate_limit_answer_is_a_failure_never_read_into_the_vm() {
+        struct Case {
+            consumer: &'static str,
+            size: usize,
+            read: bool,
+            flow: Flow,
+            status: Option<u16>,
+        }
+        let max = crate::rls::MAX_RESPONSE_BYTES;
+        let cases = [
+            // Within the bound the answer is read (the mock's is empty: a failure as well).
+            Case {
+                consumer: r#"{"id":"alice","plan":"gold"}"#,
+                size: max,
+                read: true,
+                flow: Flow::Continue,
+                status: None,
+            },
+            Case {
+                consumer: r#"{"id":"alice","plan":"gold"}"#,
+                size: max + 1,
+                read: false,
+                flow: Flow::Continue,
+                status: None,
+            },
+            Case {
+                consumer: r#"{"id":"bob","plan":"strict"}"#,
+                size: usize::MAX,
+                read: false,
+                flow: Flow::Done,
+                status: Some(503),
+            },
+        ];
+        for case in cases {
+            let mut host = MockHost::new(&[(":path", "/pets")]);
+            host.properties
+                .insert(kit::context::CONSUMER.into(), case.consumer.into());
+            let mut stage = parse(GLOBAL.as_bytes()).unwrap();
+            let names = counter_names();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            stage.activate(&host, Rc::new(Counters::define(&host, &names)));
+            let mut exchange = stage.exchange(&host);
+            let Flow::WaitCallout(token) = exchange.on_request_headers(&host, true) else {
+                panic!("a call to the Rate Limit Service")
+            };
+            let answer = Callout::Grpc {
+                status: 0,
+                size: case.size,
+            };
+            assert_eq!(
+                exchange.on_callout(&host, token, answer),
+                case.flow,
+                "{}",
+                case.size
+            );
+            assert_eq!(
+                host.host_call_names().contains(&"grpc_response_body"),
+                case.read,
+                "{}",
+                case.size
+            );
+            assert_eq!(host.counter("apim.quota.global_errors"), 1, "{}", case.size);
+            assert_eq!(host.reply().map(|r| r.status), case.status, "{}", case.size);
+        }
     }
 }

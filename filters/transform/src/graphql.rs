@@ -100,17 +100,24 @@ fn upstream_error(detail: impl Into<String>) -> Reply {
 /// - without `unwrap`: the GraphQL response as is, 200;
 /// - with `unwrap`: `data.<field>` when it is not null (200); null with `errors`: 502 carrying
 ///   the errors; null without errors: 404.
-pub fn respond(g: &GraphQl, status: Option<u16>, body: Option<&[u8]>, max: usize) -> Reply {
+/// The GraphQL server's answer body: its size as Envoy gives it, and the bytes, read only when
+/// the size is within the limit (an oversized answer is never copied into the VM).
+pub struct Answer<'a> {
+    pub size: usize,
+    pub body: Option<&'a [u8]>,
+}
+
+pub fn respond(g: &GraphQl, status: Option<u16>, answer: &Answer<'_>, max: usize) -> Reply {
     let Some(status) = status else {
         return upstream_error("The GraphQL server did not answer.");
     };
     if !(200..300).contains(&status) {
         return upstream_error(format!("The GraphQL server answered {status}."));
     }
-    let body = body.unwrap_or_default();
-    if body.len() > max {
+    if answer.size > max {
         return upstream_error("The GraphQL response is too large.");
     }
+    let body = answer.body.unwrap_or_default();
     let Ok(doc) = serde_json::from_slice::<Value>(body) else {
         return upstream_error("The GraphQL response is not JSON.");
     };

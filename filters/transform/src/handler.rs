@@ -381,11 +381,21 @@ impl Exchange {
     }
 
     /// The GraphQL server answered (or not: `status` is `None`).
-    pub fn on_graphql_response(&mut self, io: &dyn Io, status: Option<u16>, body: Option<&[u8]>) {
+    /// The most a GraphQL answer may hold: a larger one is refused without being read.
+    pub fn max_body_bytes(&self) -> usize {
+        self.config.max_body_bytes
+    }
+
+    pub fn on_graphql_response(
+        &mut self,
+        io: &dyn Io,
+        status: Option<u16>,
+        answer: &graphql::Answer<'_>,
+    ) {
         let Some(g) = self.rule.as_ref().and_then(|r| r.graphql.as_ref()) else {
             return;
         };
-        let reply = graphql::respond(g, status, body, self.config.max_body_bytes);
+        let reply = graphql::respond(g, status, answer, self.config.max_body_bytes);
         if reply.status == 200 {
             io.count(Counter::Applied);
         } else {

@@ -377,7 +377,11 @@ fn rest_to_graphql() {
     ];
     for case in cases {
         let body = case.endpoint_body;
-        ex.on_graphql_response(&m, case.endpoint_status, Some(body.as_bytes()));
+        let answer = crate::graphql::Answer {
+            size: body.len(),
+            body: Some(body.as_bytes()),
+        };
+        ex.on_graphql_response(&m, case.endpoint_status, &answer);
         let (got_status, v) = m.reply_json();
         assert_eq!(got_status, case.status, "{body}");
         if case.status == 200 {
@@ -386,6 +390,18 @@ fn rest_to_graphql() {
             assert_eq!(v["code"], case.data_or_code, "{body}");
         }
     }
+    // An answer over max_body_bytes is refused by its size, its bytes never read.
+    let oversized = crate::graphql::Answer {
+        size: c.max_body_bytes + 1,
+        body: None,
+    };
+    ex.on_graphql_response(&m, Some(200), &oversized);
+    let (status, v) = m.reply_json();
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (502, Some("graphql_upstream_error"))
+    );
+    assert!(v["detail"].as_str().unwrap().contains("too large"), "{v}");
     // a variable of the wrong type is the client's error
     let m = Mock::new(&[(":method", "GET"), (":path", "/pets/abc")]);
     let mut ex = Exchange::new(c);

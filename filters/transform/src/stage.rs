@@ -194,9 +194,15 @@ impl Exchange for Request {
         let status = host
             .http_call_response_header(":status")
             .and_then(|s| s.parse::<u16>().ok());
-        let body = host.http_call_response_body(body_size);
-        self.exchange
-            .on_graphql_response(&io, status, body.as_deref());
+        // An answer over the body limit is refused without copying it into the VM.
+        let body = (body_size <= self.exchange.max_body_bytes())
+            .then(|| host.http_call_response_body(body_size))
+            .flatten();
+        let answer = crate::graphql::Answer {
+            size: body_size,
+            body: body.as_deref(),
+        };
+        self.exchange.on_graphql_response(&io, status, &answer);
         Flow::Done
     }
 }
@@ -215,6 +221,24 @@ mod tests {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         stage.activate(host, Rc::new(Counters::define(host, &names)));
         stage.exchange(host).on_request_headers(host, true)
+    }
+
+    #[test]
+    fn a_graphql_answer_over_the_body_limit_is_never_read_into_the_vm() {
+        let config = r#"{"max_body_bytes": 1024, "rules": []}"#;
+        for (size, read) in [(1024, true), (1025, false), (usize::MAX, false)] {
+            let host = MockHost::new(&[(":path", "/v1/x"), (":method", "GET")]);
+            let mut stage = parse(config.as_bytes()).unwrap();
+            stage.activate(&host, Rc::default());
+            let mut exchange = stage.exchange(&host);
+            let flow = exchange.on_callout(&host, 1, Callout::Http { body_size: size });
+            assert_eq!(flow, Flow::Done, "{size}");
+            assert_eq!(
+                host.host_call_names().contains(&"http_call_response_body"),
+                read,
+                "{size}"
+            );
+        }
     }
 
     #[test]
