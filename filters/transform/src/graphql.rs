@@ -94,12 +94,6 @@ fn upstream_error(detail: impl Into<String>) -> Reply {
     Denial::new(502, "graphql_upstream_error", "Bad gateway", detail).render(Format::Problem)
 }
 
-/// Turns the GraphQL server's answer into the client's response.
-///
-/// - no answer, a non-2xx status or a body that is not JSON: 502;
-/// - without `unwrap`: the GraphQL response as is, 200;
-/// - with `unwrap`: `data.<field>` when it is not null (200); null with `errors`: 502 carrying
-///   the errors; null without errors: 404.
 /// The GraphQL server's answer body: its size as Envoy gives it, and the bytes, read only when
 /// the size is within the limit (an oversized answer is never copied into the VM).
 pub struct Answer<'a> {
@@ -107,6 +101,12 @@ pub struct Answer<'a> {
     pub body: Option<&'a [u8]>,
 }
 
+/// Turns the GraphQL server's answer into the client's response.
+///
+/// - no answer, a non-2xx status, a body over `max` or one that is not JSON: 502;
+/// - without `unwrap`: the GraphQL response as is, 200;
+/// - with `unwrap`: `data.<field>` when it is not null (200); null with `errors`: 502 carrying
+///   the errors; null without errors: 404.
 pub fn respond(g: &GraphQl, status: Option<u16>, answer: &Answer<'_>, max: usize) -> Reply {
     let Some(status) = status else {
         return upstream_error("The GraphQL server did not answer.");
