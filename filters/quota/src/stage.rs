@@ -107,8 +107,9 @@ struct Request {
     /// Waiting for the end of the body before counting (see `on_request_headers`), with what
     /// the headers callback read.
     deferred: Option<handler::Gathered>,
-    /// The plan a `ShouldRateLimit` call in flight is about.
-    pending_global: Option<usize>,
+    /// The `ShouldRateLimit` call in flight: its token and the plan it is about. Only the
+    /// answer with that token is taken as the service's verdict.
+    pending_global: Option<(u32, usize)>,
 }
 
 impl Request {
@@ -186,7 +187,7 @@ impl Request {
         }
         match self.send_rls(host, &call.message) {
             Ok(token) => {
-                self.pending_global = Some(call.plan);
+                self.pending_global = Some((token, call.plan));
                 Flow::WaitCallout(token)
             }
             Err(e) => {
@@ -252,13 +253,16 @@ impl Exchange for Request {
         self.count_deferred(host)
     }
 
-    fn on_callout(&mut self, host: &dyn Host, _token: u32, answer: Callout) -> Flow {
+    fn on_callout(&mut self, host: &dyn Host, token: u32, answer: Callout) -> Flow {
         let Callout::Grpc { status, size } = answer else {
             return Flow::Continue;
         };
-        let Some(plan) = self.pending_global.take() else {
-            return Flow::Continue;
+        let plan = match self.pending_global {
+            Some((awaited, plan)) if awaited == token => plan,
+            // Not the answer this request waits for (none, or another call's): never a verdict.
+            _ => return Flow::Continue,
         };
+        self.pending_global = None;
         let answer = if status == 0 && size > crate::rls::MAX_RESPONSE_BYTES {
             Err(format!("an answer of {size} bytes"))
         } else if status == 0 {
@@ -309,7 +313,7 @@ mod tests {
     }"#;
 
     #[test]
-    fn an_oversized_rate_limit_answer_is_a_failure_never_read_into_the_vm() {
+    fn only_the_awaited_answer_counts_and_an_oversized_one_is_a_failure_never_read() {
         struct Case {
             consumer: &'static str,
             size: usize,
@@ -358,6 +362,12 @@ mod tests {
                 status: 0,
                 size: case.size,
             };
+            // Another call's answer is no verdict: the request still waits for its own.
+            assert_eq!(
+                exchange.on_callout(&host, token.wrapping_add(1), answer),
+                Flow::Continue
+            );
+            assert_eq!(host.counter("apim.quota.global_errors"), 0, "{}", case.size);
             assert_eq!(
                 exchange.on_callout(&host, token, answer),
                 case.flow,

@@ -51,6 +51,7 @@ impl Stage for Transform {
         Box::new(Request {
             exchange: handler::Exchange::new(Rc::clone(&self.config)),
             counters: Rc::clone(&self.counters),
+            awaited: None,
         })
     }
 }
@@ -158,38 +159,61 @@ impl Io for HostIo<'_> {
 struct Request {
     exchange: handler::Exchange,
     counters: Rc<Counters>,
+    /// The token of the GraphQL call this request waits for: only its answer is turned into
+    /// the client's response.
+    awaited: Option<u32>,
+}
+
+impl Request {
+    fn track(&mut self, flow: Flow) -> Flow {
+        if let Flow::WaitCallout(token) = flow {
+            self.awaited = Some(token);
+        }
+        flow
+    }
 }
 
 impl Exchange for Request {
     fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
         let io = HostIo::new(host, &self.counters);
-        io.flow(self.exchange.on_request_headers(&io, end_of_stream))
+        let flow = io.flow(self.exchange.on_request_headers(&io, end_of_stream));
+        self.track(flow)
     }
     fn on_request_body(&mut self, host: &dyn Host, size: usize, end_of_stream: bool) -> Flow {
         let io = HostIo::new(host, &self.counters);
-        io.flow(self.exchange.on_request_body(&io, size, end_of_stream))
+        let flow = io.flow(self.exchange.on_request_body(&io, size, end_of_stream));
+        self.track(flow)
     }
     fn on_request_trailers(&mut self, host: &dyn Host) -> Flow {
         let io = HostIo::new(host, &self.counters);
-        io.flow(self.exchange.on_request_trailers(&io))
+        let flow = io.flow(self.exchange.on_request_trailers(&io));
+        self.track(flow)
     }
     fn on_response_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Flow {
         let io = HostIo::new(host, &self.counters);
-        io.flow(self.exchange.on_response_headers(&io, end_of_stream))
+        let flow = io.flow(self.exchange.on_response_headers(&io, end_of_stream));
+        self.track(flow)
     }
     fn on_response_body(&mut self, host: &dyn Host, size: usize, end_of_stream: bool) -> Flow {
         let io = HostIo::new(host, &self.counters);
-        io.flow(self.exchange.on_response_body(&io, size, end_of_stream))
+        let flow = io.flow(self.exchange.on_response_body(&io, size, end_of_stream));
+        self.track(flow)
     }
     fn on_response_trailers(&mut self, host: &dyn Host) -> Flow {
         let io = HostIo::new(host, &self.counters);
-        io.flow(self.exchange.on_response_trailers(&io))
+        let flow = io.flow(self.exchange.on_response_trailers(&io));
+        self.track(flow)
     }
     /// The GraphQL server answered: the reply is sent from its answer.
-    fn on_callout(&mut self, host: &dyn Host, _token: u32, answer: Callout) -> Flow {
+    fn on_callout(&mut self, host: &dyn Host, token: u32, answer: Callout) -> Flow {
         let Callout::Http { body_size } = answer else {
             return Flow::Continue;
         };
+        if self.awaited != Some(token) {
+            // Not the answer this request waits for: it must not become the response.
+            return Flow::Continue;
+        }
+        self.awaited = None;
         let io = HostIo::new(host, &self.counters);
         let status = host
             .http_call_response_header(":status")
@@ -224,20 +248,32 @@ mod tests {
     }
 
     #[test]
-    fn a_graphql_answer_over_the_body_limit_is_never_read_into_the_vm() {
-        let config = r#"{"max_body_bytes": 1024, "rules": []}"#;
+    fn only_the_awaited_graphql_answer_is_read_and_never_one_over_the_body_limit() {
+        let config = r#"{"max_body_bytes": 1024, "rules": [{
+            "match": {"path": {"prefix": "/pets"}, "methods": ["GET"]},
+            "graphql": {"cluster": "gql", "path": "/graphql", "query": "{ pets { id } }"}}]}"#;
         for (size, read) in [(1024, true), (1025, false), (usize::MAX, false)] {
-            let host = MockHost::new(&[(":path", "/v1/x"), (":method", "GET")]);
+            let host = MockHost::new(&[(":path", "/pets"), (":method", "GET")]);
             let mut stage = parse(config.as_bytes()).unwrap();
             stage.activate(&host, Rc::default());
             let mut exchange = stage.exchange(&host);
-            let flow = exchange.on_callout(&host, 1, Callout::Http { body_size: size });
+            let Flow::WaitCallout(token) = exchange.on_request_headers(&host, true) else {
+                panic!("a GraphQL call")
+            };
+            let answer = Callout::Http { body_size: size };
+            // Another call's answer is not this request's response.
+            let other = exchange.on_callout(&host, token.wrapping_add(1), answer);
+            assert_eq!(other, Flow::Continue, "{size}");
+            assert!(host.reply().is_none(), "{size}");
+            let flow = exchange.on_callout(&host, token, answer);
             assert_eq!(flow, Flow::Done, "{size}");
             assert_eq!(
                 host.host_call_names().contains(&"http_call_response_body"),
                 read,
                 "{size}"
             );
+            // The mock's answer has no status: 502 either way.
+            assert_eq!(host.reply().map(|r| r.status), Some(502), "{size}");
         }
     }
 
