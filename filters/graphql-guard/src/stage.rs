@@ -94,6 +94,20 @@ impl Exchange for Request {
         }
     }
 
+    fn reads_body_in_chunks(&self) -> bool {
+        self.ws.is_some()
+    }
+
+    /// In the suite, a later stage holds the WebSocket's bytes: the frames cannot be read once
+    /// each, so the stream is refused as unreadable (counted, logged, reset).
+    fn on_request_body_unreadable(&mut self, host: &dyn Host) -> Flow {
+        let apq = SharedData(host);
+        let env = Env::new(host, &apq, &self.config, &self.counters);
+        let _ = handler::on_websocket_unreadable(env);
+        host.reset_request();
+        Flow::Done
+    }
+
     fn on_request_body(&mut self, host: &dyn Host, body_size: usize, end_of_stream: bool) -> Flow {
         if let Some((limits, reader)) = &mut self.ws {
             // Each chunk is passed on once read (Continue), so the buffer holds only this one.

@@ -87,6 +87,19 @@ pub trait Exchange {
     }
     /// The stream is over (answered, or reset by the client).
     fn on_log(&mut self, _host: &dyn Host) {}
+    /// Whether the stage reads each request-body chunk once as it passes (graphql-guard on a
+    /// WebSocket) rather than the body whole at its end.
+    fn reads_body_in_chunks(&self) -> bool {
+        false
+    }
+    /// Such a stage would be handed bytes it already let through: a later stage holds Envoy's
+    /// buffer, so the next chunk comes with the earlier ones before it, and the stream can no
+    /// longer be read frame by frame. The stage refuses (and counts why); by default the
+    /// stream is reset.
+    fn on_request_body_unreadable(&mut self, host: &dyn Host) -> Flow {
+        host.reset_request();
+        Flow::Done
+    }
 }
 
 /// A filter with a valid config, VM-wide: what outlives one request.
@@ -197,8 +210,10 @@ struct Progress {
 ///
 /// One difference with separate filters remains: a stage that let a body chunk through and is
 /// called again while a later stage buffers is handed the buffer from its start (Envoy's buffer
-/// is the one filter's), not only the new bytes. Only a stage that reads chunk by chunk can
-/// notice (graphql-guard on a WebSocket), and only when a later stage buffers the same stream.
+/// is the one filter's), not only the new bytes. That matters only to a stage that reads chunk
+/// by chunk ([`Exchange::reads_body_in_chunks`]: graphql-guard on a WebSocket), and only when a
+/// later stage buffers the same stream: such a stage is then never handed the buffer, it
+/// refuses ([`Exchange::on_request_body_unreadable`]), failing closed.
 pub struct Chain {
     exchanges: Vec<Box<dyn Exchange>>,
     progress: Vec<Progress>,
@@ -212,6 +227,11 @@ pub struct Chain {
     /// The stage waiting for a callout, and the token.
     callout: Option<(usize, u32)>,
     done: bool,
+    /// The stage that held the latest request body event (Envoy keeps the buffer, and the next
+    /// event's buffer starts with it); `None` when it went on.
+    body_held_by: Option<usize>,
+    /// `body_held_by` as the current body event found it.
+    body_kept_by: Option<usize>,
 }
 
 impl Chain {
@@ -228,6 +248,8 @@ impl Chain {
             response_trailers: false,
             callout: None,
             done: false,
+            body_held_by: None,
+            body_kept_by: None,
         }
     }
 
@@ -239,6 +261,7 @@ impl Chain {
     pub fn on_request_body(&mut self, host: &dyn Host, size: usize, end_of_stream: bool) -> Flow {
         let serial = self.body.map_or(1, |(s, _, _)| s.saturating_add(1));
         self.body = Some((serial, size, end_of_stream));
+        self.body_kept_by = self.body_held_by.take();
         self.pump_request(host)
     }
 
@@ -333,13 +356,25 @@ impl Chain {
             }
             if let Some((serial, size, end)) = self.body {
                 if p.body != serial {
+                    // The buffer starts with bytes this stage let through, kept by a later one.
+                    let refed = p.body != 0
+                        && self.body_kept_by.is_some_and(|holder| holder > index)
+                        && ex.reads_body_in_chunks();
                     p.body = serial;
-                    match ex.on_request_body(host, size, end) {
+                    let flow = if refed {
+                        ex.on_request_body_unreadable(host)
+                    } else {
+                        ex.on_request_body(host, size, end)
+                    };
+                    match flow {
                         Flow::Continue => {}
                         // More body was awaited, but trailers ended the stream: they come next,
                         // as Envoy hands them to a filter that was buffering.
                         Flow::WaitBody if self.trailers => {}
-                        flow => return self.held(index, flow),
+                        flow => {
+                            self.body_held_by = Some(index);
+                            return self.held(index, flow);
+                        }
                     }
                 }
             }

@@ -343,6 +343,96 @@ fn one_edit_is_flushed_as_itself_and_the_route_is_read_after_the_edits() {
     assert_eq!(mock.host_calls(), 4);
 }
 
+/// A stage that reads the body chunk by chunk (graphql-guard on a WebSocket).
+struct ChunkReader {
+    seen: Rc<RefCell<Vec<String>>>,
+}
+
+impl Exchange for ChunkReader {
+    fn on_request_headers(&mut self, _host: &dyn Host, _end: bool) -> Flow {
+        Flow::Continue
+    }
+    fn on_request_body(&mut self, _host: &dyn Host, size: usize, _end: bool) -> Flow {
+        self.seen.borrow_mut().push(format!("ws:body({size})"));
+        Flow::Continue
+    }
+    fn reads_body_in_chunks(&self) -> bool {
+        true
+    }
+    fn on_request_body_unreadable(&mut self, host: &dyn Host) -> Flow {
+        self.seen.borrow_mut().push("ws:unreadable".into());
+        host.reset_request();
+        Flow::Done
+    }
+}
+
+#[test]
+fn a_chunk_reader_is_never_handed_bytes_it_let_through() {
+    struct Case {
+        /// The later stage's answers to the body events.
+        later: Vec<Flow>,
+        /// The three events' results.
+        flows: [Flow; 3],
+        seen: &'static [&'static str],
+        /// The buffer's size at each event.
+        sizes: [usize; 3],
+    }
+    let cases = [
+        // Each chunk goes on: the buffer holds only the new one, read once each.
+        Case {
+            later: vec![],
+            flows: [Flow::Continue, Flow::Continue, Flow::Continue],
+            seen: &[
+                "ws:body(10)",
+                "later:body(10,false)",
+                "ws:body(5)",
+                "later:body(5,false)",
+                "ws:body(7)",
+                "later:body(7,false)",
+            ],
+            sizes: [10, 5, 7],
+        },
+        // The later stage holds the first chunk: the second event's buffer starts with it, so
+        // the reader refuses instead of reading the first chunk twice.
+        Case {
+            later: vec![Flow::WaitBody],
+            flows: [Flow::WaitBody, Flow::Done, Flow::Done],
+            seen: &["ws:body(10)", "later:body(10,false)", "ws:unreadable"],
+            // Envoy's buffer: the kept 10 bytes and 5 new ones.
+            sizes: [10, 15, 22],
+        },
+    ];
+    for case in cases {
+        let host = MockHost::default();
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let later = Scripted {
+            name: "later",
+            seen: Rc::clone(&seen),
+            headers: Flow::Continue,
+            body: case.later,
+            callout: Flow::Continue,
+        };
+        let reader = ChunkReader {
+            seen: Rc::clone(&seen),
+        };
+        let mut c = Chain::new(vec![Box::new(reader), Box::new(later)]);
+        seen.borrow_mut().clear();
+        assert_eq!(c.on_request_headers(&host, false), Flow::Continue);
+        seen.borrow_mut().clear();
+        let got: Vec<Flow> = case
+            .sizes
+            .iter()
+            .map(|size| c.on_request_body(&host, *size, false))
+            .collect();
+        assert_eq!(got, case.flows);
+        assert_eq!(*seen.borrow(), case.seen);
+        assert_eq!(
+            host.calls().contains(&Call::Reset),
+            case.flows.contains(&Flow::Done)
+        );
+    }
+}
+
 #[test]
 fn trailers_end_the_stream_for_a_stage_that_was_waiting_for_more_body() {
     // quota waiting for the rest of a body that trailers end: as in Envoy, it gets the

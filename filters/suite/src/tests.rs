@@ -377,3 +377,58 @@ fn profile_loop() {
     }
     println!("{:?} per request", start.elapsed() / n);
 }
+
+#[test]
+fn an_inspected_websocket_behind_which_quota_holds_the_stream_is_refused_as_unreadable() {
+    // quota waits for graphql-guard's cost to the end of the body: on a WebSocket it holds the
+    // frames the guard already let through, and the next chunk would hand them to it again.
+    let config = r#"{
+        "graphql_guard": {"rules": [{"match": {"path": {"prefix": "/graphql"}}}], "websocket": "inspect"},
+        "quota": {"plans": {"free": {"limits": [{"requests": 100, "per": "minute"}]}},
+            "default_plan": "free", "key": ["client_address"], "cost_from_filter_state": true,
+            "rules": [{"match": {"path": {"prefix": "/graphql"}}, "await_cost": true}]}
+    }"#;
+    let mut host = MockHost::new(&[
+        (":method", "GET"),
+        (":path", "/graphql"),
+        (":authority", "api"),
+        ("upgrade", "websocket"),
+        ("connection", "upgrade"),
+        ("sec-websocket-protocol", "graphql-transport-ws"),
+    ]);
+    host.properties
+        .insert("source.address".into(), b"127.0.0.1:40000".to_vec());
+    // One masked text frame carrying a ping; Envoy's buffer holds it, then it twice (the kept
+    // chunk and a new one). Read twice, the first would pass as two pings.
+    let ping = br#"{"type":"ping"}"#;
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | ping.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(ping.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    host.body = [frame.clone(), frame.clone()].concat();
+    let mut stages = parse_config(&SPECS, config.as_bytes()).unwrap();
+    for (index, stage) in &mut stages {
+        let names = (SPECS[*index].counter_names)();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        stage.activate(&host, Rc::new(Counters::define(&host, &names)));
+    }
+    let shared = RequestHost::for_stages(&host, &stages);
+    let mut chain = Chain::new(stages.iter().map(|(_, s)| s.exchange(&shared)).collect());
+    assert_eq!(chain.on_request_headers(&shared, false), Flow::Continue);
+    // The first chunk: read by the guard, then held by quota.
+    assert_eq!(
+        chain.on_request_body(&shared, frame.len(), false),
+        Flow::WaitBody
+    );
+    assert!(!host.calls().contains(&Call::Reset));
+    // The second: Envoy's buffer starts with the first chunk again; the guard refuses.
+    assert_eq!(
+        chain.on_request_body(&shared, 2 * frame.len(), false),
+        Flow::Done
+    );
+    assert!(host.calls().contains(&Call::Reset));
+    assert_eq!(host.counter("apim.graphql_guard.rejected.bad_request"), 1);
+    assert!(host.calls().iter().any(
+        |c| matches!(c, Call::Log(_, m) if m.contains("the WebSocket stream could not be read"))
+    ));
+}
