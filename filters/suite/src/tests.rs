@@ -56,6 +56,17 @@ fn bench_request(key: &str) -> MockHost {
     host
 }
 
+/// `config` parsed for `specs` and activated on `host`, as the runtime does at configure time.
+fn activated(specs: &[StageSpec], config: &str, host: &dyn Host) -> kit::stage::Configured {
+    let mut stages = parse_config(specs, config.as_bytes()).unwrap();
+    for (index, stage) in &mut stages {
+        let names = (specs[*index].counter_names)();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        stage.activate(host, Rc::new(Counters::define(host, &names)));
+    }
+    stages
+}
+
 /// What one request did: its flow, and the host calls it made (after start-up).
 struct Served {
     flow: Flow,
@@ -66,12 +77,7 @@ struct Served {
 /// stages `specs` parses from `config`, as kit's runtime does: several stages share one
 /// `RequestHost`, one stage gets the host as it is.
 fn serve(specs: &[StageSpec], config: &str, host: &MockHost) -> Served {
-    let mut stages = parse_config(specs, config.as_bytes()).unwrap();
-    for (index, stage) in &mut stages {
-        let names = (specs[*index].counter_names)();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        stage.activate(host, Rc::new(Counters::define(host, &names)));
-    }
+    let stages = activated(specs, config, host);
     let before = host.host_calls();
     let shared = RequestHost::for_stages(host, &stages);
     let mut chain = Chain::new(stages.iter().map(|(_, s)| s.exchange(&shared)).collect());
@@ -270,12 +276,7 @@ fn graphql_guards_cost_reaches_quota_in_memory_and_is_charged() {
         ("x-api-key", ALICE),
     ]);
     host.body = body.clone();
-    let mut stages = parse_config(&SPECS, config.as_bytes()).unwrap();
-    for (index, stage) in &mut stages {
-        let names = (SPECS[*index].counter_names)();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        stage.activate(&host, Rc::new(Counters::define(&host, &names)));
-    }
+    let stages = activated(&SPECS, &config, &host);
     let shared = RequestHost::for_stages(&host, &stages);
     let mut chain = Chain::new(stages.iter().map(|(_, s)| s.exchange(&shared)).collect());
     // graphql-guard holds the headers for the body; quota has not seen the request yet.
@@ -358,12 +359,7 @@ fn profile_loop() {
         headers: mock.headers.clone(),
         shared: std::cell::RefCell::default(),
     };
-    let mut stages = parse_config(&SPECS, suite_config(&ALL).as_bytes()).unwrap();
-    for (index, stage) in &mut stages {
-        let names = (SPECS[*index].counter_names)();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        stage.activate(&setup, Rc::new(Counters::define(&setup, &names)));
-    }
+    let stages = activated(&SPECS, &suite_config(&ALL), &setup);
     let start = std::time::Instant::now();
     let n = 200_000;
     for _ in 0..n {
@@ -406,12 +402,7 @@ fn an_inspected_websocket_behind_which_quota_holds_the_stream_is_refused_as_unre
     frame.extend_from_slice(&mask);
     frame.extend(ping.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
     host.body = [frame.clone(), frame.clone()].concat();
-    let mut stages = parse_config(&SPECS, config.as_bytes()).unwrap();
-    for (index, stage) in &mut stages {
-        let names = (SPECS[*index].counter_names)();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        stage.activate(&host, Rc::new(Counters::define(&host, &names)));
-    }
+    let stages = activated(&SPECS, config, &host);
     let shared = RequestHost::for_stages(&host, &stages);
     let mut chain = Chain::new(stages.iter().map(|(_, s)| s.exchange(&shared)).collect());
     assert_eq!(chain.on_request_headers(&shared, false), Flow::Continue);
