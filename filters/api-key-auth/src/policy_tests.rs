@@ -257,113 +257,167 @@ fn expiry_boundaries_are_exact() {
 #[test]
 fn ambiguous_paths_never_reach_skip_or_anonymous_rules() {
     let c = config();
-    type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a str, bool);
     // Ambiguous paths on the public route pass over its anonymous rule (counted); spellings of
     // /admin then meet the admin rule by their widest reading, other paths get the default.
-    let cases: Vec<Case> = vec![
-        ("/public/x", Some("public"), None, "allow guest", false),
-        (
-            "/public/..%2Fother",
-            Some("public"),
-            None,
-            "deny missing 401",
-            true,
-        ),
-        (
-            "/public/..;/other",
-            Some("public"),
-            None,
-            "deny missing 401",
-            true,
-        ),
-        (
-            "/public/..%2Fadmin/users",
-            Some("public"),
-            None,
-            "deny missing 401",
-            true,
-        ),
-        (
-            "/public/%2e%2e%2fadmin/users",
-            Some("public"),
-            None,
-            "deny missing 401",
-            true,
-        ),
-        (
-            "/public/..%5Cadmin/users",
-            Some("public"),
-            None,
-            "deny missing 401",
-            true,
-        ),
+    /// A request, and the verdict.
+    struct Case<'a> {
+        path: &'a str,
+        /// the route Envoy matched
+        route: Option<&'a str>,
+        /// the `x-api-key` sent
+        key: Option<&'a str>,
+        /// the verdict in words
+        want: &'a str,
+        /// a rule was passed over because the path is ambiguous
+        ambiguous: bool,
+    }
+    let cases = vec![
+        Case {
+            path: "/public/x",
+            route: Some("public"),
+            key: None,
+            want: "allow guest",
+            ambiguous: false,
+        },
+        Case {
+            path: "/public/..%2Fother",
+            route: Some("public"),
+            key: None,
+            want: "deny missing 401",
+            ambiguous: true,
+        },
+        Case {
+            path: "/public/..;/other",
+            route: Some("public"),
+            key: None,
+            want: "deny missing 401",
+            ambiguous: true,
+        },
+        Case {
+            path: "/public/..%2Fadmin/users",
+            route: Some("public"),
+            key: None,
+            want: "deny missing 401",
+            ambiguous: true,
+        },
+        Case {
+            path: "/public/%2e%2e%2fadmin/users",
+            route: Some("public"),
+            key: None,
+            want: "deny missing 401",
+            ambiguous: true,
+        },
+        Case {
+            path: "/public/..%5Cadmin/users",
+            route: Some("public"),
+            key: None,
+            want: "deny missing 401",
+            ambiguous: true,
+        },
         // Normalised, this path meets the `/admin` allow rule first (not a loosening rule).
-        (
-            "/public/../admin/users",
-            Some("public"),
-            None,
-            "deny missing 401",
-            false,
-        ),
-        (
-            "/public/../other",
-            Some("public"),
-            None,
-            "deny missing 401",
-            true,
-        ),
-        ("//public/x", Some("public"), None, "deny missing 401", true),
+        Case {
+            path: "/public/../admin/users",
+            route: Some("public"),
+            key: None,
+            want: "deny missing 401",
+            ambiguous: false,
+        },
+        Case {
+            path: "/public/../other",
+            route: Some("public"),
+            key: None,
+            want: "deny missing 401",
+            ambiguous: true,
+        },
+        Case {
+            path: "//public/x",
+            route: Some("public"),
+            key: None,
+            want: "deny missing 401",
+            ambiguous: true,
+        },
         // The admin rule (ops only) also meets the widest reading of an ambiguous path: what a
         // backend that decodes %2F or drops `;` parameters would serve is /admin/users.
-        (
-            "/public/..%2Fadmin/users",
-            Some("public"),
-            Some("alice-key"),
-            "deny forbidden 403",
-            true,
-        ),
-        (
-            "/public/..;/admin/users",
-            Some("public"),
-            Some("alice-key"),
-            "deny forbidden 403",
-            true,
-        ),
-        (
-            "/.;/admin/users",
-            None,
-            Some("alice-key"),
-            "deny forbidden 403",
-            false,
-        ),
-        (
-            "/admin;x/users",
-            None,
-            Some("alice-key"),
-            "deny forbidden 403",
-            false,
-        ),
-        (
-            "/public/..%2Fother",
-            Some("public"),
-            Some("alice-key"),
-            "allow alice",
-            true,
-        ),
-        ("/health", None, None, "pass", false),
-        ("/x/../health", None, None, "deny missing 401", true),
-        ("/health?next=/../admin", None, None, "pass", false),
+        Case {
+            path: "/public/..%2Fadmin/users",
+            route: Some("public"),
+            key: Some("alice-key"),
+            want: "deny forbidden 403",
+            ambiguous: true,
+        },
+        Case {
+            path: "/public/..;/admin/users",
+            route: Some("public"),
+            key: Some("alice-key"),
+            want: "deny forbidden 403",
+            ambiguous: true,
+        },
+        Case {
+            path: "/.;/admin/users",
+            route: None,
+            key: Some("alice-key"),
+            want: "deny forbidden 403",
+            ambiguous: false,
+        },
+        Case {
+            path: "/admin;x/users",
+            route: None,
+            key: Some("alice-key"),
+            want: "deny forbidden 403",
+            ambiguous: false,
+        },
+        Case {
+            path: "/public/..%2Fother",
+            route: Some("public"),
+            key: Some("alice-key"),
+            want: "allow alice",
+            ambiguous: true,
+        },
+        Case {
+            path: "/health",
+            route: None,
+            key: None,
+            want: "pass",
+            ambiguous: false,
+        },
+        Case {
+            path: "/x/../health",
+            route: None,
+            key: None,
+            want: "deny missing 401",
+            ambiguous: true,
+        },
+        Case {
+            path: "/health?next=/../admin",
+            route: None,
+            key: None,
+            want: "pass",
+            ambiguous: false,
+        },
         // A stricter rule (allow) still applies to an ambiguous path.
-        (
-            "/admin/..%2Fx",
-            None,
-            Some("alice-key"),
-            "deny forbidden 403",
-            false,
-        ),
-        ("/admin/..%2Fx", None, Some("dave-key"), "allow dave", false),
+        Case {
+            path: "/admin/..%2Fx",
+            route: None,
+            key: Some("alice-key"),
+            want: "deny forbidden 403",
+            ambiguous: false,
+        },
+        Case {
+            path: "/admin/..%2Fx",
+            route: None,
+            key: Some("dave-key"),
+            want: "allow dave",
+            ambiguous: false,
+        },
     ];
-    for (path, route, key, want, ambiguous) in cases {
+    for Case {
+        path,
+        route,
+        key,
+        want,
+        ambiguous,
+    } in cases
+    {
         let mut headers = vec![(":method", "GET"), (":path", path)];
         if let Some(k) = key {
             headers.push(("x-api-key", k));

@@ -395,25 +395,109 @@ fn batches_are_checked_element_by_element() {
 #[test]
 fn methods_are_compared_case_insensitively_and_others_refused() {
     let deep_url = "/graphql?query=%7Ba%7Bb%7D%7D";
-    // (method, path, end_of_stream, outcome: None = Continue, Some(0) = NeedBody, Some(status))
-    let cases: [(&str, &str, bool, Option<u16>); 14] = [
-        ("get", deep_url, true, Some(400)),
-        ("Get", "/graphql?query=%7Ba%7D", true, None),
-        ("post", "/graphql", false, Some(0)),
-        ("post", "/graphql", true, Some(400)),
-        ("PUT", "/graphql", false, Some(405)),
-        ("patch", "/graphql", false, Some(405)),
-        ("DELETE", "/graphql", true, Some(405)),
-        ("HEAD", deep_url, true, Some(405)),
-        ("HEAD", "/graphql", true, Some(405)),
-        ("OPTIONS", "/graphql", true, None),
-        ("OPTIONS", deep_url, true, Some(405)),
-        ("OPTIONS", "/graphql", false, Some(405)),
+    /// A request's head, and what the guard does at the headers.
+    struct Case<'a> {
+        method: &'a str,
+        path: &'a str,
+        /// the headers end the stream
+        eos: bool,
+        /// `None`: Continue, `Some(0)`: NeedBody, `Some(status)`: refused
+        want: Option<u16>,
+    }
+    let cases = vec![
+        Case {
+            method: "get",
+            path: deep_url,
+            eos: true,
+            want: Some(400),
+        },
+        Case {
+            method: "Get",
+            path: "/graphql?query=%7Ba%7D",
+            eos: true,
+            want: None,
+        },
+        Case {
+            method: "post",
+            path: "/graphql",
+            eos: false,
+            want: Some(0),
+        },
+        Case {
+            method: "post",
+            path: "/graphql",
+            eos: true,
+            want: Some(400),
+        },
+        Case {
+            method: "PUT",
+            path: "/graphql",
+            eos: false,
+            want: Some(405),
+        },
+        Case {
+            method: "patch",
+            path: "/graphql",
+            eos: false,
+            want: Some(405),
+        },
+        Case {
+            method: "DELETE",
+            path: "/graphql",
+            eos: true,
+            want: Some(405),
+        },
+        Case {
+            method: "HEAD",
+            path: deep_url,
+            eos: true,
+            want: Some(405),
+        },
+        Case {
+            method: "HEAD",
+            path: "/graphql",
+            eos: true,
+            want: Some(405),
+        },
+        Case {
+            method: "OPTIONS",
+            path: "/graphql",
+            eos: true,
+            want: None,
+        },
+        Case {
+            method: "OPTIONS",
+            path: deep_url,
+            eos: true,
+            want: Some(405),
+        },
+        Case {
+            method: "OPTIONS",
+            path: "/graphql",
+            eos: false,
+            want: Some(405),
+        },
         // A GET with a body: judged once the body is known (see the next test).
-        ("GET", "/graphql", false, Some(0)),
-        ("GET", deep_url, false, Some(0)),
+        Case {
+            method: "GET",
+            path: "/graphql",
+            eos: false,
+            want: Some(0),
+        },
+        Case {
+            method: "GET",
+            path: deep_url,
+            eos: false,
+            want: Some(0),
+        },
     ];
-    for (method, path, eos, want) in cases {
+    for Case {
+        method,
+        path,
+        eos,
+        want,
+    } in cases
+    {
         let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":1}}"#);
         with_headers(
             &mut host,
@@ -574,32 +658,66 @@ fn skip_rules_do_not_apply_to_ambiguous_paths() {
 #[test]
 fn a_body_on_another_method_is_judged_at_its_end() {
     let deep_url = "/graphql?query=%7Ba%7Bb%7D%7D";
-    // (path, content-type, body, outcome: None = Continue, Some(status))
-    let cases: [(&str, Option<&str>, &str, Option<u16>); 7] = [
-        ("/graphql", None, "", None),
-        (deep_url, None, "", Some(400)),
-        ("/graphql?query=%7Ba%7D", None, "", None),
-        (
-            "/graphql",
-            Some("application/json"),
-            r#"{"query":"{ a { b } }"}"#,
-            Some(400),
-        ),
-        (
-            "/graphql",
-            Some("application/json"),
-            r#"{"query":"{ a }"}"#,
-            None,
-        ),
-        (
-            "/graphql?query=%7Ba%7D",
-            Some("application/json"),
-            r#"{"query":"{ a }"}"#,
-            Some(400),
-        ),
-        ("/graphql", Some("text/plain"), "{ a { b } }", Some(415)),
+    /// A GET that announced a body, and the guard's verdict at its end.
+    struct Case<'a> {
+        path: &'a str,
+        /// content-type
+        ct: Option<&'a str>,
+        body: &'a str,
+        /// `None`: Continue, `Some(status)`: refused
+        want: Option<u16>,
+    }
+    let cases = vec![
+        Case {
+            path: "/graphql",
+            ct: None,
+            body: "",
+            want: None,
+        },
+        Case {
+            path: deep_url,
+            ct: None,
+            body: "",
+            want: Some(400),
+        },
+        Case {
+            path: "/graphql?query=%7Ba%7D",
+            ct: None,
+            body: "",
+            want: None,
+        },
+        Case {
+            path: "/graphql",
+            ct: Some("application/json"),
+            body: r#"{"query":"{ a { b } }"}"#,
+            want: Some(400),
+        },
+        Case {
+            path: "/graphql",
+            ct: Some("application/json"),
+            body: r#"{"query":"{ a }"}"#,
+            want: None,
+        },
+        Case {
+            path: "/graphql?query=%7Ba%7D",
+            ct: Some("application/json"),
+            body: r#"{"query":"{ a }"}"#,
+            want: Some(400),
+        },
+        Case {
+            path: "/graphql",
+            ct: Some("text/plain"),
+            body: "{ a { b } }",
+            want: Some(415),
+        },
     ];
-    for (path, ct, body, want) in cases {
+    for Case {
+        path,
+        ct,
+        body,
+        want,
+    } in cases
+    {
         let (config, mut host, counters) = setup(r#"{"limits":{"max_depth":1}}"#);
         let mut h = vec![(":method", "get"), (":path", path)];
         if let Some(ct) = ct {

@@ -516,23 +516,48 @@ mod tests {
     fn one_buffer_encoding_equals_the_nested_one() {
         let long = "k".repeat(300);
         let huge = "v".repeat(20_000);
-        let cases: Vec<(Vec<(String, String)>, Option<(u32, Unit)>, Option<u64>, u32)> = vec![
-            (vec![], None, None, 0),
-            (vec![], Some((0, Unit::Second)), Some(0), 1),
-            (
-                vec![("quota_key".into(), long.clone())],
-                Some((u32::MAX, Unit::Month)),
-                Some(u64::MAX),
-                u32::MAX,
-            ),
-            (
-                vec![(long.clone(), huge.clone()), ("".into(), "".into())],
-                Some((127, Unit::Hour)),
-                Some(128),
-                127,
-            ),
+        /// A descriptor, and the request's hits.
+        struct Case {
+            entries: Vec<(String, String)>,
+            limit: Option<(u32, Unit)>,
+            /// the descriptor's hits_addend
+            hits: Option<u64>,
+            /// the request's hits_addend
+            request_hits: u32,
+        }
+        let cases = vec![
+            Case {
+                entries: vec![],
+                limit: None,
+                hits: None,
+                request_hits: 0,
+            },
+            Case {
+                entries: vec![],
+                limit: Some((0, Unit::Second)),
+                hits: Some(0),
+                request_hits: 1,
+            },
+            Case {
+                entries: vec![("quota_key".into(), long.clone())],
+                limit: Some((u32::MAX, Unit::Month)),
+                hits: Some(u64::MAX),
+                request_hits: u32::MAX,
+            },
+            Case {
+                entries: vec![(long.clone(), huge.clone()), ("".into(), "".into())],
+                limit: Some((127, Unit::Hour)),
+                hits: Some(128),
+                request_hits: 127,
+            },
         ];
-        for (entries, limit, hits, request_hits) in cases {
+        for Case {
+            entries,
+            limit,
+            hits,
+            request_hits,
+        } in cases
+        {
             let d = Descriptor {
                 entries,
                 limit,

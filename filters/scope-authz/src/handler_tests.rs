@@ -56,38 +56,72 @@ fn outcomes_by_route_and_token() {
     let read = rs256(json!({"scope": "pets:read"}));
     let substring = rs256(json!({"scope": "pets:writer xpets:write"}));
     let expired = rs256(json!({"exp": NOW - 100}));
-    // (path, token, status or 0 for continue, counter)
-    let cases: Vec<(&str, Option<&str>, u16, &str)> = vec![
-        ("/pets", Some(&read), 0, "apim.scope_authz.allowed"),
-        ("/public/x", None, 0, "apim.scope_authz.skipped"),
-        ("/pets", None, 401, "apim.scope_authz.denied.missing"),
-        (
-            "/write",
-            Some(&read),
-            403,
-            "apim.scope_authz.denied.insufficient_scope",
-        ),
-        (
-            "/write",
-            Some(&substring),
-            403,
-            "apim.scope_authz.denied.insufficient_scope",
-        ),
-        ("/any", Some(&read), 0, "apim.scope_authz.allowed"),
-        (
-            "/pets",
-            Some(&expired),
-            401,
-            "apim.scope_authz.denied.expired",
-        ),
-        (
-            "/pets",
-            Some("a.b.c"),
-            401,
-            "apim.scope_authz.denied.invalid",
-        ),
+    /// A request, and what the filter does with it.
+    struct Case<'a> {
+        path: &'a str,
+        token: Option<&'a str>,
+        /// 0: the request goes on
+        status: u16,
+        /// counted once
+        counter: &'a str,
+    }
+    let cases = vec![
+        Case {
+            path: "/pets",
+            token: Some(&read),
+            status: 0,
+            counter: "apim.scope_authz.allowed",
+        },
+        Case {
+            path: "/public/x",
+            token: None,
+            status: 0,
+            counter: "apim.scope_authz.skipped",
+        },
+        Case {
+            path: "/pets",
+            token: None,
+            status: 401,
+            counter: "apim.scope_authz.denied.missing",
+        },
+        Case {
+            path: "/write",
+            token: Some(&read),
+            status: 403,
+            counter: "apim.scope_authz.denied.insufficient_scope",
+        },
+        Case {
+            path: "/write",
+            token: Some(&substring),
+            status: 403,
+            counter: "apim.scope_authz.denied.insufficient_scope",
+        },
+        Case {
+            path: "/any",
+            token: Some(&read),
+            status: 0,
+            counter: "apim.scope_authz.allowed",
+        },
+        Case {
+            path: "/pets",
+            token: Some(&expired),
+            status: 401,
+            counter: "apim.scope_authz.denied.expired",
+        },
+        Case {
+            path: "/pets",
+            token: Some("a.b.c"),
+            status: 401,
+            counter: "apim.scope_authz.denied.invalid",
+        },
     ];
-    for (path, token, status, counter) in cases {
+    for Case {
+        path,
+        token,
+        status,
+        counter,
+    } in cases
+    {
         let h = host(path, token);
         let mut state = State::new(&c);
         let action = run(&c, &mut state, &h);
@@ -290,45 +324,60 @@ fn a_token_adds_to_the_api_key_identity_and_never_drops_its_plan() {
         .unwrap()
         .remove("plan_claim");
     let issuer_plan = Config::parse(raw.to_string().as_bytes()).unwrap();
-    // (config, earlier identity, token claims, published identity)
-    let cases: Vec<(&Config, Option<&str>, Value, Value)> = vec![
-        (
-            &c,
-            Some(bob),
-            json!({"sub": "user-7"}),
-            json!({"id": "bob", "plan": "silver", "groups": ["partners"],
+    /// A token on top of what an earlier filter published, and the identity published then.
+    struct Case<'a> {
+        config: &'a Config,
+        /// the identity an earlier filter published
+        earlier: Option<&'a str>,
+        /// the token's claims besides the defaults
+        extra: Value,
+        /// the identity published
+        want: Value,
+    }
+    let cases = vec![
+        Case {
+            config: &c,
+            earlier: Some(bob),
+            extra: json!({"sub": "user-7"}),
+            want: json!({"id": "bob", "plan": "silver", "groups": ["partners"],
                 "scopes": ["pets:read", "pets:write"], "source": "api-key-auth+scope-authz"}),
-        ),
-        (
-            &with_plans,
-            Some(bob),
-            json!({"sub": "user-7", "plan": "gold"}),
-            json!({"id": "bob", "plan": "silver", "groups": ["partners"],
+        },
+        Case {
+            config: &with_plans,
+            earlier: Some(bob),
+            extra: json!({"sub": "user-7", "plan": "gold"}),
+            want: json!({"id": "bob", "plan": "silver", "groups": ["partners"],
                 "scopes": ["pets:read", "pets:write"], "source": "api-key-auth+scope-authz"}),
-        ),
-        (
-            &with_plans,
-            None,
-            json!({"sub": "user-7", "plan": "gold"}),
-            json!({"id": "user-7", "plan": "gold", "scopes": ["pets:read", "pets:write"],
+        },
+        Case {
+            config: &with_plans,
+            earlier: None,
+            extra: json!({"sub": "user-7", "plan": "gold"}),
+            want: json!({"id": "user-7", "plan": "gold", "scopes": ["pets:read", "pets:write"],
                 "source": "scope-authz"}),
-        ),
-        (
-            &with_plans,
-            None,
-            json!({"sub": "user-7"}),
-            json!({"id": "user-7", "plan": "partner", "scopes": ["pets:read", "pets:write"],
+        },
+        Case {
+            config: &with_plans,
+            earlier: None,
+            extra: json!({"sub": "user-7"}),
+            want: json!({"id": "user-7", "plan": "partner", "scopes": ["pets:read", "pets:write"],
                 "source": "scope-authz"}),
-        ),
-        (
-            &issuer_plan,
-            None,
-            json!({"sub": "user-7", "plan": "gold"}),
-            json!({"id": "user-7", "plan": "partner", "scopes": ["pets:read", "pets:write"],
+        },
+        Case {
+            config: &issuer_plan,
+            earlier: None,
+            extra: json!({"sub": "user-7", "plan": "gold"}),
+            want: json!({"id": "user-7", "plan": "partner", "scopes": ["pets:read", "pets:write"],
                 "source": "scope-authz"}),
-        ),
+        },
     ];
-    for (config, earlier, extra, want) in cases {
+    for Case {
+        config,
+        earlier,
+        extra,
+        want,
+    } in cases
+    {
         let mut h = host("/pets", Some(&rs256(extra.clone())));
         if let Some(e) = earlier {
             h.properties
@@ -490,19 +539,73 @@ fn loosening_rules_never_match_an_ambiguous_path() {
     ], "default_require": {"all_of": ["pets:read"]}}));
     let read = rs256(json!({"scope": "pets:read"}));
     let other = rs256(json!({"scope": "other"}));
-    // (path, token, status or 0 for continue, path_ambiguous count)
-    let cases: Vec<(&str, Option<&str>, u16, i64)> = vec![
-        ("/public/x", None, 0, 0),
-        ("/public/..%2Fadmin/users", None, 401, 1),
-        ("/public/%2e%2e%2fadmin", None, 401, 1),
-        ("/public/..%5Cadmin", None, 401, 1),
-        ("/public//x", None, 401, 1),
-        ("/open/x", Some(&other), 0, 0),
-        ("/open/..%2Fadmin", Some(&other), 403, 1),
+    /// A request on a path that may be ambiguous, and what the filter does with it.
+    struct Case<'a> {
+        path: &'a str,
+        token: Option<&'a str>,
+        /// 0: the request goes on
+        status: u16,
+        /// `path_ambiguous` counted
+        ambiguous: i64,
+    }
+    let cases = vec![
+        Case {
+            path: "/public/x",
+            token: None,
+            status: 0,
+            ambiguous: 0,
+        },
+        Case {
+            path: "/public/..%2Fadmin/users",
+            token: None,
+            status: 401,
+            ambiguous: 1,
+        },
+        Case {
+            path: "/public/%2e%2e%2fadmin",
+            token: None,
+            status: 401,
+            ambiguous: 1,
+        },
+        Case {
+            path: "/public/..%5Cadmin",
+            token: None,
+            status: 401,
+            ambiguous: 1,
+        },
+        Case {
+            path: "/public//x",
+            token: None,
+            status: 401,
+            ambiguous: 1,
+        },
+        Case {
+            path: "/open/x",
+            token: Some(&other),
+            status: 0,
+            ambiguous: 0,
+        },
+        Case {
+            path: "/open/..%2Fadmin",
+            token: Some(&other),
+            status: 403,
+            ambiguous: 1,
+        },
         // A stricter rule still applies to an ambiguous path.
-        ("/strict/..%2Fx", Some(&read), 403, 0),
+        Case {
+            path: "/strict/..%2Fx",
+            token: Some(&read),
+            status: 403,
+            ambiguous: 0,
+        },
     ];
-    for (path, token, status, ambiguous) in cases {
+    for Case {
+        path,
+        token,
+        status,
+        ambiguous,
+    } in cases
+    {
         let h = host(path, token);
         let action = run(&c, &mut State::new(&c), &h);
         match status {
