@@ -563,7 +563,7 @@ fn finish(
                 HeadersAction::Continue
             } else {
                 counters.inc(host, counter_index(code));
-                host.send_reply(&denial.render(format));
+                kit::denial::send(host, crate::stage::SPEC.name, &denial, format);
                 HeadersAction::Stop
             }
         }

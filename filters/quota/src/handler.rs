@@ -382,7 +382,7 @@ fn refuse(
     if config.shadow {
         return Action::Continue(Vec::new());
     }
-    host.send_reply(&denial.render(Format::Problem));
+    kit::denial::send(host, crate::stage::SPEC.name, &denial, Format::Problem);
     Action::Stop
 }
 
@@ -435,7 +435,7 @@ pub fn on_global_response(
                 "The quota of this plan cannot be checked right now; retry later.",
             )
             .with_header("retry-after", "1");
-            host.send_reply(&d.render(Format::Problem));
+            kit::denial::send(host, crate::stage::SPEC.name, &d, Format::Problem);
             Action::Stop
         }
     }
@@ -453,7 +453,7 @@ fn apply(host: &dyn Host, config: &Config, counters: &Counters, verdict: Verdict
         }
         Verdict::Deny(denial) => {
             counters.inc(host, LIMITED);
-            host.send_reply(&denial.render(Format::Problem));
+            kit::denial::send(host, crate::stage::SPEC.name, &denial, Format::Problem);
             return Action::Stop;
         }
         Verdict::StoreFull { retry_after } => (
@@ -503,7 +503,7 @@ fn apply(host: &dyn Host, config: &Config, counters: &Counters, verdict: Verdict
         );
         return Action::Continue(Vec::new());
     }
-    host.send_reply(&denial.render(Format::Problem));
+    kit::denial::send(host, crate::stage::SPEC.name, &denial, Format::Problem);
     Action::Stop
 }
 

@@ -160,7 +160,12 @@ impl Exchange {
 
     fn deny(&self, io: &dyn Io, d: &Denial) -> Action {
         io.count(Counter::Denied);
-        io.send_reply(&d.render(Format::Problem));
+        let format = Format::for_content_type(
+            io.request_header("content-type").as_deref(),
+            Format::Problem,
+            crate::stage::SPEC.name,
+        );
+        io.send_reply(&d.render(format));
         Action::Pause
     }
 
