@@ -382,7 +382,7 @@ fn refuse(
     if config.shadow {
         return Action::Continue(Vec::new());
     }
-    kit::denial::send(host, crate::stage::SPEC.name, &denial, Format::Problem);
+    kit::denial::send(host, crate::stage::SPEC.name, denial, Format::Problem);
     Action::Stop
 }
 
