@@ -303,6 +303,65 @@ pub fn decide(
     )
 }
 
+/// The rule's `message_cost` when this request is a gRPC call (a stream whose request
+/// messages are each charged as they flow, [`charge_messages`]), with the gRPC flavour its
+/// refusal takes.
+pub fn message_cost(config: &Config, g: &Gathered) -> Option<(u64, kit::grpc::Flavor)> {
+    let input = kit::matcher::MatchInput {
+        route_name: g.route.as_deref(),
+        head: &g.head,
+    };
+    let cost = config.rules.lookup(&input).rule?.message_cost?;
+    let flavor = kit::grpc::reply_flavor(g.head.get("content-type"))?;
+    Some((cost, flavor))
+}
+
+/// Charges `cost` for request messages of a gRPC stream already admitted at its headers. Over
+/// the limit, the stream is ended with a RESOURCE_EXHAUSTED reply (rendered here in `flavor`:
+/// the request headers, and so their content-type, are no longer readable) and `false` comes
+/// back. Messages admitted move no counter: `allowed` counts calls.
+#[allow(clippy::too_many_arguments)]
+pub fn charge_messages(
+    host: &dyn Host,
+    store: &dyn SharedStore,
+    hash_key: &HashKey,
+    config: &Config,
+    counters: &Counters,
+    gathered: &Gathered,
+    cost: u64,
+    flavor: kit::grpc::Flavor,
+) -> bool {
+    let input = Inputs {
+        head: &gathered.head,
+        route: gathered.route.as_deref(),
+        identity: gathered.identity.as_ref(),
+        client_address: gathered.client_address.as_deref(),
+        filter_cost: None,
+    };
+    let Resolution::Count { plan, key, .. } = policy::resolve(config, &input).resolution else {
+        return true;
+    };
+    let Some(plan) = config.plans.get(plan) else {
+        return true;
+    };
+    let now = host.now_unix();
+    let (slot, checks) = policy::checks(plan, &key, now, hash_key);
+    let outcome = admit(store, &slot, &checks, cost, now);
+    match policy::verdict(config, plan, &checks, &outcome, cost, now) {
+        Verdict::Deny(denial) => {
+            counters.inc(host, LIMITED);
+            let format = Format::Grpc {
+                flavor,
+                domain: crate::stage::SPEC.name,
+            };
+            host.send_reply(&denial.render(format));
+            false
+        }
+        Verdict::Allow(_) => true,
+        other => !matches!(apply(host, config, counters, other), Action::Stop),
+    }
+}
+
 /// A request still waiting for its cost when the response starts (the upstream answered
 /// before the body ended) or the stream ends (the client never finished the body): it is
 /// charged now, with the cost published by then or the rule's / default cost, and counted as

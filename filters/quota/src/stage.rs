@@ -95,6 +95,7 @@ impl Stage for Quota {
             response_headers: Vec::new(),
             deferred: None,
             pending_global: None,
+            messages: None,
         })
     }
 }
@@ -109,6 +110,17 @@ struct Request {
     deferred: Option<handler::Gathered>,
     /// The plan a `ShouldRateLimit` call in flight is about.
     pending_global: Option<usize>,
+    /// A gRPC stream whose request messages are charged as they flow (`message_cost`).
+    messages: Option<Box<Messages>>,
+}
+
+/// What charging a stream's messages needs: the request as read at its headers, the cost of
+/// one message, the refusal's gRPC flavour and where the framing stands.
+struct Messages {
+    gathered: handler::Gathered,
+    cost: u64,
+    flavor: kit::grpc::Flavor,
+    frames: crate::frames::Frames,
 }
 
 impl Request {
@@ -223,17 +235,54 @@ impl Exchange for Request {
                 handler::AtHeaders::Decided(action) => self.apply(host, action),
             };
         }
-        let action = handler::on_request_headers(
+        let gathered = handler::gather(host, &config);
+        let cost = handler::published_cost(host, &config);
+        let action = handler::decide(
             host,
             &HostStore(host),
             &self.hash_key,
             &config,
             &self.counters,
+            &gathered,
+            cost.as_deref(),
         );
+        if !end_of_stream && matches!(action, handler::Action::Continue(_)) {
+            if let Some((cost, flavor)) = handler::message_cost(&config, &gathered) {
+                self.messages = Some(Box::new(Messages {
+                    gathered,
+                    cost,
+                    flavor,
+                    frames: crate::frames::Frames::default(),
+                }));
+            }
+        }
         self.apply(host, action)
     }
 
-    fn on_request_body(&mut self, host: &dyn Host, _size: usize, end_of_stream: bool) -> Flow {
+    fn on_request_body(&mut self, host: &dyn Host, size: usize, end_of_stream: bool) -> Flow {
+        if let Some(m) = &mut self.messages {
+            // Each chunk is let through as it comes: this is the chunk, not the whole body.
+            let chunk = host.body(Side::Request, 0, size).unwrap_or_default();
+            let started = m.frames.feed(&chunk);
+            if started > 0 {
+                let config = Rc::clone(&self.config);
+                let admitted = handler::charge_messages(
+                    host,
+                    &HostStore(host),
+                    &self.hash_key,
+                    &config,
+                    &self.counters,
+                    &m.gathered,
+                    m.cost.saturating_mul(started),
+                    m.flavor,
+                );
+                if !admitted {
+                    self.messages = None;
+                    return Flow::Done;
+                }
+            }
+            return Flow::Continue;
+        }
         if self.deferred.is_none() {
             return Flow::Continue;
         }

@@ -95,7 +95,11 @@ fn chain() -> Chain {
             "tiny": {"limits": [{"requests": 3, "per": long_window(), "name": "tiny"}]}
         },
         "key": ["consumer", {"header": "x-user"}],
-        "rules": [{"match": pets("DeletePet"), "cost": 2}]
+        "rules": [
+            {"match": pets("DeletePet"), "cost": 2},
+            {"match": {"grpc": {"service": "pets.v1.Pets", "method": "AddPets"},
+                       "hosts": ["metered.example"]}, "message_cost": 1}
+        ]
     });
     let transform = json!({
         "rules": [{"match": {"grpc": {"service": "pets.v1.Pets"}},
@@ -315,6 +319,30 @@ fn quota_counts_a_stream_once_and_refuses_with_resource_exhausted_and_retry_info
                 .unwrap(),
             retry.to_string()
         );
+    });
+}
+
+#[test]
+fn a_message_cost_charges_each_request_message_and_ends_the_stream_when_exhausted() {
+    for_each_form(|form| {
+        let envoy = envoy(form);
+        let _log = LogOnFailure(envoy);
+        let mut c = Client::connect_as(envoy.port(), Some("metered.example")).unwrap();
+        // The call (1) and its two messages (1 each): carl's 3.
+        let who = user("messages");
+        let md = [("x-api-key", CARL), ("x-user", who.as_str())];
+        assert_eq!(c.add_pets(2, &md).unwrap().added, 2);
+        let status = c.add_pets(1, &md).unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        // Five messages on a fresh count: the call and two messages fit, the third message
+        // does not: the stream is ended with RESOURCE_EXHAUSTED, the service never answers.
+        let who = user("messages");
+        let md = [("x-api-key", CARL), ("x-user", who.as_str())];
+        let status = c.add_pets(5, &md).unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        let r = refusal(&status);
+        assert_eq!(info(&r), ("quota_exceeded", "quota"));
+        assert!(r.retry_delay.is_some_and(|s| s > 0), "{r:?}");
     });
 }
 

@@ -39,18 +39,27 @@ fn path(method: &str) -> PathAndQuery {
 impl Client {
     /// A client of `http://127.0.0.1:{port}` (HTTP/2 cleartext), connected.
     pub fn connect(port: u16) -> Result<Client, String> {
+        Self::connect_as(port, None)
+    }
+
+    /// The same, its calls naming `authority` (`:authority`) instead of the address.
+    pub fn connect_as(port: u16, authority: Option<&str>) -> Result<Client, String> {
+        let mut endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(authority) = authority {
+            let origin = format!("http://{authority}")
+                .parse()
+                .map_err(|e| format!("authority {authority}: {e}"))?;
+            endpoint = endpoint.origin(origin);
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .map_err(|e| format!("tokio runtime: {e}"))?;
         let channel = runtime
-            .block_on(
-                Channel::from_shared(format!("http://127.0.0.1:{port}"))
-                    .map_err(|e| e.to_string())?
-                    .connect_timeout(Duration::from_secs(10))
-                    .connect(),
-            )
+            .block_on(endpoint.connect())
             .map_err(|e| format!("connect to 127.0.0.1:{port}: {e}"))?;
         Ok(Client {
             runtime,
