@@ -563,7 +563,9 @@ fn finish(
                 HeadersAction::Continue
             } else {
                 counters.inc(host, counter_index(code));
-                kit::denial::send(host, crate::stage::SPEC.name, &denial, format);
+                // GraphQL errors for a GraphQL client, whatever the phase: the body may be judged
+                // after the request headers went upstream, when reading them would trap.
+                host.send_reply(&denial.render(format));
                 HeadersAction::Stop
             }
         }

@@ -55,8 +55,12 @@ pub enum Format {
 /// Sends `denial` as the local reply to the request `host` serves: gRPC-shaped when the
 /// request's `content-type` is a gRPC one ([`grpc::reply_flavor`]), in `format` otherwise.
 /// `domain` names the filter (`ErrorInfo.domain`). The content-type is read only here, on the
-/// refusal path (one host call), so an admitted request pays nothing for it; a host that can no
-/// longer read the request headers (after they went upstream) gets `format`.
+/// refusal path (one host call), so an admitted request pays nothing for it.
+///
+/// Only while Envoy still has the request headers for the filter: in their callback, or while
+/// they are held (waiting for a callout or the body). Once they went upstream a read fails, and
+/// the proxy-wasm SDK traps on that failure: a later refusal renders with
+/// [`Format::for_content_type`] from a content-type recorded at the headers instead.
 pub fn send(host: &dyn Host, domain: &'static str, denial: &Denial, format: Format) {
     let content_type = host.request_header("content-type");
     let format = Format::for_content_type(content_type.as_deref(), format, domain);

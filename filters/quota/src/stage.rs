@@ -96,6 +96,7 @@ impl Stage for Quota {
             deferred: None,
             pending_global: None,
             messages: None,
+            shape: handler::Shape::Request,
         })
     }
 }
@@ -112,6 +113,9 @@ struct Request {
     pending_global: Option<usize>,
     /// A gRPC stream whose request messages are charged as they flow (`message_cost`).
     messages: Option<Box<Messages>>,
+    /// How a refusal is shaped: from the request's headers while Envoy still has them for us,
+    /// problem+json once they went upstream (a deferred count).
+    shape: handler::Shape,
 }
 
 /// What charging a stream's messages needs: the request as read at its headers, the cost of
@@ -176,6 +180,7 @@ impl Request {
             &self.counters,
             &gathered,
             cost.as_deref(),
+            self.shape,
         );
         self.apply(host, action)
     }
@@ -203,8 +208,14 @@ impl Request {
             }
             Err(e) => {
                 let config = Rc::clone(&self.config);
-                let action =
-                    handler::on_global_response(host, &config, &self.counters, call.plan, Err(e));
+                let action = handler::on_global_response(
+                    host,
+                    &config,
+                    &self.counters,
+                    call.plan,
+                    Err(e),
+                    self.shape,
+                );
                 self.apply(host, action)
             }
         }
@@ -230,6 +241,8 @@ impl Exchange for Request {
             ) {
                 handler::AtHeaders::Defer(gathered) => {
                     self.deferred = Some(*gathered);
+                    // Counted at the end of the body: the headers will have gone upstream.
+                    self.shape = handler::Shape::Known(None);
                     Flow::Continue
                 }
                 handler::AtHeaders::Decided(action) => self.apply(host, action),
@@ -245,6 +258,7 @@ impl Exchange for Request {
             &self.counters,
             &gathered,
             cost.as_deref(),
+            handler::Shape::Request,
         );
         if !end_of_stream && matches!(action, handler::Action::Continue(_)) {
             if let Some((cost, flavor)) = handler::message_cost(&config, &gathered) {
@@ -318,7 +332,8 @@ impl Exchange for Request {
             Err(format!("gRPC status {status}"))
         };
         let config = Rc::clone(&self.config);
-        let action = handler::on_global_response(host, &config, &self.counters, plan, answer);
+        let action =
+            handler::on_global_response(host, &config, &self.counters, plan, answer, self.shape);
         self.apply(host, action)
     }
 

@@ -160,8 +160,11 @@ impl Exchange {
 
     fn deny(&self, io: &dyn Io, d: &Denial) -> Action {
         io.count(Counter::Denied);
+        // The content-type as read with the rest of the head when a rule matched (no refusal
+        // comes before that): the request headers may be Envoy's no more (a body refusal), and
+        // reading them then would trap.
         let format = Format::for_content_type(
-            io.request_header("content-type").as_deref(),
+            self.req.head.get("content-type"),
             Format::Problem,
             crate::stage::SPEC.name,
         );
