@@ -1,4 +1,6 @@
 use super::*;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 /// `google.rpc.Status` and friends as `prost` reads them: an independent decoder for the
 /// hand-written encoder.

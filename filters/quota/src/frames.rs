@@ -49,6 +49,8 @@ impl Frames {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn frame(len: u32) -> Vec<u8> {
         let mut f = vec![0];
