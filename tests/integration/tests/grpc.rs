@@ -103,7 +103,8 @@ fn chain() -> Chain {
     });
     let transform = json!({
         "rules": [{"match": {"grpc": {"service": "pets.v1.Pets"}},
-                   "request": {"headers": {"add": {"x-transform": "grpc {{consumer.id}}"}}}}]
+                   "request": {"headers": {"add": {"x-transform": "grpc {{consumer.id}}"}}},
+                   "response": [{"headers": {"add": {"x-served-by": "gateway"}}}]}]
     });
     Chain::new()
         .filter(Filter::ApiKeyAuth, &api_key_auth.to_string())
@@ -149,14 +150,19 @@ fn info(r: &Refusal) -> (&str, &str) {
 fn a_unary_call_with_a_key_reaches_the_service_with_the_consumer_and_transformed_metadata() {
     for_each_form(|form| {
         let (mut c, _log) = client(form);
-        let pet = c
-            .unary(
+        let (pet, metadata) = c
+            .unary_with_metadata(
                 "GetPet",
                 7,
                 &[("x-api-key", ALICE), ("x-user", &user("unary"))],
             )
             .unwrap();
         assert_eq!((pet.id, pet.name.as_str()), (7, "pet-7"));
+        // transform's response header operation reaches the client as initial metadata.
+        assert!(
+            metadata.contains(&("x-served-by".to_string(), "gateway".to_string())),
+            "{metadata:?}"
+        );
         assert!(
             pet.seen.contains(&"x-consumer-id: alice".to_string()),
             "{:?}",

@@ -74,15 +74,35 @@ impl Client {
         id: u64,
         metadata: &[(&str, &str)],
     ) -> Result<Pet, Status> {
+        self.unary_with_metadata(method, id, metadata)
+            .map(|(pet, _)| pet)
+    }
+
+    /// The same, with the response's initial metadata (its headers) as `(name, value)` pairs.
+    pub fn unary_with_metadata(
+        &mut self,
+        method: &str,
+        id: u64,
+        metadata: &[(&str, &str)],
+    ) -> Result<(Pet, Vec<(String, String)>), Status> {
         let req = request(GetPetRequest { id }, metadata)?;
         let grpc = &mut self.grpc;
         self.runtime.block_on(async {
             grpc.ready()
                 .await
                 .map_err(|e| Status::unavailable(e.to_string()))?;
-            grpc.unary(req, path(method), ProstCodec::default())
-                .await
-                .map(tonic::Response::into_inner)
+            let response = grpc.unary(req, path(method), ProstCodec::default()).await?;
+            let headers = response
+                .metadata()
+                .clone()
+                .into_headers()
+                .iter()
+                .map(|(k, v)| {
+                    let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                    (k.to_string(), v)
+                })
+                .collect();
+            Ok((response.into_inner(), headers))
         })
     }
 
