@@ -39,9 +39,17 @@ if [[ "$MODE" != "--print" ]]; then
     wait_ms=$((left_ms + 50))
     sleep "$((wait_ms / 1000)).$(printf '%03d' $((wait_ms % 1000)))"
   fi
+  g_window_at_start=$(($(date +%s) / (G_WINDOW_MS / 1000)))
 fi
 # A stream counts once, at cost 2 of the demo plan's 3 per window: the second in a window is
 # refused. (Typed by hand, run it again if a 10 s window boundary fell inside the line.)
 check_line "ListPets costs 2 of 3 per 10 s: the second stream is 8 RESOURCE_EXHAUSTED with RetryInfo and RateLimit" 8 \
   'retry-info: retry in [0-9]+ s' \
   "$(cmdline "$GRPC" call ListPets --count 3 -H "x-api-key: $G_BOB" --addr "$GW") >/dev/null; $(cmdline "$GRPC" call ListPets --count 3 -H "x-api-key: $G_BOB" --addr "$GW")"
+if [[ "$MODE" != "--print" ]]; then
+  g_window_at_end=$(($(date +%s) / (G_WINDOW_MS / 1000)))
+  if ((g_window_at_end != g_window_at_start)); then
+    printf 'FAIL  the gRPC quota block took more than %d ms: a window boundary fell inside it\n' "$G_WINDOW_MARGIN_MS"
+    failures=$((failures + 1))
+  fi
+fi

@@ -275,7 +275,9 @@ impl Exchange for Request {
 
     fn on_request_body(&mut self, host: &dyn Host, size: usize, end_of_stream: bool) -> Flow {
         if let Some(m) = &mut self.messages {
-            // Each chunk is let through as it comes: this is the chunk, not the whole body.
+            // Each chunk is let through as it comes: this is the chunk, not the whole body. (In
+            // the suite, a later stage buffering the same body would hand it over again from
+            // its start, see kit::stage::Chain; only transform buffers, and never a gRPC body.)
             let chunk = host.body(Side::Request, 0, size).unwrap_or_default();
             let started = m.frames.feed(&chunk);
             if started > 0 {
