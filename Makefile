@@ -187,10 +187,11 @@ fuzz-corpus: setup-fuzz ## Every fuzz target over its checked-in corpus once (CI
 
 ## ---- run it ----
 
-# The demo's echo upstream and the CLI its tour calls (token mint), built before the tour prints.
+# The demo's echo upstream, its gRPC service and client (demo-grpc), and the CLI its tour calls
+# (token mint), built before the tour prints.
 demo-upstream:
-	@echo "==> building the demo's echo upstream (~1 min on a fresh clone)"
-	cargo build --release -p apim-integration --bin demo-upstream
+	@echo "==> building the demo's echo upstream and gRPC service (~2 min on a fresh clone)"
+	cargo build --release -p apim-integration --bin demo-upstream --bin demo-grpc
 
 cli: ## Build the helper CLI (target/debug/apim)
 	@echo "==> building the helper CLI target/debug/apim (~1 min on a fresh clone)"

@@ -24,14 +24,15 @@ cd "$(dirname "$0")/.."
 RUNNER="${RUNNER:-envoy}"
 ENVOY="${ENVOY_BIN:-.venv/bin/envoy}"
 UPSTREAM=target/release/demo-upstream
+GRPC_SERVICE=target/release/demo-grpc
 LOGDIR=target/demo
 mkdir -p "$LOGDIR"
 tools/prereq.sh pkg:curl || exit 1
-for built in "$ENVOY" "$UPSTREAM" target/debug/apim target/wasm32-wasip1/release/api_key_auth.wasm; do
+for built in "$ENVOY" "$UPSTREAM" "$GRPC_SERVICE" target/debug/apim target/wasm32-wasip1/release/api_key_auth.wasm; do
   [[ -x "$built" || -f "$built" ]] || { echo "$built is missing: run \`make demo\` (or \`make smoke\`), which builds it" >&2; exit 1; }
 done
 
-for port in 10000 9901 10080; do
+for port in 10000 9901 10080 10090; do
   if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
     echo "port $port is already in use (another demo running?)" >&2
     exit 1
@@ -40,7 +41,7 @@ done
 
 GATEWAY_CONFIG="${GATEWAY_CONFIG:-envoy/gateway.yaml}"
 [[ -f "$GATEWAY_CONFIG" ]] || { echo "GATEWAY_CONFIG=$GATEWAY_CONFIG: no such file" >&2; exit 2; }
-echo "==> starting the echo upstream (127.0.0.1:10080) and Envoy with $GATEWAY_CONFIG (a few seconds)"
+echo "==> starting the echo upstream (127.0.0.1:10080), the gRPC service (127.0.0.1:10090) and Envoy with $GATEWAY_CONFIG (a few seconds)"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -79,6 +80,8 @@ start_func_e() {
 
 "$UPSTREAM" --port 10080 >"$LOGDIR/upstream.log" 2>&1 &
 pids+=($!)
+"$GRPC_SERVICE" serve --port 10090 >"$LOGDIR/grpc.log" 2>&1 &
+pids+=($!)
 ENVOY_ARGS=(-c "$GATEWAY_CONFIG" --disable-hot-restart -l info --log-path "$LOGDIR/envoy.log")
 case "$RUNNER" in
   envoy)
@@ -96,7 +99,8 @@ pids+=($!)
 
 # Bounded wait for readiness (not a timing decision: it only stops a hang).
 for _ in $(seq 1 150); do
-  if curl -sf http://127.0.0.1:9901/ready >/dev/null 2>&1 && curl -s -o /dev/null http://127.0.0.1:10080/ 2>/dev/null; then
+  if curl -sf http://127.0.0.1:9901/ready >/dev/null 2>&1 && curl -s -o /dev/null http://127.0.0.1:10080/ 2>/dev/null \
+    && (exec 3<>/dev/tcp/127.0.0.1/10090) 2>/dev/null; then
     break
   fi
   if ! kill -0 "${pids[-1]}" 2>/dev/null; then

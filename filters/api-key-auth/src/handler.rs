@@ -104,7 +104,7 @@ pub fn on_request_headers(
         }
         Decision::Deny(reason, denial) => {
             counters.inc(host, counter_index(reason));
-            host.send_reply(&denial.render(Format::Problem));
+            kit::denial::send(host, crate::stage::SPEC.name, &denial, Format::Problem);
             Action::Stop
         }
     }

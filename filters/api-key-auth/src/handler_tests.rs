@@ -275,3 +275,50 @@ fn an_ambiguous_path_is_counted_and_gets_the_stricter_decision() {
         "apim.api_key_auth.path_ambiguous"
     );
 }
+
+/// A gRPC caller's refusal is gRPC-shaped, and what that costs: the content-type is read only on
+/// the refusal path (one host call); an admitted request reads it only when a rule needs it.
+#[test]
+fn only_a_refusal_reads_the_content_type_and_a_grpc_caller_gets_a_grpc_refusal() {
+    let c = config("");
+    let grpc = |key: Option<&'static str>| {
+        let mut h = vec![
+            (":method", "POST"),
+            (":path", "/pets.v1.Pets/GetPet"),
+            ("content-type", "application/grpc"),
+        ];
+        h.extend(key.map(|k| ("x-api-key", k)));
+        h
+    };
+    let reads = |host: &MockHost| {
+        host.calls()
+            .iter()
+            .filter(|c| **c == Call::GetHeader("content-type".into()))
+            .count()
+    };
+    let (action, host) = run(&c, &grpc(Some("alice-key")));
+    assert_eq!(action, Action::Continue);
+    assert_eq!(reads(&host), 0);
+    let allowed_calls = host.host_calls();
+    let (action, host) = run(&c, &grpc(None));
+    assert_eq!(action, Action::Stop);
+    assert_eq!(reads(&host), 1);
+    let reply = host
+        .calls()
+        .into_iter()
+        .find_map(|c| match c {
+            Call::Reply(r) => Some(r),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.is_empty());
+    assert!(reply.headers.contains(&("grpc-status".into(), "16".into())));
+    assert!(reply
+        .headers
+        .contains(&("content-type".into(), "application/grpc".into())));
+    println!(
+        "host calls: admitted gRPC call {allowed_calls}, refused {}",
+        host.host_calls()
+    );
+}

@@ -514,3 +514,100 @@ fn a_passed_over_anonymous_rule_still_restricts_who_may_call() {
         Decision::Allow { .. }
     ));
 }
+
+/// gRPC rules by method (kit's `match.grpc`): the health service is open to a clean gRPC call
+/// only, the admin service is for the ops group whatever the request looks like.
+#[test]
+fn grpc_rules_skip_a_clean_call_only_and_restrict_every_spelling() {
+    let json = format!(
+        r#"{{
+        "sources": [{{"header":"x-api-key"}}],
+        "consumers": [
+          {{"id":"alice","keys":[{{"sha256":"{}"}}]}},
+          {{"id":"dave","groups":["ops"],"keys":[{{"sha256":"{}"}}]}}
+        ],
+        "rules": [
+          {{"match":{{"grpc":{{"service":"grpc.health.v1.Health"}}}},"skip":true}},
+          {{"match":{{"grpc":{{"service":"admin.v1.Admin"}}}},"allow":{{"groups":["ops"]}}}}
+        ]
+    }}"#,
+        d("alice-key"),
+        d("dave-key")
+    );
+    let c = Config::parse(json.as_bytes()).unwrap();
+    const G: &str = "application/grpc";
+    let cases: &[(&str, &str, Option<&str>, &str)] = &[
+        ("/grpc.health.v1.Health/Check", G, None, "pass"),
+        (
+            "/grpc.health.v1.Health/Watch",
+            "application/grpc+proto",
+            None,
+            "pass",
+        ),
+        // Not a clean call: the skip does not hold, a key is needed.
+        (
+            "/grpc.health.v1.Health/Check",
+            "application/json",
+            None,
+            "deny missing 401",
+        ),
+        (
+            "/grpc.health.v1.Health/Check?x=1",
+            G,
+            None,
+            "deny missing 401",
+        ),
+        (
+            "/grpc.health.v1.%48ealth/Check",
+            G,
+            None,
+            "deny missing 401",
+        ),
+        (
+            "/grpc.health.v1.Health/Check",
+            "application/grpc, application/json",
+            None,
+            "deny missing 401",
+        ),
+        // The restricting rule holds for every spelling of the admin service's paths.
+        ("/admin.v1.Admin/Wipe", G, Some("dave-key"), "allow dave"),
+        (
+            "/admin.v1.Admin/Wipe",
+            G,
+            Some("alice-key"),
+            "deny forbidden 403",
+        ),
+        (
+            "/admin.v1.Admin/Wipe",
+            "text/plain",
+            Some("alice-key"),
+            "deny forbidden 403",
+        ),
+        (
+            "/admin.v1.Admin/Wipe?x",
+            G,
+            Some("alice-key"),
+            "deny forbidden 403",
+        ),
+        (
+            "/admin.v1.%41dmin/Wipe",
+            G,
+            Some("alice-key"),
+            "deny forbidden 403",
+        ),
+        ("/pets.v1.Pets/Get", G, Some("alice-key"), "allow alice"),
+    ];
+    for (path, ct, key, want) in cases {
+        let mut headers = vec![(":method", "POST"), (":path", *path), ("content-type", *ct)];
+        if let Some(k) = key {
+            headers.push(("x-api-key", k));
+        }
+        let head = RequestHead::from_pairs(&headers);
+        let got = match decide(&c, &head, None, NOW).decision {
+            Decision::Pass => "pass".to_string(),
+            Decision::Allow { consumer, .. } => format!("allow {}", consumer.id),
+            Decision::Deny(reason, denial) => format!("deny {} {}", reason.name(), denial.status),
+        };
+        assert_eq!(got, *want, "{path} {ct} {key:?}");
+    }
+}

@@ -563,6 +563,8 @@ fn finish(
                 HeadersAction::Continue
             } else {
                 counters.inc(host, counter_index(code));
+                // GraphQL errors for a GraphQL client, whatever the phase: the body may be judged
+                // after the request headers went upstream, when reading them would trap.
                 host.send_reply(&denial.render(format));
                 HeadersAction::Stop
             }

@@ -3,9 +3,19 @@
 //! A filter's logic returns a [`Denial`] (status, a stable machine code, a human detail and any
 //! protocol headers such as `WWW-Authenticate`). The glue sends [`Denial::render`]'s [`Reply`]
 //! as an Envoy local reply. REST callers get RFC 9457 `application/problem+json`; GraphQL
-//! callers get GraphQL-over-HTTP errors. Details never carry secrets: filters decide what
-//! goes into `detail`, and nothing else is echoed from the request.
+//! callers get GraphQL-over-HTTP errors; gRPC callers ([`send`] tells them by their
+//! content-type) get a trailers-only gRPC reply: HTTP 200, `grpc-status` mapped from the HTTP
+//! status ([`crate::grpc::status_for_http`]), the detail as `grpc-message` and a
+//! `google.rpc.Status` with `ErrorInfo{reason: code, domain: filter, metadata: extensions}`
+//! (and `RetryInfo` when the denial says when to retry) in `grpc-status-details-bin`. The
+//! denial's own headers (`www-authenticate`, the `RateLimit` fields) go out with it. The reply
+//! has no body: Envoy turns a body sent to a gRPC caller into its own `grpc-message`, and a
+//! `grpc-status` already there is kept, so ours reach the client once and unchanged.
+//! Details never carry secrets: filters decide what goes into `detail`, and nothing else is
+//! echoed from the request.
 
+use crate::grpc::{self, Flavor};
+use crate::host::Host;
 use serde_json::{json, Map, Value};
 
 /// Why a request is refused, independent of how the refusal is written.
@@ -35,6 +45,26 @@ pub enum Format {
     /// GraphQL-over-HTTP for clients that accept only `application/json`: status 200 by spec,
     /// unless the denial is not about the GraphQL document (auth, quota, body size).
     GraphQlJson,
+    /// A trailers-only gRPC reply; `domain` (the filter) goes into `ErrorInfo.domain`.
+    Grpc {
+        flavor: Flavor,
+        domain: &'static str,
+    },
+}
+
+/// Sends `denial` as the local reply to the request `host` serves: gRPC-shaped when the
+/// request's `content-type` is a gRPC one ([`grpc::reply_flavor`]), in `format` otherwise.
+/// `domain` names the filter (`ErrorInfo.domain`). The content-type is read only here, on the
+/// refusal path (one host call), so an admitted request pays nothing for it.
+///
+/// Only while Envoy still has the request headers for the filter: in their callback, or while
+/// they are held (waiting for a callout or the body). Once they went upstream a read fails, and
+/// the proxy-wasm SDK traps on that failure: a later refusal renders with
+/// [`Format::for_content_type`] from a content-type recorded at the headers instead.
+pub fn send(host: &dyn Host, domain: &'static str, denial: &Denial, format: Format) {
+    let content_type = host.request_header("content-type");
+    let format = Format::for_content_type(content_type.as_deref(), format, domain);
+    host.send_reply(&denial.render(format));
 }
 
 /// A local reply ready for the host: status, headers, body.
@@ -46,6 +76,15 @@ pub struct Reply {
 }
 
 impl Format {
+    /// [`Format::Grpc`] when `content_type` (the request's) is a gRPC one, else `fallback`.
+    pub fn for_content_type(
+        content_type: Option<&[u8]>,
+        fallback: Format,
+        domain: &'static str,
+    ) -> Format {
+        grpc::reply_flavor(content_type).map_or(fallback, |flavor| Format::Grpc { flavor, domain })
+    }
+
     /// The GraphQL error format a client asked for with its `Accept` header:
     /// `application/graphql-response+json` unless it accepts only `application/json` (no
     /// Accept header counts as the former, as the GraphQL-over-HTTP spec says since 2025).
@@ -99,6 +138,7 @@ impl Denial {
     /// The one rendering of every denial of the suite.
     pub fn render(&self, format: Format) -> Reply {
         let (status, content_type, body) = match format {
+            Format::Grpc { flavor, domain } => return self.grpc_reply(flavor, domain),
             Format::Problem => (self.status, "application/problem+json", self.problem_body()),
             Format::GraphQlResponse => (
                 self.status,
@@ -121,6 +161,55 @@ impl Denial {
             status,
             headers,
             body,
+        }
+    }
+
+    /// The trailers-only gRPC reply (see the module docs).
+    fn grpc_reply(&self, flavor: Flavor, domain: &'static str) -> Reply {
+        let code = grpc::status_for_http(self.status);
+        let retry_delay = self
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+            .and_then(|(_, v)| v.trim().parse::<u64>().ok());
+        let metadata = self
+            .extensions
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                ((*k).to_string(), v)
+            })
+            .collect();
+        let details = grpc::Details {
+            code,
+            message: &self.detail,
+            reason: self.code,
+            domain,
+            metadata,
+            retry_delay,
+        };
+        let mut headers = Vec::with_capacity(self.headers.len() + 4);
+        headers.push((
+            "content-type".to_string(),
+            flavor.content_type().to_string(),
+        ));
+        headers.push(("grpc-status".to_string(), code.to_string()));
+        headers.push((
+            "grpc-message".to_string(),
+            grpc::percent_encode_message(&self.detail),
+        ));
+        headers.push((
+            "grpc-status-details-bin".to_string(),
+            details.header_value(),
+        ));
+        headers.extend(self.headers.iter().cloned());
+        Reply {
+            status: 200,
+            headers,
+            body: Vec::new(),
         }
     }
 
@@ -182,6 +271,102 @@ mod tests {
         assert_eq!(v["code"], "missing_api_key");
         assert_eq!(v["type"], "urn:apim:problem:missing_api_key");
         assert_eq!(v["detail"], "No API key was presented.");
+    }
+
+    #[test]
+    fn grpc_reply_is_trailers_only_with_status_message_and_details() {
+        use base64::Engine as _;
+        let quota = Denial::new(
+            429,
+            "quota_exceeded",
+            "Quota exceeded",
+            "Used up; retry in 7 s.",
+        )
+        .with_extension("limit", json!("minute"))
+        .with_extension("retry_after", json!(7))
+        .with_header("ratelimit", "\"minute\";r=0;t=7")
+        .with_header("retry-after", "7");
+        let cases: [(Denial, Flavor, &str, &str, bool); 4] = [
+            (sample(), Flavor::Grpc, "application/grpc", "16", false),
+            (
+                Denial::new(
+                    403,
+                    "insufficient_scope",
+                    "Insufficient scope",
+                    "Needs 100% more.",
+                ),
+                Flavor::Grpc,
+                "application/grpc",
+                "7",
+                false,
+            ),
+            (quota, Flavor::Grpc, "application/grpc", "8", true),
+            (
+                Denial::new(400, "bad", "Bad", "x"),
+                Flavor::Web,
+                "application/grpc-web+proto",
+                "3",
+                false,
+            ),
+        ];
+        for (denial, flavor, ct, status, retry) in cases {
+            let r = denial.render(Format::Grpc {
+                flavor,
+                domain: "quota",
+            });
+            assert_eq!(r.status, 200);
+            assert!(r.body.is_empty());
+            let get = |name: &str| {
+                let all: Vec<&String> = r
+                    .headers
+                    .iter()
+                    .filter(|(k, _)| k == name)
+                    .map(|(_, v)| v)
+                    .collect();
+                assert_eq!(all.len(), 1, "{name} once");
+                all[0].clone()
+            };
+            assert_eq!(get("content-type"), ct);
+            assert_eq!(get("grpc-status"), status);
+            assert_eq!(
+                get("grpc-message"),
+                grpc::percent_encode_message(&denial.detail)
+            );
+            let bin = base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(get("grpc-status-details-bin"))
+                .unwrap();
+            assert!(bin
+                .windows(denial.code.len())
+                .any(|w| w == denial.code.as_bytes()));
+            let has_retry = bin.windows(9).any(|w| w == b"RetryInfo");
+            assert_eq!(has_retry, retry, "{}", denial.code);
+            for (k, v) in &denial.headers {
+                assert_eq!(&get(k), v);
+            }
+        }
+    }
+
+    #[test]
+    fn send_shapes_the_reply_by_the_request_content_type() {
+        use crate::host::{Call, MockHost};
+        for (ct, status) in [
+            (Some("application/grpc"), 200),
+            (Some("application/grpc+proto"), 200),
+            (Some("application/json"), 401),
+            (None, 401),
+        ] {
+            let mut host = MockHost::default();
+            if let Some(ct) = ct {
+                host.headers
+                    .push(("content-type".into(), ct.as_bytes().to_vec()));
+            }
+            send(&host, "api-key-auth", &sample(), Format::Problem);
+            let sent = host.calls().into_iter().find_map(|c| match c {
+                Call::Reply(r) => Some(r),
+                _ => None,
+            });
+            assert_eq!(sent.unwrap().status, status, "{ct:?}");
+        }
     }
 
     #[test]

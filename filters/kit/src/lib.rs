@@ -3,7 +3,8 @@
 //! - [`config_error`]: two-phase config parsing whose errors name the field path;
 //!   [`config_refusal`]: the one `error` line a filter logs when it refuses a config.
 //! - [`denial`]: typed denials and their one rendering (problem+json, GraphQL errors).
-//! - [`matcher`]: per-route rule matching on Envoy's route name, path, method and host.
+//! - [`matcher`]: per-route rule matching on Envoy's route name, path, method, host and gRPC
+//!   method; [`grpc`]: what a gRPC call is, and the parts of a gRPC-shaped refusal.
 //! - [`request`]: a read-only view of the request head, fetched from the host in one call;
 //!   [`query`]: query parameters and cookies, read and removed.
 //! - [`identity`]: the `apim_consumer` hand-off between filters (Envoy filter state).
@@ -25,6 +26,7 @@ pub mod config_refusal;
 pub mod context;
 pub mod denial;
 pub mod digest;
+pub mod grpc;
 pub mod header_value;
 pub mod host;
 pub mod identity;

@@ -1,7 +1,10 @@
 //! Per-route rule matching, shared by every filter.
 //!
 //! A rule's `match` block selects requests by Envoy's route name (`xds.route_name`), path
-//! (prefix, exact, or a regex that must match the whole path), methods and hosts. Every
+//! (prefix, exact, or a regex that must match the whole path), methods, hosts and gRPC method
+//! (`grpc: {service, method}`: a clean gRPC call to that method, see [`crate::grpc`]; a rule
+//! that restricts also holds for any other request whose normalised path names the method, so
+//! a client cannot walk around it by changing the content type). Every
 //! condition present must hold; an empty block matches everything. Rules are tried in order
 //! and the first match wins, as Envoy's own routes do.
 //!
@@ -48,6 +51,47 @@ pub struct RawMatch {
     /// compared without port and case-insensitively.
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// A gRPC method (`{"service": "pets.v1.Pets", "method": "GetPet"}`) or, without `method`,
+    /// every method of a service: see [`crate::grpc`] for what counts as a gRPC call.
+    #[serde(default)]
+    pub grpc: Option<RawGrpcMatch>,
+}
+
+/// The raw `grpc` condition of a `match` block.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrpcMatch {
+    /// Full service name, package included: `pets.v1.Pets`.
+    pub service: String,
+    /// One method of it, exactly; absent: every method.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// A compiled `grpc` condition.
+#[derive(Debug, Clone)]
+struct GrpcMatch {
+    service: String,
+    method: Option<String>,
+}
+
+impl GrpcMatch {
+    fn holds(&self, service: &str, method: &str) -> bool {
+        self.service == service && self.method.as_deref().is_none_or(|m| m == method)
+    }
+
+    /// Read from a path that is not a clean call's (normalised, or its widest reading): the
+    /// method's path exactly, or for a whole service anything under `/service/`.
+    fn holds_on_path(&self, path: &str) -> bool {
+        let Some(rest) = path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(self.service.as_str()))
+            .and_then(|p| p.strip_prefix('/'))
+        else {
+            return false;
+        };
+        self.method.as_deref().is_none_or(|m| m == rest)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -80,6 +124,7 @@ pub struct RouteMatcher {
     ignore_case: bool,
     methods: Vec<String>,
     hosts: Vec<HostMatch>,
+    grpc: Option<GrpcMatch>,
 }
 
 /// What a matcher looks at. The route name is fetched only when some rule needs it.
@@ -131,6 +176,10 @@ impl RouteMatcher {
                 Some(PathMatch::Regex(re))
             }
         };
+        let grpc = match &raw.grpc {
+            None => None,
+            Some(g) => Some(compile_grpc(raw, g, field)?),
+        };
         let mut methods = Vec::with_capacity(raw.methods.len());
         for (i, m) in raw.methods.iter().enumerate() {
             if m.is_empty() || !m.bytes().all(crate::config_error::is_token_byte) {
@@ -164,6 +213,7 @@ impl RouteMatcher {
             ignore_case: raw.ignore_case,
             methods,
             hosts,
+            grpc,
         })
     }
 
@@ -173,7 +223,7 @@ impl RouteMatcher {
 
     /// Whether the path decides this match, directly or through Envoy's route choice.
     fn depends_on_path(&self) -> bool {
-        self.path.is_some() || self.route_name.is_some()
+        self.path.is_some() || self.route_name.is_some() || self.grpc.is_some()
     }
 
     /// The request headers this matcher reads, so the glue fetches only those.
@@ -188,19 +238,58 @@ impl RouteMatcher {
         if !self.hosts.is_empty() {
             names.push(":authority");
         }
+        if self.grpc.is_some() {
+            for n in [":path", ":method", "content-type"] {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
         names
+    }
+
+    /// Whether this matcher has a `grpc` condition (transform refuses body operations on it).
+    pub fn has_grpc(&self) -> bool {
+        self.grpc.is_some()
     }
 
     /// Whether this matcher holds, reading an ambiguous path both ways (as a restricting rule
     /// must: see [`RuleSet`]).
     pub fn matches(&self, input: &MatchInput<'_>) -> bool {
-        self.matches_with(input, &mut Paths::default(), true)
+        self.matches_with(input, &mut Paths::default(), true, true)
     }
 
     /// `paths` caches the normalised (and wide) path, so a rule set computes each once per
     /// request. With `wide`, a path condition also holds when the widest reading of an
-    /// ambiguous path meets it ([`RequestHead::wide_match_path`]).
-    fn matches_with(&self, input: &MatchInput<'_>, paths: &mut Paths, wide: bool) -> bool {
+    /// ambiguous path meets it ([`RequestHead::wide_match_path`]). With `strict` (a rule that
+    /// restricts), a `grpc` condition also holds for a request that is not a clean gRPC call
+    /// but whose path names the method: a backend may serve it whatever its content type.
+    fn matches_with(
+        &self,
+        input: &MatchInput<'_>,
+        paths: &mut Paths,
+        wide: bool,
+        strict: bool,
+    ) -> bool {
+        if let Some(g) = &self.grpc {
+            let ok = match crate::grpc::clean_call(input.head) {
+                Some((service, method)) => g.holds(service, method),
+                None if strict => {
+                    let normal = paths.normal.get_or_insert_with(|| input.head.match_path());
+                    g.holds_on_path(normal)
+                        || (wide
+                            && paths
+                                .wide
+                                .get_or_insert_with(|| input.head.wide_match_path())
+                                .as_deref()
+                                .is_some_and(|w| g.holds_on_path(w)))
+                }
+                None => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
         if let Some(want) = &self.route_name {
             if input.route_name != Some(want.as_str()) {
                 return false;
@@ -262,6 +351,30 @@ struct Paths {
     normal: Option<String>,
     /// `Some(None)`: computed, the path is not ambiguous.
     wide: Option<Option<String>>,
+}
+
+fn compile_grpc(raw: &RawMatch, g: &RawGrpcMatch, field: &Field) -> Result<GrpcMatch, ConfigError> {
+    let f = field.key("grpc");
+    if raw.path.is_some() {
+        return Err(f.error("a gRPC method is matched on its path: give grpc or path, not both"));
+    }
+    if !crate::grpc::is_service_name(&g.service) {
+        return Err(f.key("service").error(format!(
+            "\"{}\" is not a gRPC service name (package.Service: letters, digits, '_', '.')",
+            g.service
+        )));
+    }
+    if let Some(m) = &g.method {
+        if !crate::grpc::is_method_name(m) {
+            return Err(f.key("method").error(format!(
+                "\"{m}\" is not a gRPC method name (letters, digits, '_')"
+            )));
+        }
+    }
+    Ok(GrpcMatch {
+        service: g.service.clone(),
+        method: g.method.clone(),
+    })
 }
 
 fn check_path(p: &str, field: &Field) -> Result<String, ConfigError> {
@@ -378,7 +491,8 @@ impl<T> RuleSet<T> {
         let mut ambiguous = None;
         let mut refused_ambiguous = false;
         for (index, e) in self.rules.iter().enumerate() {
-            if !e.matcher.matches_with(input, &mut paths, false) {
+            let strict = self.wide && !e.guarded;
+            if !e.matcher.matches_with(input, &mut paths, false, strict) {
                 continue;
             }
             if e.guarded && *ambiguous.get_or_insert_with(|| input.head.path_is_ambiguous()) {
@@ -394,7 +508,7 @@ impl<T> RuleSet<T> {
         }
         if self.wide && *ambiguous.get_or_insert_with(|| input.head.path_is_ambiguous()) {
             for (index, e) in self.rules.iter().enumerate() {
-                if !e.guarded && e.matcher.matches_with(input, &mut paths, true) {
+                if !e.guarded && e.matcher.matches_with(input, &mut paths, true, true) {
                     return Lookup {
                         rule: Some(&e.value),
                         index: Some(index),
@@ -665,6 +779,252 @@ mod tests {
     }
 
     #[test]
+    fn grpc_rules_loosen_only_for_a_clean_call_and_restrict_for_any_spelling() {
+        // Rule 1 loosens (a read-only method), rule 2 restricts (a whole service), rule 3 is
+        // the strict catch-all: what a request that is not a clean call falls to.
+        let rules = RuleSet::with_loosening(
+            vec![
+                (
+                    m(r#"{"grpc":{"service":"pets.v1.Pets","method":"GetPet"}}"#),
+                    1,
+                ),
+                (m(r#"{"grpc":{"service":"admin.v1.Admin"}}"#), 2),
+                (m(r#"{}"#), 3),
+            ],
+            |v| *v == 1,
+        );
+        assert_eq!(
+            rules.needed_headers(),
+            vec![":path", ":method", "content-type"]
+        );
+        const G: &str = "application/grpc";
+        // Request headers beyond `:authority`, and the rule they meet.
+        let cases: &[(&[(&str, &str)], i32)] = &[
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/pets.v1.Pets/GetPet"),
+                    ("content-type", G),
+                ],
+                1,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/pets.v1.Pets/GetPet"),
+                    ("content-type", "application/grpc+proto"),
+                ],
+                1,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/pets.v1.Pets/GetPet"),
+                    ("content-type", "application/grpc-web-text"),
+                ],
+                1,
+            ),
+            // Another method of the service, another service: not the loosening rule.
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/pets.v1.Pets/DeletePet"),
+                    ("content-type", G),
+                ],
+                3,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/pets.v1.PetsX/GetPet"),
+                    ("content-type", G),
+                ],
+                3,
+            ),
+            // The method's path on a request that is not a clean gRPC call: never loosened.
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/pets.v1.Pets/GetPet"),
+                    ("content-type", "application/json"),
+                ],
+                3,
+            ),
+            (&[(":method", "POST"), (":path", "/pets.v1.Pets/GetPet")], 3),
+            (
+                &[
+                    (":method", "GET"),
+                    (":path", "/pets.v1.Pets/GetPet"),
+                    ("content-type", G),
+                ],
+                3,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/pets.v1.Pets/GetPet?x=1"),
+                    ("content-type", G),
+                ],
+                3,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/pets.v1.Pets/%47etPet"),
+                    ("content-type", G),
+                ],
+                3,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "//pets.v1.Pets/GetPet"),
+                    ("content-type", G),
+                ],
+                3,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/pets.v1.Pets/GetPet"),
+                    ("content-type", "Application/GRPC"),
+                ],
+                3,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/pets.v1.Pets/GetPet"),
+                    ("content-type", G),
+                    ("content-type", "application/json"),
+                ],
+                3,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/pets.v1.Pets/GetPet"),
+                    ("content-type", "application/grpc,application/json"),
+                ],
+                3,
+            ),
+            // The restricting rule holds for every spelling of its paths, whatever the type.
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/admin.v1.Admin/Wipe"),
+                    ("content-type", G),
+                ],
+                2,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/admin.v1.Admin/Wipe"),
+                    ("content-type", "text/plain"),
+                ],
+                2,
+            ),
+            (&[(":method", "POST"), (":path", "/admin.v1.Admin/Wipe")], 2),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/admin.v1.Admin/Wipe?x"),
+                    ("content-type", G),
+                ],
+                2,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/admin.v1.%41dmin/Wipe"),
+                    ("content-type", G),
+                ],
+                2,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "//admin.v1.Admin//Wipe"),
+                    ("content-type", G),
+                ],
+                2,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/x/../admin.v1.Admin/Wipe"),
+                    ("content-type", G),
+                ],
+                2,
+            ),
+            // As for path rules, the widest reading of an ambiguous path stands in only for
+            // the default: here the strict catch-all met the normalised path.
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/x/..%2Fadmin.v1.Admin/Wipe"),
+                    ("content-type", G),
+                ],
+                3,
+            ),
+            (
+                &[
+                    (":method", "GET"),
+                    (":path", "/admin.v1.Admin/Wipe"),
+                    ("content-type", "application/json"),
+                ],
+                2,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/admin.v1.Admin"),
+                    ("content-type", G),
+                ],
+                3,
+            ),
+        ];
+        for (pairs, want) in cases {
+            let mut all = vec![(":authority", "a")];
+            all.extend_from_slice(pairs);
+            let h = RequestHead::from_pairs(&all);
+            let found = rules.lookup(&MatchInput {
+                route_name: None,
+                head: &h,
+            });
+            assert_eq!(found.rule, Some(want), "{pairs:?}");
+        }
+        // Rules that select rather than restrict (transform) hold only for a clean call.
+        let plain = RuleSet::new(vec![(m(r#"{"grpc":{"service":"admin.v1.Admin"}}"#), 1)]);
+        for (pairs, want) in [
+            (
+                vec![
+                    (":method", "POST"),
+                    (":path", "/admin.v1.Admin/Wipe"),
+                    ("content-type", G),
+                ],
+                Some(&1),
+            ),
+            (
+                vec![
+                    (":method", "POST"),
+                    (":path", "/admin.v1.Admin/Wipe"),
+                    ("content-type", "application/json"),
+                ],
+                None,
+            ),
+        ] {
+            let h = RequestHead::from_pairs(&pairs);
+            let input = MatchInput {
+                route_name: None,
+                head: &h,
+            };
+            assert_eq!(plain.first(&input), want, "{pairs:?}");
+        }
+    }
+
+    #[test]
     fn bad_matchers_name_the_field() {
         let cases = [
             (
@@ -690,6 +1050,22 @@ mod tests {
             (
                 r#"{"ignore_case":true}"#,
                 "match.ignore_case: applies to a path condition and there is none",
+            ),
+            (
+                r#"{"grpc":{"service":"pets.Pets"},"path":{"prefix":"/"}}"#,
+                "match.grpc: a gRPC method is matched on its path: give grpc or path, not both",
+            ),
+            (
+                r#"{"grpc":{"service":"/pets.Pets"}}"#,
+                "match.grpc.service: \"/pets.Pets\" is not a gRPC service name",
+            ),
+            (
+                r#"{"grpc":{"service":""}}"#,
+                "match.grpc.service: \"\" is not a gRPC service name",
+            ),
+            (
+                r#"{"grpc":{"service":"pets.Pets","method":"Get/Pet"}}"#,
+                "match.grpc.method: \"Get/Pet\" is not a gRPC method name",
             ),
         ];
         for (json, want) in cases {

@@ -225,6 +225,11 @@ pub struct RawRule {
     /// else the rule's or the default cost).
     #[serde(default)]
     pub await_cost: bool,
+    /// On a rule with a `grpc` match: each request message of the call's stream costs this
+    /// much more, charged as the message's gRPC frame starts in the body; when the quota runs
+    /// out the stream is ended with RESOURCE_EXHAUSTED (for client-streaming and bidi calls).
+    #[serde(default)]
+    pub message_cost: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -284,6 +289,8 @@ pub struct Rule {
     /// Index into [`Config::plans`].
     pub plan: Option<usize>,
     pub cost: Option<u64>,
+    /// The cost of each request message of a gRPC stream (see [`RawRule::message_cost`]).
+    pub message_cost: Option<u64>,
 }
 
 /// Plan names `unknown_plan` reads as keywords, refused as plan names.
@@ -463,6 +470,26 @@ impl Config {
             if r.skip && (plan.is_some() || r.cost.is_some() || r.await_cost) {
                 return Err(field.error("a skip rule takes no plan, cost or await_cost"));
             }
+            if let Some(c) = r.message_cost {
+                let f = field.key("message_cost");
+                if c == 0 || c > raw.max_cost {
+                    return Err(
+                        f.error(format!("must be between 1 and max_cost ({})", raw.max_cost))
+                    );
+                }
+                if !matcher.has_grpc() {
+                    return Err(f.error("counts gRPC messages: the rule needs a match.grpc"));
+                }
+                if r.skip {
+                    return Err(f.error("a skip rule counts nothing"));
+                }
+                if raw.global.is_some() || raw.cost_from_filter_state {
+                    return Err(f.error(
+                        "is counted in this Envoy's shared data: not with global or \
+                         cost_from_filter_state",
+                    ));
+                }
+            }
             if r.await_cost && !raw.cost_from_filter_state {
                 return Err(field
                     .key("await_cost")
@@ -475,6 +502,7 @@ impl Config {
                     await_cost: r.await_cost,
                     plan,
                     cost: r.cost,
+                    message_cost: r.message_cost,
                 },
             ));
         }

@@ -54,6 +54,28 @@ pub enum Action {
     Global(GlobalCall),
 }
 
+/// How a refusal finds its shape (gRPC or problem+json).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// The request headers can still be read (their callback, or while they are held for a
+    /// callout): the request's content-type decides ([`kit::denial::send`]).
+    Request,
+    /// They cannot (they went upstream, the body followed): reading them would trap the VM, so
+    /// the refusal takes the flavour recorded earlier, or problem+json without one.
+    Known(Option<kit::grpc::Flavor>),
+}
+
+fn send(host: &dyn Host, shape: Shape, denial: &kit::denial::Denial) {
+    let domain = crate::stage::SPEC.name;
+    match shape {
+        Shape::Request => kit::denial::send(host, domain, denial, Format::Problem),
+        Shape::Known(Some(flavor)) => {
+            host.send_reply(&denial.render(Format::Grpc { flavor, domain }));
+        }
+        Shape::Known(None) => host.send_reply(&denial.render(Format::Problem)),
+    }
+}
+
 /// A `ShouldRateLimit` call to make, and what its answer is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlobalCall {
@@ -170,6 +192,7 @@ pub fn on_request_headers(
         counters,
         &gathered,
         cost.as_deref(),
+        Shape::Request,
     )
 }
 
@@ -205,6 +228,7 @@ pub fn at_headers_with_body(
         counters,
         &gathered,
         cost.as_deref(),
+        Shape::Request,
     ))
 }
 
@@ -238,7 +262,8 @@ fn awaits_cost(config: &Config, g: &Gathered) -> bool {
     )
 }
 
-/// Counts the request and applies the verdict.
+/// Counts the request and applies the verdict; a refusal is shaped by `shape`.
+#[allow(clippy::too_many_arguments)]
 pub fn decide(
     host: &dyn Host,
     store: &dyn SharedStore,
@@ -247,6 +272,7 @@ pub fn decide(
     counters: &Counters,
     gathered: &Gathered,
     filter_cost: Option<&[u8]>,
+    shape: Shape,
 ) -> Action {
     if gathered.identity_invalid {
         let d = kit::denial::Denial::new(
@@ -255,7 +281,7 @@ pub fn decide(
             "Identity unreadable",
             "The caller's identity cannot be read, so its quota cannot be counted.",
         );
-        return refuse(host, config, counters, IDENTITY_INVALID, &d);
+        return refuse(host, config, counters, IDENTITY_INVALID, &d, shape);
     }
     let input = Inputs {
         head: &gathered.head,
@@ -274,10 +300,10 @@ pub fn decide(
             return Action::Continue(Vec::new());
         }
         Resolution::MissingKey(denial) => {
-            return refuse(host, config, counters, KEY_MISSING, &denial)
+            return refuse(host, config, counters, KEY_MISSING, &denial, shape)
         }
         Resolution::UnknownPlan(denial) => {
-            return refuse(host, config, counters, PLAN_UNKNOWN, &denial)
+            return refuse(host, config, counters, PLAN_UNKNOWN, &denial, shape)
         }
         Resolution::Count { plan, key, cost } => (plan, key, cost),
     };
@@ -300,7 +326,66 @@ pub fn decide(
         config,
         counters,
         policy::verdict(config, plan, &checks, &outcome, cost, now),
+        shape,
     )
+}
+
+/// The rule's `message_cost` when this request is a gRPC call (a stream whose request
+/// messages are each charged as they flow, [`charge_messages`]), with the gRPC flavour its
+/// refusal takes.
+pub fn message_cost(config: &Config, g: &Gathered) -> Option<(u64, kit::grpc::Flavor)> {
+    let input = kit::matcher::MatchInput {
+        route_name: g.route.as_deref(),
+        head: &g.head,
+    };
+    let cost = config.rules.lookup(&input).rule?.message_cost?;
+    let flavor = kit::grpc::reply_flavor(g.head.get("content-type"))?;
+    Some((cost, flavor))
+}
+
+/// Charges `cost` for request messages of a gRPC stream already admitted at its headers. Over
+/// the limit, the stream is ended with a RESOURCE_EXHAUSTED reply (rendered here in `flavor`:
+/// the request headers, and so their content-type, are no longer readable) and `false` comes
+/// back. Messages admitted move no counter: `allowed` counts calls.
+#[allow(clippy::too_many_arguments)]
+pub fn charge_messages(
+    host: &dyn Host,
+    store: &dyn SharedStore,
+    hash_key: &HashKey,
+    config: &Config,
+    counters: &Counters,
+    gathered: &Gathered,
+    cost: u64,
+    flavor: kit::grpc::Flavor,
+) -> bool {
+    let input = Inputs {
+        head: &gathered.head,
+        route: gathered.route.as_deref(),
+        identity: gathered.identity.as_ref(),
+        client_address: gathered.client_address.as_deref(),
+        filter_cost: None,
+    };
+    let Resolution::Count { plan, key, .. } = policy::resolve(config, &input).resolution else {
+        return true;
+    };
+    let Some(plan) = config.plans.get(plan) else {
+        return true;
+    };
+    let now = host.now_unix();
+    let (slot, checks) = policy::checks(plan, &key, now, hash_key);
+    let outcome = admit(store, &slot, &checks, cost, now);
+    match policy::verdict(config, plan, &checks, &outcome, cost, now) {
+        Verdict::Deny(denial) => {
+            counters.inc(host, LIMITED);
+            send(host, Shape::Known(Some(flavor)), &denial);
+            false
+        }
+        Verdict::Allow(_) => true,
+        other => !matches!(
+            apply(host, config, counters, other, Shape::Known(Some(flavor))),
+            Action::Stop
+        ),
+    }
 }
 
 /// A request still waiting for its cost when the response starts (the upstream answered
@@ -377,12 +462,13 @@ fn refuse(
     counters: &Counters,
     index: usize,
     denial: &kit::denial::Denial,
+    shape: Shape,
 ) -> Action {
     counters.inc(host, index);
     if config.shadow {
         return Action::Continue(Vec::new());
     }
-    host.send_reply(&denial.render(Format::Problem));
+    send(host, shape, denial);
     Action::Stop
 }
 
@@ -394,6 +480,7 @@ pub fn on_global_response(
     counters: &Counters,
     plan: usize,
     answer: Result<crate::rls::Response, String>,
+    shape: Shape,
 ) -> Action {
     let Some(plan) = config.plans.get(plan) else {
         return Action::Continue(Vec::new());
@@ -403,7 +490,7 @@ pub fn on_global_response(
         Err(_) => None,
     };
     if let Some(v) = verdict {
-        return apply(host, config, counters, v);
+        return apply(host, config, counters, v, shape);
     }
     counters.inc(host, GLOBAL_ERRORS);
     let why = answer
@@ -435,13 +522,19 @@ pub fn on_global_response(
                 "The quota of this plan cannot be checked right now; retry later.",
             )
             .with_header("retry-after", "1");
-            host.send_reply(&d.render(Format::Problem));
+            send(host, shape, &d);
             Action::Stop
         }
     }
 }
 
-fn apply(host: &dyn Host, config: &Config, counters: &Counters, verdict: Verdict) -> Action {
+fn apply(
+    host: &dyn Host,
+    config: &Config,
+    counters: &Counters,
+    verdict: Verdict,
+    shape: Shape,
+) -> Action {
     let (index, fallback, denial) = match verdict {
         Verdict::Allow(headers) => {
             counters.inc(host, ALLOWED);
@@ -453,7 +546,7 @@ fn apply(host: &dyn Host, config: &Config, counters: &Counters, verdict: Verdict
         }
         Verdict::Deny(denial) => {
             counters.inc(host, LIMITED);
-            host.send_reply(&denial.render(Format::Problem));
+            send(host, shape, &denial);
             return Action::Stop;
         }
         Verdict::StoreFull { retry_after } => (
@@ -503,7 +596,7 @@ fn apply(host: &dyn Host, config: &Config, counters: &Counters, verdict: Verdict
         );
         return Action::Continue(Vec::new());
     }
-    host.send_reply(&denial.render(Format::Problem));
+    send(host, shape, &denial);
     Action::Stop
 }
 

@@ -664,7 +664,7 @@ fn global_answers_and_failures() {
     let strict = c.plan_index("strict").unwrap();
     let answer = |h: &MockHost, plan, a| {
         let counters = Counters::define(h, &COUNTER_NAMES);
-        on_global_response(h, &c, &counters, plan, a)
+        on_global_response(h, &c, &counters, plan, a, Shape::Request)
     };
     let h = MockHost::default();
     let over = Response {

@@ -19,9 +19,11 @@
 //! - [`policy`]: the pure decision: plan, key, cost; allow or a typed 429 with its fields.
 //! - [`handler`]: applying it through `kit::host::Host` (testable with the mock).
 //! - [`rls`]: the Rate Limit Service v3 messages (global tier), hand-encoded.
+//! - [`frames`]: counting a gRPC stream's request messages for a rule's `message_cost`.
 //! - `filter` (wasm32-wasip1 only): the proxy-wasm root and HTTP contexts.
 
 pub mod config;
+pub mod frames;
 pub mod handler;
 pub mod policy;
 pub mod rls;

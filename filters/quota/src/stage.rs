@@ -95,6 +95,8 @@ impl Stage for Quota {
             response_headers: Vec::new(),
             deferred: None,
             pending_global: None,
+            messages: None,
+            shape: handler::Shape::Request,
         })
     }
 }
@@ -110,6 +112,20 @@ struct Request {
     /// The `ShouldRateLimit` call in flight: its token and the plan it is about. Only the
     /// answer with that token is taken as the service's verdict.
     pending_global: Option<(u32, usize)>,
+    /// A gRPC stream whose request messages are charged as they flow (`message_cost`).
+    messages: Option<Box<Messages>>,
+    /// How a refusal is shaped: from the request's headers while Envoy still has them for us,
+    /// problem+json once they went upstream (a deferred count).
+    shape: handler::Shape,
+}
+
+/// What charging a stream's messages needs: the request as read at its headers, the cost of
+/// one message, the refusal's gRPC flavour and where the framing stands.
+struct Messages {
+    gathered: handler::Gathered,
+    cost: u64,
+    flavor: kit::grpc::Flavor,
+    frames: crate::frames::Frames,
 }
 
 impl Request {
@@ -165,6 +181,7 @@ impl Request {
             &self.counters,
             &gathered,
             cost.as_deref(),
+            self.shape,
         );
         self.apply(host, action)
     }
@@ -192,8 +209,14 @@ impl Request {
             }
             Err(e) => {
                 let config = Rc::clone(&self.config);
-                let action =
-                    handler::on_global_response(host, &config, &self.counters, call.plan, Err(e));
+                let action = handler::on_global_response(
+                    host,
+                    &config,
+                    &self.counters,
+                    call.plan,
+                    Err(e),
+                    self.shape,
+                );
                 self.apply(host, action)
             }
         }
@@ -219,22 +242,64 @@ impl Exchange for Request {
             ) {
                 handler::AtHeaders::Defer(gathered) => {
                     self.deferred = Some(*gathered);
+                    // Counted at the end of the body: the headers will have gone upstream.
+                    self.shape = handler::Shape::Known(None);
                     Flow::Continue
                 }
                 handler::AtHeaders::Decided(action) => self.apply(host, action),
             };
         }
-        let action = handler::on_request_headers(
+        let gathered = handler::gather(host, &config);
+        let cost = handler::published_cost(host, &config);
+        let action = handler::decide(
             host,
             &HostStore(host),
             &self.hash_key,
             &config,
             &self.counters,
+            &gathered,
+            cost.as_deref(),
+            handler::Shape::Request,
         );
+        if !end_of_stream && matches!(action, handler::Action::Continue(_)) {
+            if let Some((cost, flavor)) = handler::message_cost(&config, &gathered) {
+                self.messages = Some(Box::new(Messages {
+                    gathered,
+                    cost,
+                    flavor,
+                    frames: crate::frames::Frames::default(),
+                }));
+            }
+        }
         self.apply(host, action)
     }
 
-    fn on_request_body(&mut self, host: &dyn Host, _size: usize, end_of_stream: bool) -> Flow {
+    fn on_request_body(&mut self, host: &dyn Host, size: usize, end_of_stream: bool) -> Flow {
+        if let Some(m) = &mut self.messages {
+            // Each chunk is let through as it comes: this is the chunk, not the whole body. (In
+            // the suite, a later stage buffering the same body would hand it over again from
+            // its start, see kit::stage::Chain; only transform buffers, and never a gRPC body.)
+            let chunk = host.body(Side::Request, 0, size).unwrap_or_default();
+            let started = m.frames.feed(&chunk);
+            if started > 0 {
+                let config = Rc::clone(&self.config);
+                let admitted = handler::charge_messages(
+                    host,
+                    &HostStore(host),
+                    &self.hash_key,
+                    &config,
+                    &self.counters,
+                    &m.gathered,
+                    m.cost.saturating_mul(started),
+                    m.flavor,
+                );
+                if !admitted {
+                    self.messages = None;
+                    return Flow::Done;
+                }
+            }
+            return Flow::Continue;
+        }
         if self.deferred.is_none() {
             return Flow::Continue;
         }
@@ -275,7 +340,8 @@ impl Exchange for Request {
             Err(format!("gRPC status {status}"))
         };
         let config = Rc::clone(&self.config);
-        let action = handler::on_global_response(host, &config, &self.counters, plan, answer);
+        let action =
+            handler::on_global_response(host, &config, &self.counters, plan, answer, self.shape);
         self.apply(host, action)
     }
 

@@ -244,7 +244,7 @@ pub fn on_request_headers(
         Ok((grant, forwarded)) => {
             if let Err((reason, denial)) = apply(host, config, &head, &grant, &forwarded) {
                 counters.inc(host, counter_index(reason));
-                host.send_reply(&denial.render(Format::Problem));
+                kit::denial::send(host, crate::stage::SPEC.name, &denial, Format::Problem);
                 return Action::Stop;
             }
             let idx = if matches!(grant, Grant::Consumer(_)) {
@@ -257,7 +257,7 @@ pub fn on_request_headers(
         }
         Err((reason, denial)) => {
             counters.inc(host, counter_index(reason));
-            host.send_reply(&denial.render(Format::Problem));
+            kit::denial::send(host, crate::stage::SPEC.name, &denial, Format::Problem);
             Action::Stop
         }
     }

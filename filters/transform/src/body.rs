@@ -54,8 +54,12 @@ pub enum BodyError {
     Failed(String),
 }
 
-/// Whether a `content-type` value is JSON: `application/json` or any `<type>/<sub>+json`.
+/// Whether a `content-type` value is JSON: `application/json` or any `<type>/<sub>+json`,
+/// but no gRPC type: `application/grpc+json` frames JSON messages in gRPC's length prefixes.
 pub fn is_json(content_type: &[u8]) -> bool {
+    if kit::grpc::reply_flavor(Some(content_type)).is_some() {
+        return false;
+    }
     let Ok(ct) = core::str::from_utf8(content_type) else {
         return false;
     };

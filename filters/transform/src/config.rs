@@ -346,6 +346,9 @@ impl Config {
         for (i, r) in raw.rules.iter().enumerate() {
             let f = root.key("rules").index(i);
             let matcher = RouteMatcher::compile(&r.matcher, &f.key("match"))?;
+            if matcher.has_grpc() {
+                refuse_body_ops_on_grpc(r, &f)?;
+            }
             let mut vars = Vec::new();
             let rule = compile_rule(r, i, &f, &mut vars)?;
             for v in &vars {
@@ -372,6 +375,29 @@ impl Config {
             fetch,
         })
     }
+}
+
+/// A rule with a `grpc` condition may edit headers (gRPC metadata), path and method, but no
+/// body: a gRPC body is length-prefixed protobuf frames, not JSON, and REST→GraphQL needs a
+/// JSON answer. (A rule without one keeps its body operations: they apply to JSON bodies only,
+/// and no gRPC content type, `application/grpc+json` included, counts as JSON.)
+fn refuse_body_ops_on_grpc(r: &RawRule, f: &Field) -> Result<(), ConfigError> {
+    const WHY: &str = "body operations read JSON and this rule matches gRPC calls \
+                       (match.grpc), whose bodies are protobuf frames";
+    if !r.request.body.is_empty() {
+        return Err(f.key("request").key("body").error(WHY));
+    }
+    for (j, resp) in r.response.iter().enumerate() {
+        if !resp.body.is_empty() {
+            return Err(f.key("response").index(j).key("body").error(WHY));
+        }
+    }
+    if r.graphql.is_some() {
+        return Err(f
+            .key("graphql")
+            .error("REST→GraphQL cannot serve a gRPC call (match.grpc)"));
+    }
+    Ok(())
 }
 
 /// Compiles templates of one rule, collecting the variables they use.

@@ -160,7 +160,15 @@ impl Exchange {
 
     fn deny(&self, io: &dyn Io, d: &Denial) -> Action {
         io.count(Counter::Denied);
-        io.send_reply(&d.render(Format::Problem));
+        // The content-type as read with the rest of the head when a rule matched (no refusal
+        // comes before that): the request headers may be Envoy's no more (a body refusal), and
+        // reading them then would trap.
+        let format = Format::for_content_type(
+            self.req.head.get("content-type"),
+            Format::Problem,
+            crate::stage::SPEC.name,
+        );
+        io.send_reply(&d.render(format));
         Action::Pause
     }
 

@@ -401,6 +401,9 @@ fn json_media_types() {
         ("text/plain", false),
         ("", false),
         ("+json", false),
+        ("application/grpc+json", false),
+        ("application/grpc-web+json", false),
+        ("application/grpc", false),
     ] {
         assert_eq!(is_json(ct.as_bytes()), want, "{ct}");
     }

@@ -267,6 +267,17 @@ impl Listener {
         self
     }
 
+    /// A route named `name` for paths starting with `prefix` to another cluster than the
+    /// listener's (a gRPC service beside the echo upstream), after those added before.
+    pub fn route_to(mut self, name: &str, prefix: &str, cluster: &str) -> Self {
+        self.routes.push((
+            Some(name.to_owned()),
+            format!("{{prefix: {}}}", yaml_string(prefix)),
+            Some(format!("route: {{cluster: {cluster}}}")),
+        ));
+        self
+    }
+
     /// A route named `name` for the path `path` exactly, after those added before.
     pub fn route_path(mut self, name: &str, path: &str) -> Self {
         self.routes.push((

@@ -21,6 +21,7 @@ mod client;
 pub mod demo_keys;
 pub mod echo;
 mod envoy;
+pub mod grpc;
 pub mod knobs;
 pub mod manifests;
 mod paths;

@@ -69,6 +69,7 @@ const PRODUCED: &[(&str, &str, &str)] = &[
         "demo",
         "--bin demo-upstream",
     ),
+    ("target/release/demo-grpc", "demo", "--bin demo-grpc"),
 ];
 
 fn read(path: &Path) -> String {
@@ -530,6 +531,12 @@ fn ports_match(gateway_config: Option<&str>) {
         Some(&upstream),
         "gateway.yaml's demo_upstream must point at the upstream service's --port"
     );
+    let grpc_service = arg_after("grpc", "--port");
+    assert_eq!(
+        envoy_ports.get("cluster demo_grpc"),
+        Some(&grpc_service),
+        "gateway.yaml's demo_grpc must point at the grpc service's --port"
+    );
     let redis = arg_after("redis", "--port");
     assert_eq!(
         env("ratelimit", "REDIS_URL"),
@@ -558,6 +565,7 @@ fn ports_match(gateway_config: Option<&str>) {
         }
     }
     bind(upstream, "upstream".into());
+    bind(grpc_service, "grpc".into());
     bind(redis, "redis".into());
     for key in ["PORT", "GRPC_PORT", "DEBUG_PORT"] {
         bind(

@@ -175,6 +175,8 @@ fn func_e_installs_the_pinned_envoy_from_a_local_index_and_runs_the_demo_tour() 
         .env("GW", format!("http://127.0.0.1:{gateway_port}"))
         .env("ADMIN", format!("http://127.0.0.1:{admin}"))
         .env("APIM", apim_bin())
+        // The tour's gRPC client; the gateway's gRPC cluster points at this process's server.
+        .env("GRPC_CLIENT", env!("CARGO_BIN_EXE_demo-grpc"))
         .output()
         .unwrap();
     let tour_out = String::from_utf8_lossy(&tour.stdout);
