@@ -536,69 +536,100 @@ fn grpc_rules_skip_a_clean_call_only_and_restrict_every_spelling() {
     );
     let c = Config::parse(json.as_bytes()).unwrap();
     const G: &str = "application/grpc";
-    let cases: &[(&str, &str, Option<&str>, &str)] = &[
-        ("/grpc.health.v1.Health/Check", G, None, "pass"),
-        (
-            "/grpc.health.v1.Health/Watch",
-            "application/grpc+proto",
-            None,
-            "pass",
-        ),
+    /// A call, and the verdict.
+    struct Case<'a> {
+        path: &'a str,
+        /// content-type
+        ct: &'a str,
+        /// the `x-api-key` sent
+        key: Option<&'a str>,
+        /// the verdict in words
+        want: &'a str,
+    }
+    let cases = vec![
+        Case {
+            path: "/grpc.health.v1.Health/Check",
+            ct: G,
+            key: None,
+            want: "pass",
+        },
+        Case {
+            path: "/grpc.health.v1.Health/Watch",
+            ct: "application/grpc+proto",
+            key: None,
+            want: "pass",
+        },
         // Not a clean call: the skip does not hold, a key is needed.
-        (
-            "/grpc.health.v1.Health/Check",
-            "application/json",
-            None,
-            "deny missing 401",
-        ),
-        (
-            "/grpc.health.v1.Health/Check?x=1",
-            G,
-            None,
-            "deny missing 401",
-        ),
-        (
-            "/grpc.health.v1.%48ealth/Check",
-            G,
-            None,
-            "deny missing 401",
-        ),
-        (
-            "/grpc.health.v1.Health/Check",
-            "application/grpc, application/json",
-            None,
-            "deny missing 401",
-        ),
+        Case {
+            path: "/grpc.health.v1.Health/Check",
+            ct: "application/json",
+            key: None,
+            want: "deny missing 401",
+        },
+        Case {
+            path: "/grpc.health.v1.Health/Check?x=1",
+            ct: G,
+            key: None,
+            want: "deny missing 401",
+        },
+        Case {
+            path: "/grpc.health.v1.%48ealth/Check",
+            ct: G,
+            key: None,
+            want: "deny missing 401",
+        },
+        Case {
+            path: "/grpc.health.v1.Health/Check",
+            ct: "application/grpc, application/json",
+            key: None,
+            want: "deny missing 401",
+        },
         // The restricting rule holds for every spelling of the admin service's paths.
-        ("/admin.v1.Admin/Wipe", G, Some("dave-key"), "allow dave"),
-        (
-            "/admin.v1.Admin/Wipe",
-            G,
-            Some("alice-key"),
-            "deny forbidden 403",
-        ),
-        (
-            "/admin.v1.Admin/Wipe",
-            "text/plain",
-            Some("alice-key"),
-            "deny forbidden 403",
-        ),
-        (
-            "/admin.v1.Admin/Wipe?x",
-            G,
-            Some("alice-key"),
-            "deny forbidden 403",
-        ),
-        (
-            "/admin.v1.%41dmin/Wipe",
-            G,
-            Some("alice-key"),
-            "deny forbidden 403",
-        ),
-        ("/pets.v1.Pets/Get", G, Some("alice-key"), "allow alice"),
+        Case {
+            path: "/admin.v1.Admin/Wipe",
+            ct: G,
+            key: Some("dave-key"),
+            want: "allow dave",
+        },
+        Case {
+            path: "/admin.v1.Admin/Wipe",
+            ct: G,
+            key: Some("alice-key"),
+            want: "deny forbidden 403",
+        },
+        Case {
+            path: "/admin.v1.Admin/Wipe",
+            ct: "text/plain",
+            key: Some("alice-key"),
+            want: "deny forbidden 403",
+        },
+        Case {
+            path: "/admin.v1.Admin/Wipe?x",
+            ct: G,
+            key: Some("alice-key"),
+            want: "deny forbidden 403",
+        },
+        Case {
+            path: "/admin.v1.%41dmin/Wipe",
+            ct: G,
+            key: Some("alice-key"),
+            want: "deny forbidden 403",
+        },
+        Case {
+            path: "/pets.v1.Pets/Get",
+            ct: G,
+            key: Some("alice-key"),
+            want: "allow alice",
+        },
     ];
-    for (path, ct, key, want) in cases {
-        let mut headers = vec![(":method", "POST"), (":path", *path), ("content-type", *ct)];
+    for Case {
+        path,
+        ct,
+        key,
+        want,
+    } in cases
+    {
+        let mut headers = vec![(":method", "POST"), (":path", path), ("content-type", ct)];
         if let Some(k) = key {
             headers.push(("x-api-key", k));
         }
@@ -608,6 +639,6 @@ fn grpc_rules_skip_a_clean_call_only_and_restrict_every_spelling() {
             Decision::Allow { consumer, .. } => format!("allow {}", consumer.id),
             Decision::Deny(reason, denial) => format!("deny {} {}", reason.name(), denial.status),
         };
-        assert_eq!(got, *want, "{path} {ct} {key:?}");
+        assert_eq!(got, want, "{path} {ct} {key:?}");
     }
 }

@@ -286,30 +286,60 @@ mod tests {
         .with_extension("retry_after", json!(7))
         .with_header("ratelimit", "\"minute\";r=0;t=7")
         .with_header("retry-after", "7");
-        let cases: [(Denial, Flavor, &str, &str, bool); 4] = [
-            (sample(), Flavor::Grpc, "application/grpc", "16", false),
-            (
-                Denial::new(
+        /// A denial, and the gRPC reply it makes.
+        struct Case<'a> {
+            denial: Denial,
+            flavor: Flavor,
+            /// the reply's content-type
+            ct: &'a str,
+            /// grpc-status
+            status: &'a str,
+            /// the details carry RetryInfo
+            retry: bool,
+        }
+        let cases = vec![
+            Case {
+                denial: sample(),
+                flavor: Flavor::Grpc,
+                ct: "application/grpc",
+                status: "16",
+                retry: false,
+            },
+            Case {
+                denial: Denial::new(
                     403,
                     "insufficient_scope",
                     "Insufficient scope",
                     "Needs 100% more.",
                 ),
-                Flavor::Grpc,
-                "application/grpc",
-                "7",
-                false,
-            ),
-            (quota, Flavor::Grpc, "application/grpc", "8", true),
-            (
-                Denial::new(400, "bad", "Bad", "x"),
-                Flavor::Web,
-                "application/grpc-web+proto",
-                "3",
-                false,
-            ),
+                flavor: Flavor::Grpc,
+                ct: "application/grpc",
+                status: "7",
+                retry: false,
+            },
+            Case {
+                denial: quota,
+                flavor: Flavor::Grpc,
+                ct: "application/grpc",
+                status: "8",
+                retry: true,
+            },
+            Case {
+                denial: Denial::new(400, "bad", "Bad", "x"),
+                flavor: Flavor::Web,
+                ct: "application/grpc-web+proto",
+                status: "3",
+                retry: false,
+            },
         ];
-        for (denial, flavor, ct, status, retry) in cases {
+        for Case {
+            denial,
+            flavor,
+            ct,
+            status,
+            retry,
+        } in cases
+        {
             let r = denial.render(Format::Grpc {
                 flavor,
                 domain: "quota",
