@@ -17,6 +17,7 @@ use kit::host::{Host, LogLevel, SetResult, Side};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::c_void;
+use std::rc::Rc;
 
 /// Filter state is published under the key the Wasm form uses (proxy-wasm's `set_property`
 /// stores `wasm.<key>`), so a Lua filter or an access log reads it the same in every form.
@@ -42,14 +43,29 @@ thread_local! {
     static DEFINED: RefCell<Option<HashMap<String, usize>>> = const { RefCell::new(None) };
     /// The body hook running, if any: its received chunk is part of the body.
     static IN_BODY: Cell<Option<Side>> = const { Cell::new(None) };
+    /// The shared-data namespace of the filter being served (its `filter_name`).
+    static NAMESPACE: RefCell<Rc<str>> = RefCell::new(Rc::from(""));
 }
 
-/// Makes `filter` the current stream for the duration of `f` (nested hooks restore the outer).
-pub fn enter<T>(filter: *mut c_void, f: impl FnOnce() -> T) -> T {
+/// Makes `filter` the current stream, and `namespace` the shared data it sees, for the duration
+/// of `f` (nested hooks restore the outer).
+pub fn enter<T>(filter: *mut c_void, namespace: &Rc<str>, f: impl FnOnce() -> T) -> T {
     let outer = CURRENT.with(|c| c.replace(filter));
+    let outer_ns = NAMESPACE.with(|n| n.replace(Rc::clone(namespace)));
     let out = f();
     CURRENT.with(|c| c.set(outer));
+    NAMESPACE.with(|n| *n.borrow_mut() = outer_ns);
     out
+}
+
+/// The shared-data key of `key` in the current namespace: filters with the same `filter_name`
+/// share their shared data, as Wasm filters with the same VM id do (a quota config on another
+/// listener with its own name counts apart).
+fn namespaced(key: &str) -> String {
+    NAMESPACE.with(|n| {
+        let n = n.borrow();
+        format!("{}:{}{key}", n.len(), n)
+    })
 }
 
 /// Marks the body hook of `side` as running for the duration of `f`.
@@ -300,6 +316,13 @@ fn set(side: Side, name: &str, value: Option<&[u8]>) {
     if filter.is_null() {
         return;
     }
+    if value.is_some_and(<[u8]>::is_empty) {
+        // Envoy's `set_header` reads an empty value as "remove": an empty header is the header
+        // removed, then added empty.
+        set(side, name, None);
+        add(filter, side, name, b"");
+        return;
+    }
     let value = value.map_or(ModuleBuffer::NULL, ModuleBuffer::of);
     // SAFETY: `filter` is the current hook's live `filter_envoy`; both buffers live for the
     // call (a null value removes the header).
@@ -327,6 +350,22 @@ fn drain(filter: *mut c_void, body_type: u32) {
     if n > 0 {
         // SAFETY: as above; `n` is the buffer's current size.
         let _ = unsafe { abi::envoy_dynamic_module_callback_http_drain_body(filter, body_type, n) };
+    }
+}
+
+fn add(filter: *mut c_void, side: Side, name: &str, value: &[u8]) {
+    // SAFETY: `filter` is the current hook's live `filter_envoy`; both buffers live for the
+    // call.
+    let ok = unsafe {
+        abi::envoy_dynamic_module_callback_http_add_header(
+            filter,
+            header_type(side),
+            ModuleBuffer::of(name.as_bytes()),
+            ModuleBuffer::of(value),
+        )
+    };
+    if !ok {
+        log_line(LogLevel::Warn, &format!("adding header {name} failed"));
     }
 }
 
@@ -535,21 +574,8 @@ impl Host for NativeHost {
 
     fn add_header(&self, side: Side, name: &str, value: &[u8]) {
         let filter = current();
-        if filter.is_null() {
-            return;
-        }
-        // SAFETY: `filter` is the current hook's live `filter_envoy`; both buffers live for
-        // the call.
-        let ok = unsafe {
-            abi::envoy_dynamic_module_callback_http_add_header(
-                filter,
-                header_type(side),
-                ModuleBuffer::of(name.as_bytes()),
-                ModuleBuffer::of(value),
-            )
-        };
-        if !ok {
-            log_line(LogLevel::Warn, &format!("adding header {name} failed"));
+        if !filter.is_null() {
+            add(filter, side, name, value);
         }
     }
 
@@ -620,11 +646,11 @@ impl Host for NativeHost {
     }
 
     fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        shared::store().get(key)
+        shared::store().get(&namespaced(key))
     }
 
     fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> SetResult {
-        shared::store().set(key, value, cas)
+        shared::store().set(&namespaced(key), value, cas)
     }
 
     fn reset_request(&self) {

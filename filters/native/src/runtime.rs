@@ -48,6 +48,8 @@ pub trait Module: 'static {
 /// A config Envoy accepted (what `config_new` returns): plain data, shared by every worker.
 struct Config {
     id: u64,
+    /// The filter's `filter_name`: the namespace of its shared data (see `host::enter`).
+    namespace: String,
     name: &'static str,
     specs: &'static [StageSpec],
     bytes: Vec<u8>,
@@ -75,6 +77,7 @@ thread_local! {
 /// borrowed for the length of one hook, and a hook that finds it borrowed (Envoy calling back
 /// into this filter from inside one of its own hooks) leaves it alone.
 struct Filter {
+    namespace: Rc<str>,
     stream: RefCell<Stream>,
 }
 
@@ -111,12 +114,13 @@ pub fn program_init() -> *const c_char {
 /// line the Wasm form logs).
 pub fn config_new<M: Module>(
     config_envoy: *mut c_void,
-    _name: EnvoyBuffer,
+    name: EnvoyBuffer,
     config: EnvoyBuffer,
 ) -> *const c_void {
     let made = catch_unwind(AssertUnwindSafe(|| {
         let bytes = host::copy(config);
-        match load(M::NAME, M::SPECS, config_envoy, bytes) {
+        let namespace = String::from_utf8_lossy(&host::copy(name)).into_owned();
+        match load(M::NAME, M::SPECS, config_envoy, namespace, bytes) {
             Ok(config) => Box::into_raw(Box::new(config))
                 .cast_const()
                 .cast::<c_void>(),
@@ -142,6 +146,7 @@ fn load(
     name: &'static str,
     specs: &'static [StageSpec],
     config_envoy: *mut c_void,
+    namespace: String,
     bytes: Vec<u8>,
 ) -> Result<Config, ConfigError> {
     let mut stages = stage::parse_config(specs, &bytes)?;
@@ -166,9 +171,13 @@ fn load(
     let failed = host::define_counter(config_envoy, &format!("apim.{section}.failed_closed"));
     // Activated once here, before any worker: what the stages keep in shared data (quota's
     // slots) exists before the first request, whichever worker serves it.
-    activate(specs, &counters, &mut stages);
+    let ns: Rc<str> = Rc::from(namespace.as_str());
+    host::enter(std::ptr::null_mut(), &ns, || {
+        activate(specs, &counters, &mut stages);
+    });
     Ok(Config {
         id: NEXT_CONFIG_ID.fetch_add(1, Ordering::Relaxed),
+        namespace,
         name,
         specs,
         bytes,
@@ -247,7 +256,8 @@ pub fn filter_new(config: *const c_void, filter_envoy: *mut c_void) -> *const c_
         // SAFETY: `config` is the live `Box<Config>` from `config_new` (Envoy keeps it until
         // every stream made from it is destroyed); only shared references are taken.
         let config = unsafe { &*config.cast::<Config>() };
-        host::enter(filter_envoy, || {
+        let namespace: Rc<str> = Rc::from(config.namespace.as_str());
+        host::enter(filter_envoy, &namespace, || {
             let worker = worker_for(config);
             let shared = worker.as_ref().is_some_and(|w| w.borrow().stages.len() > 1);
             let host = RequestHost::new(&HOST, shared);
@@ -261,6 +271,7 @@ pub fn filter_new(config: *const c_void, filter_envoy: *mut c_void) -> *const c_
                 )
             });
             let filter = Filter {
+                namespace: Rc::clone(&namespace),
                 stream: RefCell::new(Stream {
                     chain,
                     host,
@@ -330,10 +341,12 @@ fn run(
     if filter.is_null() {
         return abi::CONTINUE;
     }
-    host::enter(filter_envoy, || {
+    // SAFETY: `filter` is the live `Box<Filter>` from `filter_new` (Envoy destroys it only
+    // after its last hook returned); only shared references are taken.
+    let namespace = Rc::clone(&unsafe { &*filter.cast::<Filter>() }.namespace);
+    host::enter(filter_envoy, &namespace, || {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: `filter` is the live `Box<Filter>` from `filter_new` (Envoy destroys it
-            // only after its last hook); only shared references are taken.
+            // SAFETY: as above.
             let filter = unsafe { &*filter.cast::<Filter>() };
             let Ok(mut stream) = filter.stream.try_borrow_mut() else {
                 return None;

@@ -17,7 +17,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster};
-use apim_integration::chain::{for_each_form, Chain, Filter, Form, PerForm};
+use apim_integration::chain::{for_each_form, for_forms, Chain, Filter, Form, PerForm, WASM_FORMS};
 use apim_integration::{Envoy, Request, Response};
 use serde_json::{json, Value};
 
@@ -35,12 +35,29 @@ fn config(form: Form, config: &str) -> String {
     bootstrap(&[main], &[upstream_cluster("upstream")])
 }
 
-/// The Envoy every test shares, one per form, configured with [`FILTER_CONFIG`].
+/// The Envoy every test shares, one per form, configured with [`FILTER_CONFIG`] — in the
+/// native forms without its REST→GraphQL rule (an HTTP callout, which the native form refuses
+/// at load; that rule's test runs in the Wasm forms only).
 fn shared(form: Form) -> &'static Envoy {
     static SHARED: PerForm = PerForm::new();
     SHARED.get(form, |form| {
-        Envoy::start(&config(form, FILTER_CONFIG)).unwrap()
+        let filter_config = if form.is_native() {
+            without_graphql_rules(FILTER_CONFIG)
+        } else {
+            FILTER_CONFIG.to_owned()
+        };
+        Envoy::start(&config(form, &filter_config)).unwrap()
     })
+}
+
+/// `config` with every rule that calls a GraphQL server left out.
+fn without_graphql_rules(config: &str) -> String {
+    let mut config: Value = serde_json::from_str(config).unwrap();
+    config["rules"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|rule| rule.get("graphql").is_none());
+    config.to_string()
 }
 
 fn send(form: Form, r: Request) -> Response {
@@ -109,7 +126,12 @@ fn replace_of_a_missing_header_does_nothing_and_add_adds() {
         let echo = send(form, Request::get("/h/y")).json();
         assert_eq!(seen(&echo, "x-rep"), Vec::<String>::new());
         assert_eq!(seen(&echo, "x-exists"), vec!["not-used"]);
-        assert_eq!(seen(&echo, "x-add"), vec![""]);
+        // Added empty (its template's header is absent). Envoy 1.40's dynamic-module header
+        // callbacks drop an empty value, so the native forms cannot send an empty header: the
+        // one known difference between the forms (a header the upstream gets empty or not at
+        // all; README, "Which form?").
+        let want: &[&str] = if form.is_native() { &[] } else { &[""] };
+        assert_eq!(seen(&echo, "x-add"), want);
         assert_eq!(echo["path"], "/h/y?page=1&via=GET");
     });
 }
@@ -281,7 +303,9 @@ fn response_rules_are_conditioned_on_status() {
 
 #[test]
 fn rest_to_graphql_calls_the_graphql_endpoint_and_unwraps() {
-    for_each_form(|form| {
+    // REST→GraphQL is an HTTP callout: the native form refuses it at load (see
+    // `rest_to_graphql_is_refused_in_the_native_forms_by_field`), so it runs in the Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         let r = send(
             form,
             Request::get("/gql/pets/5").header("authorization", "Bearer t0k"),
@@ -334,5 +358,20 @@ fn bad_config_is_refused_with_the_field_named() {
             )),
             "{log}"
         );
+    });
+}
+
+#[test]
+fn rest_to_graphql_is_refused_in_the_native_forms_by_field() {
+    for_forms(&[Form::Native, Form::NativeSuite], |form| {
+        let log = Envoy::start_expect_failure(&config(form, FILTER_CONFIG)).unwrap();
+        assert!(
+            log.contains(&format!(
+                "{}rules[6].graphql: REST→GraphQL (an HTTP call to the GraphQL server) is not supported in the native form yet",
+                form.refusal_prefix(Filter::Transform)
+            )),
+            "{log}"
+        );
+        assert!(log.contains(&form.load_failure(Filter::Transform)), "{log}");
     });
 }
