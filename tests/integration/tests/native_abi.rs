@@ -7,6 +7,13 @@
 //! so an Envoy upgrade that adds a hook fails here, not at a user's start-up. `nm` (binutils)
 //! lists the symbols.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use apim_integration::bootstrap::{bootstrap, upstream_cluster};
 use apim_integration::chain::{main_listener, Chain, Filter, Form};
 use apim_integration::{envoy_bin, native_modules_dir, Envoy};
@@ -58,7 +65,9 @@ fn dynamic_symbols(path: &Path, defined: bool) -> BTreeSet<String> {
         .arg(flag)
         .arg(path)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run nm (binutils): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run nm: install binutils (the C linker Rust needs comes with it): {e}")
+        });
     assert!(out.status.success(), "nm -D {}: {:?}", path.display(), out);
     String::from_utf8_lossy(&out.stdout)
         .lines()

@@ -6,9 +6,8 @@
 //! Every test runs in each Wasm form (`WASM_FORMS`: the native form refuses a remote JWKS and
 //! the `metadata` mode at load, which a test here checks by field); the tests on an inline JWKS
 //! run in every form (`for_each_form`), as does `adversarial_scope_authz.rs`. One Envoy per
-//! config and form,
-//! shared via `PerForm`. Waits only bound hangs: a test polls for the
-//! state it needs (keys loaded, key rotated) and fails after a deadline.
+//! config and form, shared via `PerForm`. Waits only bound hangs: a test polls for the state it
+//! needs (keys loaded, key rotated) and fails after a deadline.
 
 #![allow(
     clippy::unwrap_used,
