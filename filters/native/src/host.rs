@@ -584,20 +584,37 @@ impl Host for NativeHost {
     }
 
     fn replace_headers(&self, side: Side, headers: &[(String, Vec<u8>)]) {
-        // Names no longer there are removed; each remaining name is set to its first value and
-        // given the others (the map's order within a name is kept).
-        for (name, _) in self.headers(side) {
-            if !headers.iter().any(|(k, _)| *k == name) {
-                set(side, &name, None);
+        // Only what differs crosses to Envoy (each callback costs; a map replaced whole would
+        // be one per header): names no longer there are removed, a name whose values changed
+        // is set to its first value and given the others, in order.
+        let old = self.headers(side);
+        for (name, _) in &old {
+            if !headers.iter().any(|(k, _)| k == name) {
+                set(side, name, None);
             }
         }
         let mut done: Vec<&str> = Vec::new();
-        for (name, value) in headers {
+        for (name, _) in headers {
             if done.contains(&name.as_str()) {
-                self.add_header(side, name, value);
-            } else {
-                set(side, name, Some(value));
-                done.push(name);
+                continue;
+            }
+            done.push(name);
+            let values = |map: &[(String, Vec<u8>)]| -> Vec<Vec<u8>> {
+                map.iter()
+                    .filter(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            };
+            let new = values(headers);
+            if new == values(&old) {
+                continue;
+            }
+            let mut rest = new.iter();
+            if let Some(first) = rest.next() {
+                set(side, name, Some(first));
+            }
+            for v in rest {
+                self.add_header(side, name, v);
             }
         }
     }
