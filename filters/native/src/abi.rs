@@ -99,6 +99,10 @@ pub const ATTR_RESPONSE_CODE_DETAILS: u32 = 16;
 pub const ATTR_SOURCE_ADDRESS: u32 = 24;
 pub const ATTR_XDS_ROUTE_NAME: u32 = 61;
 
+/// `envoy_dynamic_module_type_http_callout_init_result_Success` and
+/// `envoy_dynamic_module_type_http_callout_result_Success`.
+pub const CALLOUT_SUCCESS: u32 = 0;
+
 /// `envoy_dynamic_module_type_metrics_result_Success`.
 pub const METRICS_SUCCESS: u32 = 0;
 
@@ -221,6 +225,15 @@ extern "C" {
     ) -> u32;
 
     pub fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: *mut c_void);
+    pub fn envoy_dynamic_module_callback_http_filter_http_callout(
+        filter: *mut c_void,
+        callout_id: *mut u64,
+        cluster: ModuleBuffer,
+        headers: *const ModuleHeader,
+        headers_len: usize,
+        body: ModuleBuffer,
+        timeout_ms: u64,
+    ) -> u32;
     pub fn envoy_dynamic_module_callback_http_filter_reset_stream(
         filter: *mut c_void,
         reason: u32,
@@ -252,5 +265,6 @@ pub const CALLBACKS: &[&str] = &[
     "envoy_dynamic_module_callback_http_filter_config_define_counter",
     "envoy_dynamic_module_callback_http_filter_increment_counter",
     "envoy_dynamic_module_callback_http_filter_continue_decoding",
+    "envoy_dynamic_module_callback_http_filter_http_callout",
     "envoy_dynamic_module_callback_http_filter_reset_stream",
 ];

@@ -32,6 +32,15 @@ const MAX_HEADER_COPIES: usize = 256;
 pub struct Deferred {
     pub reply: Option<Reply>,
     pub reset: bool,
+    /// Resume the request Envoy holds for us (after a callout's answer released it).
+    pub resume: bool,
+}
+
+/// The answer of an HTTP callout, while its hook runs.
+#[derive(Debug, Default)]
+pub struct CalloutAnswer {
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
 }
 
 thread_local! {
@@ -45,6 +54,62 @@ thread_local! {
     static IN_BODY: Cell<Option<Side>> = const { Cell::new(None) };
     /// The shared-data namespace of the filter being served (its `filter_name`).
     static NAMESPACE: RefCell<Rc<str>> = RefCell::new(Rc::from(""));
+    /// The callout answer being delivered, if any.
+    static ANSWER: RefCell<Option<CalloutAnswer>> = const { RefCell::new(None) };
+}
+
+/// Copies a callout's answer out of the buffers Envoy lent for the hook.
+pub(crate) fn callout_answer(
+    headers: *const EnvoyHeader,
+    headers_len: usize,
+    body: *const EnvoyBuffer,
+    body_len: usize,
+) -> CalloutAnswer {
+    let mut answer = CalloutAnswer::default();
+    if !headers.is_null() {
+        // SAFETY: Envoy passes `headers_len` headers at `headers`, valid during the hook.
+        let raw = unsafe { std::slice::from_raw_parts(headers, headers_len) };
+        answer.headers = raw
+            .iter()
+            .map(|h| {
+                let key = copy(EnvoyBuffer {
+                    ptr: h.key_ptr,
+                    length: h.key_length,
+                });
+                let value = copy(EnvoyBuffer {
+                    ptr: h.value_ptr,
+                    length: h.value_length,
+                });
+                (String::from_utf8_lossy(&key).into_owned(), value)
+            })
+            .collect();
+    }
+    if !body.is_null() {
+        // SAFETY: Envoy passes `body_len` chunks at `body`, valid during the hook.
+        let chunks = unsafe { std::slice::from_raw_parts(body, body_len) };
+        for c in chunks {
+            answer.body.extend_from_slice(&copy(*c));
+        }
+    }
+    answer
+}
+
+/// Makes `answer` the callout answer the stages read for the duration of `f`.
+pub fn with_answer<T>(answer: CalloutAnswer, f: impl FnOnce() -> T) -> T {
+    ANSWER.with(|a| *a.borrow_mut() = Some(answer));
+    let out = f();
+    ANSWER.with(|a| *a.borrow_mut() = None);
+    out
+}
+
+/// Resumes the current stream's request (called by the hook, outside the stages).
+pub fn continue_decoding() {
+    let filter = current();
+    if filter.is_null() {
+        return;
+    }
+    // SAFETY: `filter` is the current hook's live `filter_envoy`.
+    unsafe { abi::envoy_dynamic_module_callback_http_filter_continue_decoding(filter) }
 }
 
 /// Makes `filter` the current stream, and `namespace` the shared data it sees, for the duration
@@ -672,5 +737,73 @@ impl Host for NativeHost {
 
     fn reset_request(&self) {
         DEFERRED.with(|d| d.borrow_mut().reset = true);
+    }
+
+    fn resume_request(&self) -> bool {
+        DEFERRED.with(|d| d.borrow_mut().resume = true);
+        true
+    }
+
+    fn http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: std::time::Duration,
+    ) -> Result<u32, String> {
+        let filter = current();
+        if filter.is_null() {
+            return Err("no stream to call from".to_string());
+        }
+        let raw: Vec<ModuleHeader> = headers
+            .iter()
+            .map(|(k, v)| ModuleHeader {
+                key_ptr: k.as_ptr(),
+                key_length: k.len(),
+                value_ptr: v.as_ptr(),
+                value_length: v.len(),
+            })
+            .collect();
+        let mut id = 0u64;
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        // SAFETY: `filter` is the current hook's live `filter_envoy`; the cluster, headers and
+        // body point into live values for the call (Envoy copies them); `id` is a valid place.
+        let result = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_http_callout(
+                filter,
+                &mut id,
+                ModuleBuffer::of(cluster.as_bytes()),
+                raw.as_ptr(),
+                raw.len(),
+                ModuleBuffer::of(body.unwrap_or_default()),
+                timeout_ms,
+            )
+        };
+        if result != abi::CALLOUT_SUCCESS {
+            return Err(format!("Envoy refused the callout (result {result})"));
+        }
+        u32::try_from(id).map_err(|_| format!("callout id {id} out of range"))
+    }
+
+    fn http_call_response_header(&self, name: &str) -> Option<String> {
+        ANSWER.with(|a| {
+            let a = a.borrow();
+            let values: Vec<String> = a
+                .as_ref()?
+                .headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                .collect();
+            (!values.is_empty()).then(|| values.join(","))
+        })
+    }
+
+    fn http_call_response_body(&self, size: usize) -> Option<Vec<u8>> {
+        ANSWER.with(|a| {
+            let a = a.borrow();
+            let body = &a.as_ref()?.body;
+            body.get(..size.min(body.len())).map(<[u8]>::to_vec)
+        })
     }
 }

@@ -26,8 +26,8 @@ pub use runtime::Module;
 
 /// The hooks every module exports: the HTTP filter hooks Envoy 1.40 resolves when it loads the
 /// module for `DynamicModuleFilter` (a missing one fails start-up), and `program_init`. Those
-/// for features the native form refuses (callouts, streams, schedulers, per-route config) are
-/// exported doing nothing. The list is checked against the Envoy binary by the ABI test.
+/// for features the native form does not use yet (config-level callouts, streams, schedulers,
+/// per-route config) are exported doing nothing. The list is checked against the Envoy binary by the ABI test.
 pub const HOOKS: &[&str] = &[
     "envoy_dynamic_module_on_program_init",
     "envoy_dynamic_module_on_http_filter_config_new",
@@ -249,15 +249,16 @@ macro_rules! export_module {
             }
             #[unsafe(no_mangle)]
             pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
-                _fe: *mut c_void,
-                _fm: *const c_void,
-                _id: u64,
-                _result: u32,
-                _headers: *const EnvoyHeader,
-                _headers_len: usize,
-                _body: *const EnvoyBuffer,
-                _body_len: usize,
+                fe: *mut c_void,
+                fm: *const c_void,
+                id: u64,
+                result: u32,
+                headers: *const EnvoyHeader,
+                headers_len: usize,
+                body: *const EnvoyBuffer,
+                body_len: usize,
             ) {
+                rt::http_callout_done(fe, fm, id, result, headers, headers_len, body, body_len)
             }
             #[unsafe(no_mangle)]
             pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(

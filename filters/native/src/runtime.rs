@@ -374,6 +374,8 @@ fn run(
             }
             if deferred.reset {
                 host::reset_stream();
+            } else if deferred.resume && deferred.reply.is_none() {
+                host::continue_decoding();
             }
         }));
         status
@@ -495,6 +497,51 @@ pub fn response_trailers(fe: *mut c_void, fm: *const c_void) -> u32 {
             None => abi::CONTINUE,
         }
     })
+}
+
+/// `envoy_dynamic_module_on_http_filter_http_callout_done`: the answer of a callout a stage
+/// sent (transform's REST→GraphQL call), delivered to the chain as proxy-wasm delivers it.
+#[allow(clippy::too_many_arguments)]
+pub fn http_callout_done(
+    fe: *mut c_void,
+    fm: *const c_void,
+    id: u64,
+    result: u32,
+    headers: *const abi::EnvoyHeader,
+    headers_len: usize,
+    body: *const EnvoyBuffer,
+    body_len: usize,
+) {
+    let answer = catch_unwind(AssertUnwindSafe(|| {
+        if result == abi::CALLOUT_SUCCESS {
+            host::callout_answer(headers, headers_len, body, body_len)
+        } else {
+            // Reset, or over the buffer limit: no answer (no `:status`), which the stage reads
+            // as the call failing.
+            host::CalloutAnswer::default()
+        }
+    }))
+    .unwrap_or_default();
+    let Ok(token) = u32::try_from(id) else {
+        return;
+    };
+    let body_size = answer.body.len();
+    host::with_answer(answer, || {
+        let _ = run(fe, fm, Phase::Request, |s| {
+            s.host.next_event();
+            let Some(chain) = s.chain.as_mut() else {
+                return abi::CONTINUE;
+            };
+            if let Some(Flow::Continue) =
+                chain.on_callout(&s.host, token, kit::stage::Callout::Http { body_size })
+            {
+                let status = s.request_side(Flow::Continue);
+                HOST.resume_request();
+                return status;
+            }
+            abi::CONTINUE
+        });
+    });
 }
 
 pub fn stream_complete(fe: *mut c_void, fm: *const c_void) {

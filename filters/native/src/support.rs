@@ -1,8 +1,8 @@
 //! What the native form cannot run yet, refused at load with the field named.
 //!
-//! The stages need host services the native host does not offer yet for a few features: HTTP
-//! and gRPC callouts (scope-authz's remote JWKS, quota's global tier, transform's REST→GraphQL
-//! call) and nested dynamic metadata (scope-authz's `metadata` mode reads `jwt_authn`'s payload
+//! The stages need host services the native host does not offer yet for a few features: a
+//! timer with callouts outside any request (scope-authz's remote JWKS), gRPC calls (quota's
+//! global tier) and nested dynamic metadata (scope-authz's `metadata` mode reads `jwt_authn`'s payload
 //! struct, which the ABI's metadata callbacks cannot reach). A config that uses one is refused
 //! like any invalid config — never accepted to silently do nothing. Runs after the config has
 //! parsed, so a config with a real error gets that error first.
@@ -58,16 +58,6 @@ fn check_section(section: &str, config: &Value) -> Result<(), ConfigError> {
                 }
             }
         }
-        "transform" => {
-            let rules = config.get("rules").and_then(Value::as_array);
-            for (i, r) in rules.into_iter().flatten().enumerate() {
-                if present(r.get("graphql")) {
-                    return Err(root.key("rules").index(i).key("graphql").error(format!(
-                        "REST→GraphQL (an HTTP call to the GraphQL server) is {NOT_YET}; use the Wasm form for it"
-                    )));
-                }
-            }
-        }
         _ => {}
     }
     Ok(())
@@ -101,10 +91,11 @@ mod tests {
                 r#"{"providers": [{"jwks": {"inline": {}}}, {"jwks": {"remote": {"cluster": "idp"}}}]}"#,
                 Some("providers[1].jwks.remote"),
             ),
+            // REST→GraphQL is an HTTP callout from the request: the native form makes it.
             (
                 "transform",
                 r#"{"rules": [{}, {}, {"graphql": {"cluster": "g"}}]}"#,
-                Some("rules[2].graphql"),
+                None,
             ),
             ("api_key_auth", r#"{"global": 1}"#, None),
         ];

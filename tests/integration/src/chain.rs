@@ -96,9 +96,9 @@ pub enum Form {
 pub const FORMS: [Form; 4] = [Form::Modules, Form::Suite, Form::Native, Form::NativeSuite];
 
 /// The Wasm forms only: for the tests of a feature the native form refuses at load ("not
-/// supported in the native form yet": HTTP/gRPC callouts — scope-authz's remote JWKS, quota's
-/// global tier, transform's REST→GraphQL — and scope-authz's `metadata` mode). A test that runs
-/// only these says so by using this list, with its reason.
+/// supported in the native form yet": scope-authz's remote JWKS — a timer and callouts outside
+/// any request — and its `metadata` mode, quota's global tier — gRPC). A test that runs only
+/// these says so by using this list, with its reason.
 pub const WASM_FORMS: [Form; 2] = [Form::Modules, Form::Suite];
 
 impl Form {

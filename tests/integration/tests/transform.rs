@@ -17,7 +17,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use apim_integration::bootstrap::{bootstrap, listener, upstream_cluster};
-use apim_integration::chain::{for_each_form, for_forms, Chain, Filter, Form, PerForm, WASM_FORMS};
+use apim_integration::chain::{for_each_form, Chain, Filter, Form, PerForm};
 use apim_integration::{Envoy, Request, Response};
 use serde_json::{json, Value};
 
@@ -35,29 +35,12 @@ fn config(form: Form, config: &str) -> String {
     bootstrap(&[main], &[upstream_cluster("upstream")])
 }
 
-/// The Envoy every test shares, one per form, configured with [`FILTER_CONFIG`] — in the
-/// native forms without its REST→GraphQL rule (an HTTP callout, which the native form refuses
-/// at load; that rule's test runs in the Wasm forms only).
+/// The Envoy every test shares, one per form, configured with [`FILTER_CONFIG`].
 fn shared(form: Form) -> &'static Envoy {
     static SHARED: PerForm = PerForm::new();
     SHARED.get(form, |form| {
-        let filter_config = if form.is_native() {
-            without_graphql_rules(FILTER_CONFIG)
-        } else {
-            FILTER_CONFIG.to_owned()
-        };
-        Envoy::start(&config(form, &filter_config)).unwrap()
+        Envoy::start(&config(form, FILTER_CONFIG)).unwrap()
     })
-}
-
-/// `config` with every rule that calls a GraphQL server left out.
-fn without_graphql_rules(config: &str) -> String {
-    let mut config: Value = serde_json::from_str(config).unwrap();
-    config["rules"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|rule| rule.get("graphql").is_none());
-    config.to_string()
 }
 
 fn send(form: Form, r: Request) -> Response {
@@ -303,9 +286,7 @@ fn response_rules_are_conditioned_on_status() {
 
 #[test]
 fn rest_to_graphql_calls_the_graphql_endpoint_and_unwraps() {
-    // REST→GraphQL is an HTTP callout: the native form refuses it at load (see
-    // `rest_to_graphql_is_refused_in_the_native_forms_by_field`), so it runs in the Wasm forms.
-    for_forms(&WASM_FORMS, |form| {
+    for_each_form(|form| {
         let r = send(
             form,
             Request::get("/gql/pets/5").header("authorization", "Bearer t0k"),
@@ -358,20 +339,5 @@ fn bad_config_is_refused_with_the_field_named() {
             )),
             "{log}"
         );
-    });
-}
-
-#[test]
-fn rest_to_graphql_is_refused_in_the_native_forms_by_field() {
-    for_forms(&[Form::Native, Form::NativeSuite], |form| {
-        let log = Envoy::start_expect_failure(&config(form, FILTER_CONFIG)).unwrap();
-        assert!(
-            log.contains(&format!(
-                "{}rules[6].graphql: REST→GraphQL (an HTTP call to the GraphQL server) is not supported in the native form yet",
-                form.refusal_prefix(Filter::Transform)
-            )),
-            "{log}"
-        );
-        assert!(log.contains(&form.load_failure(Filter::Transform)), "{log}");
     });
 }
