@@ -234,6 +234,16 @@ extern "C" {
         body: ModuleBuffer,
         timeout_ms: u64,
     ) -> u32;
+    pub fn envoy_dynamic_module_callback_http_filter_start_http_stream(
+        filter: *mut c_void,
+        stream_id: *mut u64,
+        cluster: ModuleBuffer,
+        headers: *const ModuleHeader,
+        headers_len: usize,
+        body: ModuleBuffer,
+        end_of_stream: bool,
+        timeout_ms: u64,
+    ) -> u32;
     pub fn envoy_dynamic_module_callback_http_filter_reset_stream(
         filter: *mut c_void,
         reason: u32,
@@ -266,5 +276,6 @@ pub const CALLBACKS: &[&str] = &[
     "envoy_dynamic_module_callback_http_filter_increment_counter",
     "envoy_dynamic_module_callback_http_filter_continue_decoding",
     "envoy_dynamic_module_callback_http_filter_http_callout",
+    "envoy_dynamic_module_callback_http_filter_start_http_stream",
     "envoy_dynamic_module_callback_http_filter_reset_stream",
 ];

@@ -56,6 +56,50 @@ thread_local! {
     static NAMESPACE: RefCell<Rc<str>> = RefCell::new(Rc::from(""));
     /// The callout answer being delivered, if any.
     static ANSWER: RefCell<Option<CalloutAnswer>> = const { RefCell::new(None) };
+    /// The gRPC message being delivered, if any.
+    static GRPC_MESSAGE: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
+/// Makes `message` the gRPC answer the stages read for the duration of `f`.
+pub fn with_grpc_message<T>(message: Vec<u8>, f: impl FnOnce() -> T) -> T {
+    GRPC_MESSAGE.with(|m| *m.borrow_mut() = Some(message));
+    let out = f();
+    GRPC_MESSAGE.with(|m| *m.borrow_mut() = None);
+    out
+}
+
+/// Copies headers Envoy lent for a hook.
+pub(crate) fn copy_headers(headers: *const EnvoyHeader, len: usize) -> Vec<(String, Vec<u8>)> {
+    if headers.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: Envoy passes `len` headers at `headers`, valid during the hook.
+    let raw = unsafe { std::slice::from_raw_parts(headers, len) };
+    raw.iter()
+        .map(|h| {
+            let key = copy(EnvoyBuffer {
+                ptr: h.key_ptr,
+                length: h.key_length,
+            });
+            let value = copy(EnvoyBuffer {
+                ptr: h.value_ptr,
+                length: h.value_length,
+            });
+            (String::from_utf8_lossy(&key).into_owned(), value)
+        })
+        .collect()
+}
+
+/// Copies body chunks Envoy lent for a hook onto `out`.
+pub(crate) fn copy_chunks(chunks: *const EnvoyBuffer, len: usize, out: &mut Vec<u8>) {
+    if chunks.is_null() {
+        return;
+    }
+    // SAFETY: Envoy passes `len` chunks at `chunks`, valid during the hook.
+    let raw = unsafe { std::slice::from_raw_parts(chunks, len) };
+    for c in raw {
+        out.extend_from_slice(&copy(*c));
+    }
 }
 
 /// Copies a callout's answer out of the buffers Envoy lent for the hook.
@@ -783,6 +827,68 @@ impl Host for NativeHost {
             return Err(format!("Envoy refused the callout (result {result})"));
         }
         u32::try_from(id).map_err(|_| format!("callout id {id} out of range"))
+    }
+
+    /// A unary gRPC call as an HTTP/2 stream to the cluster (the ABI has no gRPC client): the
+    /// message framed as gRPC, the answer gathered by the stream hooks (`crate::grpc`).
+    fn grpc_call(
+        &self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        message: &[u8],
+        timeout: std::time::Duration,
+    ) -> Result<u32, String> {
+        let filter = current();
+        if filter.is_null() {
+            return Err("no stream to call from".to_string());
+        }
+        let path = format!("/{service}/{method}");
+        let pairs: [(&str, &str); 5] = [
+            (":method", "POST"),
+            (":path", &path),
+            (":authority", cluster),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        ];
+        let raw: Vec<ModuleHeader> = pairs
+            .iter()
+            .map(|(k, v)| ModuleHeader {
+                key_ptr: k.as_ptr(),
+                key_length: k.len(),
+                value_ptr: v.as_ptr(),
+                value_length: v.len(),
+            })
+            .collect();
+        let body = crate::grpc::frame(message).ok_or("the message is too large")?;
+        let mut id = 0u64;
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        // SAFETY: `filter` is the current hook's live `filter_envoy`; the cluster, headers and
+        // body point into live values for the call (Envoy copies them); `id` is a valid place.
+        let result = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_start_http_stream(
+                filter,
+                &mut id,
+                ModuleBuffer::of(cluster.as_bytes()),
+                raw.as_ptr(),
+                raw.len(),
+                ModuleBuffer::of(&body),
+                true,
+                timeout_ms,
+            )
+        };
+        if result != abi::CALLOUT_SUCCESS {
+            return Err(format!("Envoy refused the stream (result {result})"));
+        }
+        u32::try_from(id).map_err(|_| format!("stream id {id} out of range"))
+    }
+
+    fn grpc_response_body(&self, size: usize) -> Option<Vec<u8>> {
+        GRPC_MESSAGE.with(|m| {
+            let m = m.borrow();
+            let body = m.as_ref()?;
+            body.get(..size.min(body.len())).map(<[u8]>::to_vec)
+        })
     }
 
     fn http_call_response_header(&self, name: &str) -> Option<String> {

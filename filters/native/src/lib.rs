@@ -17,6 +17,7 @@
 //! `unsafe` block says why it is sound, and nothing else in the workspace may use any.
 
 pub mod abi;
+pub mod grpc;
 pub mod host;
 pub mod runtime;
 pub mod shared;
@@ -262,47 +263,52 @@ macro_rules! export_module {
             }
             #[unsafe(no_mangle)]
             pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
-                _fe: *mut c_void,
-                _fm: *const c_void,
-                _stream: u64,
-                _headers: *const EnvoyHeader,
-                _headers_len: usize,
-                _end: bool,
+                fe: *mut c_void,
+                fm: *const c_void,
+                stream: u64,
+                headers: *const EnvoyHeader,
+                headers_len: usize,
+                end: bool,
             ) {
+                rt::http_stream_headers(fe, fm, stream, headers, headers_len, end)
             }
             #[unsafe(no_mangle)]
             pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
-                _fe: *mut c_void,
-                _fm: *const c_void,
-                _stream: u64,
-                _chunks: *const EnvoyBuffer,
-                _chunks_len: usize,
-                _end: bool,
+                fe: *mut c_void,
+                fm: *const c_void,
+                stream: u64,
+                chunks: *const EnvoyBuffer,
+                chunks_len: usize,
+                end: bool,
             ) {
+                rt::http_stream_data(fe, fm, stream, chunks, chunks_len, end)
             }
             #[unsafe(no_mangle)]
             pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
-                _fe: *mut c_void,
-                _fm: *const c_void,
-                _stream: u64,
-                _trailers: *const EnvoyHeader,
-                _trailers_len: usize,
+                fe: *mut c_void,
+                fm: *const c_void,
+                stream: u64,
+                trailers: *const EnvoyHeader,
+                trailers_len: usize,
             ) {
+                rt::http_stream_trailers(fe, fm, stream, trailers, trailers_len)
             }
             #[unsafe(no_mangle)]
             pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
-                _fe: *mut c_void,
-                _fm: *const c_void,
-                _stream: u64,
+                fe: *mut c_void,
+                fm: *const c_void,
+                stream: u64,
             ) {
+                rt::http_stream_end(fe, fm, stream, false)
             }
             #[unsafe(no_mangle)]
             pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
-                _fe: *mut c_void,
-                _fm: *const c_void,
-                _stream: u64,
+                fe: *mut c_void,
+                fm: *const c_void,
+                stream: u64,
                 _reason: u32,
             ) {
+                rt::http_stream_end(fe, fm, stream, true)
             }
             #[unsafe(no_mangle)]
             pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(

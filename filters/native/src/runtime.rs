@@ -79,6 +79,8 @@ thread_local! {
 struct Filter {
     namespace: Rc<str>,
     stream: RefCell<Stream>,
+    /// gRPC calls in flight (HTTP streams), by stream id: what each has received.
+    grpc: RefCell<std::collections::HashMap<u64, crate::grpc::Answer>>,
 }
 
 struct Stream {
@@ -271,6 +273,7 @@ pub fn filter_new(config: *const c_void, filter_envoy: *mut c_void) -> *const c_
                 )
             });
             let filter = Filter {
+                grpc: RefCell::default(),
                 namespace: Rc::clone(&namespace),
                 stream: RefCell::new(Stream {
                     chain,
@@ -534,6 +537,101 @@ pub fn http_callout_done(
             };
             if let Some(Flow::Continue) =
                 chain.on_callout(&s.host, token, kit::stage::Callout::Http { body_size })
+            {
+                let status = s.request_side(Flow::Continue);
+                HOST.resume_request();
+                return status;
+            }
+            abi::CONTINUE
+        });
+    });
+}
+
+/// Runs `f` on the gRPC answer of stream `id` of filter `fm` (created on first use).
+fn with_grpc_answer(fm: *const c_void, id: u64, f: impl FnOnce(&mut crate::grpc::Answer)) {
+    if fm.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `fm` is the live `Box<Filter>` from `filter_new`; only shared references.
+        let filter = unsafe { &*fm.cast::<Filter>() };
+        if let Ok(mut calls) = filter.grpc.try_borrow_mut() {
+            f(calls.entry(id).or_default());
+        }
+    }));
+}
+
+pub fn http_stream_headers(
+    _fe: *mut c_void,
+    fm: *const c_void,
+    id: u64,
+    headers: *const abi::EnvoyHeader,
+    len: usize,
+    _end: bool,
+) {
+    let headers = host::copy_headers(headers, len);
+    with_grpc_answer(fm, id, |a| a.headers = headers);
+}
+
+pub fn http_stream_data(
+    _fe: *mut c_void,
+    fm: *const c_void,
+    id: u64,
+    chunks: *const EnvoyBuffer,
+    len: usize,
+    _end: bool,
+) {
+    let mut data = Vec::new();
+    host::copy_chunks(chunks, len, &mut data);
+    with_grpc_answer(fm, id, |a| a.add_data(&data));
+}
+
+pub fn http_stream_trailers(
+    _fe: *mut c_void,
+    fm: *const c_void,
+    id: u64,
+    trailers: *const abi::EnvoyHeader,
+    len: usize,
+) {
+    let trailers = host::copy_headers(trailers, len);
+    with_grpc_answer(fm, id, |a| a.trailers = trailers);
+}
+
+/// A gRPC call's stream completed (or was reset): its answer goes to the chain as proxy-wasm
+/// delivers a gRPC answer.
+pub fn http_stream_end(fe: *mut c_void, fm: *const c_void, id: u64, reset: bool) {
+    if fm.is_null() {
+        return;
+    }
+    let answer = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `fm` is the live `Box<Filter>` from `filter_new`; only shared references.
+        let filter = unsafe { &*fm.cast::<Filter>() };
+        filter
+            .grpc
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut calls| calls.remove(&id))
+    }))
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    let (status, message) = if reset {
+        (crate::grpc::UNAVAILABLE, Vec::new())
+    } else {
+        answer.outcome()
+    };
+    let Ok(token) = u32::try_from(id) else {
+        return;
+    };
+    let size = message.len();
+    host::with_grpc_message(message, || {
+        let _ = run(fe, fm, Phase::Request, |s| {
+            s.host.next_event();
+            let Some(chain) = s.chain.as_mut() else {
+                return abi::CONTINUE;
+            };
+            if let Some(Flow::Continue) =
+                chain.on_callout(&s.host, token, kit::stage::Callout::Grpc { status, size })
             {
                 let status = s.request_side(Flow::Continue);
                 HOST.resume_request();

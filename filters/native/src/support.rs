@@ -1,8 +1,8 @@
 //! What the native form cannot run yet, refused at load with the field named.
 //!
 //! The stages need host services the native host does not offer yet for a few features: a
-//! timer with callouts outside any request (scope-authz's remote JWKS), gRPC calls (quota's
-//! global tier) and nested dynamic metadata (scope-authz's `metadata` mode reads `jwt_authn`'s payload
+//! timer with callouts outside any request (scope-authz's remote JWKS) and nested dynamic
+//! metadata (scope-authz's `metadata` mode reads `jwt_authn`'s payload
 //! struct, which the ABI's metadata callbacks cannot reach). A config that uses one is refused
 //! like any invalid config — never accepted to silently do nothing. Runs after the config has
 //! parsed, so a config with a real error gets that error first.
@@ -37,28 +37,20 @@ fn present(v: Option<&Value>) -> bool {
 
 fn check_section(section: &str, config: &Value) -> Result<(), ConfigError> {
     let root = Field::root();
-    match section {
-        "quota" if present(config.get("global")) => {
-            return Err(root.key("global").error(format!(
-                "the global tier (gRPC calls to a Rate Limit Service) is {NOT_YET}; use the Wasm form for it"
+    if section == "scope_authz" {
+        if config.get("mode").and_then(Value::as_str) == Some("metadata") {
+            return Err(root.key("mode").error(format!(
+                "\"metadata\" (jwt_authn's payload from dynamic metadata) is {NOT_YET}; use the Wasm form for it"
             )));
         }
-        "scope_authz" => {
-            if config.get("mode").and_then(Value::as_str) == Some("metadata") {
-                return Err(root.key("mode").error(format!(
-                    "\"metadata\" (jwt_authn's payload from dynamic metadata) is {NOT_YET}; use the Wasm form for it"
-                )));
-            }
-            let providers = config.get("providers").and_then(Value::as_array);
-            for (i, p) in providers.into_iter().flatten().enumerate() {
-                if present(p.get("jwks").and_then(|j| j.get("remote"))) {
-                    return Err(root.key("providers").index(i).key("jwks").key("remote").error(
-                        format!("a remote JWKS (HTTP callouts and a refresh timer) is {NOT_YET}; use an inline JWKS or the Wasm form"),
-                    ));
-                }
+        let providers = config.get("providers").and_then(Value::as_array);
+        for (i, p) in providers.into_iter().flatten().enumerate() {
+            if present(p.get("jwks").and_then(|j| j.get("remote"))) {
+                return Err(root.key("providers").index(i).key("jwks").key("remote").error(
+                    format!("a remote JWKS (HTTP callouts and a refresh timer) is {NOT_YET}; use an inline JWKS or the Wasm form"),
+                ));
             }
         }
-        _ => {}
     }
     Ok(())
 }
@@ -82,7 +74,8 @@ mod tests {
     fn each_unsupported_feature_is_refused_by_field() {
         let cases: &[(&str, &str, Option<&str>)] = &[
             ("quota", r#"{"plans": {}}"#, None),
-            ("quota", r#"{"global": {"cluster": "rls"}}"#, Some("global")),
+            // The global tier's gRPC call is an HTTP/2 stream from the request (`grpc`).
+            ("quota", r#"{"global": {"cluster": "rls"}}"#, None),
             ("quota", r#"{"global": null}"#, None),
             ("scope_authz", r#"{"mode": "verify"}"#, None),
             ("scope_authz", r#"{"mode": "metadata"}"#, Some("mode")),
@@ -117,9 +110,13 @@ mod tests {
 
     #[test]
     fn a_suite_section_is_named_under_its_section() {
-        let specs = [spec("api_key_auth"), spec("quota")];
-        let e = check(&specs, br#"{"api_key_auth": {}, "quota": {"global": {}}}"#).unwrap_err();
-        assert_eq!(e.path, "quota.global");
-        assert!(check(&specs, br#"{"quota": {}}"#).is_ok());
+        let specs = [spec("api_key_auth"), spec("scope_authz"), spec("quota")];
+        let e = check(
+            &specs,
+            br#"{"api_key_auth": {}, "scope_authz": {"mode": "metadata"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "scope_authz.mode");
+        assert!(check(&specs, br#"{"quota": {"global": {}}}"#).is_ok());
     }
 }

@@ -97,8 +97,8 @@ pub const FORMS: [Form; 4] = [Form::Modules, Form::Suite, Form::Native, Form::Na
 
 /// The Wasm forms only: for the tests of a feature the native form refuses at load ("not
 /// supported in the native form yet": scope-authz's remote JWKS — a timer and callouts outside
-/// any request — and its `metadata` mode, quota's global tier — gRPC). A test that runs only
-/// these says so by using this list, with its reason.
+/// any request — and its `metadata` mode). A test that runs only these says so by using this
+/// list, with its reason.
 pub const WASM_FORMS: [Form; 2] = [Form::Modules, Form::Suite];
 
 impl Form {

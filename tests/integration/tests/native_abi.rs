@@ -221,26 +221,3 @@ fn each_module_loads_with_a_good_config_and_is_refused_with_a_bad_one() {
         assert!(log.contains(&form.load_failure(filter)), "{log}");
     }
 }
-
-#[test]
-fn quota_global_tier_is_refused_in_the_native_form_by_field() {
-    for form in [Form::Native, Form::NativeSuite] {
-        let chain = Chain::new().filter(
-            Filter::Quota,
-            r#"{"plans": {"free": {"limits": [{"requests": 5, "per": "minute"}]}}, "default_plan": "free",
-                "global": {"cluster": "upstream", "domain": "apim"}}"#,
-        );
-        let config = bootstrap(
-            &[main_listener(&chain, form)],
-            &[upstream_cluster("upstream")],
-        );
-        let log = Envoy::start_expect_failure(&config).unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            log.contains(&format!(
-                "{}global: the global tier (gRPC calls to a Rate Limit Service) is not supported in the native form yet",
-                form.refusal_prefix(Filter::Quota)
-            )),
-            "{log}"
-        );
-    }
-}
