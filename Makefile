@@ -29,6 +29,14 @@ MODULE_CRATES := api-key-auth scope-authz quota graphql-guard transform wasm-noo
 # `module` feature back on and the link fails on a duplicate `_initialize`).
 SUITE_CRATE   := suite
 MODULES       := api_key_auth scope_authz quota graphql_guard transform wasm_noop apim_suite
+# The native form: the same stages as Envoy dynamic modules (filters/native), built with the
+# `native` profile (release, unwinding so a hook can catch a panic) and gathered in NATIVE_OUT as
+# the `.so` names Envoy loads (`dynamic_module_config: {name: apim_<filter>}` finds
+# `libapim_<filter>.so` on ENVOY_DYNAMIC_MODULES_SEARCH_PATH). The suite's package is
+# `libapim_suite_native.so` in cargo's output (the name `apim_suite` is the Wasm suite crate's).
+NATIVE_CRATES  := native-api-key-auth native-scope-authz native-quota native-graphql-guard native-transform native-suite
+NATIVE_FILTERS := api_key_auth scope_authz quota graphql_guard transform
+NATIVE_OUT     := target/native-modules
 
 export ENVOY_BIN ?= $(abspath $(ENVOY))
 
@@ -125,10 +133,17 @@ build: setup-rust ## Build every filter as a .wasm module (release) and report s
 	@echo "==> building the five filters and the no-op module for $(WASM_TARGET) (release; ~2 min on a fresh clone, seconds when built)"
 	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(MODULE_CRATES))
 	cargo build --release --target $(WASM_TARGET) -p $(SUITE_CRATE)
+	@echo "==> building the native dynamic modules (libapim_*.so) into $(NATIVE_OUT) (~2 min on a fresh clone, seconds when built)"
+	cargo build --profile native $(addprefix -p ,$(NATIVE_CRATES))
+	@mkdir -p $(NATIVE_OUT)
+	@# Copied then renamed: an Envoy running from the old file keeps its mapping intact.
+	@for m in $(NATIVE_FILTERS); do cp -f target/native/libapim_$$m.so $(NATIVE_OUT)/.libapim_$$m.so.tmp && mv -f $(NATIVE_OUT)/.libapim_$$m.so.tmp $(NATIVE_OUT)/libapim_$$m.so || exit 1; done
+	@cp -f target/native/libapim_suite_native.so $(NATIVE_OUT)/.libapim_suite.so.tmp && mv -f $(NATIVE_OUT)/.libapim_suite.so.tmp $(NATIVE_OUT)/libapim_suite.so
 	@$(MAKE) --no-print-directory sizes
 
 sizes: ## Print each module's size
 	@for m in $(MODULES); do printf "  %-16s %8d bytes\n" $$m.wasm $$(stat -c %s $(WASM_OUT)/$$m.wasm); done
+	@for m in $(NATIVE_FILTERS) suite; do printf "  %-24s %8d bytes\n" libapim_$$m.so $$(stat -c %s $(NATIVE_OUT)/libapim_$$m.so); done
 
 test: build setup-envoy setup-wasm-runner setup-redis setup-ratelimit setup-func-e ## Everything: unit tests, the Wasm lane, e2e against real Envoy
 	@echo "==> native unit tests and the end-to-end tests against real Envoy (~5 min on a fresh clone: the first build of the tests and their dependencies)"

@@ -38,9 +38,13 @@ fn yaml_string(text: &str) -> String {
     serde_json::Value::String(text.to_owned()).to_string()
 }
 
-/// One proxy-wasm HTTP filter (an entry of `http_filters`).
+/// One proxy-wasm HTTP filter (an entry of `http_filters`), or the same filter as a native
+/// dynamic module ([`WasmFilter::native`]): one type, so tests that build a suite filter (an ECDS
+/// resource, a refused config) do it once for every form.
 #[derive(Clone, Debug)]
 pub struct WasmFilter {
+    /// Rendered as `DynamicModuleFilter` loading `lib<module>.so` instead of a Wasm filter.
+    native: bool,
     filter_name: String,
     plugin_name: String,
     module: String,
@@ -54,6 +58,7 @@ pub struct WasmFilter {
 /// plugin name, `root_id` and `vm_id` are `<module>`, `failure_policy: FAIL_CLOSED`.
 pub fn wasm_filter(module: &str, config_json: &str) -> WasmFilter {
     WasmFilter {
+        native: false,
         filter_name: format!("apim.{module}"),
         plugin_name: module.to_owned(),
         module: module.to_owned(),
@@ -101,8 +106,40 @@ impl WasmFilter {
         &self.filter_name
     }
 
-    /// Its `typed_config` (the `Wasm` message), at column 0.
+    /// The same filter as the native dynamic module `lib<module>.so`
+    /// (`envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter`), with the same
+    /// JSON config. Its `filter_name` is the VM id (default `<module>`): native filters with the
+    /// same one share shared data, as Wasm filters of one VM id do. Its counters are in the
+    /// `wasmcustom` namespace, so they have the Wasm form's stat names
+    /// (`wasmcustom.apim.<filter>.<counter>`). The root id and `allow_on_headers_stop_iteration`
+    /// are Wasm's and mean nothing here.
+    pub fn native(mut self, module: &str) -> Self {
+        self.native = true;
+        self.module = module.to_owned();
+        self
+    }
+
+    /// Its `typed_config` (the `DynamicModuleFilter` message), at column 0.
+    fn native_typed_config(&self) -> String {
+        let vm = self.vm_id.as_deref().unwrap_or(&self.module);
+        format!(
+            "\"@type\": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+dynamic_module_config: {{name: \"{{{{NATIVE:{}}}}}\", metrics_namespace: wasmcustom}}
+filter_name: {vm}
+filter_config:
+  \"@type\": type.googleapis.com/google.protobuf.StringValue
+  value: {}
+",
+            self.module,
+            yaml_string(&self.config)
+        )
+    }
+
+    /// Its `typed_config` (the `Wasm` message, or the `DynamicModuleFilter` one), at column 0.
     fn typed_config(&self) -> String {
+        if self.native {
+            return self.native_typed_config();
+        }
         let mut config = format!("name: {}\n", self.plugin_name);
         if let Some(root_id) = &self.root_id {
             config.push_str(&format!("root_id: {root_id}\n"));
@@ -164,7 +201,9 @@ pub fn discovered_filter(name: &str, path: &std::path::Path) -> String {
     config_source:
       path_config_source: {{path: {}}}
       resource_api_version: V3
-    type_urls: [\"type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\"]
+    type_urls:
+    - \"type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\"
+    - \"type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter\"
 ",
         yaml_string(&path.display().to_string())
     )

@@ -4,11 +4,12 @@
 //!
 //! A test says *what* runs (`Chain::new().filter(Filter::ApiKeyAuth, json)`), not how Envoy
 //! loads it: the form decides that, in one place ([`Chain::http_filters`]), so the same test can
-//! run against every form ([`for_each_form`]): [`Form::Modules`] (five modules) and
-//! [`Form::Suite`] (the one module `apim_suite.wasm`). Adding another (native dynamic modules)
-//! is a variant here, its rendering in `http_filters`, and an entry in [`FORMS`]. What
-//! legitimately differs between forms in a test's expectations (the plumbing: log prefixes)
-//! is said once, by a method of [`Form`].
+//! run against every form ([`for_each_form`]): [`Form::Modules`] (five modules),
+//! [`Form::Suite`] (the one module `apim_suite.wasm`), and the same two as native dynamic
+//! modules, [`Form::Native`] (`libapim_<filter>.so`) and [`Form::NativeSuite`]
+//! (`libapim_suite.so`). Adding another is a variant here, its rendering in `http_filters`, and
+//! an entry in [`FORMS`]. What legitimately differs between forms in a test's expectations (the
+//! plumbing: log prefixes, Envoy's own refusal line) is said once, by a method of [`Form`].
 
 use std::sync::OnceLock;
 
@@ -84,39 +85,89 @@ pub enum Form {
     /// subset in suite order, placed in the declared order: the behaviour stays the declared
     /// order.
     Suite,
+    /// One native dynamic module per suite filter (`libapim_<name>.so`, loaded by
+    /// `DynamicModuleFilter` with the same JSON config): rendered as [`Form::Modules`] is.
+    Native,
+    /// The one native module `libapim_suite.so`, grouped as [`Form::Suite`] is.
+    NativeSuite,
 }
 
 /// Every form a test of the chain must pass in.
-pub const FORMS: [Form; 2] = [Form::Modules, Form::Suite];
+pub const FORMS: [Form; 4] = [Form::Modules, Form::Suite, Form::Native, Form::NativeSuite];
+
+/// The Wasm forms only: for the tests of a feature the native form refuses at load ("not
+/// supported in the native form yet": scope-authz's remote JWKS — a timer and callouts outside
+/// any request — and its `metadata` mode). A test that runs only these says so by using this
+/// list, with its reason.
+pub const WASM_FORMS: [Form; 2] = [Form::Modules, Form::Suite];
 
 impl Form {
+    /// Whether the form is Envoy dynamic modules (not Wasm).
+    pub fn is_native(self) -> bool {
+        matches!(self, Form::Native | Form::NativeSuite)
+    }
+
+    /// Whether the form runs the suite's filters in one module.
+    fn is_suite(self) -> bool {
+        matches!(self, Form::Suite | Form::NativeSuite)
+    }
+
+    /// The Prometheus name of a filter counter (`apim_api_key_auth_allowed`): Envoy lists a
+    /// proxy-wasm counter without its `wasmcustom` namespace and without the `envoy_` prefix; a
+    /// native module's counters, in the `wasmcustom` namespace too (same `/stats` names), keep
+    /// both (`envoy_wasmcustom_apim_api_key_auth_allowed`).
+    pub fn prometheus_counter(self, metric: &str) -> String {
+        if self.is_native() {
+            format!("envoy_wasmcustom_{metric}")
+        } else {
+            metric.to_owned()
+        }
+    }
+
+    /// What Envoy logs when the module refuses a config at load: the Wasm plugin it could not
+    /// create, or the dynamic module it could not initialize.
+    pub fn load_failure(self, filter: Filter) -> String {
+        if self.is_native() {
+            "Failed to initialize dynamic module".to_owned()
+        } else {
+            format!("Unable to create Wasm plugin {}", self.plugin_name(filter))
+        }
+    }
+
     /// The start of the line a filter logs when it refuses `filter`'s config, up to the field:
     /// `api-key-auth: invalid configuration: ` for the module, `suite: invalid configuration:
     /// api_key_auth.` for the suite (the field is then named under the section). A test
     /// appends the field and the message, the same in both forms.
     pub fn refusal_prefix(self, filter: Filter) -> String {
-        match self {
-            Form::Modules => format!("{}: invalid configuration: ", filter.log_name()),
-            Form::Suite => format!("suite: invalid configuration: {}.", filter.name()),
+        if self.is_suite() {
+            format!("suite: invalid configuration: {}.", filter.name())
+        } else {
+            format!("{}: invalid configuration: ", filter.log_name())
         }
     }
 
     /// The Wasm plugin that runs `filter` (Envoy names it in `Unable to create Wasm plugin
     /// <name>` when it refuses the config): the filter's module, or the suite.
     pub fn plugin_name(self, filter: Filter) -> &'static str {
-        match self {
-            Form::Modules => filter.name(),
-            Form::Suite => SUITE_MODULE,
+        if self.is_suite() {
+            SUITE_MODULE
+        } else {
+            filter.name()
         }
     }
 }
 
 /// Runs `test` once per form of [`FORMS`], saying which on stderr, so that a failure names the
 /// form it failed in.
-pub fn for_each_form(mut test: impl FnMut(Form)) {
-    for form in FORMS {
+pub fn for_each_form(test: impl FnMut(Form)) {
+    for_forms(&FORMS, test);
+}
+
+/// Runs `test` once per form of `forms` ([`WASM_FORMS`] for a feature the native form refuses).
+pub fn for_forms(forms: &[Form], mut test: impl FnMut(Form)) {
+    for form in forms {
         eprintln!("--- form: {form:?}");
-        test(form);
+        test(*form);
     }
 }
 
@@ -164,6 +215,9 @@ enum Entry {
 /// The suite module's name (`apim_suite.wasm`, its plugin, `root_id` and default VM).
 const SUITE_MODULE: &str = "apim_suite";
 
+/// The native suite module (`libapim_suite.so`).
+const NATIVE_SUITE_MODULE: &str = "apim_suite";
+
 /// The entries as [`Form::Suite`] renders them: a run of suite filters in suite order (one
 /// `apim.suite` filter), or another filter.
 enum Group<'a> {
@@ -207,23 +261,22 @@ impl Chain {
     /// The Wasm filters that run the suite's filters in `form`, in order (the entries that are
     /// not the suite's left out). What an ECDS resource delivers.
     pub fn wasm_filters(&self, form: Form) -> Vec<WasmFilter> {
-        match form {
-            Form::Modules => self
-                .entries
-                .iter()
-                .filter_map(|entry| match entry {
-                    Entry::Suite(filter, config) => Some(self.module(*filter, config)),
-                    Entry::Other(_) => None,
-                })
-                .collect(),
-            Form::Suite => self
-                .suite_groups()
+        if form.is_suite() {
+            self.suite_groups()
                 .into_iter()
                 .filter_map(|group| match group {
-                    Group::Suite(group) => Some(self.suite_filter(&group)),
+                    Group::Suite(group) => Some(self.suite_filter(&group, form)),
                     Group::Other(_) => None,
                 })
-                .collect(),
+                .collect()
+        } else {
+            self.entries
+                .iter()
+                .filter_map(|entry| match entry {
+                    Entry::Suite(filter, config) => Some(self.module(*filter, config, form)),
+                    Entry::Other(_) => None,
+                })
+                .collect()
         }
     }
 
@@ -242,23 +295,22 @@ impl Chain {
 
     /// The `http_filters` entries in `form`, in order, without the router (each at column 0).
     pub fn http_filters(&self, form: Form) -> Vec<String> {
-        match form {
-            Form::Modules => self
-                .entries
-                .iter()
-                .map(|entry| match entry {
-                    Entry::Suite(filter, config) => self.module(*filter, config).yaml(),
-                    Entry::Other(yaml) => indent(yaml, 0),
-                })
-                .collect(),
-            Form::Suite => self
-                .suite_groups()
+        if form.is_suite() {
+            self.suite_groups()
                 .into_iter()
                 .map(|group| match group {
-                    Group::Suite(group) => self.suite_filter(&group).yaml(),
+                    Group::Suite(group) => self.suite_filter(&group, form).yaml(),
                     Group::Other(yaml) => indent(yaml, 0),
                 })
-                .collect(),
+                .collect()
+        } else {
+            self.entries
+                .iter()
+                .map(|entry| match entry {
+                    Entry::Suite(filter, config) => self.module(*filter, config, form).yaml(),
+                    Entry::Other(yaml) => indent(yaml, 0),
+                })
+                .collect()
         }
     }
 
@@ -295,7 +347,7 @@ impl Chain {
     /// One `apim.suite` filter running `group` (in suite order), in this chain's VM
     /// (`apim_suite` or `apim_suite_<vm>`). Each section is the entry's config text as given:
     /// it is JSON, so the object stays JSON.
-    fn suite_filter(&self, group: &[(Filter, &str)]) -> WasmFilter {
+    fn suite_filter(&self, group: &[(Filter, &str)], form: Form) -> WasmFilter {
         let sections: Vec<String> = group
             .iter()
             .map(|(filter, config)| format!("\"{}\": {config}", filter.name()))
@@ -308,11 +360,14 @@ impl Chain {
         if group.iter().any(|(f, _)| f.holds_headers_for_body()) {
             suite = suite.allow_on_headers_stop_iteration();
         }
+        if form.is_native() {
+            suite = suite.native(NATIVE_SUITE_MODULE);
+        }
         suite
     }
 
     /// `filter`'s own module, in this chain's VM.
-    fn module(&self, filter: Filter, config: &str) -> WasmFilter {
+    fn module(&self, filter: Filter, config: &str, form: Form) -> WasmFilter {
         let name = filter.name();
         let mut module = wasm_filter(name, config);
         if let Some(vm) = &self.vm {
@@ -320,6 +375,9 @@ impl Chain {
         }
         if filter.holds_headers_for_body() {
             module = module.allow_on_headers_stop_iteration();
+        }
+        if form.is_native() {
+            module = module.native(&format!("apim_{name}"));
         }
         module
     }
@@ -536,6 +594,63 @@ mod tests {
         );
         assert_eq!(Form::Modules.plugin_name(Filter::Quota), "quota");
         assert_eq!(Form::Suite.plugin_name(Filter::Quota), "apim_suite");
+        assert_eq!(
+            Form::Native.refusal_prefix(Filter::Quota),
+            "quota: invalid configuration: "
+        );
+        assert_eq!(
+            Form::NativeSuite.refusal_prefix(Filter::Quota),
+            "suite: invalid configuration: quota."
+        );
+        assert_eq!(
+            Form::Suite.load_failure(Filter::Quota),
+            "Unable to create Wasm plugin apim_suite"
+        );
+        assert_eq!(
+            Form::Native.load_failure(Filter::Quota),
+            "Failed to initialize dynamic module"
+        );
+    }
+
+    #[test]
+    fn native_forms_load_the_dynamic_modules_with_the_same_json() {
+        let chain = Chain::new()
+            .filter(Filter::ApiKeyAuth, "{\"a\": 1}")
+            .filter(Filter::Quota, "{\"q\": 2}")
+            .vm("keys");
+        let filters: Vec<Value> = chain
+            .http_filters(Form::Native)
+            .iter()
+            .map(|f| parse(f)[0].clone())
+            .collect();
+        let typed = &filters[0]["typed_config"];
+        assert_eq!(
+            typed["@type"],
+            "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"
+        );
+        assert_eq!(
+            typed["dynamic_module_config"]["name"],
+            "{{NATIVE:apim_api_key_auth}}"
+        );
+        assert_eq!(
+            typed["dynamic_module_config"]["metrics_namespace"],
+            "wasmcustom"
+        );
+        // The chain's VM id names the filter: its shared data is its own.
+        assert_eq!(typed["filter_name"], "api_key_auth_keys");
+        assert_eq!(typed["filter_config"]["value"], "{\"a\": 1}");
+        assert_eq!(filters[1]["name"], "apim.quota");
+        let suite = parse(&chain.http_filters(Form::NativeSuite)[0])[0].clone();
+        let typed = &suite["typed_config"];
+        assert_eq!(
+            typed["dynamic_module_config"]["name"],
+            "{{NATIVE:apim_suite}}"
+        );
+        assert_eq!(typed["filter_name"], "apim_suite_keys");
+        assert_eq!(
+            typed["filter_config"]["value"],
+            "{\"api_key_auth\": {\"a\": 1}, \"quota\": {\"q\": 2}}"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Where things are: the repo, the Envoy binary, the built Wasm modules.
+//! Where things are: the repo, the Envoy binary, the built Wasm and native modules.
 
 use std::path::{Path, PathBuf};
 
@@ -45,5 +45,26 @@ pub fn wasm_module(name: &str) -> PathBuf {
     match try_wasm_module(name) {
         Ok(path) => path,
         Err(msg) => panic!("{msg}"),
+    }
+}
+
+/// Where `make build` gathers the native dynamic modules (`libapim_<filter>.so`,
+/// `libapim_suite.so`): the harness starts every Envoy with `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`
+/// set to it.
+pub fn native_modules_dir() -> PathBuf {
+    repo_root().join("target/native-modules")
+}
+
+/// The name Envoy loads the native module `<name>` by (`lib<name>.so` in
+/// [`native_modules_dir`]), or an error saying how to build it.
+pub fn try_native_module(name: &str) -> Result<String, String> {
+    let path = native_modules_dir().join(format!("lib{name}.so"));
+    if path.is_file() {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "native module {} is missing: run `make build` first",
+            path.display()
+        ))
     }
 }

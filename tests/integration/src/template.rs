@@ -6,11 +6,14 @@
 //!   Redis), started only if the template uses it (see [`crate::ratelimit::shared`])
 //! - `{{REPO}}`: the absolute repository root
 //! - `{{WASM:<name>}}`: the absolute path of `<name>.wasm` (see [`crate::try_wasm_module`])
+//! - `{{NATIVE:<name>}}`: the native module `<name>`, once `lib<name>.so` is known to be built
+//!   (see [`crate::try_native_module`])
 
-use crate::paths::{repo_root, try_wasm_module};
+use crate::paths::{repo_root, try_native_module, try_wasm_module};
 use crate::upstream::upstream_port;
 
 const WASM_OPEN: &str = "{{WASM:";
+const NATIVE_OPEN: &str = "{{NATIVE:";
 
 /// Substitutes every placeholder; an unknown upper-case `{{...}}` or a missing module is an
 /// error, so a typo never reaches Envoy as a literal string. Lower-case `{{...}}` are the
@@ -34,6 +37,15 @@ pub fn render(template: &str) -> Result<String, String> {
         let path = try_wasm_module(name)?;
         let end = start + WASM_OPEN.len() + len + 2;
         out.replace_range(start..end, &path.to_string_lossy());
+    }
+    while let Some(start) = out.find(NATIVE_OPEN) {
+        let rest = &out[start + NATIVE_OPEN.len()..];
+        let Some(len) = rest.find("}}") else {
+            return Err(format!("unterminated {NATIVE_OPEN} placeholder"));
+        };
+        let name = try_native_module(&rest[..len])?;
+        let end = start + NATIVE_OPEN.len() + len + 2;
+        out.replace_range(start..end, &name);
     }
     let ours = |at: usize| {
         out.get(at + 2..)
@@ -72,6 +84,13 @@ mod tests {
     #[test]
     fn missing_module_says_make_build() {
         let err = render("f: {{WASM:does_not_exist}}").unwrap_err();
+        assert!(err.contains("make build"), "{err}");
+    }
+
+    #[test]
+    fn missing_native_module_says_make_build() {
+        let err = render("f: {{NATIVE:does_not_exist}}").unwrap_err();
+        assert!(err.contains("libdoes_not_exist.so"), "{err}");
         assert!(err.contains("make build"), "{err}");
     }
 

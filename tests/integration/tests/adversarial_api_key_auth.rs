@@ -231,10 +231,7 @@ fn anonymous_naming_a_disabled_consumer_is_refused_at_load() {
             "{log}"
         );
         assert!(
-            log.contains(&format!(
-                "Unable to create Wasm plugin {}",
-                form.plugin_name(Filter::ApiKeyAuth)
-            )),
+            log.contains(&form.load_failure(Filter::ApiKeyAuth)),
             "{log}"
         );
     });

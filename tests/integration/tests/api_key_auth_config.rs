@@ -48,10 +48,7 @@ fn bad_digest_is_refused_and_its_path_named() {
         );
         // on_configure's false made Envoy refuse the plugin, and so the bootstrap.
         assert!(
-            log.contains(&format!(
-                "Unable to create Wasm plugin {}",
-                form.plugin_name(Filter::ApiKeyAuth)
-            )),
+            log.contains(&form.load_failure(Filter::ApiKeyAuth)),
             "{log}"
         );
     });

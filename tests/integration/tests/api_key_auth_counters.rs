@@ -90,7 +90,8 @@ fn counters_count_each_outcome_exactly() {
         // `envoy_` prefix.
         let prom = envoy.stats_prometheus();
         for (name, value) in want {
-            let metric = format!("apim_api_key_auth_{}", name.replace('.', "_"));
+            let metric =
+                form.prometheus_counter(&format!("apim_api_key_auth_{}", name.replace('.', "_")));
             let line = prom
                 .lines()
                 .find(|l| {

@@ -52,12 +52,13 @@ const FILTER: &str = r#"{
 
 /// The listener `main` answering every request itself (200, no upstream) behind the quota
 /// filter in global mode, and the Rate Limit Service's gRPC cluster at `rls_port`. Modules
-/// only: each test starts two Envoys plus ratelimit, so a run per form would double the file.
-fn config(rls_port: u16) -> String {
+/// only but for one test per native form (`costs_add_up_in_the_native_forms`): each test starts
+/// two Envoys plus ratelimit, so a run per form would double the file.
+fn config(rls_port: u16, form: Form) -> String {
     let filter: serde_json::Value = serde_json::from_str(FILTER).unwrap();
     let chain = Chain::new().filter(Filter::Quota, &filter.to_string());
     bootstrap(
-        &[main_listener(&chain, Form::Modules).direct_response("all", "/", 200)],
+        &[main_listener(&chain, form).direct_response("all", "/", 200)],
         &[upstream_cluster("ratelimit")
             .port(rls_port)
             .connect_timeout("1s")
@@ -75,9 +76,13 @@ struct Stack {
 }
 
 fn stack(options: Options) -> Stack {
+    stack_in(options, Form::Modules)
+}
+
+fn stack_in(options: Options, form: Form) -> Stack {
     let redis = Redis::start().unwrap_or_else(|e| panic!("{e}"));
     let service = RateLimit::start_with(&redis, options).unwrap_or_else(|e| panic!("{e}"));
-    let config = config(service.grpc_port());
+    let config = config(service.grpc_port(), form);
     let start = || {
         Envoy::builder()
             .concurrency(2)
@@ -250,7 +255,21 @@ fn a_minute_plan_admits_exactly_its_limit_across_two_envoys_under_concurrent_loa
 /// refused wherever it is sent, with Retry-After and the RateLimit fields from the service.
 #[test]
 fn costs_add_up_across_envoys_and_a_refusal_carries_the_fields() {
-    let s = stack(Options::default());
+    costs_add_up(Form::Modules);
+}
+
+/// The native forms make the global tier's gRPC call as an HTTP/2 stream (the ABI has no gRPC
+/// client): the same counts and answers.
+#[test]
+fn costs_add_up_in_the_native_forms() {
+    for form in [Form::Native, Form::NativeSuite] {
+        eprintln!("--- form: {form:?}");
+        costs_add_up(form);
+    }
+}
+
+fn costs_add_up(form: Form) {
+    let s = stack_in(Options::default(), form);
     let who = user("cost");
     window_with_margin(3600, 120);
     let first = call(&s.a, "/cost", &who);
@@ -300,7 +319,17 @@ fn failure_modes_hold(s: &Stack, test: &str) {
 /// refused).
 #[test]
 fn killing_ratelimit_fails_each_plan_its_way_and_a_restart_resumes_the_count() {
-    let mut s = stack(Options::default());
+    ratelimit_down_and_back(Form::Modules);
+}
+
+/// The native suite's gRPC stream to a dead service: each plan's failure mode, as in Wasm.
+#[test]
+fn killing_ratelimit_in_the_native_suite_fails_each_plan_its_way() {
+    ratelimit_down_and_back(Form::NativeSuite);
+}
+
+fn ratelimit_down_and_back(form: Form) {
+    let mut s = stack_in(Options::default(), form);
     let who = user("rl-restart");
     window_with_margin(3600, 300);
     for envoy in [&s.a, &s.b, &s.a] {

@@ -3,9 +3,11 @@
 //! (`/jwks/<instance>/keys`, see `src/upstream/jwks.rs`) through a real Envoy cluster, so the
 //! remote-JWKS path (timer, `dispatch_http_call`, shared data) is what every test exercises.
 //!
-//! Every test runs in each form of the suite (`for_each_form`); one Envoy per config and form,
-//! shared via `PerForm`. Waits only bound hangs: a test polls for the
-//! state it needs (keys loaded, key rotated) and fails after a deadline.
+//! Every test runs in each Wasm form (`WASM_FORMS`: the native form refuses a remote JWKS and
+//! the `metadata` mode at load, which a test here checks by field); the tests on an inline JWKS
+//! run in every form (`for_each_form`), as does `adversarial_scope_authz.rs`. One Envoy per
+//! config and form, shared via `PerForm`. Waits only bound hangs: a test polls for the state it
+//! needs (keys loaded, key rotated) and fails after a deadline.
 
 #![allow(
     clippy::unwrap_used,
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use apim_integration::bootstrap::{
     bootstrap, discovered_filter, listener, node, upstream_cluster, Cluster, WasmFilter,
 };
-use apim_integration::chain::{for_each_form, Chain, Filter, Form, PerForm};
+use apim_integration::chain::{for_each_form, for_forms, Chain, Filter, Form, PerForm, WASM_FORMS};
 use apim_integration::{upstream_port, Envoy, Request, Response};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
@@ -221,7 +223,9 @@ fn assert_invalid(r: &Response, description: &str) {
 
 #[test]
 fn valid_token_reaches_upstream_with_identity_and_claims() {
-    for_each_form(|form| {
+    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
+    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         let envoy = shared(form);
         let r = bearer(envoy.port(), "/read", &token(json!({"sub": "alice"})));
         assert_eq!(r.status, 200, "{}", r.text());
@@ -255,7 +259,9 @@ fn valid_token_reaches_upstream_with_identity_and_claims() {
 
 #[test]
 fn missing_token_gets_a_bare_bearer_challenge() {
-    for_each_form(|form| {
+    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
+    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         let envoy = shared(form);
         let r = Request::get("/read").send(envoy.port()).unwrap();
         assert_eq!(r.status, 401);
@@ -271,7 +277,9 @@ fn missing_token_gets_a_bare_bearer_challenge() {
 
 #[test]
 fn bad_tokens_are_refused() {
-    for_each_form(|form| {
+    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
+    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         let envoy = shared(form);
         let port = envoy.port();
         let good = token(json!({}));
@@ -350,7 +358,9 @@ fn bad_tokens_are_refused() {
 
 #[test]
 fn token_in_query_and_two_different_tokens() {
-    for_each_form(|form| {
+    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
+    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         let envoy = shared(form);
         let t = token(json!({}));
         let r = Request::get(&format!("/read?access_token={t}"))
@@ -380,7 +390,9 @@ fn token_in_query_and_two_different_tokens() {
 
 #[test]
 fn scopes_present_absent_and_substring() {
-    for_each_form(|form| {
+    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
+    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         let envoy = shared(form);
         let port = envoy.port();
         let cases = [
@@ -412,7 +424,9 @@ fn scopes_present_absent_and_substring() {
 
 #[test]
 fn api_key_consumer_with_and_without_the_scope() {
-    for_each_form(|form| {
+    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
+    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         let envoy = shared(form);
         let port = envoy.listener_port("keys").unwrap();
         let send = |key: &str, path: &str| {
@@ -440,7 +454,9 @@ fn api_key_consumer_with_and_without_the_scope() {
 
 #[test]
 fn unknown_kid_then_key_rotation() {
-    for_each_form(|form| {
+    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
+    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         let envoy = shared(form);
         let key2 = EncodingKey::from_rsa_pem(RSA2.as_bytes()).unwrap();
         let t = sign(Algorithm::RS256, Some("rsa2"), &key2, &claims(json!({})));
@@ -461,7 +477,9 @@ fn unknown_kid_then_key_rotation() {
 
 #[test]
 fn jwks_down_at_start_then_up_then_down_again() {
-    for_each_form(|form| {
+    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
+    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         let flaky = instance(form, "flaky");
         control(&format!("/jwks/{flaky}/down"));
         let envoy = Envoy::start(&config(form, &flaky, 1)).unwrap();
@@ -509,7 +527,9 @@ fn jwks_down_at_start_then_up_then_down_again() {
 /// test waits (bounded) for the exact values; an overshoot never matches and fails.
 #[test]
 fn counters_move() {
-    for_each_form(|form| {
+    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
+    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         let server = JwksServer::start(JWKS_1);
         let envoy = own_jwks_envoy(form, &server, "counters_", 3600, 1);
         let port = envoy.port();
@@ -593,7 +613,9 @@ fn metadata_config(form: Form) -> String {
 
 #[test]
 fn metadata_mode_trusts_jwt_authn() {
-    for_each_form(|form| {
+    // scope-authz's `metadata` mode: refused by the native form at load (see
+    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         let envoy = Envoy::start(&metadata_config(form)).unwrap();
         let port = envoy.port();
         let r = bearer(
@@ -833,7 +855,9 @@ fn wasm_counter(envoy: &Envoy, name: &str) -> u64 {
 /// test polls (bounded) until the JWKS server was asked again and the filter counted a change.
 #[test]
 fn a_key_rotated_away_stops_verifying_its_cached_tokens() {
-    for_each_form(|form| {
+    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
+    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         let server = JwksServer::start(JWKS_2);
         // One worker: once it refuses the old token it holds the new keys, so every later request
         // is decided by them (with two, the other worker installs them at its own next tick).
@@ -890,7 +914,9 @@ fn a_key_rotated_away_stops_verifying_its_cached_tokens() {
 /// and by the filter.
 #[test]
 fn one_jwks_fetch_per_vm_id() {
-    for_each_form(|form| {
+    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
+    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         let server = JwksServer::start(JWKS_1);
         let envoy = own_jwks_envoy(form, &server, "once_", 3600, 2);
         let t = token(json!({}));
@@ -962,7 +988,9 @@ fn publish_ecds(form: Form, path: &std::path::Path, realm: &str) {
 /// source is the same (no `keys_unavailable` until the next timer tick, no new fetch).
 #[test]
 fn a_config_push_keeps_the_fetched_keys() {
-    for_each_form(|form| {
+    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
+    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         // The discovery stats are named after the filter.
         let stat = format!(
             "extension_config_discovery.http_filter.{}.update_success",
@@ -1019,7 +1047,9 @@ fn wait_until(envoy: &Envoy, what: &str, done: impl Fn() -> bool) {
 /// filter's own `jwks_fetch` counter (counted when the fetched keys are installed).
 #[test]
 fn an_unknown_kid_refetches_without_flushing_the_cache() {
-    for_each_form(|form| {
+    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
+    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         let server = JwksServer::start(JWKS_1);
         let config = json!({
             "providers": [{"name": "test", "issuer": ISS, "audiences": ["api"], "algorithms": ["RS256"],
@@ -1075,7 +1105,9 @@ fn an_unknown_kid_refetches_without_flushing_the_cache() {
 /// when no earlier filter set one.
 #[test]
 fn a_token_plan_applies_only_without_an_earlier_plan() {
-    for_each_form(|form| {
+    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
+    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    for_forms(&WASM_FORMS, |form| {
         let jwks: Value = serde_json::from_str(JWKS_1_INLINE).unwrap();
         let config = json!({
             "providers": [{"name": "test", "issuer": ISS, "audiences": ["api"], "algorithms": ["RS256"],
@@ -1114,5 +1146,31 @@ fn a_token_plan_applies_only_without_an_earlier_plan() {
         let r = bearer(port, "/token-only", &bad);
         assert_eq!(r.status, 401, "{}", r.text());
         assert!(www(&r).contains("The token's plan claim is not a valid plan name."));
+    });
+}
+
+#[test]
+fn remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field() {
+    for_forms(&[Form::Native, Form::NativeSuite], |form| {
+        let log = Envoy::start_expect_failure(&config(form, "refused", 60)).unwrap();
+        assert!(
+            log.contains(&format!(
+                "{}providers[0].jwks.remote: a remote JWKS (HTTP callouts and a refresh timer) is not supported in the native form yet",
+                form.refusal_prefix(Filter::ScopeAuthz)
+            )),
+            "{log}"
+        );
+        let log = Envoy::start_expect_failure(&metadata_config(form)).unwrap();
+        assert!(
+            log.contains(&format!(
+                "{}mode: \"metadata\" (jwt_authn's payload from dynamic metadata) is not supported in the native form yet",
+                form.refusal_prefix(Filter::ScopeAuthz)
+            )),
+            "{log}"
+        );
+        assert!(
+            log.contains(&form.load_failure(Filter::ScopeAuthz)),
+            "{log}"
+        );
     });
 }

@@ -109,7 +109,12 @@ fn replace_of_a_missing_header_does_nothing_and_add_adds() {
         let echo = send(form, Request::get("/h/y")).json();
         assert_eq!(seen(&echo, "x-rep"), Vec::<String>::new());
         assert_eq!(seen(&echo, "x-exists"), vec!["not-used"]);
-        assert_eq!(seen(&echo, "x-add"), vec![""]);
+        // Added empty (its template's header is absent). Envoy 1.40's dynamic-module header
+        // callbacks drop an empty value, so the native forms cannot send an empty header: the
+        // one known difference between the forms (a header the upstream gets empty or not at
+        // all; README, "Which form?").
+        let want: &[&str] = if form.is_native() { &[] } else { &[""] };
+        assert_eq!(seen(&echo, "x-add"), want);
         assert_eq!(echo["path"], "/h/y?page=1&via=GET");
     });
 }

@@ -73,6 +73,11 @@ pub fn spawn(dir: &Path, config: &str, launch: &Launch<'_>) -> Result<Child, Str
         .arg("50")
         .args(launch.extra_args)
         .current_dir(repo_root())
+        // Where `DynamicModuleFilter` finds the native modules (`make build` puts them there).
+        .env(
+            "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+            crate::paths::native_modules_dir(),
+        )
         .stdin(Stdio::null())
         .stdout(stdio)
         .stderr(stderr);

@@ -23,6 +23,11 @@ pub fn validate_config(path: &Path) -> Result<(), String> {
         .arg("-l")
         .arg("warn")
         .current_dir(repo_root())
+        // Where `DynamicModuleFilter` finds the native modules (`make build` puts them there).
+        .env(
+            "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+            crate::paths::native_modules_dir(),
+        )
         .stdin(Stdio::null())
         .stdout(out.try_clone().map_err(|e| e.to_string())?)
         .stderr(err)
