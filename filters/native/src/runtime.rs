@@ -261,8 +261,12 @@ pub fn filter_new(config: *const c_void, filter_envoy: *mut c_void) -> *const c_
         let namespace: Rc<str> = Rc::from(config.namespace.as_str());
         host::enter(filter_envoy, &namespace, || {
             let worker = worker_for(config);
-            let shared = worker.as_ref().is_some_and(|w| w.borrow().stages.len() > 1);
-            let host = RequestHost::new(&HOST, shared);
+            // As the Wasm runtime: shared by several stages, a header snapshot when one of
+            // them reads the whole map.
+            let host = match &worker {
+                Some(w) => RequestHost::for_stages(&HOST, &w.borrow().stages),
+                None => RequestHost::new(&HOST, false, false),
+            };
             let chain = worker.as_ref().map(|w| {
                 Chain::new(
                     w.borrow()
