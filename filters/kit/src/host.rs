@@ -48,6 +48,12 @@ pub trait Host {
     fn header_reads_are_cheap(&self) -> bool {
         false
     }
+    /// Whether header edits one by one cost no more than replacing the map: a native module's
+    /// callbacks (no VM crossing), or a shared request host that batches them anyway. A
+    /// writer then sends its edits one by one instead of the whole map.
+    fn header_edits_are_cheap(&self) -> bool {
+        false
+    }
     /// Whether the request carries a header (any copy, empty or not): one host call, no value
     /// copied into the module when it is absent.
     fn has_request_header(&self, name: &str) -> bool {
@@ -190,6 +196,8 @@ pub struct MockHost {
     pub now: u64,
     /// The buffered request body the stages read.
     pub body: Vec<u8>,
+    /// Answers `header_edits_are_cheap` (as a native module's host does).
+    pub cheap_edits: bool,
     pub shared: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     counters: RefCell<Vec<String>>,
     calls: RefCell<Vec<Call>>,
@@ -270,6 +278,9 @@ impl MockHost {
 }
 
 impl Host for MockHost {
+    fn header_edits_are_cheap(&self) -> bool {
+        self.cheap_edits
+    }
     fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
         self.crossing("request_headers");
         self.headers.clone()

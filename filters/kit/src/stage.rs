@@ -430,7 +430,7 @@ impl Chain {
 }
 
 /// Up to this many pending edits reach Envoy one by one; more as one replacement of the map
-/// (one host call instead of several).
+/// (one host call instead of several), unless the host's edits are cheap (a native module).
 const MAX_SINGLE_EDITS: usize = 2;
 
 /// A request-header edit waiting for [`RequestHost::flush`].
@@ -513,7 +513,9 @@ impl<'a> RequestHost<'a> {
         let pending = std::mem::replace(&mut *self.pending.borrow_mut(), Pending::None);
         match pending {
             Pending::None => {}
-            Pending::Edits(edits) if edits.len() <= MAX_SINGLE_EDITS => {
+            Pending::Edits(edits)
+                if edits.len() <= MAX_SINGLE_EDITS || self.inner.header_edits_are_cheap() =>
+            {
                 for edit in edits {
                     match edit {
                         Edit::Set(n, v) => self.inner.set_header(Side::Request, &n, &v),
@@ -585,6 +587,10 @@ impl Host for RequestHost<'_> {
     }
     fn header_reads_are_cheap(&self) -> bool {
         self.snapshot || self.inner.header_reads_are_cheap()
+    }
+    fn header_edits_are_cheap(&self) -> bool {
+        // With a snapshot, edits wait in memory and reach Envoy in one batch at the flush.
+        self.snapshot || self.inner.header_edits_are_cheap()
     }
     fn has_request_header(&self, name: &str) -> bool {
         if self.snapshot {

@@ -307,6 +307,27 @@ fn the_shared_request_host_reads_the_headers_once_and_sees_the_edits() {
 }
 
 #[test]
+fn with_cheap_edits_the_batch_reaches_envoy_edit_by_edit() {
+    let mut mock = MockHost::new(&[(":path", "/a"), ("x-a", "1")]);
+    mock.cheap_edits = true;
+    let host = RequestHost::new(&mock, true, true);
+    assert!(host.header_edits_are_cheap());
+    host.set_request_header("x-b", b"3");
+    host.remove_request_header("x-a");
+    host.set_request_header("x-c", b"4");
+    host.flush();
+    assert_eq!(
+        mock.host_call_names(),
+        [
+            "request_headers",
+            "set_request_header",
+            "remove_request_header",
+            "set_request_header"
+        ]
+    );
+}
+
+#[test]
 fn a_replaced_map_reaches_envoy_as_one_replacement() {
     let mock = MockHost::new(&[(":path", "/a"), ("x-a", "1"), ("x-b", "2")]);
     let host = RequestHost::new(&mock, true, true);

@@ -75,6 +75,11 @@ pub trait Io {
         self.property(PROPERTY).and_then(|b| Identity::decode(&b))
     }
     fn edit(&self, side: Side, edit: &Edit);
+    /// Whether edits one by one cost no more than replacing the whole map (see
+    /// `kit::host::Host::header_edits_are_cheap`).
+    fn edits_are_cheap(&self) -> bool {
+        false
+    }
     /// Replaces every header of one side (pseudo-headers included) in one host call.
     fn set_headers(&self, side: Side, headers: &[(String, Vec<u8>)]);
     /// The buffered body of one side (`size` bytes).
@@ -116,7 +121,9 @@ pub fn apply_edits(headers: &mut Vec<(String, Vec<u8>)>, edits: &[Edit]) {
 fn send_edits(io: &dyn Io, side: Side, current: Option<Vec<(String, Vec<u8>)>>, edits: &[Edit]) {
     match (edits, current) {
         ([], _) => {}
-        (many, Some(mut all)) if many.len() > 1 && all.len() < kit::request::MAX_HEADERS => {
+        (many, Some(mut all))
+            if many.len() > 1 && all.len() < kit::request::MAX_HEADERS && !io.edits_are_cheap() =>
+        {
             apply_edits(&mut all, many);
             io.set_headers(side, &all);
         }

@@ -113,6 +113,9 @@ impl Io for HostIo<'_> {
     fn set_headers(&self, side: Side, headers: &[(String, Vec<u8>)]) {
         self.host.replace_headers(side, headers);
     }
+    fn edits_are_cheap(&self) -> bool {
+        self.host.header_edits_are_cheap()
+    }
     fn body(&self, side: Side, size: usize) -> Option<Vec<u8>> {
         self.host.body(side, 0, size)
     }
@@ -274,6 +277,26 @@ mod tests {
             );
             // The mock's answer has no status: 502 either way.
             assert_eq!(host.reply().map(|r| r.status), Some(502), "{size}");
+        }
+    }
+
+    #[test]
+    fn edits_go_one_by_one_where_they_are_cheap_and_as_one_map_where_not() {
+        let config = r#"{"rules": [{"request": {"headers": {"remove": ["x-debug"],
+            "rename": {"x-old": "x-new"}, "add": {"x-added": "1"}}}}]}"#;
+        for cheap in [false, true] {
+            let mut host = MockHost::new(&[
+                (":path", "/"),
+                (":method", "GET"),
+                ("x-debug", "1"),
+                ("x-old", "moved"),
+            ]);
+            host.cheap_edits = cheap;
+            assert_eq!(run(config, &host), Flow::Continue);
+            let calls = host.host_call_names();
+            assert_eq!(calls.contains(&"replace_headers"), !cheap, "{calls:?}");
+            assert_eq!(calls.contains(&"remove_request_header"), cheap, "{calls:?}");
+            assert_eq!(host.counter("apim.transform.applied"), 1);
         }
     }
 
