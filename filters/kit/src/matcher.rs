@@ -264,6 +264,19 @@ impl RouteMatcher {
         self.matches_with(input, &mut Paths::default(), Reading::Either, true)
     }
 
+    /// Whether this matcher holds, as a restricting rule, on one reading of the path alone:
+    /// the normalised path, or with `widest` the widest reading of an ambiguous path (for a
+    /// path that is not ambiguous, the normalised one). [`RuleSet::lookup`] compares the rules
+    /// the two readings meet; the fuzz reference models it with this.
+    pub fn matches_reading(&self, input: &MatchInput<'_>, widest: bool) -> bool {
+        let reading = if widest {
+            Reading::Wide
+        } else {
+            Reading::Normal
+        };
+        self.matches_with(input, &mut Paths::default(), reading, true)
+    }
+
     /// `paths` caches the normalised (and wide) path, so a rule set computes each once per
     /// request. `reading` says which readings of the path a path condition compares
     /// ([`Reading`]). With `strict` (a rule that restricts), a `grpc` condition also holds for a
