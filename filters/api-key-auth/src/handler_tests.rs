@@ -332,7 +332,11 @@ fn a_path_read_as_two_routes_is_refused_and_counted() {
         headers.extend(case.content_type.map(|t| ("content-type", t)));
         let (action, host) = run(&c, &headers);
         let path = case.path;
-        assert_eq!(host.counter("apim.api_key_auth.denied.path_ambiguous"), case.refused, "{path}");
+        assert_eq!(
+            host.counter("apim.api_key_auth.denied.path_ambiguous"),
+            case.refused,
+            "{path}"
+        );
         let Some(reply) = host.reply() else {
             assert_eq!((action, case.status), (Action::Continue, 0), "{path}");
             continue;
@@ -347,7 +351,10 @@ fn a_path_read_as_two_routes_is_refused_and_counted() {
         assert_eq!(grpc_status, case.grpc_status, "{path}");
         if case.grpc_status.is_none() {
             let body = String::from_utf8_lossy(&reply.body);
-            assert!(body.contains("\"code\":\"path_ambiguous\""), "{path}: {body}");
+            assert!(
+                body.contains("\"code\":\"path_ambiguous\""),
+                "{path}: {body}"
+            );
         }
         assert_eq!(host.counter("apim.api_key_auth.allowed"), 0, "{path}");
     }

@@ -557,7 +557,10 @@ impl<T> RuleSet<T> {
         let mut found = None;
         for (index, e) in self.rules.iter().enumerate() {
             let strict = self.same.is_some() && !e.guarded;
-            if !e.matcher.matches_with(input, &mut paths, Reading::Normal, strict) {
+            if !e
+                .matcher
+                .matches_with(input, &mut paths, Reading::Normal, strict)
+            {
                 continue;
             }
             if e.guarded && *ambiguous.get_or_insert_with(|| input.head.path_is_ambiguous()) {
@@ -577,8 +580,7 @@ impl<T> RuleSet<T> {
         let Some(same) = self.same else {
             return lookup;
         };
-        if !self.reads_path || !*ambiguous.get_or_insert_with(|| input.head.path_is_ambiguous())
-        {
+        if !self.reads_path || !*ambiguous.get_or_insert_with(|| input.head.path_is_ambiguous()) {
             return lookup;
         }
         let wide = self.first_unguarded(input, &mut paths);
@@ -602,9 +604,10 @@ impl<T> RuleSet<T> {
         input: &MatchInput<'_>,
         paths: &mut Paths,
     ) -> Option<(usize, &Entry<T>)> {
-        self.rules.iter().enumerate().find(|(_, e)| {
-            !e.guarded && e.matcher.matches_with(input, paths, Reading::Wide, true)
-        })
+        self.rules
+            .iter()
+            .enumerate()
+            .find(|(_, e)| !e.guarded && e.matcher.matches_with(input, paths, Reading::Wide, true))
     }
 
     pub fn first(&self, input: &MatchInput<'_>) -> Option<&T> {
@@ -1483,5 +1486,4 @@ mod tests {
         });
         assert_eq!((found.rule, found.conflict), (Some(&1), false));
     }
-
 }

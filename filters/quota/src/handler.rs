@@ -309,7 +309,14 @@ pub fn decide(
             return refuse(host, config, counters, PLAN_UNKNOWN, &denial, shape)
         }
         Resolution::PathAmbiguous(denial) => {
-            return refuse(host, config, counters, DENIED_PATH_AMBIGUOUS, &denial, shape)
+            return refuse(
+                host,
+                config,
+                counters,
+                DENIED_PATH_AMBIGUOUS,
+                &denial,
+                shape,
+            )
         }
         Resolution::Count { plan, key, cost } => (plan, key, cost),
     };

@@ -642,7 +642,10 @@ fn a_path_read_as_two_routes_is_refused_uncounted() {
     ];
     for case in cases {
         let cfg = if case.shadow {
-            cfg.replace(r#""default_cost": 2,"#, r#""default_cost": 2, "shadow": true,"#)
+            cfg.replace(
+                r#""default_cost": 2,"#,
+                r#""default_cost": 2, "shadow": true,"#,
+            )
         } else {
             cfg.to_string()
         };
@@ -652,7 +655,11 @@ fn a_path_read_as_two_routes_is_refused_uncounted() {
         let h = MockHost::new(&[(":path", path), ("x-user", "u")]);
         let counters = Counters::define(&h, &COUNTER_NAMES);
         let action = on_request_headers(&h, &store, &KEY, &c, &counters);
-        assert_eq!(h.counter(&format!("apim.quota.{}", case.counter)), 1, "{path}");
+        assert_eq!(
+            h.counter(&format!("apim.quota.{}", case.counter)),
+            1,
+            "{path}"
+        );
         assert_eq!(h.reply().map(|r| r.status), case.status, "{path}");
         if case.status.is_some() {
             assert_eq!(action, Action::Stop, "{path}");

@@ -456,7 +456,11 @@ fn a_path_read_as_two_routes_is_refused_uncharged() {
             assert_eq!(r.json()["code"], "path_ambiguous", "{path}");
         }
         counter_is(&envoy, &wasm("denied.path_ambiguous"), 3);
-        assert_eq!(upstream_requests(&envoy), 0, "the upstream saw a refused request");
+        assert_eq!(
+            upstream_requests(&envoy),
+            0,
+            "the upstream saw a refused request"
+        );
         let statuses: Vec<u16> = ["/pets/x", "/pets/..;/other", "/pets/y"]
             .iter()
             .map(|p| get(&envoy, p, &user).status)

@@ -571,7 +571,12 @@ fn a_path_read_as_two_routes_is_refused() {
             ("/admin/..;/pets", &read),
         ] {
             let bearer = format!("Bearer {t}");
-            let r = expect(&envoy, path, &get(path).header("authorization", &bearer), 400);
+            let r = expect(
+                &envoy,
+                path,
+                &get(path).header("authorization", &bearer),
+                400,
+            );
             assert_eq!(r.json()["code"], "path_ambiguous", "{path}");
             assert_eq!(
                 r.json()["detail"],
@@ -583,7 +588,12 @@ fn a_path_read_as_two_routes_is_refused() {
         // Readings that agree (or a wide one that meets no rule) keep the normalised decision.
         let bearer = format!("Bearer {read}");
         for path in ["/pets/x", "/pets/..;/other"] {
-            let r = expect(&envoy, path, &get(path).header("authorization", &bearer), 200);
+            let r = expect(
+                &envoy,
+                path,
+                &get(path).header("authorization", &bearer),
+                200,
+            );
             assert_eq!(r.json()["path"], path);
         }
         expect(
