@@ -25,7 +25,8 @@
 //! filter refuses the request (400 `path_ambiguous`) rather than let the client's spelling
 //! pick the looser rule. Two rules with equal values are no conflict.
 //! Behind an HCM with `normalize_path`, `merge_slashes` and `path_with_escaped_slashes_action`
-//! (every shipped bootstrap), Envoy has already removed these forms and nothing changes.
+//! (every shipped bootstrap), Envoy has already removed these forms but `;` parameters
+//! (`..;`, `/admin;x`), which RFC 3986 and Envoy keep: those still reach the filters.
 
 use crate::config_error::{ConfigError, Field};
 use crate::request::RequestHead;
