@@ -433,7 +433,7 @@ pub struct RuleSet<T> {
     /// tell whether the two readings of an ambiguous path meet different decisions.
     same: Option<fn(&T, &T) -> bool>,
     /// Whether some rule that is not guarded compares the path (a `path` or `grpc` condition):
-    /// otherwise both readings of a path meet the same rule and neither is computed twice.
+    /// otherwise both readings of a path meet the same rules and the wide one is never read.
     reads_path: bool,
 }
 
@@ -443,6 +443,12 @@ struct Entry<T> {
     value: T,
     /// A loosening rule that an ambiguous path must not reach (see the module docs).
     guarded: bool,
+    /// When this rule meets the normalised path, the widest reading may meet another with a
+    /// different value ([`Lookup::conflict`]): only then is the path checked for ambiguity.
+    /// False when every other unguarded rule has an equal value, or neither this rule nor a
+    /// differing one reads the path (a rule that does not read it, placed before this one,
+    /// would have met the normalised path first).
+    may_conflict: bool,
 }
 
 /// What [`RuleSet::lookup`] found.
@@ -501,17 +507,36 @@ impl<T> RuleSet<T> {
         same: Option<fn(&T, &T) -> bool>,
     ) -> Self {
         let needs_route_name = rules.iter().any(|(m, _)| m.needs_route_name());
-        let rules: Vec<Entry<T>> = rules
+        let mut rules: Vec<Entry<T>> = rules
             .into_iter()
             .map(|(matcher, value)| Entry {
                 guarded: loosens(&value) && matcher.depends_on_path(),
                 matcher,
                 value,
+                may_conflict: false,
             })
             .collect();
-        let reads_path = rules
-            .iter()
-            .any(|e| !e.guarded && (e.matcher.path.is_some() || e.matcher.grpc.is_some()));
+        let reads =
+            |e: &Entry<T>| !e.guarded && (e.matcher.path.is_some() || e.matcher.grpc.is_some());
+        let reads_path = rules.iter().any(reads);
+        if let Some(same) = same {
+            let may: Vec<bool> = rules
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    !e.guarded
+                        && rules.iter().enumerate().any(|(j, o)| {
+                            j != i
+                                && !o.guarded
+                                && !same(&e.value, &o.value)
+                                && (reads(o) || (j > i && reads(e)))
+                        })
+                })
+                .collect();
+            for (e, may) in rules.iter_mut().zip(may) {
+                e.may_conflict = may;
+            }
+        }
         Self {
             rules,
             needs_route_name,
@@ -581,7 +606,12 @@ impl<T> RuleSet<T> {
         let Some(same) = self.same else {
             return lookup;
         };
-        if !self.reads_path || !*ambiguous.get_or_insert_with(|| input.head.path_is_ambiguous()) {
+        // Where no other rule can decide differently, the path is not even checked.
+        let may_conflict = match found {
+            Some((_, e)) => e.may_conflict,
+            None => self.reads_path,
+        };
+        if !may_conflict || !*ambiguous.get_or_insert_with(|| input.head.path_is_ambiguous()) {
             return lookup;
         }
         let wide = self.first_unguarded(input, &mut paths);
