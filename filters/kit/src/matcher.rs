@@ -1502,6 +1502,28 @@ mod tests {
             head: &h,
         });
         assert_eq!((found.rule, found.conflict), (Some(&1), false));
+        // A rule that does not read the path (methods only) and one that does: either can be
+        // the one a reading meets first, before or after the other.
+        let mixed = RuleSet::with_loosening(
+            vec![
+                (m(r#"{"path":{"prefix":"/pets"}}"#), 1),
+                (m(r#"{"methods":["GET"]}"#), 2),
+            ],
+            |_| false,
+        );
+        for (path, rule, conflict) in [
+            ("/x/..;/pets", Some(&2), true),
+            ("/pets/..;/x", Some(&1), true),
+            ("/pets/..;/pets/x", Some(&1), false),
+            ("/pets/x", Some(&1), false),
+        ] {
+            let h = head("GET", path, "a");
+            let found = mixed.lookup(&MatchInput {
+                route_name: None,
+                head: &h,
+            });
+            assert_eq!((found.rule, found.conflict), (rule, conflict), "{path}");
+        }
         // Rules that do not read the path meet the same rule in every reading.
         let unread = RuleSet::with_loosening(
             vec![
