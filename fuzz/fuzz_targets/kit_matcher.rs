@@ -1,7 +1,12 @@
-//! kit's rule matcher: a rule list (first line, JSON: `[{"match": {...}, "loosens": bool}]`)
-//! against a request (the rest). The rule set's answer must equal a plain reference: the first
-//! rule that matches and is not a loosening, path-dependent rule facing an ambiguous path, nor a
-//! loosening `grpc` rule facing a request that is not a clean gRPC call.
+//! kit's rule matcher: a rule list (first line, JSON: `[{"match": {...}, "loosens": bool,
+//! "value": n}]`) against a request (the rest). The rule set's answer must equal a plain model of
+//! the documented semantics (`kit::matcher`), built from single matchers read one way at a time:
+//! - the normalised reading first: the first rule that meets it, where a guarded rule (loosening
+//!   and path-dependent) is passed over on an ambiguous path, and a loosening `grpc` rule holds
+//!   only for a clean gRPC call;
+//! - on an ambiguous path, the first unguarded rule its widest reading meets: it decides only
+//!   when the normalised reading met nothing (`wide`), and `conflict` is set exactly when both
+//!   readings met a rule and their values differ (`value`: rules with equal values decide alike).
 #![no_main]
 
 use kit::config_error::Field;
@@ -15,6 +20,24 @@ struct Rule {
     matcher: RawMatch,
     #[serde(default)]
     loosens: bool,
+    #[serde(default)]
+    value: u8,
+}
+
+/// A rule's value as the rule set sees it: equal when `value` is, whatever the position.
+#[derive(Debug, Clone, Copy)]
+struct Value {
+    index: usize,
+    value: u8,
+    loosens: bool,
+    guarded: bool,
+    grpc: bool,
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -25,17 +48,26 @@ fuzz_target!(|data: &[u8]| {
     if raw.len() > 16 {
         return;
     }
-    let mut compiled: Vec<(RouteMatcher, (usize, bool, bool, bool))> = Vec::new();
+    let mut compiled: Vec<(RouteMatcher, Value)> = Vec::new();
     for (i, r) in raw.iter().enumerate() {
         let Ok(m) = RouteMatcher::compile(&r.matcher, &Field::root().key("rules").index(i)) else {
             return;
         };
         let grpc = r.matcher.grpc.is_some();
         let path_dependent = r.matcher.path.is_some() || r.matcher.route_name.is_some() || grpc;
-        compiled.push((m, (i, r.loosens, path_dependent, grpc)));
+        compiled.push((
+            m,
+            Value {
+                index: i,
+                value: r.value,
+                loosens: r.loosens,
+                guarded: r.loosens && path_dependent,
+                grpc,
+            },
+        ));
     }
     let reference = compiled.clone();
-    let set = RuleSet::with_loosening(compiled, |(_, loosens, _, _)| *loosens);
+    let set = RuleSet::with_loosening(compiled, |v| v.loosens);
 
     let (headers, _) = apim_fuzz::request(request);
     let head = RequestHead::new(headers);
@@ -47,20 +79,41 @@ fuzz_target!(|data: &[u8]| {
         let got = set.lookup(&input);
         let ambiguous = head.path_is_ambiguous();
         let clean = kit::grpc::clean_call(&head).is_some();
-        let want = reference
+        let normal = reference
             .iter()
-            .find(|(m, (_, loosens, dep, grpc))| {
-                m.matches(&input) && !(*loosens && *dep && ambiguous) && !(*loosens && *grpc && !clean)
+            .find(|(m, v)| {
+                m.matches_reading(&input, false)
+                    && !(v.guarded && ambiguous)
+                    && !(v.loosens && v.grpc && !clean)
             })
-            .map(|(_, v)| v.0);
-        assert_eq!(got.rule.map(|v| v.0), want);
-        if let Some((_, loosens, dep, grpc)) = got.rule {
+            .map(|(_, v)| *v);
+        let widest = if ambiguous {
+            reference
+                .iter()
+                .find(|(m, v)| !v.guarded && m.matches_reading(&input, true))
+                .map(|(_, v)| *v)
+        } else {
+            None
+        };
+        let (want, wide) = match normal {
+            Some(v) => (Some(v), false),
+            None => (widest, widest.is_some()),
+        };
+        let conflict = match (normal, widest) {
+            (Some(n), Some(w)) => n.index != w.index && n.value != w.value,
+            _ => false,
+        };
+        assert_eq!(got.rule.map(|v| v.index), want.map(|v| v.index));
+        assert_eq!(got.index, want.map(|v| v.index));
+        assert_eq!(got.wide, wide, "wide");
+        assert_eq!(got.conflict, conflict, "conflict");
+        if let Some(v) = got.rule {
             assert!(
-                !(*loosens && *dep && ambiguous),
+                !(v.guarded && ambiguous),
                 "a loosening rule matched an ambiguous path"
             );
             assert!(
-                !(*loosens && *grpc && !clean),
+                !(v.loosens && v.grpc && !clean),
                 "a loosening grpc rule matched a request that is not a clean gRPC call"
             );
         }

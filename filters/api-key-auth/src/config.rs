@@ -169,7 +169,7 @@ pub struct KeyEntry {
 /// Indexes of allowed consumers, and allowed groups.
 pub type Allow = (Vec<usize>, Vec<String>);
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rule {
     pub skip: bool,
     /// Allowed consumers and groups; `None` allows every consumer.

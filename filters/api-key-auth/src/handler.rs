@@ -13,7 +13,7 @@ use kit::query::{remove_cookie, remove_query_param};
 use kit::request::RequestHead;
 
 /// Counter names, in the order [`counter_index`] uses.
-pub const COUNTER_NAMES: [&str; 13] = [
+pub const COUNTER_NAMES: [&str; 14] = [
     "apim.api_key_auth.allowed",
     "apim.api_key_auth.anonymous",
     "apim.api_key_auth.passed",
@@ -26,6 +26,8 @@ pub const COUNTER_NAMES: [&str; 13] = [
     "apim.api_key_auth.denied.ambiguous",
     "apim.api_key_auth.denied.too_many",
     "apim.api_key_auth.denied.forbidden",
+    // The path's readings meet rules that decide differently: refused 400 whoever calls.
+    "apim.api_key_auth.denied.path_ambiguous",
     // Not an outcome: a `skip`/`anonymous` rule passed over for an ambiguous path (the request
     // is also counted under the stricter outcome it got).
     "apim.api_key_auth.path_ambiguous",
@@ -33,7 +35,7 @@ pub const COUNTER_NAMES: [&str; 13] = [
 const ALLOWED: usize = 0;
 const ANONYMOUS: usize = 1;
 const PASSED: usize = 2;
-const PATH_AMBIGUOUS: usize = 12;
+const PATH_AMBIGUOUS: usize = 13;
 
 fn counter_index(reason: DenyReason) -> usize {
     3 + DenyReason::ALL

@@ -276,6 +276,90 @@ fn an_ambiguous_path_is_counted_and_gets_the_stricter_decision() {
     );
 }
 
+/// An ambiguous path whose two readings meet different rules is refused 400 `path_ambiguous`
+/// (gRPC-shaped for a gRPC caller) and counted, even for a key both rules would let in.
+#[test]
+fn a_path_read_as_two_routes_is_refused_and_counted() {
+    let json = format!(
+        r#"{{
+        "sources": [{{"header":"x-api-key"}}],
+        "consumers": [{{"id":"alice","keys":[{{"sha256":"{}"}}]}}, {{"id":"bob"}}],
+        "rules": [
+          {{"match":{{"path":{{"prefix":"/pets"}}}},"allow":{{"consumers":["alice"]}}}},
+          {{"match":{{"path":{{"prefix":"/admin"}}}},"allow":{{"consumers":["bob"]}}}}
+        ]
+    }}"#,
+        to_hex(&sha256(b"alice-key"))
+    );
+    let c = Config::parse(json.as_bytes()).unwrap();
+    /// A request and what the client gets: HTTP status, `grpc-status` (gRPC callers).
+    struct Case {
+        path: &'static str,
+        content_type: Option<&'static str>,
+        status: u16,
+        grpc_status: Option<&'static str>,
+        refused: i64,
+    }
+    let cases = [
+        Case {
+            path: "/pets/..;/admin",
+            content_type: None,
+            status: 400,
+            grpc_status: None,
+            refused: 1,
+        },
+        Case {
+            path: "/pets/..%2Fadmin",
+            content_type: Some("application/grpc"),
+            status: 200,
+            grpc_status: Some("3"),
+            refused: 1,
+        },
+        Case {
+            path: "/pets/x",
+            content_type: None,
+            status: 0,
+            grpc_status: None,
+            refused: 0,
+        },
+    ];
+    for case in cases {
+        let mut headers = vec![
+            (":method", "POST"),
+            (":path", case.path),
+            ("x-api-key", "alice-key"),
+        ];
+        headers.extend(case.content_type.map(|t| ("content-type", t)));
+        let (action, host) = run(&c, &headers);
+        let path = case.path;
+        assert_eq!(
+            host.counter("apim.api_key_auth.denied.path_ambiguous"),
+            case.refused,
+            "{path}"
+        );
+        let Some(reply) = host.reply() else {
+            assert_eq!((action, case.status), (Action::Continue, 0), "{path}");
+            continue;
+        };
+        assert_eq!(action, Action::Stop, "{path}");
+        assert_eq!(reply.status, case.status, "{path}");
+        let grpc_status = reply
+            .headers
+            .iter()
+            .find(|(k, _)| k == "grpc-status")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(grpc_status, case.grpc_status, "{path}");
+        if case.grpc_status.is_none() {
+            let body = String::from_utf8_lossy(&reply.body);
+            assert!(
+                body.contains("\"code\":\"path_ambiguous\""),
+                "{path}: {body}"
+            );
+        }
+        assert_eq!(host.counter("apim.api_key_auth.allowed"), 0, "{path}");
+    }
+}
+
 /// A gRPC caller's refusal is gRPC-shaped, and what that costs: the content-type is read only on
 /// the refusal path (one host call); an admitted request reads it only when a rule needs it.
 #[test]

@@ -20,10 +20,12 @@ pub enum DenyReason {
     Ambiguous,
     TooMany,
     Forbidden,
+    /// The path's readings meet rules that decide differently ([`kit::matcher::Lookup::conflict`]).
+    PathAmbiguous,
 }
 
 impl DenyReason {
-    pub const ALL: [DenyReason; 9] = [
+    pub const ALL: [DenyReason; 10] = [
         Self::Missing,
         Self::Unknown,
         Self::Expired,
@@ -33,6 +35,7 @@ impl DenyReason {
         Self::Ambiguous,
         Self::TooMany,
         Self::Forbidden,
+        Self::PathAmbiguous,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +49,7 @@ impl DenyReason {
             Self::Ambiguous => "ambiguous",
             Self::TooMany => "too_many",
             Self::Forbidden => "forbidden",
+            Self::PathAmbiguous => "path_ambiguous",
         }
     }
 }
@@ -93,6 +97,13 @@ pub fn decide<'c>(
     }
     let input = MatchInput { route_name, head };
     let found = config.rules.lookup(&input);
+    if found.conflict {
+        // Which rule applies depends on how the backend reads the path: refuse, whoever calls.
+        return Verdict {
+            decision: Decision::Deny(DenyReason::PathAmbiguous, Denial::path_ambiguous()),
+            path_ambiguous: found.refused_ambiguous,
+        };
+    }
     let mut decision = decide_for(config, found.rule.unwrap_or(&DEFAULT_RULE), head, now);
     if found.refused_ambiguous {
         // An `anonymous` rule passed over for the ambiguous path (one before the rule that

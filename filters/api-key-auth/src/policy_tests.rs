@@ -394,6 +394,38 @@ fn ambiguous_paths_never_reach_skip_or_anonymous_rules() {
             want: "pass",
             ambiguous: false,
         },
+        // The two readings meet different rules (normalised /partners lets alice in, the
+        // widest reading is /admin, ops only): neither is known to be the stricter, refused
+        // whoever calls.
+        Case {
+            path: "/partners/..;/admin/users",
+            route: None,
+            key: Some("alice-key"),
+            want: "deny path_ambiguous 400",
+            ambiguous: false,
+        },
+        Case {
+            path: "/partners/..%2Fadmin",
+            route: None,
+            key: Some("dave-key"),
+            want: "deny path_ambiguous 400",
+            ambiguous: false,
+        },
+        Case {
+            path: "/admin/..;/partners",
+            route: None,
+            key: None,
+            want: "deny path_ambiguous 400",
+            ambiguous: false,
+        },
+        // The widest reading meets no rule: the normalised path's rule decides.
+        Case {
+            path: "/partners/..;/other",
+            route: None,
+            key: Some("alice-key"),
+            want: "allow alice",
+            ambiguous: false,
+        },
         // A stricter rule (allow) still applies to an ambiguous path.
         Case {
             path: "/admin/..%2Fx",

@@ -129,6 +129,10 @@ pub fn on_request_headers(env: Env<'_>, end_of_stream: bool) -> HeadersAction {
     // the GraphQL route to the upstream (`/api/..;/graphql`, `/api/..%2Fgraphql`): whatever
     // GraphQL it carries is checked (`soft`), anything else passes.
     let mut soft = false;
+    // The normalised path meets a `skip` rule that does not read the path (`methods`, `hosts`
+    // only: it is not guarded), its widest reading an earlier guarding rule. The only way two
+    // readings meet different values here: every path-dependent `skip` is guarded.
+    let mut conflict = false;
     if !config.rules.is_empty() {
         let route = if config.rules.needs_route_name() {
             host.route_name()
@@ -140,6 +144,7 @@ pub fn on_request_headers(env: Env<'_>, end_of_stream: bool) -> HeadersAction {
             head: &head,
         };
         let found = config.rules.lookup(&input);
+        conflict = found.conflict;
         match found.rule {
             Some(false) => {}
             // A skipped route, or no rule for it: not a GraphQL route, unless the path is
@@ -170,6 +175,12 @@ pub fn on_request_headers(env: Env<'_>, end_of_stream: bool) -> HeadersAction {
             always_reject,
         )
     };
+    if conflict {
+        // The server may serve the guarded route: checking only what looks like GraphQL
+        // (`soft`) would let through what the guarded route refuses (a form-encoded body).
+        let detail = kit::denial::Denial::path_ambiguous().detail;
+        return refuse(policy::violation(Code::PathAmbiguous, detail), false);
+    }
     let identity_refused = || {
         let v = policy::violation(
             Code::IdentityInvalid,

@@ -1006,18 +1006,27 @@ fn ambiguous_paths_no_rule_guards_are_checked_for_graphql() {
             let json = format!(r#"{{"limits":{{"max_depth":1}},"rules":{rules}}}"#);
             let (config, mut host, counters) = setup(&json);
             let got = run(&config, &mut host, &counters, headers, case.body);
-            let want = case.refused.map(|(s, c)| (s, c.to_string()));
-            assert_eq!(got, want, "{rules} {headers:?}");
-            // Where no rule meets the normalised path, a path whose widest reading is /graphql…
-            // meets the guarded rule itself (kit): nothing unguarded to count. A catch-all skip
-            // meets every normalised path first, and the guard's own check of ambiguous
-            // unguarded paths decides (and counts).
             let path = headers
                 .iter()
                 .find(|(k, _)| *k == ":path")
                 .map_or("", |(_, v)| v.split('?').next().unwrap_or(""));
-            let meets_rule = !rules.contains(r#"{"match":{},"skip":true}"#)
+            let catch_all_skip = rules.contains(r#"{"match":{},"skip":true}"#);
+            let wide_meets_graphql = kit::request::path_is_ambiguous(path)
                 && kit::request::wide_path(path).starts_with("/graphql");
+            // Behind a catch-all skip, a path whose normalised reading is skipped and whose
+            // widest reading is /graphql… meets two rules that decide differently (kit's
+            // conflict): refused whatever it carries.
+            let want = if catch_all_skip && wide_meets_graphql {
+                Some((400, "PATH_AMBIGUOUS".to_string()))
+            } else {
+                case.refused.map(|(s, c)| (s, c.to_string()))
+            };
+            assert_eq!(got, want, "{rules} {headers:?}");
+            // Where no rule meets the normalised path, a path whose widest reading is /graphql…
+            // meets the guarded rule itself (kit): nothing unguarded to count. A catch-all skip
+            // meets every normalised path first, and the guard's own check of ambiguous
+            // unguarded paths counts it.
+            let meets_rule = !catch_all_skip && wide_meets_graphql;
             assert_eq!(
                 host.counter("apim.graphql_guard.path_ambiguous"),
                 if meets_rule { 0 } else { case.path_ambiguous },
@@ -1027,7 +1036,7 @@ fn ambiguous_paths_no_rule_guards_are_checked_for_graphql() {
     }
     // A WebSocket that is not GraphQL's on /api/..%2Fgraphql: where the normalised path meets
     // no rule, its widest reading meets the guarded /graphql rule and every upgrade is refused
-    // there; behind a catch-all skip the guard's own check lets a non-GraphQL upgrade pass.
+    // there; behind a catch-all skip the two readings meet different rules: refused too.
     for (rules, want) in [
         (
             r#"[{"match":{"path":{"prefix":"/graphql"}}}]"#,
@@ -1035,7 +1044,12 @@ fn ambiguous_paths_no_rule_guards_are_checked_for_graphql() {
         ),
         (
             r#"[{"match":{"path":{"prefix":"/graphql"}}},{"match":{},"skip":true}]"#,
-            None,
+            Some((400, "PATH_AMBIGUOUS".to_string())),
+        ),
+        // A skip that reads the path is guarded: no conflict, the widest reading decides.
+        (
+            r#"[{"match":{"path":{"prefix":"/api"}},"skip":true},{"match":{"path":{"prefix":"/graphql"}}}]"#,
+            Some((403, "UPGRADE_NOT_ALLOWED".to_string())),
         ),
     ] {
         let json = format!(r#"{{"limits":{{"max_depth":1}},"rules":{rules}}}"#);

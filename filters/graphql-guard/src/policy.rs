@@ -36,10 +36,13 @@ pub enum Code {
     UpgradeNotAllowed,
     /// `apim_consumer` is present but does not decode: the plan cannot be known.
     IdentityInvalid,
+    /// The path's normalised reading meets a `skip` rule that does not depend on the path, its
+    /// widest reading an earlier guarding rule ([`kit::matcher::Lookup::conflict`]).
+    PathAmbiguous,
 }
 
 impl Code {
-    pub const ALL: [Code; 23] = [
+    pub const ALL: [Code; 24] = [
         Code::MaxBytes,
         Code::MaxTokens,
         Code::MaxDepth,
@@ -63,6 +66,7 @@ impl Code {
         Code::MethodNotAllowed,
         Code::UpgradeNotAllowed,
         Code::IdentityInvalid,
+        Code::PathAmbiguous,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +94,7 @@ impl Code {
             Code::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Code::UpgradeNotAllowed => "UPGRADE_NOT_ALLOWED",
             Code::IdentityInvalid => "IDENTITY_INVALID",
+            Code::PathAmbiguous => "PATH_AMBIGUOUS",
         }
     }
 
@@ -114,6 +119,7 @@ impl Code {
             Code::MethodNotAllowed => "Method not allowed",
             Code::UpgradeNotAllowed => "Upgrade not allowed",
             Code::IdentityInvalid => "Identity unreadable",
+            Code::PathAmbiguous => "Ambiguous path",
             Code::PersistedNotFound => "PersistedQueryNotFound",
             _ => "GraphQL operation refused",
         }

@@ -123,6 +123,18 @@ impl Denial {
         }
     }
 
+    /// The refusal of a request whose ambiguous path reads as different routes, each with its
+    /// own rule ([`crate::matcher::Lookup::conflict`]): the filter cannot know which applies.
+    /// One wording for every filter.
+    pub fn path_ambiguous() -> Self {
+        Self::new(
+            400,
+            "path_ambiguous",
+            "Ambiguous path",
+            "The request path can be read as different routes; send it in its normalised form.",
+        )
+    }
+
     #[must_use]
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_string(), value.into()));

@@ -18,9 +18,15 @@
 //! all, the first rule its widest reading meets ([`RequestHead::wide_match_path`]) stands in for
 //! the filter's default: every rule not marked loosening is at least as strict as the default,
 //! so `/public/..;/admin` meets `/admin`'s rule, and the wide reading never pre-empts a rule the
-//! normalised path met.
+//! normalised path met. When the normalised path meets a rule and the widest reading first
+//! meets another (neither guarded) with a different value, the two readings ask for different
+//! decisions and neither is known to be the stricter: `/pets/..;/admin` meets `/pets`'s rule
+//! normalised, `/admin`'s read as Tomcat reads it. [`Lookup::conflict`] says so, and the
+//! filter refuses the request (400 `path_ambiguous`) rather than let the client's spelling
+//! pick the looser rule. Two rules with equal values are no conflict.
 //! Behind an HCM with `normalize_path`, `merge_slashes` and `path_with_escaped_slashes_action`
-//! (every shipped bootstrap), Envoy has already removed these forms and nothing changes.
+//! (every shipped bootstrap), Envoy has already removed these forms but `;` parameters
+//! (`..;`, `/admin;x`), which RFC 3986 and Envoy keep: those still reach the filters.
 
 use crate::config_error::{ConfigError, Field};
 use crate::request::RequestHead;
@@ -256,34 +262,38 @@ impl RouteMatcher {
     /// Whether this matcher holds, reading an ambiguous path both ways (as a restricting rule
     /// must: see [`RuleSet`]).
     pub fn matches(&self, input: &MatchInput<'_>) -> bool {
-        self.matches_with(input, &mut Paths::default(), true, true)
+        self.matches_with(input, &mut Paths::default(), Reading::Either, true)
+    }
+
+    /// Whether this matcher holds, as a restricting rule, on one reading of the path alone:
+    /// the normalised path, or with `widest` the widest reading of an ambiguous path (for a
+    /// path that is not ambiguous, the normalised one). [`RuleSet::lookup`] compares the rules
+    /// the two readings meet; the fuzz reference models it with this.
+    pub fn matches_reading(&self, input: &MatchInput<'_>, widest: bool) -> bool {
+        let reading = if widest {
+            Reading::Wide
+        } else {
+            Reading::Normal
+        };
+        self.matches_with(input, &mut Paths::default(), reading, true)
     }
 
     /// `paths` caches the normalised (and wide) path, so a rule set computes each once per
-    /// request. With `wide`, a path condition also holds when the widest reading of an
-    /// ambiguous path meets it ([`RequestHead::wide_match_path`]). With `strict` (a rule that
-    /// restricts), a `grpc` condition also holds for a request that is not a clean gRPC call
-    /// but whose path names the method: a backend may serve it whatever its content type.
+    /// request. `reading` says which readings of the path a path condition compares
+    /// ([`Reading`]). With `strict` (a rule that restricts), a `grpc` condition also holds for a
+    /// request that is not a clean gRPC call but whose path (in a reading compared) names the
+    /// method: a backend may serve it whatever its content type.
     fn matches_with(
         &self,
         input: &MatchInput<'_>,
         paths: &mut Paths,
-        wide: bool,
+        reading: Reading,
         strict: bool,
     ) -> bool {
         if let Some(g) = &self.grpc {
             let ok = match crate::grpc::clean_call(input.head) {
                 Some((service, method)) => g.holds(service, method),
-                None if strict => {
-                    let normal = paths.normal.get_or_insert_with(|| input.head.match_path());
-                    g.holds_on_path(normal)
-                        || (wide
-                            && paths
-                                .wide
-                                .get_or_insert_with(|| input.head.wide_match_path())
-                                .as_deref()
-                                .is_some_and(|w| g.holds_on_path(w)))
-                }
+                None if strict => paths.any(input.head, reading, |p| g.holds_on_path(p)),
                 None => false,
             };
             if !ok {
@@ -296,15 +306,7 @@ impl RouteMatcher {
             }
         }
         if let Some(p) = &self.path {
-            let normal = paths.normal.get_or_insert_with(|| input.head.match_path());
-            let mut ok = self.path_holds(p, normal);
-            if !ok && wide {
-                let wide = paths
-                    .wide
-                    .get_or_insert_with(|| input.head.wide_match_path());
-                ok = wide.as_deref().is_some_and(|w| self.path_holds(p, w));
-            }
-            if !ok {
+            if !paths.any(input.head, reading, |path| self.path_holds(p, path)) {
                 return false;
             }
         }
@@ -345,12 +347,48 @@ impl RouteMatcher {
     }
 }
 
+/// Which reading of the request's path a path (or strict `grpc`) condition compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Envoy's normalised path ([`RequestHead::match_path`]).
+    Normal,
+    /// The widest reading of an ambiguous path ([`RequestHead::wide_match_path`]); for a path
+    /// that is not ambiguous it is the normalised one.
+    Wide,
+    /// Either of the two holds.
+    Either,
+}
+
 /// The request's path in the forms rules compare, each computed at most once per request.
 #[derive(Default)]
 struct Paths {
     normal: Option<String>,
     /// `Some(None)`: computed, the path is not ambiguous.
     wide: Option<Option<String>>,
+}
+
+impl Paths {
+    /// Whether `holds` is true of the path in `reading`. The wide reading is computed only
+    /// when asked for, and only once.
+    fn any(&mut self, head: &RequestHead, reading: Reading, holds: impl Fn(&str) -> bool) -> bool {
+        if reading != Reading::Wide {
+            let normal = self.normal.get_or_insert_with(|| head.match_path());
+            if holds(normal) {
+                return true;
+            }
+            if reading == Reading::Normal {
+                return false;
+            }
+        }
+        match self.wide.get_or_insert_with(|| head.wide_match_path()) {
+            Some(wide) => holds(wide),
+            // Not ambiguous: the widest reading is the normalised path.
+            None if reading == Reading::Wide => {
+                holds(self.normal.get_or_insert_with(|| head.match_path()))
+            }
+            None => false,
+        }
+    }
 }
 
 fn compile_grpc(raw: &RawMatch, g: &RawGrpcMatch, field: &Field) -> Result<GrpcMatch, ConfigError> {
@@ -389,10 +427,14 @@ fn check_path(p: &str, field: &Field) -> Result<String, ConfigError> {
 pub struct RuleSet<T> {
     rules: Vec<Entry<T>>,
     needs_route_name: bool,
-    /// Whether the filter said which rules loosen ([`RuleSet::with_loosening`]): only then is
-    /// every other rule known to be at least as strict as the default, so that reading an
-    /// ambiguous path wide can only tighten the decision.
-    wide: bool,
+    /// `Some` when the filter said which rules loosen ([`RuleSet::with_loosening`]): only then
+    /// is every other rule known to be at least as strict as the default, so that reading an
+    /// ambiguous path wide can only tighten the decision. It compares two rules' values, to
+    /// tell whether the two readings of an ambiguous path meet different decisions.
+    same: Option<fn(&T, &T) -> bool>,
+    /// Whether some rule that is not guarded compares the path (a `path` or `grpc` condition):
+    /// otherwise both readings of a path meet the same rules and the wide one is never read.
+    reads_path: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -401,6 +443,12 @@ struct Entry<T> {
     value: T,
     /// A loosening rule that an ambiguous path must not reach (see the module docs).
     guarded: bool,
+    /// When this rule meets the normalised path, the widest reading may meet another with a
+    /// different value ([`Lookup::conflict`]): only then is the path checked for ambiguity.
+    /// False when every other unguarded rule has an equal value, or neither this rule nor a
+    /// differing one reads the path (a rule that does not read it, placed before this one,
+    /// would have met the normalised path first).
+    may_conflict: bool,
 }
 
 /// What [`RuleSet::lookup`] found.
@@ -415,6 +463,13 @@ pub struct Lookup<'a, T> {
     pub wide: bool,
     /// A loosening rule would have matched but the path is ambiguous: the filter counts this.
     pub refused_ambiguous: bool,
+    /// The path is ambiguous and its two readings meet different decisions: the normalised
+    /// path meets `rule`, its widest reading first meets another rule (not guarded) whose value
+    /// differs. Neither is known to be the stricter one (`/pets/..;/admin` meets `/pets`'s rule
+    /// normalised and `/admin`'s read wide), so the filter must refuse the request rather than
+    /// pick one. `rule` is still the normalised path's, as without this check. Only for a set
+    /// built with [`RuleSet::with_loosening`].
+    pub conflict: bool,
 }
 
 impl<T> Default for RuleSet<T> {
@@ -422,7 +477,8 @@ impl<T> Default for RuleSet<T> {
         Self {
             rules: Vec::new(),
             needs_route_name: false,
-            wide: false,
+            same: None,
+            reads_path: false,
         }
     }
 }
@@ -431,28 +487,61 @@ impl<T> RuleSet<T> {
     /// Rules that select what a filter does rather than how strict it is (transform): matched
     /// on the normalised path only.
     pub fn new(rules: Vec<(RouteMatcher, T)>) -> Self {
-        Self {
-            wide: false,
-            ..Self::with_loosening(rules, |_| false)
-        }
+        Self::build(rules, |_| false, None)
     }
 
     /// Rules of which `loosens` picks those that make the decision looser (skip, anonymous,
-    /// cheaper, more allowed): those never match an ambiguous path.
-    pub fn with_loosening(rules: Vec<(RouteMatcher, T)>, loosens: impl Fn(&T) -> bool) -> Self {
+    /// cheaper, more allowed): those never match an ambiguous path. Two rules with equal
+    /// values make the same decision: an ambiguous path whose readings meet them is no
+    /// conflict ([`Lookup::conflict`]).
+    pub fn with_loosening(rules: Vec<(RouteMatcher, T)>, loosens: impl Fn(&T) -> bool) -> Self
+    where
+        T: PartialEq,
+    {
+        Self::build(rules, loosens, Some(<T as PartialEq>::eq))
+    }
+
+    fn build(
+        rules: Vec<(RouteMatcher, T)>,
+        loosens: impl Fn(&T) -> bool,
+        same: Option<fn(&T, &T) -> bool>,
+    ) -> Self {
         let needs_route_name = rules.iter().any(|(m, _)| m.needs_route_name());
-        let rules = rules
+        let mut rules: Vec<Entry<T>> = rules
             .into_iter()
             .map(|(matcher, value)| Entry {
                 guarded: loosens(&value) && matcher.depends_on_path(),
                 matcher,
                 value,
+                may_conflict: false,
             })
             .collect();
+        let reads =
+            |e: &Entry<T>| !e.guarded && (e.matcher.path.is_some() || e.matcher.grpc.is_some());
+        let reads_path = rules.iter().any(reads);
+        if let Some(same) = same {
+            let may: Vec<bool> = rules
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    !e.guarded
+                        && rules.iter().enumerate().any(|(j, o)| {
+                            j != i
+                                && !o.guarded
+                                && !same(&e.value, &o.value)
+                                && (reads(o) || (j > i && reads(e)))
+                        })
+                })
+                .collect();
+            for (e, may) in rules.iter_mut().zip(may) {
+                e.may_conflict = may;
+            }
+        }
         Self {
             rules,
             needs_route_name,
-            wide: true,
+            same,
+            reads_path,
         }
     }
 
@@ -485,45 +574,71 @@ impl<T> RuleSet<T> {
     /// [`RuleSet::with_loosening`]). The wide reading only ever replaces the filter's default,
     /// never a rule the normalised path met, so `/admin/..;/status` stays under `/admin`'s rule
     /// while `/public/..;/admin` meets it: the decision is never looser than the normalised
-    /// path's.
+    /// path's. Where both readings meet a rule and the two differ, [`Lookup::conflict`] says
+    /// so. A path that is not ambiguous is read once.
     pub fn lookup(&self, input: &MatchInput<'_>) -> Lookup<'_, T> {
         let mut paths = Paths::default();
         let mut ambiguous = None;
         let mut refused_ambiguous = false;
+        let mut found = None;
         for (index, e) in self.rules.iter().enumerate() {
-            let strict = self.wide && !e.guarded;
-            if !e.matcher.matches_with(input, &mut paths, false, strict) {
+            let strict = self.same.is_some() && !e.guarded;
+            if !e
+                .matcher
+                .matches_with(input, &mut paths, Reading::Normal, strict)
+            {
                 continue;
             }
             if e.guarded && *ambiguous.get_or_insert_with(|| input.head.path_is_ambiguous()) {
                 refused_ambiguous = true;
                 continue;
             }
-            return Lookup {
-                rule: Some(&e.value),
-                index: Some(index),
-                refused_ambiguous,
-                wide: false,
-            };
+            found = Some((index, e));
+            break;
         }
-        if self.wide && *ambiguous.get_or_insert_with(|| input.head.path_is_ambiguous()) {
-            for (index, e) in self.rules.iter().enumerate() {
-                if !e.guarded && e.matcher.matches_with(input, &mut paths, true, true) {
-                    return Lookup {
-                        rule: Some(&e.value),
-                        index: Some(index),
-                        refused_ambiguous,
-                        wide: true,
-                    };
-                }
-            }
-        }
-        Lookup {
-            rule: None,
-            index: None,
+        let mut lookup = Lookup {
+            rule: found.map(|(_, e)| &e.value),
+            index: found.map(|(i, _)| i),
             refused_ambiguous,
             wide: false,
+            conflict: false,
+        };
+        let Some(same) = self.same else {
+            return lookup;
+        };
+        // Where no other rule can decide differently, the path is not even checked.
+        let may_conflict = match found {
+            Some((_, e)) => e.may_conflict,
+            None => self.reads_path,
+        };
+        if !may_conflict || !*ambiguous.get_or_insert_with(|| input.head.path_is_ambiguous()) {
+            return lookup;
         }
+        let wide = self.first_unguarded(input, &mut paths);
+        match (found, wide) {
+            (Some((index, e)), Some((wide_index, w))) => {
+                lookup.conflict = !e.guarded && wide_index != index && !same(&e.value, &w.value);
+            }
+            (None, Some((wide_index, w))) => {
+                lookup.rule = Some(&w.value);
+                lookup.index = Some(wide_index);
+                lookup.wide = true;
+            }
+            (_, None) => {}
+        }
+        lookup
+    }
+
+    /// The first rule that is not guarded and meets the widest reading of the path.
+    fn first_unguarded(
+        &self,
+        input: &MatchInput<'_>,
+        paths: &mut Paths,
+    ) -> Option<(usize, &Entry<T>)> {
+        self.rules
+            .iter()
+            .enumerate()
+            .find(|(_, e)| !e.guarded && e.matcher.matches_with(input, paths, Reading::Wide, true))
     }
 
     pub fn first(&self, input: &MatchInput<'_>) -> Option<&T> {
@@ -1268,5 +1383,160 @@ mod tests {
             head: &h,
         };
         assert_eq!(strict.first(&input), Some(&1));
+    }
+
+    #[test]
+    fn readings_that_meet_different_rules_conflict() {
+        // scope-authz's shape: the default asks pets:read; `/admin` and `/status` ask more
+        // (the same: equal values), `/public` loosens (guarded).
+        let rules = RuleSet::with_loosening(
+            vec![
+                (m(r#"{"path":{"prefix":"/public"}}"#), "open"),
+                (m(r#"{"path":{"prefix":"/pets"}}"#), "pets"),
+                (m(r#"{"path":{"prefix":"/admin"}}"#), "admin"),
+                (m(r#"{"path":{"prefix":"/status"}}"#), "admin"),
+                (m(r#"{"route_name":"named"}"#), "named"),
+                (m(r#"{"grpc":{"service":"ops.v1.Ops"}}"#), "grpc"),
+            ],
+            |v| *v == "open",
+        );
+        /// A request, the rule its lookup decides on, and how.
+        struct Case {
+            path: &'static str,
+            content_type: Option<&'static str>,
+            route: Option<&'static str>,
+            rule: Option<&'static str>,
+            wide: bool,
+            conflict: bool,
+        }
+        let case = |path, rule, conflict| Case {
+            path,
+            content_type: None,
+            route: None,
+            rule,
+            wide: false,
+            conflict,
+        };
+        let cases = [
+            // Tomcat reads `..;` as `..`: /admin, which asks more than /pets.
+            case("/pets/..;/admin", Some("pets"), true),
+            case("/pets/..%2Fadmin", Some("pets"), true),
+            case("/pets/..%2fadmin/users", Some("pets"), true),
+            case("/pets/..%5Cadmin", Some("pets"), true),
+            case("/pets/..\\admin", Some("pets"), true),
+            case("/pets/%2e%2e%2fadmin", Some("pets"), true),
+            // The other way round: neither reading is known to be the stricter.
+            case("/admin/..;/pets", Some("admin"), true),
+            // Envoy resolves `%2e%2e` too: both readings are /admin.
+            case("/pets/%2e%2e/admin", Some("admin"), false),
+            // `//` is merged in both readings.
+            case("//pets//x", Some("pets"), false),
+            case("/pets//..;/admin", Some("pets"), true),
+            // The module docs' cases: the widest reading meets the same value, or no rule.
+            case("/admin/..;/status", Some("admin"), false),
+            case("/status/..;/admin", Some("admin"), false),
+            case("/admin/..;/other", Some("admin"), false),
+            case("/pets/..;/other", Some("pets"), false),
+            case("/pets/x", Some("pets"), false),
+            case("/admin/x", Some("admin"), false),
+            // The wide reading stands in for the default: no conflict, it only tightens.
+            Case {
+                wide: true,
+                ..case("/public/..;/admin", Some("admin"), false)
+            },
+            Case {
+                wide: true,
+                ..case("/x/..;/admin", Some("admin"), false)
+            },
+            case("/x/..;/other", None, false),
+            // A route_name rule holds in both readings (Envoy named the route from the raw
+            // path); the wide reading meets /admin's rule before it.
+            Case {
+                route: Some("named"),
+                ..case("/x/..;/admin", Some("named"), true)
+            },
+            Case {
+                route: Some("named"),
+                ..case("/x/..;/y", Some("named"), false)
+            },
+            Case {
+                route: Some("named"),
+                ..case("/x/y", Some("named"), false)
+            },
+            // The restricting grpc rule holds on the reading that names the method.
+            case("/pets/..;/ops.v1.Ops/Wipe", Some("pets"), true),
+            Case {
+                wide: true,
+                ..case("/x/..;/ops.v1.Ops/Wipe", Some("grpc"), false)
+            },
+            case("/ops.v1.Ops/..;/pets", Some("grpc"), true),
+            Case {
+                content_type: Some("application/grpc"),
+                ..case("/ops.v1.Ops/Wipe", Some("grpc"), false)
+            },
+            case("/ops.v1.Ops/Wipe", Some("grpc"), false),
+        ];
+        for c in cases {
+            let mut pairs = vec![(":method", "POST"), (":path", c.path), (":authority", "a")];
+            if let Some(t) = c.content_type {
+                pairs.push(("content-type", t));
+            }
+            let h = RequestHead::from_pairs(&pairs);
+            let found = rules.lookup(&MatchInput {
+                route_name: c.route,
+                head: &h,
+            });
+            let path = c.path;
+            assert_eq!(found.rule.copied(), c.rule, "{path}");
+            assert_eq!(found.wide, c.wide, "{path} wide");
+            assert_eq!(found.conflict, c.conflict, "{path} conflict");
+        }
+        // Rules that select (transform) never read the path wide, so never conflict.
+        let plain = RuleSet::new(vec![
+            (m(r#"{"path":{"prefix":"/pets"}}"#), 1),
+            (m(r#"{"path":{"prefix":"/admin"}}"#), 2),
+        ]);
+        let h = head("GET", "/pets/..;/admin", "a");
+        let found = plain.lookup(&MatchInput {
+            route_name: None,
+            head: &h,
+        });
+        assert_eq!((found.rule, found.conflict), (Some(&1), false));
+        // A rule that does not read the path (methods only) and one that does: either can be
+        // the one a reading meets first, before or after the other.
+        let mixed = RuleSet::with_loosening(
+            vec![
+                (m(r#"{"path":{"prefix":"/pets"}}"#), 1),
+                (m(r#"{"methods":["GET"]}"#), 2),
+            ],
+            |_| false,
+        );
+        for (path, rule, conflict) in [
+            ("/x/..;/pets", Some(&2), true),
+            ("/pets/..;/x", Some(&1), true),
+            ("/pets/..;/pets/x", Some(&1), false),
+            ("/pets/x", Some(&1), false),
+        ] {
+            let h = head("GET", path, "a");
+            let found = mixed.lookup(&MatchInput {
+                route_name: None,
+                head: &h,
+            });
+            assert_eq!((found.rule, found.conflict), (rule, conflict), "{path}");
+        }
+        // Rules that do not read the path meet the same rule in every reading.
+        let unread = RuleSet::with_loosening(
+            vec![
+                (m(r#"{"methods":["POST"]}"#), 1),
+                (m(r#"{"route_name":"r"}"#), 2),
+            ],
+            |_| false,
+        );
+        let h = head("POST", "/pets/..;/admin", "a");
+        let found = unread.lookup(&MatchInput {
+            route_name: Some("r"),
+            head: &h,
+        });
+        assert_eq!((found.rule, found.conflict), (Some(&1), false));
     }
 }

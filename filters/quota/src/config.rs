@@ -281,7 +281,7 @@ pub enum KeyPart {
     Header(String),
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rule {
     pub skip: bool,
     /// Wait for graphql-guard's `apim_cost` at the end of the body.

@@ -12,7 +12,7 @@ use kit::metrics::Counters;
 use kit::request::RequestHead;
 
 /// Counter names, in the order of the index constants below.
-pub const COUNTER_NAMES: [&str; 13] = [
+pub const COUNTER_NAMES: [&str; 14] = [
     "apim.quota.allowed",
     "apim.quota.limited",
     "apim.quota.shadow_limited",
@@ -26,6 +26,8 @@ pub const COUNTER_NAMES: [&str; 13] = [
     "apim.quota.path_ambiguous",
     "apim.quota.charged_late",
     "apim.quota.identity_invalid",
+    // Refused (400): the path's readings meet rules with different plans or costs.
+    "apim.quota.denied.path_ambiguous",
 ];
 const ALLOWED: usize = 0;
 const LIMITED: usize = 1;
@@ -40,6 +42,7 @@ const CONTENDED: usize = 9;
 const PATH_AMBIGUOUS: usize = 10;
 const CHARGED_LATE: usize = 11;
 const IDENTITY_INVALID: usize = 12;
+const DENIED_PATH_AMBIGUOUS: usize = 13;
 
 /// The filter-state key graphql-guard publishes the operation's cost under.
 pub const COST_PROPERTY: &str = kit::context::COST;
@@ -304,6 +307,16 @@ pub fn decide(
         }
         Resolution::UnknownPlan(denial) => {
             return refuse(host, config, counters, PLAN_UNKNOWN, &denial, shape)
+        }
+        Resolution::PathAmbiguous(denial) => {
+            return refuse(
+                host,
+                config,
+                counters,
+                DENIED_PATH_AMBIGUOUS,
+                &denial,
+                shape,
+            )
         }
         Resolution::Count { plan, key, cost } => (plan, key, cost),
     };

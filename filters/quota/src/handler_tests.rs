@@ -576,6 +576,103 @@ fn a_loosening_rule_never_matches_an_ambiguous_path_and_it_is_counted() {
     }
 }
 
+/// `/dear/..;/admin` meets `/dear`'s rule (cost 3) normalised and `/admin`'s (cost 5) read as
+/// Tomcat reads it: which cost applies is unknown, so the request is refused 400
+/// `path_ambiguous` before anything is counted (in shadow mode it is counted and goes on).
+#[test]
+fn a_path_read_as_two_routes_is_refused_uncounted() {
+    let cfg = r#"{
+      "plans": {"free": {"limits": [{"requests": 10, "per": "minute"}]}},
+      "default_plan": "free",
+      "key": [{"header": "x-user"}],
+      "default_cost": 2,
+      "rules": [
+        {"match": {"path": {"prefix": "/dear"}}, "cost": 3},
+        {"match": {"path": {"prefix": "/admin"}}, "cost": 5},
+        {"match": {"path": {"prefix": "/also-dear"}}, "cost": 3}
+      ]
+    }"#;
+    /// A request, and the one counter it moves.
+    struct Case {
+        path: &'static str,
+        shadow: bool,
+        counter: &'static str,
+        /// the local reply's status, none when the request goes on
+        status: Option<u16>,
+    }
+    let refused = "denied.path_ambiguous";
+    let cases = [
+        Case {
+            path: "/dear/..;/admin",
+            shadow: false,
+            counter: refused,
+            status: Some(400),
+        },
+        Case {
+            path: "/dear/..%2Fadmin",
+            shadow: false,
+            counter: refused,
+            status: Some(400),
+        },
+        Case {
+            path: "/admin/..;/dear",
+            shadow: false,
+            counter: refused,
+            status: Some(400),
+        },
+        Case {
+            path: "/dear/..;/admin",
+            shadow: true,
+            counter: refused,
+            status: None,
+        },
+        // Equal costs, or no rule for the widest reading: the normalised path's rule.
+        Case {
+            path: "/dear/..;/also-dear",
+            shadow: false,
+            counter: "allowed",
+            status: None,
+        },
+        Case {
+            path: "/dear/..;/other",
+            shadow: false,
+            counter: "allowed",
+            status: None,
+        },
+    ];
+    for case in cases {
+        let cfg = if case.shadow {
+            cfg.replace(
+                r#""default_cost": 2,"#,
+                r#""default_cost": 2, "shadow": true,"#,
+            )
+        } else {
+            cfg.to_string()
+        };
+        let c = Config::parse(cfg.as_bytes()).unwrap();
+        let store = MemStore::default();
+        let path = case.path;
+        let h = MockHost::new(&[(":path", path), ("x-user", "u")]);
+        let counters = Counters::define(&h, &COUNTER_NAMES);
+        let action = on_request_headers(&h, &store, &KEY, &c, &counters);
+        assert_eq!(
+            h.counter(&format!("apim.quota.{}", case.counter)),
+            1,
+            "{path}"
+        );
+        assert_eq!(h.reply().map(|r| r.status), case.status, "{path}");
+        if case.status.is_some() {
+            assert_eq!(action, Action::Stop, "{path}");
+            let body: serde_json::Value = serde_json::from_slice(&h.reply().unwrap().body).unwrap();
+            assert_eq!(body["code"], "path_ambiguous", "{path}");
+        }
+        if case.counter == refused {
+            assert_eq!(h.counter("apim.quota.allowed"), 0, "{path}");
+            assert!(store.is_untouched(), "{path}: nothing counted");
+        }
+    }
+}
+
 #[test]
 fn shadow_mode_reports_and_never_denies() {
     let cfg = CONFIG.replace(

@@ -59,6 +59,9 @@ pub enum Resolution {
     MissingKey(Denial),
     /// No plan applies to this caller and `unknown_plan` is `deny`.
     UnknownPlan(Denial),
+    /// The path's readings meet rules with different plans or costs
+    /// ([`kit::matcher::Lookup::conflict`]): which applies depends on the backend.
+    PathAmbiguous(Denial),
     Count {
         plan: usize,
         /// The counting key, parts joined by U+001F.
@@ -80,8 +83,14 @@ pub fn resolve(config: &Config, input: &Inputs<'_>) -> Resolved {
         route_name: input.route,
         head: input.head,
     });
+    // Counting under the wrong plan or cost is a looser decision the client picked by spelling.
+    let resolution = if lookup.conflict {
+        Resolution::PathAmbiguous(Denial::path_ambiguous())
+    } else {
+        resolve_with(config, input, lookup.rule)
+    };
     Resolved {
-        resolution: resolve_with(config, input, lookup.rule),
+        resolution,
         path_ambiguous: lookup.refused_ambiguous,
     }
 }

@@ -14,6 +14,13 @@ pub struct MemStore {
     pub fail: Mutex<bool>,
 }
 
+impl MemStore {
+    /// Nothing was ever written: no request was counted.
+    pub fn is_untouched(&self) -> bool {
+        self.inner.lock().map(|g| g.0.is_empty()).unwrap_or(false)
+    }
+}
+
 impl SharedStore for MemStore {
     fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
         let g = self.inner.lock().unwrap();

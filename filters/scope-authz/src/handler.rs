@@ -17,7 +17,7 @@ use kit::request::RequestHead;
 use std::rc::Rc;
 
 /// Counter names, in the order the constants below use.
-pub const COUNTER_NAMES: [&str; 18] = [
+pub const COUNTER_NAMES: [&str; 19] = [
     "apim.scope_authz.allowed",
     "apim.scope_authz.allowed_consumer",
     "apim.scope_authz.skipped",
@@ -36,6 +36,7 @@ pub const COUNTER_NAMES: [&str; 18] = [
     "apim.scope_authz.path_ambiguous",
     "apim.scope_authz.denied.kidless_capped",
     "apim.scope_authz.denied.identity_invalid",
+    "apim.scope_authz.denied.path_ambiguous",
 ];
 pub const ALLOWED: usize = 0;
 pub const ALLOWED_CONSUMER: usize = 1;
@@ -60,6 +61,7 @@ fn counter_index(reason: DenyReason) -> usize {
         DenyReason::UnsafeClaim => 14,
         DenyReason::KidlessCapped => 16,
         DenyReason::IdentityInvalid => 17,
+        DenyReason::PathAmbiguous => 18,
     }
 }
 
@@ -224,6 +226,13 @@ pub fn on_request_headers(
     let lookup = config.rules.lookup(&input);
     if lookup.refused_ambiguous {
         counters.inc(host, PATH_AMBIGUOUS);
+    }
+    if lookup.conflict {
+        // The backend may serve either route: which scopes apply is unknown, so neither does.
+        counters.inc(host, counter_index(DenyReason::PathAmbiguous));
+        let denial = Denial::path_ambiguous();
+        kit::denial::send(host, crate::stage::SPEC.name, &denial, Format::Problem);
+        return Action::Stop;
     }
     let requirement = match lookup.rule.unwrap_or(&config.default_rule) {
         Rule::Skip => {

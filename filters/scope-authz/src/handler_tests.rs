@@ -620,6 +620,97 @@ fn loosening_rules_never_match_an_ambiguous_path() {
     }
 }
 
+/// `/pets/..;/admin` meets `/pets`'s rule normalised and `/admin`'s read as Tomcat reads it:
+/// neither is known to be the one the backend serves, so the request is refused 400
+/// `path_ambiguous` whatever the token holds, and counted. Readings that meet equal
+/// requirements, or no rule, are no conflict.
+#[test]
+fn a_path_read_as_two_routes_is_refused() {
+    let c = config(json!({"rules": [
+        {"match": {"path": {"prefix": "/pets"}}, "require": {"all_of": ["pets:read"]}},
+        {"match": {"path": {"prefix": "/admin"}}, "require": {"all_of": ["pets:read", "admin"]}},
+        {"match": {"path": {"prefix": "/status"}}, "require": {"all_of": ["pets:read", "admin"]}}
+    ], "default_require": {"all_of": ["pets:read"]}}));
+    let read = rs256(json!({"scope": "pets:read"}));
+    let admin = rs256(json!({"scope": "pets:read admin"}));
+    /// A request and what the filter does with it.
+    struct Case<'a> {
+        path: &'a str,
+        token: &'a str,
+        /// 0: the request goes on
+        status: u16,
+        /// `denied.path_ambiguous` counted
+        refused: i64,
+    }
+    let cases = [
+        Case {
+            path: "/pets/..;/admin",
+            token: &read,
+            status: 400,
+            refused: 1,
+        },
+        Case {
+            path: "/pets/..;/admin",
+            token: &admin,
+            status: 400,
+            refused: 1,
+        },
+        Case {
+            path: "/pets/..%2Fadmin/users",
+            token: &read,
+            status: 400,
+            refused: 1,
+        },
+        Case {
+            path: "/admin/..;/pets",
+            token: &read,
+            status: 400,
+            refused: 1,
+        },
+        Case {
+            path: "/pets/x",
+            token: &read,
+            status: 0,
+            refused: 0,
+        },
+        Case {
+            path: "/pets/..;/other",
+            token: &read,
+            status: 0,
+            refused: 0,
+        },
+        Case {
+            path: "/admin/..;/status",
+            token: &admin,
+            status: 0,
+            refused: 0,
+        },
+        Case {
+            path: "/admin/..;/status",
+            token: &read,
+            status: 403,
+            refused: 0,
+        },
+    ];
+    for case in cases {
+        let path = case.path;
+        let h = host(path, Some(case.token));
+        let action = run(&c, &mut State::new(&c), &h);
+        match case.status {
+            0 => assert_eq!(action, Action::Continue, "{path}"),
+            s => assert_eq!(h.reply().map(|r| r.status), Some(s), "{path}"),
+        }
+        if case.status == 400 {
+            assert_eq!(body(&h)["code"], "path_ambiguous", "{path}");
+        }
+        assert_eq!(
+            h.counter("apim.scope_authz.denied.path_ambiguous"),
+            case.refused,
+            "{path}"
+        );
+    }
+}
+
 #[test]
 fn api_key_consumer_scopes_are_used_without_a_token() {
     let c = cfg();

@@ -38,6 +38,9 @@ pub enum DenyReason {
     /// The identity to publish cannot be: an earlier filter's does not decode, or the merged
     /// one would exceed `kit::identity::MAX_IDENTITY_BYTES`.
     IdentityInvalid,
+    /// The path's readings meet rules that require different scopes
+    /// ([`kit::matcher::Lookup::conflict`]): which applies depends on the backend.
+    PathAmbiguous,
 }
 
 impl DenyReason {

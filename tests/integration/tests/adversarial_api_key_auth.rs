@@ -207,6 +207,47 @@ fn a_passed_over_anonymous_rule_still_restricts_who_may_call() {
     });
 }
 
+/// `/pets/..;/admin` meets the `/pets` rule (bob allowed) on Envoy's normalised path, and the
+/// `/admin` rule (alice only) read as Tomcat or Spring read it: the client's spelling would
+/// pick the looser rule, so it is refused 400 `path_ambiguous`, whoever calls, and counted.
+/// Before: bob reached the upstream (200) on a path a servlet backend serves as `/admin`.
+#[test]
+fn a_path_read_as_two_routes_is_refused() {
+    let plugin = PLUGIN.replace(
+        r#"{"match": {"route_name": "health"}, "skip": true},"#,
+        r#"{"match": {"path": {"prefix": "/pets"}}, "allow": {"consumers": ["alice", "bob"]}},
+    {"match": {"path": {"prefix": "/admin"}}, "allow": {"consumers": ["alice"]}},
+    {"match": {"route_name": "health"}, "skip": true},"#,
+    );
+    assert_ne!(plugin, PLUGIN);
+    for_each_form(|form| {
+        let envoy = Envoy::builder()
+            .concurrency(1)
+            .start(&config_with(form, &plugin))
+            .unwrap_or_else(|e| panic!("starting Envoy: {e}"));
+        for (path, key) in [
+            ("/pets/..;/admin", BOB),
+            ("/pets/..;/admin/users", ALICE),
+            ("/pets/..%2Fadmin", BOB),
+        ] {
+            let r = send(&envoy, &Request::get(path).header("x-api-key", key));
+            assert_problem(&r, 400, "path_ambiguous", path);
+        }
+        assert_eq!(upstream_requests(&envoy), 0, "the upstream saw a request");
+        assert_eq!(filter_counter(&envoy, "denied.path_ambiguous"), 3);
+        assert_eq!(filter_counter(&envoy, "allowed"), 0);
+        // The same rule on a plain path, and an ambiguous one whose readings agree.
+        for path in ["/pets/x", "/pets/..;/other"] {
+            let r = send(&envoy, &Request::get(path).header("x-api-key", BOB));
+            let echo = upstream_echo(&r, path);
+            assert_eq!(echo["path"], path);
+            assert_eq!(echoed_header(&echo, "x-consumer-id"), vec!["bob"], "{path}");
+        }
+        assert_eq!(upstream_requests(&envoy), 2);
+        assert_eq!(filter_counter(&envoy, "denied.path_ambiguous"), 3);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Item 6: a disabled anonymous consumer
 

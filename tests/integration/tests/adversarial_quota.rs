@@ -433,6 +433,46 @@ fn an_ambiguous_path_never_matches_a_skip_rule() {
     });
 }
 
+/// `/pets/..;/admin` meets `/pets`'s rule (cost 1) on Envoy's path and `/admin`'s (cost 2) read
+/// as Tomcat or Spring read it: which cost applies is unknown, so it is refused 400
+/// `path_ambiguous`, charged nothing and counted `denied.path_ambiguous`; the upstream sees
+/// nothing. The caller's full quota (2) is left for `/pets/x`. Before: charged 1 and let
+/// through to a backend that serves `/admin`.
+#[test]
+fn a_path_read_as_two_routes_is_refused_uncharged() {
+    for_each_form(|form| {
+        let plan = year_plan();
+        let hcm = "normalize_path: false\nmerge_slashes: false\n";
+        let config = format!(
+            r#"{{{plan}, "default_plan": "p", "key": [{{"header": "x-user"}}],
+                 "rules": [{{"match": {{"path": {{"prefix": "/pets"}}}}, "cost": 1}},
+                           {{"match": {{"path": {{"prefix": "/admin"}}}}, "cost": 2}}]}}"#
+        );
+        let envoy = start(&bootstrap(form, hcm, "", Chain::new(), &config));
+        let user = [("x-user", "mallory")];
+        for path in ["/pets/..;/admin", "/pets/..%2Fadmin", "/admin/..;/pets"] {
+            let r = get(&envoy, path, &user);
+            assert_eq!(r.status, 400, "{path}: {}", r.text());
+            assert_eq!(r.json()["code"], "path_ambiguous", "{path}");
+        }
+        counter_is(&envoy, &wasm("denied.path_ambiguous"), 3);
+        assert_eq!(
+            upstream_requests(&envoy),
+            0,
+            "the upstream saw a refused request"
+        );
+        let statuses: Vec<u16> = ["/pets/x", "/pets/..;/other", "/pets/y"]
+            .iter()
+            .map(|p| get(&envoy, p, &user).status)
+            .collect();
+        assert_eq!(statuses, vec![200, 200, 429]);
+        counter_is(&envoy, &wasm("allowed"), 2);
+        counter_is(&envoy, &wasm("limited"), 1);
+        counter_is(&envoy, &wasm("denied.path_ambiguous"), 3);
+        assert_eq!(upstream_requests(&envoy), 2);
+    });
+}
+
 /// The guard holds the headers until it has judged the body (the chain gives it
 /// `allow_on_headers_stop_iteration`).
 fn graphql_guard() -> Chain {

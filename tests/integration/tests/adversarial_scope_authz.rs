@@ -547,6 +547,65 @@ fn an_ambiguous_path_is_never_skipped() {
     });
 }
 
+/// The brief's case: default `pets:read`, `/pets` asks `pets:read`, `/admin` asks `pets:read`
+/// and `admin`. `GET /pets/..;/admin` with only `pets:read` meets `/pets`'s rule on Envoy's
+/// path and `/admin`'s read as Tomcat or Spring read it (they serve `/admin`): refused 400
+/// `path_ambiguous` whatever the token holds, counted `denied.path_ambiguous`, the upstream
+/// sees nothing. Before: 200 to the upstream. Own Envoy (its own rules).
+#[test]
+fn a_path_read_as_two_routes_is_refused() {
+    let mut config: Value = serde_json::from_str(&filter_config()).unwrap();
+    config["default_require"] = json!({"all_of": ["pets:read"]});
+    config["rules"] = json!([
+        {"match": {"path": {"prefix": "/pets"}}, "require": {"all_of": ["pets:read"]}},
+        {"match": {"path": {"prefix": "/admin"}}, "require": {"all_of": ["pets:read", "admin"]}}
+    ]);
+    for_each_form(|form| {
+        let envoy = Envoy::start(&envoy_config(form, &config.to_string())).unwrap();
+        let read = token(json!({}));
+        let admin = token(json!({"scope": "pets:read admin"}));
+        for (path, t) in [
+            ("/pets/..;/admin", &read),
+            ("/pets/..;/admin/users", &admin),
+            ("/pets/..%2Fadmin", &read),
+            ("/admin/..;/pets", &read),
+        ] {
+            let bearer = format!("Bearer {t}");
+            let r = expect(
+                &envoy,
+                path,
+                &get(path).header("authorization", &bearer),
+                400,
+            );
+            assert_eq!(r.json()["code"], "path_ambiguous", "{path}");
+            assert_eq!(
+                r.json()["detail"],
+                "The request path can be read as different routes; send it in its normalised form.",
+                "{path}"
+            );
+        }
+        assert_eq!(counter(&envoy, "denied.path_ambiguous"), 4);
+        // Readings that agree (or a wide one that meets no rule) keep the normalised decision.
+        let bearer = format!("Bearer {read}");
+        for path in ["/pets/x", "/pets/..;/other"] {
+            let r = expect(
+                &envoy,
+                path,
+                &get(path).header("authorization", &bearer),
+                200,
+            );
+            assert_eq!(r.json()["path"], path);
+        }
+        expect(
+            &envoy,
+            "/admin with pets:read",
+            &get("/admin/x").header("authorization", &bearer),
+            403,
+        );
+        assert_eq!(counter(&envoy, "denied.path_ambiguous"), 4);
+    });
+}
+
 /// Review item 6. A token without `kid` was tried against every key of its algorithm (up to
 /// 65 signature checks for a garbage signature, none cached). Now at most `max_kidless_keys`
 /// (default 8): with the signer tenth of ten RSA keys, a kid-less token it signed is refused
