@@ -43,19 +43,17 @@ pub fn spawn(dir: &Path, config: &str, launch: &Launch<'_>) -> Result<Child, Str
         Some(words) if !words.is_empty() => words.iter().map(Into::into).collect(),
         _ => vec![envoy_bin().into_os_string()],
     };
-    let mut command = match launch.cpus {
-        Some(cpus) => {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(cpus).args(&program);
-            c
-        }
-        None => {
-            let mut words = program.iter();
-            let mut c = Command::new(words.next().cloned().unwrap_or_default());
-            c.args(words);
-            c
-        }
-    };
+    // `setpriv --pdeathsig KILL` (util-linux) makes the kernel kill Envoy when the thread that
+    // started it ends, and `spawn_kept` starts every Envoy from one thread that lives as long as
+    // the test process: an Envoy a test leaves running (a shared one in a static, never
+    // dropped) dies with the process instead of outliving it. setpriv and taskset exec, so the
+    // pid stays Envoy's.
+    let mut command = Command::new("setpriv");
+    command.args(["--pdeathsig", "KILL", "--"]);
+    if let Some(cpus) = launch.cpus {
+        command.arg("taskset").arg("-c").arg(cpus);
+    }
+    command.args(&program);
     command
         .arg("-c")
         .arg(&config_path)
@@ -81,9 +79,39 @@ pub fn spawn(dir: &Path, config: &str, launch: &Launch<'_>) -> Result<Child, Str
         .stdin(Stdio::null())
         .stdout(stdio)
         .stderr(stderr);
-    command
-        .spawn()
-        .map_err(|e| format!("cannot run {:?}: {e}", program.first()))
+    spawn_kept(command)
+        .map_err(|e| format!("cannot run {:?} (through setpriv): {e}", program.first()))
+}
+
+/// A command to start, and where its child goes.
+type Job = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
+
+/// Starts `command` from the one spawner thread (see [`spawn`]: the parent death signal is tied
+/// to the thread that started the child).
+fn spawn_kept(command: Command) -> std::io::Result<Child> {
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::{Mutex, OnceLock};
+    static SPAWNER: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (jobs, inbox) = channel::<Job>();
+        std::thread::spawn(move || {
+            for (mut command, reply) in inbox {
+                let _ = reply.send(command.spawn());
+            }
+        });
+        Mutex::new(jobs)
+    });
+    let (reply, answer) = channel();
+    let sent = spawner
+        .lock()
+        .map_err(|_| std::io::Error::other("the spawner thread's lock is poisoned"))?
+        .send((command, reply));
+    if sent.is_err() {
+        return Err(std::io::Error::other("the spawner thread is gone"));
+    }
+    answer
+        .recv()
+        .map_err(|_| std::io::Error::other("the spawner thread did not answer"))?
 }
 
 /// The log file followed by whatever went to stdout/stderr (early fatal errors go there too).
