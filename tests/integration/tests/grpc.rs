@@ -106,9 +106,15 @@ fn chain() -> Chain {
                    "request": {"headers": {"add": {"x-transform": "grpc {{consumer.id}}"}}},
                    "response": [{"headers": {"add": {"x-served-by": "gateway"}}}]}]
     });
+    // GraphQL on the same listener: guarded on /graphql only.
+    let graphql_guard = json!({
+        "rules": [{"match": {"path": {"prefix": "/graphql"}}}],
+        "limits": {"max_depth": 2}
+    });
     Chain::new()
         .filter(Filter::ApiKeyAuth, &api_key_auth.to_string())
         .filter(Filter::ScopeAuthz, &scope_authz.to_string())
+        .filter(Filter::GraphqlGuard, &graphql_guard.to_string())
         .filter(Filter::Quota, &quota.to_string())
         .filter(Filter::Transform, &transform.to_string())
 }
@@ -399,5 +405,47 @@ fn rest_on_the_same_listener_is_unaffected() {
             .send(envoy.port())
             .unwrap();
         assert_eq!(r.status, 403, "{}", r.text());
+    });
+}
+
+#[test]
+fn graphql_on_the_same_listener_is_guarded_as_without_grpc() {
+    for_each_form(|form| {
+        let envoy = envoy(form);
+        let _log = LogOnFailure(envoy);
+        let post = |query: &str| {
+            Request::new("POST", "/graphql")
+                .header("x-api-key", ALICE)
+                .header("x-user", &user("graphql"))
+                .header("content-type", "application/json")
+                .body(json!({ "query": query }).to_string().into_bytes())
+                .send(envoy.port())
+                .unwrap()
+        };
+        // Within the limit: it reaches the upstream.
+        let r = post("{ pets { name } }");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["path"], "/graphql");
+        // Too deep: refused in GraphQL's own shape, not gRPC's.
+        let r = post("{ pets { owner { name } } }");
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/graphql-response+json")
+        );
+        assert_eq!(
+            r.json()["errors"][0]["extensions"]["code"],
+            "MAX_DEPTH_EXCEEDED"
+        );
+        // And a gRPC call beside it is untouched by the guard.
+        let (mut c, _grpc_log) = client(form);
+        let pet = c
+            .unary(
+                "GetPet",
+                1,
+                &[("x-api-key", ALICE), ("x-user", &user("graphql"))],
+            )
+            .unwrap();
+        assert_eq!(pet.id, 1);
     });
 }
