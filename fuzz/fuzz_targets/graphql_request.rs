@@ -6,8 +6,8 @@
 #![no_main]
 
 use graphql_guard::analyze::{analyze, Options};
-use graphql_guard::config::Config;
 use graphql_guard::apq::MemStore;
+use graphql_guard::config::Config;
 use graphql_guard::handler::{
     counter_names, on_request_body, on_request_headers, Env, HeadersAction,
 };

@@ -45,7 +45,14 @@ fuzz_target!(|data: &[u8]| {
         let host = apim_fuzz::host(Vec::new());
         let counters = Counters::define(&host, &COUNTER_NAMES);
         let answer = decoded.clone().map_err(|_| "malformed".to_string());
-        let action = on_global_response(&host, config, &counters, index, answer);
+        let action = on_global_response(
+            &host,
+            config,
+            &counters,
+            index,
+            answer,
+            quota::handler::Shape::Request,
+        );
         apim_fuzz::assert_reply_sane(&host);
         if let Some(r) = host.reply() {
             for (name, value) in &r.headers {

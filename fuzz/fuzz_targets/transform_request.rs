@@ -35,7 +35,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = ex.on_request_body(&io, body.len(), true);
     }
     // A REST → GraphQL rule: the body stands for the GraphQL server's answer.
-    ex.on_graphql_response(&io, Some(200), Some(body));
+    let answer = transform::graphql::Answer {
+        size: body.len(),
+        body: Some(body),
+    };
+    ex.on_graphql_response(&io, Some(200), &answer);
     if io.replies.borrow().is_empty() {
         let _ = ex.on_response_headers(&io, false);
         let _ = ex.on_response_body(&io, body.len(), true);
