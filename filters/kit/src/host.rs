@@ -116,6 +116,12 @@ pub trait Host {
     fn set_shared_data(&self, _key: &str, _value: &[u8], _cas: Option<u32>) -> SetResult {
         SetResult::Failed
     }
+    /// Whether root work (a stage's periodic work, outside any request) sends its callouts
+    /// here. Not on a native module's workers: the main thread's copy of the stages sends them
+    /// (`apim_native::root`), and a worker asks for one through shared data.
+    fn calls_from_root(&self) -> bool {
+        true
+    }
     /// Sends an HTTP request to a cluster; the token its answer comes back with.
     fn http_call(
         &self,
@@ -198,6 +204,8 @@ pub struct MockHost {
     pub body: Vec<u8>,
     /// Answers `header_edits_are_cheap` (as a native module's host does).
     pub cheap_edits: bool,
+    /// Answers `calls_from_root` negated (as a native module's worker does).
+    pub no_root_calls: bool,
     pub shared: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     counters: RefCell<Vec<String>>,
     calls: RefCell<Vec<Call>>,
@@ -280,6 +288,9 @@ impl MockHost {
 impl Host for MockHost {
     fn header_edits_are_cheap(&self) -> bool {
         self.cheap_edits
+    }
+    fn calls_from_root(&self) -> bool {
+        !self.no_root_calls
     }
     fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
         self.crossing("request_headers");

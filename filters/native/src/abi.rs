@@ -249,6 +249,34 @@ extern "C" {
         reason: u32,
         details: ModuleBuffer,
     );
+
+    // The config's own services, outside any stream (see `crate::root`): a counter, a callout
+    // and a scheduler whose events run on the main thread (`commit` may be called from any
+    // thread: Envoy posts the event to the main dispatcher).
+    pub fn envoy_dynamic_module_callback_http_filter_config_increment_counter(
+        config: *mut c_void,
+        id: usize,
+        labels: *const ModuleBuffer,
+        labels_len: usize,
+        value: u64,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_http_filter_config_http_callout(
+        config: *mut c_void,
+        callout_id: *mut u64,
+        cluster: ModuleBuffer,
+        headers: *const ModuleHeader,
+        headers_len: usize,
+        body: ModuleBuffer,
+        timeout_ms: u64,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(
+        config: *mut c_void,
+    ) -> *mut c_void;
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+        scheduler: *mut c_void,
+        event_id: u64,
+    );
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(scheduler: *mut c_void);
 }
 
 /// The callbacks this crate declares, for the ABI test (each must be exported by the Envoy
@@ -278,4 +306,9 @@ pub const CALLBACKS: &[&str] = &[
     "envoy_dynamic_module_callback_http_filter_http_callout",
     "envoy_dynamic_module_callback_http_filter_start_http_stream",
     "envoy_dynamic_module_callback_http_filter_reset_stream",
+    "envoy_dynamic_module_callback_http_filter_config_increment_counter",
+    "envoy_dynamic_module_callback_http_filter_config_http_callout",
+    "envoy_dynamic_module_callback_http_filter_config_scheduler_new",
+    "envoy_dynamic_module_callback_http_filter_config_scheduler_commit",
+    "envoy_dynamic_module_callback_http_filter_config_scheduler_delete",
 ];

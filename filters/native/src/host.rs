@@ -58,6 +58,21 @@ thread_local! {
     static ANSWER: RefCell<Option<CalloutAnswer>> = const { RefCell::new(None) };
     /// The gRPC message being delivered, if any.
     static GRPC_MESSAGE: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+    /// The root work running on this thread, if any (no stream is current then).
+    static ROOT: RefCell<Option<crate::root::Context>> = const { RefCell::new(None) };
+}
+
+/// Runs root work `f` (a stage's periodic work or a root callout's answer) for `root`, with no
+/// stream current: callouts and counters go through the config (`crate::root`).
+pub fn in_root<T>(root: crate::root::Context, namespace: &Rc<str>, f: impl FnOnce() -> T) -> T {
+    let outer = ROOT.with(|r| r.replace(Some(root)));
+    let out = enter(std::ptr::null_mut(), namespace, f);
+    ROOT.with(|r| *r.borrow_mut() = outer);
+    out
+}
+
+fn root() -> Option<crate::root::Context> {
+    ROOT.with(|r| r.borrow().clone())
 }
 
 /// Makes `message` the gRPC answer the stages read for the duration of `f`.
@@ -100,6 +115,16 @@ pub(crate) fn copy_chunks(chunks: *const EnvoyBuffer, len: usize, out: &mut Vec<
     for c in raw {
         out.extend_from_slice(&copy(*c));
     }
+}
+
+/// The total size of `len` body chunks Envoy lent for a hook.
+pub(crate) fn chunks_size(chunks: *const EnvoyBuffer, len: usize) -> usize {
+    if chunks.is_null() {
+        return 0;
+    }
+    // SAFETY: Envoy passes `len` chunks at `chunks`, valid during the hook.
+    let raw = unsafe { std::slice::from_raw_parts(chunks, len) };
+    raw.iter().map(|c| c.length).sum()
 }
 
 /// Copies a callout's answer out of the buffers Envoy lent for the hook.
@@ -260,10 +285,14 @@ pub(crate) fn define_counter(config_envoy: *mut c_void, name: &str) -> Option<us
     (result == abi::METRICS_SUCCESS).then_some(id)
 }
 
-/// Adds to a counter defined by [`define_counter`], on the current stream.
+/// Adds to a counter defined by [`define_counter`], on the current stream (or through the
+/// config, in root work).
 pub fn increment(id: usize, by: u64) {
     let filter = current();
     if filter.is_null() {
+        if let Some(root) = root() {
+            root.increment(id, by);
+        }
         return;
     }
     // SAFETY: `filter` is the current hook's live `filter_envoy`; no labels (null, 0).
@@ -793,6 +822,10 @@ impl Host for NativeHost {
         true
     }
 
+    fn calls_from_root(&self) -> bool {
+        root().is_none_or(|r| r.calls())
+    }
+
     fn http_call(
         &self,
         cluster: &str,
@@ -802,7 +835,10 @@ impl Host for NativeHost {
     ) -> Result<u32, String> {
         let filter = current();
         if filter.is_null() {
-            return Err("no stream to call from".to_string());
+            return match root() {
+                Some(root) => root.http_call(cluster, headers, body, timeout),
+                None => Err("no stream to call from".to_string()),
+            };
         }
         let raw: Vec<ModuleHeader> = headers
             .iter()

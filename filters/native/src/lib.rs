@@ -9,6 +9,7 @@
 //!   pinned Envoy binary by `tests/integration/tests/native_abi.rs`);
 //! - [`host`]: `kit::host::Host` over those callbacks, for the stream being served;
 //! - [`shared`]: shared data as process memory, common to every worker;
+//! - [`root`]: work outside any request (periodic work, root callouts) through the config;
 //! - [`support`]: the features the native form refuses at load, by field;
 //! - [`runtime`]: the hooks, threading and failure handling;
 //! - [`export_module!`]: what a module package invokes to export every hook Envoy resolves.
@@ -19,6 +20,7 @@
 pub mod abi;
 pub mod grpc;
 pub mod host;
+pub mod root;
 pub mod runtime;
 pub mod shared;
 pub mod support;
@@ -27,7 +29,7 @@ pub use runtime::Module;
 
 /// The hooks every module exports: the HTTP filter hooks Envoy 1.40 resolves when it loads the
 /// module for `DynamicModuleFilter` (a missing one fails start-up), and `program_init`. Those
-/// for features the native form does not use yet (config-level callouts, streams, schedulers,
+/// for features the native form does not use (config-level streams, per-stream schedulers,
 /// per-route config) are exported doing nothing. The list is checked against the Envoy binary by the ABI test.
 pub const HOOKS: &[&str] = &[
     "envoy_dynamic_module_on_program_init",
@@ -93,21 +95,23 @@ macro_rules! export_module {
             #[unsafe(no_mangle)]
             pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
                 _config_envoy: *mut c_void,
-                _config: *const c_void,
+                config: *const c_void,
                 _event: u64,
             ) {
+                rt::config_scheduled(config)
             }
             #[unsafe(no_mangle)]
             pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
                 _config_envoy: *mut c_void,
-                _config: *const c_void,
-                _id: u64,
-                _result: u32,
-                _headers: *const EnvoyHeader,
-                _headers_len: usize,
-                _body: *const EnvoyBuffer,
-                _body_len: usize,
+                config: *const c_void,
+                id: u64,
+                result: u32,
+                headers: *const EnvoyHeader,
+                headers_len: usize,
+                body: *const EnvoyBuffer,
+                body_len: usize,
             ) {
+                rt::config_http_callout_done(config, id, result, headers, headers_len, body, body_len)
             }
             #[unsafe(no_mangle)]
             pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_headers(

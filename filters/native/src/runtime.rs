@@ -15,9 +15,10 @@
 //! line; the stream's stages are not called again.
 //!
 //! Timers: the HTTP filter ABI has no per-worker timer, so a stage's periodic work (scope-authz
-//! flushing its batched counts and refreshing its clock) runs on its worker at the end of every
-//! stream instead, and before the worker's first. Stages that need a real timer for remote
-//! work are refused at load (see [`crate::support`]).
+//! flushing its batched counts, refreshing its clock and its remote JWKS) runs on its worker at
+//! the end of every stream instead, and before the worker's first; the main thread keeps a copy
+//! of the stages whose periodic work runs on the config's scheduler, and the callouts of root
+//! work go through the config (see [`crate::root`]).
 //!
 //! The hook functions take the raw pointers Envoy passes and are `pub` only so that the hooks
 //! `export_module!` generates in a module package can forward to them; nothing else calls them.
@@ -25,6 +26,7 @@
 
 use crate::abi::{self, EnvoyBuffer};
 use crate::host::{self, NativeHost};
+use crate::root::{self, Relay};
 use kit::config_error::ConfigError;
 use kit::denial::{Denial, Format};
 use kit::host::{Host, LogLevel, Side};
@@ -60,6 +62,8 @@ struct Config {
     format: Format,
     /// Cleared when Envoy destroys the config: workers then drop their stages for it.
     alive: Arc<AtomicBool>,
+    /// Root work's callouts, counters and scheduler.
+    relay: Arc<Relay>,
 }
 
 /// One worker's stages for one config.
@@ -67,6 +71,8 @@ struct Worker {
     config_id: u64,
     alive: Arc<AtomicBool>,
     stages: stage::Configured,
+    relay: Arc<Relay>,
+    namespace: Rc<str>,
 }
 
 thread_local! {
@@ -177,8 +183,13 @@ fn load(
     host::enter(std::ptr::null_mut(), &ns, || {
         activate(specs, &counters, &mut stages);
     });
+    let id = NEXT_CONFIG_ID.fetch_add(1, Ordering::Relaxed);
+    let relay = Arc::new(Relay::new(config_envoy));
+    // The activated stages stay on the main thread for root work (remote JWKS).
+    root::keep_main(id, stages, &relay);
     Ok(Config {
-        id: NEXT_CONFIG_ID.fetch_add(1, Ordering::Relaxed),
+        id,
+        relay,
         namespace,
         name,
         specs,
@@ -214,6 +225,7 @@ pub fn config_destroy(config: *const c_void) {
         // once, after every stream that used it.
         let config = unsafe { Box::from_raw(config.cast_mut().cast::<Config>()) };
         config.alive.store(false, Ordering::Release);
+        root::drop_main(config.id, &config.relay);
     }));
 }
 
@@ -231,6 +243,8 @@ fn worker_for(config: &Config) -> Option<Rc<RefCell<Worker>>> {
             config_id: config.id,
             alive: Arc::clone(&config.alive),
             stages,
+            relay: Arc::clone(&config.relay),
+            namespace: Rc::from(config.namespace.as_str()),
         }));
         tick(&worker);
         workers.push(Rc::clone(&worker));
@@ -238,15 +252,57 @@ fn worker_for(config: &Config) -> Option<Rc<RefCell<Worker>>> {
     })
 }
 
-/// The stages' periodic work, on this worker.
+/// The stages' periodic work, on this worker (root work: no stream is current).
 fn tick(worker: &Rc<RefCell<Worker>>) {
     if let Ok(mut w) = worker.try_borrow_mut() {
-        for (_, stage) in w.stages.iter_mut() {
-            if stage.tick_period().is_some() {
-                stage.on_tick(&HOST);
-            }
-        }
+        let w = &mut *w;
+        root::worker_tick(&w.relay, &w.namespace, &mut w.stages);
     }
+}
+
+/// The config of a config hook, if it is one of ours.
+fn config_ref<'a>(config: *const c_void) -> Option<&'a Config> {
+    // SAFETY: a non-null `config` is the live `Box<Config>` from `config_new` (Envoy calls the
+    // config hooks only between `config_new` and `config_destroy`); only shared references.
+    (!config.is_null()).then(|| unsafe { &*config.cast::<Config>() })
+}
+
+/// `envoy_dynamic_module_on_http_filter_config_scheduled` (main thread): root work is due.
+pub fn config_scheduled(config: *const c_void) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if let Some(config) = config_ref(config) {
+            let namespace: Rc<str> = Rc::from(config.namespace.as_str());
+            root::main_event(config.id, &config.relay, &namespace);
+        }
+    }));
+}
+
+/// `envoy_dynamic_module_on_http_filter_config_http_callout_done` (main thread): the answer of
+/// a root callout, for the main stages or kept for the worker that asked.
+pub fn config_http_callout_done(
+    config: *const c_void,
+    id: u64,
+    result: u32,
+    headers: *const abi::EnvoyHeader,
+    headers_len: usize,
+    body: *const EnvoyBuffer,
+    body_len: usize,
+) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let Some(config) = config_ref(config) else {
+            return;
+        };
+        let (answer, size) = if result == abi::CALLOUT_SUCCESS {
+            root::bounded_answer(headers, headers_len, body, body_len)
+        } else {
+            // Reset, or over Envoy's buffer limit: no answer (no `:status`), a failure.
+            (host::CalloutAnswer::default(), 0)
+        };
+        if let Some((token, answer, size)) = config.relay.answered(id, answer, size) {
+            let namespace: Rc<str> = Rc::from(config.namespace.as_str());
+            root::main_answer(config.id, &config.relay, &namespace, token, answer, size);
+        }
+    }));
 }
 
 /// `envoy_dynamic_module_on_http_filter_new`: NULL makes Envoy answer 500 (fail closed).

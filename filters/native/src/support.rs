@@ -1,9 +1,8 @@
 //! What the native form cannot run yet, refused at load with the field named.
 //!
-//! The stages need host services the native host does not offer yet for a few features: a
-//! timer with callouts outside any request (scope-authz's remote JWKS) and nested dynamic
-//! metadata (scope-authz's `metadata` mode reads `jwt_authn`'s payload
-//! struct, which the ABI's metadata callbacks cannot reach). A config that uses one is refused
+//! One feature needs a host service the native host does not offer: nested dynamic metadata
+//! (scope-authz's `metadata` mode reads `jwt_authn`'s payload struct, which the ABI's metadata
+//! callbacks cannot reach). A config that uses one is refused
 //! like any invalid config — never accepted to silently do nothing. Runs after the config has
 //! parsed, so a config with a real error gets that error first.
 
@@ -31,26 +30,12 @@ pub fn check(specs: &[StageSpec], bytes: &[u8]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn present(v: Option<&Value>) -> bool {
-    v.is_some_and(|v| !v.is_null())
-}
-
 fn check_section(section: &str, config: &Value) -> Result<(), ConfigError> {
     let root = Field::root();
-    if section == "scope_authz" {
-        if config.get("mode").and_then(Value::as_str) == Some("metadata") {
-            return Err(root.key("mode").error(format!(
-                "\"metadata\" (jwt_authn's payload from dynamic metadata) is {NOT_YET}; use the Wasm form for it"
-            )));
-        }
-        let providers = config.get("providers").and_then(Value::as_array);
-        for (i, p) in providers.into_iter().flatten().enumerate() {
-            if present(p.get("jwks").and_then(|j| j.get("remote"))) {
-                return Err(root.key("providers").index(i).key("jwks").key("remote").error(
-                    format!("a remote JWKS (HTTP callouts and a refresh timer) is {NOT_YET}; use an inline JWKS or the Wasm form"),
-                ));
-            }
-        }
+    if section == "scope_authz" && config.get("mode").and_then(Value::as_str) == Some("metadata") {
+        return Err(root.key("mode").error(format!(
+            "\"metadata\" (jwt_authn's payload from dynamic metadata) is {NOT_YET}; use the Wasm form for it"
+        )));
     }
     Ok(())
 }
@@ -79,10 +64,11 @@ mod tests {
             ("quota", r#"{"global": null}"#, None),
             ("scope_authz", r#"{"mode": "verify"}"#, None),
             ("scope_authz", r#"{"mode": "metadata"}"#, Some("mode")),
+            // A remote JWKS is fetched by root work through the config (`crate::root`).
             (
                 "scope_authz",
                 r#"{"providers": [{"jwks": {"inline": {}}}, {"jwks": {"remote": {"cluster": "idp"}}}]}"#,
-                Some("providers[1].jwks.remote"),
+                None,
             ),
             // REST→GraphQL is an HTTP callout from the request: the native form makes it.
             (

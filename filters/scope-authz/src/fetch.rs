@@ -58,6 +58,22 @@ pub fn lease_key(remote: &Remote) -> String {
     format!("{}|lease", shared_key(remote))
 }
 
+/// Shared-data key where a worker that met an unknown `kid` stamps the time, so that whoever
+/// fetches (another worker, or a native module's main thread) fetches again.
+pub fn wanted_key(remote: &Remote) -> String {
+    format!("{}|wanted", shared_key(remote))
+}
+
+/// Whether a stamp under [`wanted_key`] asks for a newer document than the one fetched at
+/// `loaded_at`. A stamp of the same second counts: a second fetch is cheaper than a missed
+/// rotation, and [`should_fetch`] bounds how often it happens.
+pub fn wanted_since(stamp: Option<&[u8]>, loaded_at: Option<u64>) -> bool {
+    let Some(at) = stamp.and_then(|b| b.first_chunk::<8>()).map(|b| u64::from_be_bytes(*b)) else {
+        return false;
+    };
+    loaded_at.is_none_or(|loaded| at >= loaded)
+}
+
 /// `fetched_at` (8 bytes, big-endian) followed by the document.
 pub fn encode(fetched_at: u64, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + body.len());
@@ -131,5 +147,18 @@ mod tests {
         assert!(!lease_free(Some(&6u64.to_be_bytes()), 5));
         assert!(lease_free(Some(b""), 5));
         assert_ne!(shared_key(&remote()), lease_key(&remote()));
+        assert_ne!(lease_key(&remote()), wanted_key(&remote()));
+        // (stamp, loaded_at, wanted)
+        let cases = [
+            (None, Some(100), false),
+            (Some(&b"short"[..]), Some(100), false),
+            (Some(&99u64.to_be_bytes()[..]), Some(100), false),
+            (Some(&100u64.to_be_bytes()[..]), Some(100), true),
+            (Some(&101u64.to_be_bytes()[..]), Some(100), true),
+            (Some(&1u64.to_be_bytes()[..]), None, true),
+        ];
+        for (stamp, loaded, want) in cases {
+            assert_eq!(wanted_since(stamp, loaded), want, "{stamp:?} {loaded:?}");
+        }
     }
 }

@@ -106,7 +106,8 @@ impl ScopeAuthz {
         }
     }
 
-    fn wanted(&self, index: usize) -> bool {
+    /// Whether a token this copy of the stage served named an unknown `kid`.
+    fn wanted_here(&self, index: usize) -> bool {
         self.state
             .try_borrow()
             .ok()
@@ -114,7 +115,26 @@ impl ScopeAuthz {
             .unwrap_or(false)
     }
 
+    /// Whether any copy (this one, or another worker's through shared data) wants a fetch
+    /// sooner than the refresh period.
+    fn wanted(&self, host: &dyn Host, index: usize, remote: &crate::config::Remote) -> bool {
+        let loaded_at = self.fetches.get(index).and_then(|f| f.loaded_at);
+        self.wanted_here(index)
+            || fetch::wanted_since(host.shared_data(&fetch::wanted_key(remote)).0.as_deref(), loaded_at)
+    }
+
+    /// Stamps shared data when a token here named an unknown `kid`: the copy that fetches may
+    /// not be this one (always so on a native module's workers).
+    fn publish_wanted(&self, host: &dyn Host, index: usize, remote: &crate::config::Remote, now: u64) {
+        if self.wanted_here(index) {
+            let _ = host.set_shared_data(&fetch::wanted_key(remote), &now.to_be_bytes(), None);
+        }
+    }
+
     fn maybe_fetch(&mut self, host: &dyn Host, index: usize, now: u64) {
+        if !host.calls_from_root() {
+            return;
+        }
         let config = Rc::clone(&self.config);
         let Some(remote) = config.providers.get(index).and_then(|p| p.remote.as_ref()) else {
             return;
@@ -122,7 +142,7 @@ impl ScopeAuthz {
         let Some(st) = self.fetches.get(index).copied() else {
             return;
         };
-        if !fetch::should_fetch(remote, &st, self.wanted(index), now) {
+        if !fetch::should_fetch(remote, &st, self.wanted(host, index, remote), now) {
             return;
         }
         // Another worker may hold the lease: then its result arrives through shared data.
@@ -145,7 +165,7 @@ impl ScopeAuthz {
         // The previous holder stores its document before it frees the lease: look again now
         // that the lease is ours, so a fetch that just finished is not repeated.
         self.poll_shared(host, index, &fetch::shared_key(remote));
-        let wanted = self.wanted(index);
+        let wanted = self.wanted(host, index, remote);
         let still = self
             .fetches
             .get(index)
@@ -223,6 +243,7 @@ impl Stage for ScopeAuthz {
         let config = Rc::clone(&self.config);
         for (index, remote) in config.remote_providers() {
             self.poll_shared(host, index, &fetch::shared_key(remote));
+            self.publish_wanted(host, index, remote, now);
             self.maybe_fetch(host, index, now);
         }
     }
@@ -320,5 +341,80 @@ impl Exchange for Request {
             !end_of_stream,
         )
         .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kit::host::{Call, MockHost};
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    const REMOTE: &str = r#"{
+      "providers": [{"name": "idp", "issuer": "https://issuer.test", "algorithms": ["RS256"],
+        "jwks": {"remote": {"cluster": "idp", "path": "/keys", "refresh_seconds": 300,
+                            "min_refetch_seconds": 1}}}],
+      "rules": [{"match": {"path": {"prefix": "/"}}, "require": {"all_of": ["read"]}}]
+    }"#;
+
+    fn stage(host: &MockHost) -> ScopeAuthz {
+        let config = Rc::new(Config::parse(REMOTE.as_bytes()).unwrap());
+        let mut s = ScopeAuthz {
+            state: Rc::new(RefCell::new(State::new(&config))),
+            fetches: vec![FetchState::default(); config.providers.len()],
+            config,
+            counters: Rc::default(),
+        };
+        s.activate(host, Rc::default());
+        s
+    }
+
+    fn fetches(host: &MockHost) -> usize {
+        host.calls()
+            .iter()
+            .filter(|c| matches!(c, Call::HttpCall(cluster) if cluster == "idp"))
+            .count()
+    }
+
+    /// A native worker's copy never fetches; the copy that may (the main thread's) does.
+    #[test]
+    fn only_a_copy_that_may_call_from_root_fetches() {
+        let mut host = MockHost::new(&[]);
+        host.no_root_calls = true;
+        let mut worker = stage(&host);
+        worker.on_tick(&host);
+        worker.on_tick(&host);
+        assert_eq!(fetches(&host), 0);
+        host.no_root_calls = false;
+        let mut main = stage(&host);
+        main.on_tick(&host);
+        assert_eq!(fetches(&host), 1, "no keys yet: fetch at once");
+    }
+
+    /// An unknown `kid` met by one copy makes another fetch before the refresh period.
+    #[test]
+    fn an_unknown_kid_elsewhere_asks_for_a_fetch_through_shared_data() {
+        let mut host = MockHost::new(&[]);
+        let loaded = |s: &mut ScopeAuthz| {
+            if let Some(f) = s.fetches.first_mut() {
+                f.loaded_at = Some(1_800_000_000 - 5);
+            }
+        };
+        let mut main = stage(&host);
+        loaded(&mut main);
+        main.on_tick(&host);
+        assert_eq!(fetches(&host), 0, "keys 5 s old, nobody asked: no fetch");
+        host.no_root_calls = true;
+        let mut worker = stage(&host);
+        loaded(&mut worker);
+        if let Some(flag) = worker.state.borrow_mut().refetch.first_mut() {
+            *flag = true;
+        }
+        worker.on_tick(&host);
+        assert_eq!(fetches(&host), 0);
+        host.no_root_calls = false;
+        main.on_tick(&host);
+        assert_eq!(fetches(&host), 1, "the worker's unknown kid");
     }
 }

@@ -1,11 +1,13 @@
 //! End-to-end tests of the scope-authz module in the pinned Envoy. Tokens are signed here with
 //! the fixture keys of `fixtures/scope-authz/`; the JWKS is served by the echo upstream
 //! (`/jwks/<instance>/keys`, see `src/upstream/jwks.rs`) through a real Envoy cluster, so the
-//! remote-JWKS path (timer, `dispatch_http_call`, shared data) is what every test exercises.
+//! remote-JWKS path is what every test exercises: in Wasm a timer, `dispatch_http_call` and
+//! shared data; natively root work through the config's scheduler and callouts
+//! (`apim_native::root`) and process memory.
 //!
-//! Every test runs in each Wasm form (`WASM_FORMS`: the native form refuses a remote JWKS and
-//! the `metadata` mode at load, which a test here checks by field); the tests on an inline JWKS
-//! run in every form (`for_each_form`), as does `adversarial_scope_authz.rs`. One Envoy per
+//! Every test runs in every form (`for_each_form`), as does `adversarial_scope_authz.rs`, but
+//! the `metadata` mode's, which runs in each Wasm form (`WASM_FORMS`: the native form refuses
+//! it at load, which a test here checks by field). One Envoy per
 //! config and form, shared via `PerForm`. Waits only bound hangs: a test polls for the state it
 //! needs (keys loaded, key rotated) and fails after a deadline.
 
@@ -223,9 +225,7 @@ fn assert_invalid(r: &Response, description: &str) {
 
 #[test]
 fn valid_token_reaches_upstream_with_identity_and_claims() {
-    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
-    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
-    for_forms(&WASM_FORMS, |form| {
+    for_each_form(|form| {
         let envoy = shared(form);
         let r = bearer(envoy.port(), "/read", &token(json!({"sub": "alice"})));
         assert_eq!(r.status, 200, "{}", r.text());
@@ -259,9 +259,7 @@ fn valid_token_reaches_upstream_with_identity_and_claims() {
 
 #[test]
 fn missing_token_gets_a_bare_bearer_challenge() {
-    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
-    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
-    for_forms(&WASM_FORMS, |form| {
+    for_each_form(|form| {
         let envoy = shared(form);
         let r = Request::get("/read").send(envoy.port()).unwrap();
         assert_eq!(r.status, 401);
@@ -277,9 +275,7 @@ fn missing_token_gets_a_bare_bearer_challenge() {
 
 #[test]
 fn bad_tokens_are_refused() {
-    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
-    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
-    for_forms(&WASM_FORMS, |form| {
+    for_each_form(|form| {
         let envoy = shared(form);
         let port = envoy.port();
         let good = token(json!({}));
@@ -358,9 +354,7 @@ fn bad_tokens_are_refused() {
 
 #[test]
 fn token_in_query_and_two_different_tokens() {
-    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
-    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
-    for_forms(&WASM_FORMS, |form| {
+    for_each_form(|form| {
         let envoy = shared(form);
         let t = token(json!({}));
         let r = Request::get(&format!("/read?access_token={t}"))
@@ -390,9 +384,7 @@ fn token_in_query_and_two_different_tokens() {
 
 #[test]
 fn scopes_present_absent_and_substring() {
-    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
-    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
-    for_forms(&WASM_FORMS, |form| {
+    for_each_form(|form| {
         let envoy = shared(form);
         let port = envoy.port();
         let cases = [
@@ -424,9 +416,7 @@ fn scopes_present_absent_and_substring() {
 
 #[test]
 fn api_key_consumer_with_and_without_the_scope() {
-    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
-    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
-    for_forms(&WASM_FORMS, |form| {
+    for_each_form(|form| {
         let envoy = shared(form);
         let port = envoy.listener_port("keys").unwrap();
         let send = |key: &str, path: &str| {
@@ -454,9 +444,7 @@ fn api_key_consumer_with_and_without_the_scope() {
 
 #[test]
 fn unknown_kid_then_key_rotation() {
-    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
-    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
-    for_forms(&WASM_FORMS, |form| {
+    for_each_form(|form| {
         let envoy = shared(form);
         let key2 = EncodingKey::from_rsa_pem(RSA2.as_bytes()).unwrap();
         let t = sign(Algorithm::RS256, Some("rsa2"), &key2, &claims(json!({})));
@@ -477,9 +465,7 @@ fn unknown_kid_then_key_rotation() {
 
 #[test]
 fn jwks_down_at_start_then_up_then_down_again() {
-    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
-    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
-    for_forms(&WASM_FORMS, |form| {
+    for_each_form(|form| {
         let flaky = instance(form, "flaky");
         control(&format!("/jwks/{flaky}/down"));
         let envoy = Envoy::start(&config(form, &flaky, 1)).unwrap();
@@ -527,9 +513,7 @@ fn jwks_down_at_start_then_up_then_down_again() {
 /// test waits (bounded) for the exact values; an overshoot never matches and fails.
 #[test]
 fn counters_move() {
-    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
-    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
-    for_forms(&WASM_FORMS, |form| {
+    for_each_form(|form| {
         let server = JwksServer::start(JWKS_1);
         let envoy = own_jwks_envoy(form, &server, "counters_", 3600, 1);
         let port = envoy.port();
@@ -614,7 +598,7 @@ fn metadata_config(form: Form) -> String {
 #[test]
 fn metadata_mode_trusts_jwt_authn() {
     // scope-authz's `metadata` mode: refused by the native form at load (see
-    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
+    // `metadata_mode_is_refused_in_the_native_forms_by_field`): Wasm forms.
     for_forms(&WASM_FORMS, |form| {
         let envoy = Envoy::start(&metadata_config(form)).unwrap();
         let port = envoy.port();
@@ -855,9 +839,7 @@ fn wasm_counter(envoy: &Envoy, name: &str) -> u64 {
 /// test polls (bounded) until the JWKS server was asked again and the filter counted a change.
 #[test]
 fn a_key_rotated_away_stops_verifying_its_cached_tokens() {
-    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
-    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
-    for_forms(&WASM_FORMS, |form| {
+    for_each_form(|form| {
         let server = JwksServer::start(JWKS_2);
         // One worker: once it refuses the old token it holds the new keys, so every later request
         // is decided by them (with two, the other worker installs them at its own next tick).
@@ -914,9 +896,7 @@ fn a_key_rotated_away_stops_verifying_its_cached_tokens() {
 /// and by the filter.
 #[test]
 fn one_jwks_fetch_per_vm_id() {
-    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
-    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
-    for_forms(&WASM_FORMS, |form| {
+    for_each_form(|form| {
         let server = JwksServer::start(JWKS_1);
         let envoy = own_jwks_envoy(form, &server, "once_", 3600, 2);
         let t = token(json!({}));
@@ -988,9 +968,7 @@ fn publish_ecds(form: Form, path: &std::path::Path, realm: &str) {
 /// source is the same (no `keys_unavailable` until the next timer tick, no new fetch).
 #[test]
 fn a_config_push_keeps_the_fetched_keys() {
-    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
-    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
-    for_forms(&WASM_FORMS, |form| {
+    for_each_form(|form| {
         // The discovery stats are named after the filter.
         let stat = format!(
             "extension_config_discovery.http_filter.{}.update_success",
@@ -1047,9 +1025,7 @@ fn wait_until(envoy: &Envoy, what: &str, done: impl Fn() -> bool) {
 /// filter's own `jwks_fetch` counter (counted when the fetched keys are installed).
 #[test]
 fn an_unknown_kid_refetches_without_flushing_the_cache() {
-    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
-    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
-    for_forms(&WASM_FORMS, |form| {
+    for_each_form(|form| {
         let server = JwksServer::start(JWKS_1);
         let config = json!({
             "providers": [{"name": "test", "issuer": ISS, "audiences": ["api"], "algorithms": ["RS256"],
@@ -1105,9 +1081,7 @@ fn an_unknown_kid_refetches_without_flushing_the_cache() {
 /// when no earlier filter set one.
 #[test]
 fn a_token_plan_applies_only_without_an_earlier_plan() {
-    // a remote JWKS (HTTP callouts and a timer): refused by the native form at load (see
-    // `remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field`): Wasm forms.
-    for_forms(&WASM_FORMS, |form| {
+    for_each_form(|form| {
         let jwks: Value = serde_json::from_str(JWKS_1_INLINE).unwrap();
         let config = json!({
             "providers": [{"name": "test", "issuer": ISS, "audiences": ["api"], "algorithms": ["RS256"],
@@ -1150,16 +1124,8 @@ fn a_token_plan_applies_only_without_an_earlier_plan() {
 }
 
 #[test]
-fn remote_jwks_and_metadata_mode_are_refused_in_the_native_forms_by_field() {
+fn metadata_mode_is_refused_in_the_native_forms_by_field() {
     for_forms(&[Form::Native, Form::NativeSuite], |form| {
-        let log = Envoy::start_expect_failure(&config(form, "refused", 60)).unwrap();
-        assert!(
-            log.contains(&format!(
-                "{}providers[0].jwks.remote: a remote JWKS (HTTP callouts and a refresh timer) is not supported in the native form yet",
-                form.refusal_prefix(Filter::ScopeAuthz)
-            )),
-            "{log}"
-        );
         let log = Envoy::start_expect_failure(&metadata_config(form)).unwrap();
         assert!(
             log.contains(&format!(
