@@ -276,7 +276,9 @@ extern "C" {
         scheduler: *mut c_void,
         event_id: u64,
     );
-    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(scheduler: *mut c_void);
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+        scheduler: *mut c_void,
+    );
 }
 
 /// The callbacks this crate declares, for the ABI test (each must be exported by the Envoy

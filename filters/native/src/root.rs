@@ -103,7 +103,9 @@ impl Relay {
         } else {
             // SAFETY: `config_envoy` is the pointer Envoy gave `config_new`, which is running;
             // the scheduler is deleted by `close`, when Envoy destroys the config.
-            unsafe { abi::envoy_dynamic_module_callback_http_filter_config_scheduler_new(config_envoy) }
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_filter_config_scheduler_new(config_envoy)
+            }
         };
         Self {
             config_envoy: AtomicPtr::new(config_envoy),
@@ -115,7 +117,8 @@ impl Relay {
 
     /// The config is being destroyed (main thread): nothing is committed or sent any more.
     pub fn close(&self) {
-        self.config_envoy.store(std::ptr::null_mut(), Ordering::Release);
+        self.config_envoy
+            .store(std::ptr::null_mut(), Ordering::Release);
         let mut scheduler = lock(&self.scheduler);
         let ptr = std::mem::replace(&mut scheduler.0, std::ptr::null_mut());
         if !ptr.is_null() {
@@ -139,7 +142,9 @@ impl Relay {
         }
         // SAFETY: the scheduler is live (not yet deleted: `close` deletes it under this lock);
         // Envoy posts the event to the main dispatcher, so any thread may commit.
-        unsafe { abi::envoy_dynamic_module_callback_http_filter_config_scheduler_commit(scheduler.0, 0) };
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_scheduler_commit(scheduler.0, 0)
+        };
         true
     }
 
@@ -206,7 +211,12 @@ impl Relay {
 
     /// A callout's answer arrived (main thread): the token to deliver it to now, or `None`
     /// when its id is not registered yet (kept until it is) or no more awaited.
-    pub fn answered(&self, id: u64, answer: CalloutAnswer, size: usize) -> Option<(u32, CalloutAnswer, usize)> {
+    pub fn answered(
+        &self,
+        id: u64,
+        answer: CalloutAnswer,
+        size: usize,
+    ) -> Option<(u32, CalloutAnswer, usize)> {
         let mut pending = lock(&self.pending);
         if let Some(token) = pending.sent.remove(&id) {
             return Some((token, answer, size));
@@ -294,7 +304,10 @@ pub fn bounded_answer(
     } else {
         std::ptr::null()
     };
-    (host::callout_answer(headers, headers_len, body, body_len), size)
+    (
+        host::callout_answer(headers, headers_len, body, body_len),
+        size,
+    )
 }
 
 /// Hands a root callout's answer to every stage of `stages` (each keeps only its own token).
@@ -315,7 +328,11 @@ fn tick_all(stages: &mut stage::Configured) {
 }
 
 /// The periodic work of a worker's `stages`, as root work.
-pub fn worker_tick(relay: &Arc<Relay>, namespace: &std::rc::Rc<str>, stages: &mut stage::Configured) {
+pub fn worker_tick(
+    relay: &Arc<Relay>,
+    namespace: &std::rc::Rc<str>,
+    stages: &mut stage::Configured,
+) {
     if stages.iter().any(|(_, s)| s.tick_period().is_some()) {
         host::in_root(Context::worker(relay), namespace, || tick_all(stages));
     }
@@ -533,7 +550,9 @@ mod tests {
     fn main_callouts_reach_their_token() {
         let r = live_relay();
         let main = Context::main(&r);
-        let token = main.http_call("idp", &[(":path", "/jwks")], None, TICK).unwrap();
+        let token = main
+            .http_call("idp", &[(":path", "/jwks")], None, TICK)
+            .unwrap();
         let id = *lock(&r.pending).sent.keys().next().unwrap();
         let got = r.answered(id, CalloutAnswer::default(), 0);
         assert_eq!(got.map(|(t, ..)| t), Some(token));
@@ -549,11 +568,23 @@ mod tests {
     fn an_inline_answer_waits_for_its_registration_and_an_event() {
         let r = live_relay();
         let commits = fake_envoy::COMMITS.load(Ordering::Relaxed);
-        assert!(r.answered(7, CalloutAnswer { headers: Vec::new(), body: b"d".to_vec() }, 1).is_none());
+        assert!(r
+            .answered(
+                7,
+                CalloutAnswer {
+                    headers: Vec::new(),
+                    body: b"d".to_vec()
+                },
+                1
+            )
+            .is_none());
         assert!(lock(&r.pending).register(7, 3));
         assert!(!lock(&r.pending).register(8, 4), "no early answer for 8");
         let answered = r.take_answered();
-        assert_eq!(answered.first().map(|(t, a, _)| (*t, a.body.clone())), Some((3, b"d".to_vec())));
+        assert_eq!(
+            answered.first().map(|(t, a, _)| (*t, a.body.clone())),
+            Some((3, b"d".to_vec()))
+        );
         assert!(r.kick());
         assert!(fake_envoy::COMMITS.load(Ordering::Relaxed) > commits);
     }
@@ -561,7 +592,9 @@ mod tests {
     #[test]
     fn workers_send_nothing_and_callouts_are_bounded() {
         let r = live_relay();
-        assert!(Context::worker(&r).http_call("idp", &[], None, TICK).is_err());
+        assert!(Context::worker(&r)
+            .http_call("idp", &[], None, TICK)
+            .is_err());
         assert!(!Context::worker(&r).calls() && Context::main(&r).calls());
         let main = Context::main(&r);
         for _ in 0..MAX_PENDING {

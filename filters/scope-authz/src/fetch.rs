@@ -68,7 +68,10 @@ pub fn wanted_key(remote: &Remote) -> String {
 /// `loaded_at`. A stamp of the same second counts: a second fetch is cheaper than a missed
 /// rotation, and [`should_fetch`] bounds how often it happens.
 pub fn wanted_since(stamp: Option<&[u8]>, loaded_at: Option<u64>) -> bool {
-    let Some(at) = stamp.and_then(|b| b.first_chunk::<8>()).map(|b| u64::from_be_bytes(*b)) else {
+    let Some(at) = stamp
+        .and_then(|b| b.first_chunk::<8>())
+        .map(|b| u64::from_be_bytes(*b))
+    else {
         return false;
     };
     loaded_at.is_none_or(|loaded| at >= loaded)

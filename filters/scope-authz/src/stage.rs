@@ -120,12 +120,21 @@ impl ScopeAuthz {
     fn wanted(&self, host: &dyn Host, index: usize, remote: &crate::config::Remote) -> bool {
         let loaded_at = self.fetches.get(index).and_then(|f| f.loaded_at);
         self.wanted_here(index)
-            || fetch::wanted_since(host.shared_data(&fetch::wanted_key(remote)).0.as_deref(), loaded_at)
+            || fetch::wanted_since(
+                host.shared_data(&fetch::wanted_key(remote)).0.as_deref(),
+                loaded_at,
+            )
     }
 
     /// Stamps shared data when a token here named an unknown `kid`: the copy that fetches may
     /// not be this one (always so on a native module's workers).
-    fn publish_wanted(&self, host: &dyn Host, index: usize, remote: &crate::config::Remote, now: u64) {
+    fn publish_wanted(
+        &self,
+        host: &dyn Host,
+        index: usize,
+        remote: &crate::config::Remote,
+        now: u64,
+    ) {
         if self.wanted_here(index) {
             let _ = host.set_shared_data(&fetch::wanted_key(remote), &now.to_be_bytes(), None);
         }

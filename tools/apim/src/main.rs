@@ -15,7 +15,8 @@
 //! apim oci build MODULE DIR [TAG]  an OCI image (Wasm compat variant) of MODULE in DIR and DIR.tar
 //! apim oci verify DIR              check an image-layout folder's digests, sizes and layer
 //! apim manifests sync|check [ROOT] rewrite / check the marked sha256 lines of the deployment
-//!                                  manifests, and (check) validate every filter config in them
+//!                                  manifests and the native examples (twins of the Wasm ones),
+//!                                  and (check) validate every filter config in them
 //! apim completions SHELL           a completion script (bash, zsh, fish, elvish, powershell)
 //! ```
 //! Exit codes: 0 ok, 1 invalid config, 2 usage or I/O error.
@@ -25,6 +26,7 @@ mod discover;
 mod keys;
 mod locate;
 mod manifests;
+mod native_examples;
 mod oci;
 mod token;
 mod validate;

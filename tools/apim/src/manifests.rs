@@ -240,16 +240,24 @@ fn describe(s: &Stale) -> String {
 
 /// `apim manifests sync [ROOT]`.
 pub fn sync(root: Option<&str>) -> Result<String, String> {
-    let (seen, stale) = scan(&root_of(root), true)?;
+    let root = root_of(root);
+    let (seen, stale) = scan(&root, true)?;
     let mut out: Vec<String> = stale.iter().map(describe).collect();
     out.push(format!(
         "{seen} marked sha256 lines, {} rewritten",
         stale.len()
     ));
+    let twins = crate::native_examples::scan(&root, true)?;
+    out.extend(
+        twins
+            .iter()
+            .map(|(path, _)| format!("{path}: rewritten from its Wasm example")),
+    );
     Ok(out.join("\n"))
 }
 
-/// `apim manifests check [ROOT]`: 0 if every marked line is up to date and every filter config
+/// `apim manifests check [ROOT]`: 0 if every marked line is up to date, every native example is
+/// its Wasm example's twin (`crate::native_examples`) and every filter config
 /// passes `apim validate --target` for its tree (istio, gateway-api), 1 listing what is stale or
 /// refused, 2 on errors (a module not built, unreadable files).
 pub fn check(root: Option<&str>) -> ExitCode {
@@ -296,7 +304,17 @@ pub fn check(root: Option<&str>) -> ExitCode {
         "{configs} filter configs checked for their target, {} refused",
         errors.len()
     );
-    if stale == 0 && errors.is_empty() {
+    let twins = match crate::native_examples::scan(&root, false) {
+        Ok(twins) => twins,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    for (path, _) in &twins {
+        eprintln!("{path} differs from its Wasm example's twin: run `apim manifests sync`");
+    }
+    if stale == 0 && errors.is_empty() && twins.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

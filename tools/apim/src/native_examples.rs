@@ -1,0 +1,215 @@
+//! The native twins of the example bootstraps: `envoy/examples/native-<name>.yaml` is
+//! `envoy/examples/<name>.yaml` with every Wasm filter replaced by the same module as an Envoy
+//! dynamic module (`DynamicModuleFilter`) carrying the same JSON. Written by `apim manifests
+//! sync`, checked by `apim manifests check`, so the two forms' examples cannot drift apart;
+//! `tests/integration/tests/native_examples.rs` runs both and compares their answers.
+
+use std::path::Path;
+
+/// The Wasm examples that have a native twin (`native-<name>.yaml`).
+pub const EXAMPLES: &[&str] = &[
+    "api-key-auth",
+    "scope-authz",
+    "quota",
+    "graphql-guard",
+    "transform",
+    "suite",
+];
+
+const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+const DYNAMIC_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter";
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+/// The value of `key: value` on `line` (trimmed, unquoted), if the line holds that key.
+fn value_of<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let rest = line.trim_start().strip_prefix(key)?.strip_prefix(':')?;
+    Some(rest.trim().trim_matches('"'))
+}
+
+/// The native twin of the Wasm example `wasm` (its file name `name`, for the header).
+pub fn twin(wasm: &str, name: &str) -> Result<String, String> {
+    let lines: Vec<&str> = wasm.lines().collect();
+    let mut out = vec![
+        format!("# GENERATED from envoy/examples/{name}.yaml by `apim manifests sync` (make manifests-sync):"),
+        "# edit that file. The same filters and JSON as native Envoy dynamic modules".to_string(),
+        "# (target/native-modules/libapim_<filter>.so) loaded by the stock Envoy's DynamicModuleFilter".to_string(),
+        "# instead of Wasm VMs (README, \"Which form?\"). Run it from the repo root with".to_string(),
+        "#   make build && ENVOY_DYNAMIC_MODULES_SEARCH_PATH=target/native-modules \\".to_string(),
+        format!("#     .venv/bin/envoy -c envoy/examples/native-{name}.yaml"),
+        "# The Wasm example's notes follow; its requests get the same answers here.".to_string(),
+        "#".to_string(),
+    ];
+    let mut replaced = 0;
+    let mut i = 0;
+    while let Some(line) = lines.get(i) {
+        if value_of(line, "\"@type\"") != Some(WASM_TYPE) {
+            out.push((*line).to_string());
+            i += 1;
+            continue;
+        }
+        let indent = indent_of(line);
+        // The typed_config's block: every line deeper than `"@type"`'s parent, i.e. from here
+        // to the first non-blank line indented less.
+        let end = lines
+            .iter()
+            .enumerate()
+            .skip(i + 1)
+            .find(|(_, l)| !l.trim().is_empty() && indent_of(l) < indent)
+            .map_or(lines.len(), |(at, _)| at);
+        let block = lines.get(i + 1..end).unwrap_or_default();
+        out.extend(
+            dynamic_block(block, indent).map_err(|e| format!("{name}.yaml line {}: {e}", i + 1))?,
+        );
+        replaced += 1;
+        i = end;
+    }
+    if replaced == 0 {
+        return Err(format!("{name}.yaml has no Wasm filter"));
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    Ok(text)
+}
+
+/// The `DynamicModuleFilter` lines for one Wasm filter's `config:` block.
+fn dynamic_block(block: &[&str], indent: usize) -> Result<Vec<String>, String> {
+    let find = |key: &str| block.iter().find_map(|l| value_of(l, key));
+    let vm_id = find("vm_id").ok_or("no vm_config.vm_id")?;
+    let code = block
+        .iter()
+        .find(|l| l.contains("filename:"))
+        .ok_or("no vm_config.code.local.filename")?;
+    let stem = code
+        .split("filename:")
+        .nth(1)
+        .and_then(|f| f.split(".wasm").next())
+        .and_then(|f| f.rsplit('/').next())
+        .ok_or("the module file is not a .wasm")?;
+    let module = if stem.starts_with("apim_") {
+        stem.to_string()
+    } else {
+        format!("apim_{stem}")
+    };
+    // The JSON: the lines under `value: |` in `configuration:`.
+    let value_at = block
+        .iter()
+        .position(|l| l.trim_start() == "value: |")
+        .ok_or("no configuration value (`value: |`)")?;
+    let value_indent = block.get(value_at).map_or(0, |l| indent_of(l));
+    let json: Vec<&str> = block
+        .iter()
+        .skip(value_at + 1)
+        .take_while(|l| l.trim().is_empty() || indent_of(l) > value_indent)
+        .copied()
+        .collect();
+    let pad = " ".repeat(indent);
+    let mut out = vec![
+        format!("{pad}\"@type\": {DYNAMIC_TYPE}"),
+        format!("{pad}# lib{module}.so, found on ENVOY_DYNAMIC_MODULES_SEARCH_PATH; its counters keep"),
+        format!("{pad}# the Wasm form's /stats names (wasmcustom.apim.<filter>.<counter>)."),
+        format!("{pad}dynamic_module_config: {{ name: {module}, metrics_namespace: wasmcustom }}"),
+        format!("{pad}# Like the Wasm vm_id: filters with the same filter_name share their shared data."),
+        format!("{pad}filter_name: {vm_id}"),
+        format!("{pad}filter_config:"),
+        format!("{pad}  \"@type\": type.googleapis.com/google.protobuf.StringValue"),
+        format!("{pad}  value: |"),
+    ];
+    // Re-indented under the shallower `value:` (two levels less deep than in `config:`).
+    let shift = value_indent.saturating_sub(indent + 2);
+    for l in json {
+        out.push(if l.trim().is_empty() {
+            String::new()
+        } else {
+            l.get(shift..).unwrap_or(l).to_string()
+        });
+    }
+    Ok(out)
+}
+
+/// Each twin that differs from what its Wasm example makes: (twin path, content it should
+/// have). With `write`, they are written.
+pub fn scan(root: &Path, write: bool) -> Result<Vec<(String, String)>, String> {
+    let mut stale = Vec::new();
+    for name in EXAMPLES {
+        let source = crate::manifests::read(&root.join(format!("envoy/examples/{name}.yaml")))?;
+        let want = twin(&source, name)?;
+        let rel = format!("envoy/examples/native-{name}.yaml");
+        let path = root.join(&rel);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(want.as_str()) {
+            if write {
+                std::fs::write(&path, &want).map_err(|e| format!("{rel}: {e}"))?;
+            }
+            stale.push((rel, want));
+        }
+    }
+    Ok(stale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WASM: &str = r#"# notes
+          http_filters:
+          - name: apim.quota
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: quota
+                vm_config:
+                  vm_id: quota_vm
+                  code: { local: { filename: target/wasm32-wasip1/release/quota.wasm } }
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+                    {
+                      "plans": {}
+                    }
+          - name: envoy.filters.http.router
+"#;
+
+    #[test]
+    fn a_wasm_filter_becomes_the_same_module_natively() {
+        let got = twin(WASM, "quota").unwrap();
+        let body: Vec<&str> = got.lines().skip_while(|l| l.starts_with('#')).collect();
+        assert_eq!(
+            body,
+            [
+                "          http_filters:",
+                "          - name: apim.quota",
+                "            typed_config:",
+                "              \"@type\": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+                "              # libapim_quota.so, found on ENVOY_DYNAMIC_MODULES_SEARCH_PATH; its counters keep",
+                "              # the Wasm form's /stats names (wasmcustom.apim.<filter>.<counter>).",
+                "              dynamic_module_config: { name: apim_quota, metrics_namespace: wasmcustom }",
+                "              # Like the Wasm vm_id: filters with the same filter_name share their shared data.",
+                "              filter_name: quota_vm",
+                "              filter_config:",
+                "                \"@type\": type.googleapis.com/google.protobuf.StringValue",
+                "                value: |",
+                "                  {",
+                "                    \"plans\": {}",
+                "                  }",
+                "          - name: envoy.filters.http.router",
+            ]
+        );
+        assert!(got.starts_with("# GENERATED from envoy/examples/quota.yaml"));
+        assert!(
+            got.contains("\n# notes\n"),
+            "the Wasm example's notes are kept"
+        );
+    }
+
+    #[test]
+    fn the_suite_keeps_its_name_and_a_file_without_wasm_is_refused() {
+        let suite = WASM.replace("quota.wasm", "apim_suite.wasm");
+        assert!(twin(&suite, "suite").unwrap().contains("name: apim_suite,"));
+        assert!(twin("static_resources: {}\n", "x").is_err());
+        let no_json = WASM.replace("value: |", "value: x");
+        assert!(twin(&no_json, "quota").unwrap_err().contains("value"));
+    }
+}
