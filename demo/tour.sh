@@ -14,6 +14,10 @@ MODE="${1:---print}"
 # shellcheck disable=SC2034
 GW="${GW:-http://127.0.0.1:10000}"
 ADMIN="${ADMIN:-http://127.0.0.1:9901}"
+# Prometheus names: a Wasm filter's counters are apim_<filter>_*; a native module's keep the same
+# /stats names in the `wasmcustom` namespace, which Prometheus shows as envoy_wasmcustom_apim_*.
+# demo/run.sh sets it for a gateway of native modules.
+STATS_PREFIX="${STATS_PREFIX:-}"
 # --check needs curl (the func-e e2e test runs the tour before anything else installs it).
 [[ "$MODE" == --print ]] || tools/prereq.sh pkg:curl || exit 1
 # The CLI (token mint) the tour's lines call; `make demo` / `make smoke` build it before the tour.
@@ -126,7 +130,7 @@ step() {
 # stats TITLE FILTER PATTERN: the Prometheus counters of one filter (apim_<FILTER>_*).
 stats() {
   local title="$1" filter="$2" pattern="$3"
-  check_line "$title" - "$pattern" "curl -s $ADMIN/stats/prometheus | $(cmdline grep "^apim_$filter")"
+  check_line "$title" - "$pattern" "curl -s $ADMIN/stats/prometheus | $(cmdline grep "^${STATS_PREFIX}apim_$filter")"
 }
 
 if [[ "$MODE" == "--print" ]]; then

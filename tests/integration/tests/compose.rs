@@ -3,8 +3,9 @@
 //! - every Envoy config the `envoy` service runs exists and the merged bootstrap it starts
 //!   (`-c envoy/gateway.yaml --config-yaml "$(cat demo/compose/global-tier.yaml)"`) passes
 //!   `envoy --mode validate`, and really starts with both listeners (Envoy appends the fragment);
-//!   all of it for both gateways it can run (`GATEWAY_CONFIG`: the five modules by default, or
-//!   `envoy/gateway-suite.yaml`, the suite module), each a row of [`GATEWAYS`];
+//!   all of it for the three gateways it can run (`GATEWAY_CONFIG`: the five modules by default,
+//!   `envoy/gateway-suite.yaml`, the suite module, or `envoy/gateway-native.yaml`, the native
+//!   modules found on the search path the service sets), each a row of [`GATEWAYS`];
 //! - every host path it mounts exists (sources) or is the output of a named make target
 //!   (build outputs), and every file the Envoy configs name (`filename:`) is inside a mount, at
 //!   the same path relative to the container's `working_dir` as in the repo;
@@ -39,9 +40,13 @@ const COMPOSE: &str = "demo/docker-compose.yaml";
 
 /// The gateways the `envoy` service runs: (GATEWAY_CONFIG as set in the environment of
 /// `docker-compose`, the bootstrap it runs then).
-const GATEWAYS: [(Option<&str>, &str); 2] = [
+const GATEWAYS: [(Option<&str>, &str); 3] = [
     (None, "envoy/gateway.yaml"),
     (Some("envoy/gateway-suite.yaml"), "envoy/gateway-suite.yaml"),
+    (
+        Some("envoy/gateway-native.yaml"),
+        "envoy/gateway-native.yaml",
+    ),
 ];
 
 /// A word of the compose file with `${GATEWAY_CONFIG:-default}` resolved as docker-compose
@@ -70,6 +75,11 @@ const PRODUCED: &[(&str, &str, &str)] = &[
         "--bin demo-upstream",
     ),
     ("target/release/demo-grpc", "demo", "--bin demo-grpc"),
+    (
+        "target/native-modules",
+        "build",
+        "cargo build --profile native",
+    ),
 ];
 
 fn read(path: &Path) -> String {
@@ -195,6 +205,8 @@ struct EnvoyFiles {
     working_dir: PathBuf,
     config: PathBuf,
     fragment: Option<PathBuf>,
+    /// ENVOY_DYNAMIC_MODULES_SEARCH_PATH in the container, and the host folder behind it.
+    search_path: Option<(PathBuf, PathBuf)>,
 }
 
 /// The files the `envoy` service runs with GATEWAY_CONFIG set to `gateway_config` (or unset).
@@ -209,18 +221,40 @@ fn envoy_files(gateway_config: Option<&str>) -> EnvoyFiles {
         host_path(&mounts, &working_dir.join(rel))
             .unwrap_or_else(|| panic!("envoy runs {rel}, which no volume mounts"))
     };
+    let search_path = envoy["environment"]["ENVOY_DYNAMIC_MODULES_SEARCH_PATH"]
+        .as_str()
+        .map(|inside| {
+            let inside = PathBuf::from(inside);
+            let host = host_path(&mounts, &inside).unwrap_or_else(|| {
+                panic!(
+                    "ENVOY_DYNAMIC_MODULES_SEARCH_PATH {} is in no volume",
+                    inside.display()
+                )
+            });
+            (inside, host)
+        });
     EnvoyFiles {
         config: resolve(&cmd.config),
         fragment: cmd.config_yaml_file.as_deref().map(resolve),
         mounts,
         working_dir,
+        search_path,
     }
 }
 
-/// Runs Envoy with `args` from the repo root, output to a file (a full pipe could block it).
-fn run_envoy(args: &[&str], deadline: Duration) -> (Option<std::process::ExitStatus>, String) {
+/// Runs Envoy with `args` from the repo root (native modules found in `search_path`), output
+/// to a file (a full pipe could block it).
+fn run_envoy(
+    args: &[&str],
+    search_path: Option<&Path>,
+    deadline: Duration,
+) -> (Option<std::process::ExitStatus>, String) {
     let mut out = tempfile::tempfile().unwrap();
-    let mut child = Command::new(envoy_bin())
+    let mut command = Command::new(envoy_bin());
+    if let Some(dir) = search_path {
+        command.env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", dir);
+    }
+    let mut child = command
         .args(args)
         .current_dir(repo_root())
         .stdin(Stdio::null())
@@ -303,6 +337,24 @@ fn filenames(v: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// Every `dynamic_module_config.name` (native modules, `lib<name>.so`) in a YAML document.
+fn dynamic_modules(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Mapping(m) => {
+            if let Some(name) = m
+                .get("dynamic_module_config")
+                .and_then(|c| c.get("name"))
+                .and_then(Value::as_str)
+            {
+                out.push(format!("lib{name}.so"));
+            }
+            m.values().for_each(|v| dynamic_modules(v, out));
+        }
+        Value::Sequence(s) => s.iter().for_each(|v| dynamic_modules(v, out)),
+        _ => {}
+    }
+}
+
 /// Every Wasm filter's (root_id, plugin config JSON) in a YAML bootstrap.
 fn wasm_plugin_configs(v: &Value, out: &mut Vec<(String, String)>) {
     match v {
@@ -379,7 +431,8 @@ fn envoy_config_exists_and_the_merged_bootstrap_validates(
         args.push(read(fragment));
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (status, output) = run_envoy(&args, Duration::from_secs(60));
+    let search = files.search_path.as_ref().map(|(_, host)| host.as_path());
+    let (status, output) = run_envoy(&args, search, Duration::from_secs(60));
     assert!(
         status.is_some_and(|s| s.success()),
         "`envoy --mode validate` of the compose Envoy config ({gateway}) failed ({status:?}):\n{output}\n\
@@ -439,13 +492,34 @@ fn every_module_the_configs_name_is_mounted_at_the_same_relative_path() {
 fn every_module_is_mounted_at_the_same_relative_path(gateway_config: Option<&str>) {
     let files = envoy_files(gateway_config);
     let mut names = Vec::new();
+    let mut native = Vec::new();
     for f in std::iter::once(&files.config).chain(files.fragment.as_ref()) {
-        filenames(&serde_yaml::from_str(&read(f)).unwrap(), &mut names);
+        let doc = serde_yaml::from_str(&read(f)).unwrap();
+        filenames(&doc, &mut names);
+        dynamic_modules(&doc, &mut native);
     }
     assert!(
-        !names.is_empty(),
-        "no Wasm module named in the Envoy configs"
+        !names.is_empty() || !native.is_empty(),
+        "no module named in the Envoy configs"
     );
+    // A native module is found on the search path, which must hold the repo's build.
+    for so in native {
+        let (inside, host) = files
+            .search_path
+            .as_ref()
+            .expect("native modules named but no ENVOY_DYNAMIC_MODULES_SEARCH_PATH set");
+        assert_eq!(
+            host.join(&so),
+            repo_root().join("target/native-modules").join(&so),
+            "{so}: {} is mounted from another path than the repo's build",
+            inside.display()
+        );
+        assert!(
+            host.join(&so).is_file(),
+            "{} is missing: run `make build`",
+            host.join(&so).display()
+        );
+    }
     for name in names {
         assert!(
             Path::new(&name).is_relative(),
@@ -674,7 +748,11 @@ fn the_merged_bootstrap_runs(gateway_config: Option<&str>) {
     let config = scratch.path().join("gateway.yaml");
     std::fs::write(&config, zero_ports(read(&files.config))).unwrap();
     let admin_file = scratch.path().join("admin");
-    let child = Command::new(envoy_bin())
+    let mut command = Command::new(envoy_bin());
+    if let Some((_, host)) = &files.search_path {
+        command.env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", host);
+    }
+    let child = command
         .arg("-c")
         .arg(&config)
         .arg("--config-yaml")

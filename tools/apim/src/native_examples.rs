@@ -1,10 +1,15 @@
-//! The native twins of the example bootstraps: `envoy/examples/native-<name>.yaml` is
-//! `envoy/examples/<name>.yaml` with every Wasm filter replaced by the same module as an Envoy
-//! dynamic module (`DynamicModuleFilter`) carrying the same JSON. Written by `apim manifests
-//! sync`, checked by `apim manifests check`, so the two forms' examples cannot drift apart;
-//! `tests/integration/tests/native_examples.rs` runs both and compares their answers.
+//! The native twins of the shipped bootstraps: `envoy/examples/native-<name>.yaml` is
+//! `envoy/examples/<name>.yaml`, and `envoy/gateway-native.yaml` the demo's `envoy/gateway.yaml`,
+//! with every Wasm filter replaced by the same module as an Envoy dynamic module
+//! (`DynamicModuleFilter`) carrying the same JSON. Written by `apim manifests sync`, checked by
+//! `apim manifests check`, so the two forms cannot drift apart;
+//! `tests/integration/tests/native_examples.rs` runs the examples in both and compares their
+//! answers, and the demo's tour runs against the native gateway (`make smoke NATIVE=1`).
 
 use std::path::Path;
+
+/// The demo gateway and its native twin.
+pub const GATEWAY: (&str, &str) = ("envoy/gateway.yaml", "envoy/gateway-native.yaml");
 
 /// The Wasm examples that have a native twin (`native-<name>.yaml`).
 pub const EXAMPLES: &[&str] = &[
@@ -30,17 +35,37 @@ fn value_of<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     Some(rest.trim().trim_matches('"'))
 }
 
-/// The native twin of the Wasm example `wasm` (its file name `name`, for the header).
-pub fn twin(wasm: &str, name: &str) -> Result<String, String> {
+/// Every (Wasm bootstrap, its native twin), relative to the repository root.
+pub fn pairs() -> Vec<(String, String)> {
+    EXAMPLES
+        .iter()
+        .map(|n| {
+            (
+                format!("envoy/examples/{n}.yaml"),
+                format!("envoy/examples/native-{n}.yaml"),
+            )
+        })
+        .chain(std::iter::once((
+            GATEWAY.0.to_string(),
+            GATEWAY.1.to_string(),
+        )))
+        .collect()
+}
+
+/// The native twin `twin` (its path, for the header) of the Wasm bootstrap `wasm`, read from
+/// `source`.
+pub fn twin(wasm: &str, source: &str, twin: &str) -> Result<String, String> {
     let lines: Vec<&str> = wasm.lines().collect();
     let mut out = vec![
-        format!("# GENERATED from envoy/examples/{name}.yaml by `apim manifests sync` (make manifests-sync):"),
-        "# edit that file. The same filters and JSON as native Envoy dynamic modules".to_string(),
-        "# (target/native-modules/libapim_<filter>.so) loaded by the stock Envoy's DynamicModuleFilter".to_string(),
-        "# instead of Wasm VMs (README, \"Which form?\"). Run it from the repo root with".to_string(),
+        format!("# GENERATED from {source} by `apim manifests sync` (make manifests-sync): edit"),
+        "# that file. The same filters and JSON as native Envoy dynamic modules".to_string(),
+        "# (target/native-modules/libapim_<filter>.so) loaded by the stock Envoy's".to_string(),
+        "# DynamicModuleFilter instead of Wasm VMs (README, \"Which form?\"). Run it from the repo"
+            .to_string(),
+        "# root with".to_string(),
         "#   make build && ENVOY_DYNAMIC_MODULES_SEARCH_PATH=target/native-modules \\".to_string(),
-        format!("#     .venv/bin/envoy -c envoy/examples/native-{name}.yaml"),
-        "# The Wasm example's notes follow; its requests get the same answers here.".to_string(),
+        format!("#     .venv/bin/envoy -c {twin}"),
+        "# The Wasm file's notes follow; its requests get the same answers here.".to_string(),
         "#".to_string(),
     ];
     let mut replaced = 0;
@@ -62,13 +87,13 @@ pub fn twin(wasm: &str, name: &str) -> Result<String, String> {
             .map_or(lines.len(), |(at, _)| at);
         let block = lines.get(i + 1..end).unwrap_or_default();
         out.extend(
-            dynamic_block(block, indent).map_err(|e| format!("{name}.yaml line {}: {e}", i + 1))?,
+            dynamic_block(block, indent).map_err(|e| format!("{source} line {}: {e}", i + 1))?,
         );
         replaced += 1;
         i = end;
     }
     if replaced == 0 {
-        return Err(format!("{name}.yaml has no Wasm filter"));
+        return Err(format!("{source} has no Wasm filter"));
     }
     let mut text = out.join("\n");
     text.push('\n');
@@ -134,10 +159,9 @@ fn dynamic_block(block: &[&str], indent: usize) -> Result<Vec<String>, String> {
 /// have). With `write`, they are written.
 pub fn scan(root: &Path, write: bool) -> Result<Vec<(String, String)>, String> {
     let mut stale = Vec::new();
-    for name in EXAMPLES {
-        let source = crate::manifests::read(&root.join(format!("envoy/examples/{name}.yaml")))?;
-        let want = twin(&source, name)?;
-        let rel = format!("envoy/examples/native-{name}.yaml");
+    for (source, rel) in pairs() {
+        let text = crate::manifests::read(&root.join(&source))?;
+        let want = twin(&text, &source, &rel)?;
         let path = root.join(&rel);
         if std::fs::read_to_string(&path).ok().as_deref() != Some(want.as_str()) {
             if write {
@@ -174,7 +198,12 @@ mod tests {
 
     #[test]
     fn a_wasm_filter_becomes_the_same_module_natively() {
-        let got = twin(WASM, "quota").unwrap();
+        let got = twin(
+            WASM,
+            "envoy/examples/quota.yaml",
+            "envoy/examples/native-quota.yaml",
+        )
+        .unwrap();
         let body: Vec<&str> = got.lines().skip_while(|l| l.starts_with('#')).collect();
         assert_eq!(
             body,
@@ -198,6 +227,7 @@ mod tests {
             ]
         );
         assert!(got.starts_with("# GENERATED from envoy/examples/quota.yaml"));
+        assert!(got.contains("-c envoy/examples/native-quota.yaml\n"));
         assert!(
             got.contains("\n# notes\n"),
             "the Wasm example's notes are kept"
@@ -207,9 +237,11 @@ mod tests {
     #[test]
     fn the_suite_keeps_its_name_and_a_file_without_wasm_is_refused() {
         let suite = WASM.replace("quota.wasm", "apim_suite.wasm");
-        assert!(twin(&suite, "suite").unwrap().contains("name: apim_suite,"));
-        assert!(twin("static_resources: {}\n", "x").is_err());
+        assert!(twin(&suite, "s", "t")
+            .unwrap()
+            .contains("name: apim_suite,"));
+        assert!(twin("static_resources: {}\n", "x", "y").is_err());
         let no_json = WASM.replace("value: |", "value: x");
-        assert!(twin(&no_json, "quota").unwrap_err().contains("value"));
+        assert!(twin(&no_json, "q", "t").unwrap_err().contains("value"));
     }
 }
