@@ -35,6 +35,8 @@ MODULES       := api_key_auth scope_authz quota graphql_guard transform wasm_noo
 # `libapim_<filter>.so` on ENVOY_DYNAMIC_MODULES_SEARCH_PATH). The suite's package is
 # `libapim_suite_native.so` in cargo's output (the name `apim_suite` is the Wasm suite crate's).
 NATIVE_CRATES  := native-api-key-auth native-scope-authz native-quota native-graphql-guard native-transform native-suite
+# A module whose stage panics on request, for the e2e test of the fail-closed path (never deployed).
+NATIVE_TEST_CRATES := native-fault-probe
 NATIVE_FILTERS := api_key_auth scope_authz quota graphql_guard transform
 NATIVE_OUT     := target/native-modules
 
@@ -134,11 +136,12 @@ build: setup-rust ## Build every filter as a .wasm module (release) and report s
 	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(MODULE_CRATES))
 	cargo build --release --target $(WASM_TARGET) -p $(SUITE_CRATE)
 	@echo "==> building the native dynamic modules (libapim_*.so) into $(NATIVE_OUT) (~2 min on a fresh clone, seconds when built)"
-	cargo build --profile native $(addprefix -p ,$(NATIVE_CRATES))
+	cargo build --profile native $(addprefix -p ,$(NATIVE_CRATES) $(NATIVE_TEST_CRATES))
 	@mkdir -p $(NATIVE_OUT)
 	@# Copied then renamed: an Envoy running from the old file keeps its mapping intact.
 	@for m in $(NATIVE_FILTERS); do cp -f target/native/libapim_$$m.so $(NATIVE_OUT)/.libapim_$$m.so.tmp && mv -f $(NATIVE_OUT)/.libapim_$$m.so.tmp $(NATIVE_OUT)/libapim_$$m.so || exit 1; done
 	@cp -f target/native/libapim_suite_native.so $(NATIVE_OUT)/.libapim_suite.so.tmp && mv -f $(NATIVE_OUT)/.libapim_suite.so.tmp $(NATIVE_OUT)/libapim_suite.so
+	@cp -f target/native/libapim_test_fault.so $(NATIVE_OUT)/.libapim_test_fault.so.tmp && mv -f $(NATIVE_OUT)/.libapim_test_fault.so.tmp $(NATIVE_OUT)/libapim_test_fault.so
 	@$(MAKE) --no-print-directory sizes
 
 sizes: ## Print each module's size
