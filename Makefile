@@ -39,6 +39,16 @@ NATIVE_CRATES  := native-api-key-auth native-scope-authz native-quota native-gra
 NATIVE_TEST_CRATES := native-fault-probe
 NATIVE_FILTERS := api_key_auth scope_authz quota graphql_guard transform
 NATIVE_OUT     := target/native-modules
+# The modules are linked against glibc 2.31, the platform of the Envoy wheel they are loaded into
+# (manylinux_2_31), whatever the build host's glibc: cargo-zigbuild with Zig (PyPI `ziglang`) as
+# the linker picks that glibc's symbol versions. Both pinned, kept in the tool cache.
+NATIVE_TARGET    := x86_64-unknown-linux-gnu
+NATIVE_GLIBC     := 2.31
+NATIVE_BUILT     := target/$(NATIVE_TARGET)/native
+ZIG_VERSION      := 0.17.1
+ZIGBUILD_VERSION := 0.24.1
+ZIG_VENV         := $(TOOLS)/ziglang-$(ZIG_VERSION)
+ZIGBUILD_ROOT    := $(TOOLS)/cargo-zigbuild-$(ZIGBUILD_VERSION)
 
 export ENVOY_BIN ?= $(abspath $(ENVOY))
 
@@ -76,7 +86,7 @@ FUZZ_LIMITS   := -rss_limit_mb=2048 -malloc_limit_mb=512 -max_len=16384 -timeout
 FUZZ_HOST     := $(shell rustc -vV | sed -n 's/^host: //p')
 FUZZ_CARGO    := cd fuzz && PATH="$(TOOLS)/bin:$$PATH" RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none
 
-.PHONY: oci compose-check manifests-check manifests-sync help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
+.PHONY: setup-zig oci compose-check manifests-check manifests-sync help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
         bench-instructions bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-ratelimit setup-bench \
         setup-func-e demo-func-e clean setup-fuzz fuzz fuzz-corpus need-go cli demo-upstream
 
@@ -107,6 +117,17 @@ setup-wasm-runner: ## Install wasm-bindgen-test-runner (matching Cargo.lock) int
 	  { echo "==> installing wasm-bindgen's test runner $(WBG_VERSION) into $(TOOLS) (once per machine, ~6 min cold: cargo install compiles it)"; \
 	    cargo install --quiet wasm-bindgen-cli --version $(WBG_VERSION) --root $(TOOLS) --force; }
 
+setup-zig: ## Install Zig (PyPI ziglang) and cargo-zigbuild (crates.io), pinned, into $(TOOLS)
+	@$(PREREQ) rust python-venv
+	@test -f $(ZIG_VENV)/.installed || \
+	  { echo "==> installing Zig $(ZIG_VERSION) (PyPI ziglang) into $(ZIG_VENV) (once per machine, ~30 s: a ~100 MB wheel)"; \
+	    python3 -m venv $(ZIG_VENV) && \
+	    $(ZIG_VENV)/bin/pip install --quiet --disable-pip-version-check ziglang==$(ZIG_VERSION) && \
+	    touch $(ZIG_VENV)/.installed; }
+	@test -x $(ZIGBUILD_ROOT)/bin/cargo-zigbuild || \
+	  { echo "==> installing cargo-zigbuild $(ZIGBUILD_VERSION) into $(ZIGBUILD_ROOT) (once per machine, ~2 min cold)"; \
+	    cargo install --quiet --locked cargo-zigbuild --version $(ZIGBUILD_VERSION) --root $(ZIGBUILD_ROOT); }
+
 setup-func-e: ## Install func-e (pinned, go install) into $(TOOLS)
 	@test -x $(FUNC_E) || { $(PREREQ) go && \
 	  echo "==> installing func-e $(FUNC_E_VERSION) from the Go module proxy into $(dir $(FUNC_E)) (once per machine, ~40 s cold)" && \
@@ -131,17 +152,18 @@ need-go:
 
 ## ---- build and test ----
 
-build: setup-rust ## Build every filter as a .wasm module (release) and report sizes
+build: setup-rust setup-zig ## Build every filter as a .wasm module (release) and a native module, and report sizes
 	@echo "==> building the five filters and the no-op module for $(WASM_TARGET) (release; ~2 min on a fresh clone, seconds when built)"
 	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(MODULE_CRATES))
 	cargo build --release --target $(WASM_TARGET) -p $(SUITE_CRATE)
 	@echo "==> building the native dynamic modules (libapim_*.so) into $(NATIVE_OUT) (~2 min on a fresh clone, seconds when built)"
-	cargo build --profile native $(addprefix -p ,$(NATIVE_CRATES) $(NATIVE_TEST_CRATES))
+	PATH="$(abspath $(ZIG_VENV))/bin:$(abspath $(ZIGBUILD_ROOT))/bin:$$PATH" \
+	  cargo zigbuild --profile native --target $(NATIVE_TARGET).$(NATIVE_GLIBC) $(addprefix -p ,$(NATIVE_CRATES) $(NATIVE_TEST_CRATES))
 	@mkdir -p $(NATIVE_OUT)
 	@# Copied then renamed: an Envoy running from the old file keeps its mapping intact.
-	@for m in $(NATIVE_FILTERS); do cp -f target/native/libapim_$$m.so $(NATIVE_OUT)/.libapim_$$m.so.tmp && mv -f $(NATIVE_OUT)/.libapim_$$m.so.tmp $(NATIVE_OUT)/libapim_$$m.so || exit 1; done
-	@cp -f target/native/libapim_suite_native.so $(NATIVE_OUT)/.libapim_suite.so.tmp && mv -f $(NATIVE_OUT)/.libapim_suite.so.tmp $(NATIVE_OUT)/libapim_suite.so
-	@cp -f target/native/libapim_test_fault.so $(NATIVE_OUT)/.libapim_test_fault.so.tmp && mv -f $(NATIVE_OUT)/.libapim_test_fault.so.tmp $(NATIVE_OUT)/libapim_test_fault.so
+	@for m in $(NATIVE_FILTERS); do cp -f $(NATIVE_BUILT)/libapim_$$m.so $(NATIVE_OUT)/.libapim_$$m.so.tmp && mv -f $(NATIVE_OUT)/.libapim_$$m.so.tmp $(NATIVE_OUT)/libapim_$$m.so || exit 1; done
+	@cp -f $(NATIVE_BUILT)/libapim_suite_native.so $(NATIVE_OUT)/.libapim_suite.so.tmp && mv -f $(NATIVE_OUT)/.libapim_suite.so.tmp $(NATIVE_OUT)/libapim_suite.so
+	@cp -f $(NATIVE_BUILT)/libapim_test_fault.so $(NATIVE_OUT)/.libapim_test_fault.so.tmp && mv -f $(NATIVE_OUT)/.libapim_test_fault.so.tmp $(NATIVE_OUT)/libapim_test_fault.so
 	@$(MAKE) --no-print-directory sizes
 
 sizes: ## Print each module's size

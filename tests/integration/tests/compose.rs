@@ -78,7 +78,7 @@ const PRODUCED: &[(&str, &str, &str)] = &[
     (
         "target/native-modules",
         "build",
-        "cargo build --profile native",
+        "cargo zigbuild --profile native",
     ),
 ];
 

