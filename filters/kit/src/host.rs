@@ -116,6 +116,13 @@ pub trait Host {
     fn set_shared_data(&self, _key: &str, _value: &[u8], _cas: Option<u32>) -> SetResult {
         SetResult::Failed
     }
+    /// The compare-and-swap token of a shared-data key alone: every write changes it, so a
+    /// reader that saw it before knows the value is the same without copying it (a native
+    /// module polls at every stream's end). proxy-wasm has no such call: by default the value
+    /// is read and dropped.
+    fn shared_data_cas(&self, key: &str) -> Option<u32> {
+        self.shared_data(key).1
+    }
     /// Whether root work (a stage's periodic work, outside any request) sends its callouts
     /// here. Not on a native module's workers: the main thread's copy of the stages sends them
     /// (`apim_native::root`), and a worker asks for one through shared data.

@@ -813,6 +813,10 @@ impl Host for NativeHost {
         shared::store().set(&namespaced(key), value, cas)
     }
 
+    fn shared_data_cas(&self, key: &str) -> Option<u32> {
+        shared::store().cas(&namespaced(key))
+    }
+
     fn reset_request(&self) {
         DEFERRED.with(|d| d.borrow_mut().reset = true);
     }

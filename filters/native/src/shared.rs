@@ -53,6 +53,13 @@ impl Store {
         }
     }
 
+    /// The CAS token of `key` alone (no copy of the value).
+    pub fn cas(&self, key: &str) -> Option<u32> {
+        let shard = self.shard(key)?;
+        let map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).map(|(_, cas)| *cas)
+    }
+
     pub fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> SetResult {
         if key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
             return SetResult::Failed;

@@ -28,6 +28,8 @@ pub struct FetchState {
     pub last_attempt: Option<u64>,
     /// The pending `dispatch_http_call`, if any.
     pub in_flight: Option<u32>,
+    /// The CAS token of the shared document last read: unchanged, it is not read again.
+    pub seen_cas: Option<u32>,
 }
 
 pub fn should_fetch(remote: &Remote, st: &FetchState, refetch_wanted: bool, now: u64) -> bool {
@@ -58,23 +60,24 @@ pub fn lease_key(remote: &Remote) -> String {
     format!("{}|lease", shared_key(remote))
 }
 
-/// Shared-data key where a worker that met an unknown `kid` stamps the time, so that whoever
-/// fetches (another worker, or a native module's main thread) fetches again.
+/// Shared-data key where a worker that met an unknown `kid` stamps the fetch time of the
+/// document that lacked it, so that whoever fetches (another worker, or a native module's main
+/// thread) fetches a newer one.
 pub fn wanted_key(remote: &Remote) -> String {
     format!("{}|wanted", shared_key(remote))
 }
 
 /// Whether a stamp under [`wanted_key`] asks for a newer document than the one fetched at
-/// `loaded_at`. A stamp of the same second counts: a second fetch is cheaper than a missed
-/// rotation, and [`should_fetch`] bounds how often it happens.
+/// `loaded_at`: it names that document (or a later one), not an older one a fetch since has
+/// replaced. [`should_fetch`] bounds how often it is honoured.
 pub fn wanted_since(stamp: Option<&[u8]>, loaded_at: Option<u64>) -> bool {
-    let Some(at) = stamp
+    let Some(lacking) = stamp
         .and_then(|b| b.first_chunk::<8>())
         .map(|b| u64::from_be_bytes(*b))
     else {
         return false;
     };
-    loaded_at.is_none_or(|loaded| at >= loaded)
+    lacking >= loaded_at.unwrap_or(0)
 }
 
 /// `fetched_at` (8 bytes, big-endian) followed by the document.
@@ -121,6 +124,7 @@ mod tests {
             loaded_at: loaded,
             last_attempt: attempt,
             in_flight: flight,
+            seen_cas: None,
         };
         // (state, refetch wanted, now, expected)
         let cases = [
@@ -158,7 +162,7 @@ mod tests {
             (Some(&99u64.to_be_bytes()[..]), Some(100), false),
             (Some(&100u64.to_be_bytes()[..]), Some(100), true),
             (Some(&101u64.to_be_bytes()[..]), Some(100), true),
-            (Some(&1u64.to_be_bytes()[..]), None, true),
+            (Some(&0u64.to_be_bytes()[..]), None, true),
         ];
         for (stamp, loaded, want) in cases {
             assert_eq!(wanted_since(stamp, loaded), want, "{stamp:?} {loaded:?}");

@@ -80,9 +80,16 @@ impl ScopeAuthz {
     /// before it are in use again as soon as the new config is, when the JWKS source is the
     /// same).
     fn poll_shared(&mut self, host: &dyn Host, index: usize, key: &str) {
-        let (Some(bytes), _) = host.shared_data(key) else {
+        let cas = host.shared_data_cas(key);
+        if cas.is_none() || self.fetches.get(index).is_some_and(|st| st.seen_cas == cas) {
+            return;
+        }
+        let (Some(bytes), cas) = host.shared_data(key) else {
             return;
         };
+        if let Some(st) = self.fetches.get_mut(index) {
+            st.seen_cas = cas;
+        }
         let Some((at, body)) = fetch::decode(&bytes) else {
             return;
         };
@@ -126,17 +133,17 @@ impl ScopeAuthz {
             )
     }
 
-    /// Stamps shared data when a token here named an unknown `kid`: the copy that fetches may
-    /// not be this one (always so on a native module's workers).
-    fn publish_wanted(
-        &self,
-        host: &dyn Host,
-        index: usize,
-        remote: &crate::config::Remote,
-        now: u64,
-    ) {
+    /// Stamps shared data when a token here named an unknown `kid` (with the fetch time of the
+    /// document that lacked it): the copy that fetches may not be this one (always so on a
+    /// native module's workers).
+    fn publish_wanted(&self, host: &dyn Host, index: usize, remote: &crate::config::Remote) {
         if self.wanted_here(index) {
-            let _ = host.set_shared_data(&fetch::wanted_key(remote), &now.to_be_bytes(), None);
+            let lacking = self
+                .fetches
+                .get(index)
+                .and_then(|f| f.loaded_at)
+                .unwrap_or(0);
+            let _ = host.set_shared_data(&fetch::wanted_key(remote), &lacking.to_be_bytes(), None);
         }
     }
 
@@ -252,7 +259,7 @@ impl Stage for ScopeAuthz {
         let config = Rc::clone(&self.config);
         for (index, remote) in config.remote_providers() {
             self.poll_shared(host, index, &fetch::shared_key(remote));
-            self.publish_wanted(host, index, remote, now);
+            self.publish_wanted(host, index, remote);
             self.maybe_fetch(host, index, now);
         }
     }
