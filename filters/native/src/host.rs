@@ -23,6 +23,15 @@ use std::rc::Rc;
 /// stores `wasm.<key>`), so a Lua filter or an access log reads it the same in every form.
 const FILTER_STATE_PREFIX: &str = "wasm.";
 
+/// The filter-state key of a property `key`, built by hand: `format!` costs more than the
+/// callback on this per-request path.
+fn filter_state_key(key: &str) -> String {
+    let mut full = String::with_capacity(FILTER_STATE_PREFIX.len() + key.len());
+    full.push_str(FILTER_STATE_PREFIX);
+    full.push_str(key);
+    full
+}
+
 /// Most copies of one request header joined into one value (a client repeating a header
 /// thousands of times must not make the module loop that many times per read).
 const MAX_HEADER_COPIES: usize = 256;
@@ -52,7 +61,7 @@ thread_local! {
     static DEFINED: RefCell<Option<HashMap<String, usize>>> = const { RefCell::new(None) };
     /// The body hook running, if any: its received chunk is part of the body.
     static IN_BODY: Cell<Option<Side>> = const { Cell::new(None) };
-    /// The shared-data namespace of the filter being served (its `filter_name`).
+    /// The shared-data key prefix of the filter being served ([`shared_prefix`]).
     static NAMESPACE: RefCell<Rc<str>> = RefCell::new(Rc::from(""));
     /// The callout answer being delivered, if any.
     static ANSWER: RefCell<Option<CalloutAnswer>> = const { RefCell::new(None) };
@@ -192,13 +201,23 @@ pub fn enter<T>(filter: *mut c_void, namespace: &Rc<str>, f: impl FnOnce() -> T)
     out
 }
 
-/// The shared-data key of `key` in the current namespace: filters with the same `filter_name`
-/// share their shared data, as Wasm filters with the same VM id do (a quota config on another
-/// listener with its own name counts apart).
+/// The shared-data key prefix of a filter named `filter_name` (its length first, so no two
+/// names and keys run together): filters with the same `filter_name` share their shared data,
+/// as Wasm filters with the same VM id do (a quota config on another listener with its own
+/// name counts apart).
+pub fn shared_prefix(filter_name: &str) -> String {
+    format!("{}:{filter_name}", filter_name.len())
+}
+
+/// The shared-data key of `key` in the current namespace (a prefix made once per config: this
+/// runs on every shared-data access).
 fn namespaced(key: &str) -> String {
     NAMESPACE.with(|n| {
         let n = n.borrow();
-        format!("{}:{}{key}", n.len(), n)
+        let mut full = String::with_capacity(n.len() + key.len());
+        full.push_str(&n);
+        full.push_str(key);
+        full
     })
 }
 
@@ -588,7 +607,7 @@ impl Host for NativeHost {
                 if filter.is_null() {
                     return None;
                 }
-                let key = format!("{FILTER_STATE_PREFIX}{key}");
+                let key = filter_state_key(key);
                 let mut out = EnvoyBuffer::EMPTY;
                 // SAFETY: `filter` is the current hook's live `filter_envoy`; the key lives
                 // for the call; `out` is a valid place.
@@ -618,7 +637,7 @@ impl Host for NativeHost {
         if filter.is_null() {
             return;
         }
-        let full = format!("{FILTER_STATE_PREFIX}{key}");
+        let full = filter_state_key(key);
         // SAFETY: `filter` is the current hook's live `filter_envoy`; both buffers live for
         // the call and Envoy copies them.
         let ok = unsafe {

@@ -50,7 +50,8 @@ pub trait Module: 'static {
 /// A config Envoy accepted (what `config_new` returns): plain data, shared by every worker.
 struct Config {
     id: u64,
-    /// The filter's `filter_name`: the namespace of its shared data (see `host::enter`).
+    /// The prefix of its shared-data keys, from the filter's `filter_name` (see `host::enter`),
+    /// made once here rather than per access.
     namespace: String,
     name: &'static str,
     specs: &'static [StageSpec],
@@ -179,6 +180,7 @@ fn load(
     let failed = host::define_counter(config_envoy, &format!("apim.{section}.failed_closed"));
     // Activated once here, before any worker: what the stages keep in shared data (quota's
     // slots) exists before the first request, whichever worker serves it.
+    let namespace = host::shared_prefix(&namespace);
     let ns: Rc<str> = Rc::from(namespace.as_str());
     host::enter(std::ptr::null_mut(), &ns, || {
         activate(specs, &counters, &mut stages);
@@ -229,8 +231,8 @@ pub fn config_destroy(config: *const c_void) {
     }));
 }
 
-/// This worker's stages for `config`, built on first use.
-fn worker_for(config: &Config) -> Option<Rc<RefCell<Worker>>> {
+/// This worker's stages for `config`, built on first use (activated as stream `filter_envoy`).
+fn worker_for(config: &Config, filter_envoy: *mut c_void) -> Option<Rc<RefCell<Worker>>> {
     WORKERS.with(|workers| {
         let mut workers = workers.borrow_mut();
         workers.retain(|w| w.borrow().alive.load(Ordering::Acquire));
@@ -238,13 +240,16 @@ fn worker_for(config: &Config) -> Option<Rc<RefCell<Worker>>> {
             return Some(Rc::clone(w));
         }
         let mut stages = stage::parse_config(config.specs, &config.bytes).ok()?;
-        activate(config.specs, &config.counters, &mut stages);
+        let namespace: Rc<str> = Rc::from(config.namespace.as_str());
+        host::enter(filter_envoy, &namespace, || {
+            activate(config.specs, &config.counters, &mut stages);
+        });
         let worker = Rc::new(RefCell::new(Worker {
             config_id: config.id,
             alive: Arc::clone(&config.alive),
             stages,
             relay: Arc::clone(&config.relay),
-            namespace: Rc::from(config.namespace.as_str()),
+            namespace,
         }));
         tick(&worker);
         workers.push(Rc::clone(&worker));
@@ -314,9 +319,13 @@ pub fn filter_new(config: *const c_void, filter_envoy: *mut c_void) -> *const c_
         // SAFETY: `config` is the live `Box<Config>` from `config_new` (Envoy keeps it until
         // every stream made from it is destroyed); only shared references are taken.
         let config = unsafe { &*config.cast::<Config>() };
-        let namespace: Rc<str> = Rc::from(config.namespace.as_str());
+        let worker = worker_for(config, filter_envoy);
+        // The worker's copy: no allocation per stream.
+        let namespace: Rc<str> = match &worker {
+            Some(w) => Rc::clone(&w.borrow().namespace),
+            None => Rc::from(config.namespace.as_str()),
+        };
         host::enter(filter_envoy, &namespace, || {
-            let worker = worker_for(config);
             // As the Wasm runtime: shared by several stages, a header snapshot when one of
             // them reads the whole map.
             let host = match &worker {
