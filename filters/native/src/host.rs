@@ -143,33 +143,49 @@ pub(crate) fn callout_answer(
     body: *const EnvoyBuffer,
     body_len: usize,
 ) -> CalloutAnswer {
-    let mut answer = CalloutAnswer::default();
-    if !headers.is_null() {
-        // SAFETY: Envoy passes `headers_len` headers at `headers`, valid during the hook.
-        let raw = unsafe { std::slice::from_raw_parts(headers, headers_len) };
-        answer.headers = raw
-            .iter()
-            .map(|h| {
-                let key = copy(EnvoyBuffer {
-                    ptr: h.key_ptr,
-                    length: h.key_length,
-                });
-                let value = copy(EnvoyBuffer {
-                    ptr: h.value_ptr,
-                    length: h.value_length,
-                });
-                (String::from_utf8_lossy(&key).into_owned(), value)
-            })
-            .collect();
-    }
-    if !body.is_null() {
-        // SAFETY: Envoy passes `body_len` chunks at `body`, valid during the hook.
-        let chunks = unsafe { std::slice::from_raw_parts(body, body_len) };
-        for c in chunks {
-            answer.body.extend_from_slice(&copy(*c));
-        }
-    }
+    let mut answer = CalloutAnswer {
+        headers: copy_headers(headers, headers_len),
+        body: Vec::new(),
+    };
+    copy_chunks(body, body_len, &mut answer.body);
     answer
+}
+
+/// Headers for a callout, pointing into `headers` (which must outlive the call).
+pub(crate) fn module_headers(headers: &[(&str, &str)]) -> Vec<ModuleHeader> {
+    headers
+        .iter()
+        .map(|(k, v)| ModuleHeader {
+            key_ptr: k.as_ptr(),
+            key_length: k.len(),
+            value_ptr: v.as_ptr(),
+            value_length: v.len(),
+        })
+        .collect()
+}
+
+/// A callout's answer as the stages read it, with its body's size: none (no `:status`, which
+/// a stage reads as the call failing) unless it succeeded, and the body copied only up to
+/// `max_body` bytes (a larger one is handed over empty with its size, and the stage refuses it
+/// by size, as in Wasm, where an answer is read only after its size is checked).
+pub(crate) fn callout_result(
+    result: u32,
+    headers: *const EnvoyHeader,
+    headers_len: usize,
+    body: *const EnvoyBuffer,
+    body_len: usize,
+    max_body: usize,
+) -> (CalloutAnswer, usize) {
+    if result != abi::CALLOUT_SUCCESS {
+        return (CalloutAnswer::default(), 0);
+    }
+    let size = chunks_size(body, body_len);
+    let body = if size <= max_body {
+        body
+    } else {
+        std::ptr::null()
+    };
+    (callout_answer(headers, headers_len, body, body_len), size)
 }
 
 /// Makes `answer` the callout answer the stages read for the duration of `f`.
@@ -863,15 +879,7 @@ impl Host for NativeHost {
                 None => Err("no stream to call from".to_string()),
             };
         }
-        let raw: Vec<ModuleHeader> = headers
-            .iter()
-            .map(|(k, v)| ModuleHeader {
-                key_ptr: k.as_ptr(),
-                key_length: k.len(),
-                value_ptr: v.as_ptr(),
-                value_length: v.len(),
-            })
-            .collect();
+        let raw = module_headers(headers);
         let mut id = 0u64;
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         // SAFETY: `filter` is the current hook's live `filter_envoy`; the cluster, headers and
@@ -915,15 +923,7 @@ impl Host for NativeHost {
             ("content-type", "application/grpc"),
             ("te", "trailers"),
         ];
-        let raw: Vec<ModuleHeader> = pairs
-            .iter()
-            .map(|(k, v)| ModuleHeader {
-                key_ptr: k.as_ptr(),
-                key_length: k.len(),
-                value_ptr: v.as_ptr(),
-                value_length: v.len(),
-            })
-            .collect();
+        let raw = module_headers(&pairs);
         let body = crate::grpc::frame(message).ok_or("the message is too large")?;
         let mut id = 0u64;
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);

@@ -19,11 +19,10 @@
 //!
 //! The copies coordinate through shared data (process memory here) with the same fetch lease
 //! as Wasm's workers. Everything held is bounded: [`MAX_PENDING`] callouts per config,
-//! [`MAX_ANSWER_BYTES`] of an answer's body (a larger answer is handed over empty, with its
-//! size, and the stage refuses it by size as it does in Wasm).
+//! [`MAX_ANSWER_BYTES`] of an answer's body (`host::callout_result`).
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
-use crate::abi::{self, EnvoyBuffer, EnvoyHeader, ModuleBuffer, ModuleHeader};
+use crate::abi::{self, ModuleBuffer};
 use crate::host::{self, CalloutAnswer, NativeHost};
 use kit::stage::{self, Callout};
 use std::cell::RefCell;
@@ -179,15 +178,7 @@ impl Relay {
         if config.is_null() {
             return Err("the config is gone".to_string());
         }
-        let raw: Vec<ModuleHeader> = headers
-            .iter()
-            .map(|(k, v)| ModuleHeader {
-                key_ptr: k.as_ptr(),
-                key_length: k.len(),
-                value_ptr: v.as_ptr(),
-                value_length: v.len(),
-            })
-            .collect();
+        let raw = host::module_headers(headers);
         let mut id = 0u64;
         // SAFETY: `config` is the live config and this runs on the main thread (a config
         // hook); the cluster, headers and body point into live values for the call (Envoy
@@ -288,26 +279,6 @@ impl Context {
         }
         Ok(token)
     }
-}
-
-/// Copies a callout's answer, its body only when it is at most [`MAX_ANSWER_BYTES`]; with the
-/// body's size either way.
-pub fn bounded_answer(
-    headers: *const EnvoyHeader,
-    headers_len: usize,
-    body: *const EnvoyBuffer,
-    body_len: usize,
-) -> (CalloutAnswer, usize) {
-    let size = host::chunks_size(body, body_len);
-    let body = if size <= MAX_ANSWER_BYTES {
-        body
-    } else {
-        std::ptr::null()
-    };
-    (
-        host::callout_answer(headers, headers_len, body, body_len),
-        size,
-    )
 }
 
 /// Hands a root callout's answer to every stage of `stages` (each keeps only its own token).
@@ -491,7 +462,7 @@ mod ticker {
 /// (or are refused for cluster `down`).
 #[cfg(test)]
 mod fake_envoy {
-    use super::{ModuleBuffer, ModuleHeader};
+    use crate::abi::{ModuleBuffer, ModuleHeader};
     use std::ffi::c_void;
     use std::sync::atomic::{AtomicU64, Ordering};
 

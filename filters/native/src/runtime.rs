@@ -41,6 +41,10 @@ use std::sync::Arc;
 
 static HOST: NativeHost = NativeHost;
 
+/// The largest callout answer body copied for a request's stages: transform's largest
+/// `max_body_bytes`; a larger answer is handed over empty, with its size, and refused by it.
+const MAX_STREAM_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
 /// A module: its name in logs and the stages it can run, in order (as `kit::runtime::Module`).
 pub trait Module: 'static {
     const NAME: &'static str;
@@ -297,12 +301,14 @@ pub fn config_http_callout_done(
         let Some(config) = config_ref(config) else {
             return;
         };
-        let (answer, size) = if result == abi::CALLOUT_SUCCESS {
-            root::bounded_answer(headers, headers_len, body, body_len)
-        } else {
-            // Reset, or over Envoy's buffer limit: no answer (no `:status`), a failure.
-            (host::CalloutAnswer::default(), 0)
-        };
+        let (answer, size) = host::callout_result(
+            result,
+            headers,
+            headers_len,
+            body,
+            body_len,
+            root::MAX_ANSWER_BYTES,
+        );
         if let Some((token, answer, size)) = config.relay.answered(id, answer, size) {
             let namespace: Rc<str> = Rc::from(config.namespace.as_str());
             root::main_answer(config.id, &config.relay, &namespace, token, answer, size);
@@ -584,20 +590,21 @@ pub fn http_callout_done(
     body: *const EnvoyBuffer,
     body_len: usize,
 ) {
-    let answer = catch_unwind(AssertUnwindSafe(|| {
-        if result == abi::CALLOUT_SUCCESS {
-            host::callout_answer(headers, headers_len, body, body_len)
-        } else {
-            // Reset, or over the buffer limit: no answer (no `:status`), which the stage reads
-            // as the call failing.
-            host::CalloutAnswer::default()
-        }
+    // Bounded by the largest body a stage takes (transform's `max_body_bytes` limit).
+    let (answer, body_size) = catch_unwind(AssertUnwindSafe(|| {
+        host::callout_result(
+            result,
+            headers,
+            headers_len,
+            body,
+            body_len,
+            MAX_STREAM_ANSWER_BYTES,
+        )
     }))
     .unwrap_or_default();
     let Ok(token) = u32::try_from(id) else {
         return;
     };
-    let body_size = answer.body.len();
     host::with_answer(answer, || {
         let _ = run(fe, fm, Phase::Request, |s| {
             s.host.next_event();

@@ -313,22 +313,8 @@ fn claims_template(form: Form) -> String {
     )
 }
 
-/// A token from the demo issuer (its DEMO-ONLY key ships in envoy/examples/demo-issuer/).
 fn token(sub: &str) -> String {
-    use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    let pem = std::fs::read(
-        apim_integration::repo_root().join("envoy/examples/demo-issuer/demo-issuer-DEMO-ONLY.pem"),
-    )
-    .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some("demo-1".into());
-    let claims = serde_json::json!({"iss": "https://demo-issuer.apim.local", "aud": "demo-api",
-        "sub": sub, "scope": "pets:read", "iat": now, "exp": now + 600});
-    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
+    apim_integration::demo_keys::demo_token(sub, "pets:read")
 }
 
 /// Item 8, claims: a verified token whose `sub` carries CR LF (an issuer that puts user-chosen

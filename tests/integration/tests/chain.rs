@@ -15,12 +15,10 @@
 )]
 
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use apim_integration::demo_keys::{ALICE, BOB};
 use apim_integration::shipped::gateway_template;
 use apim_integration::{repo_root, Envoy, LogOnFailure, Request, Response};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
 /// The two forms of the demo gateway: its file, and the Envoy running it.
@@ -74,20 +72,8 @@ fn seen(r: &Response, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// A token from the demo issuer (its DEMO-ONLY key ships in envoy/examples/demo-issuer/).
 fn token(sub: &str, scope: &str) -> String {
-    let pem =
-        std::fs::read(repo_root().join("envoy/examples/demo-issuer/demo-issuer-DEMO-ONLY.pem"))
-            .unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some("demo-1".into());
-    let claims = json!({"iss": "https://demo-issuer.apim.local", "aud": "demo-api", "sub": sub,
-        "scope": scope, "iat": now, "exp": now + 600});
-    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
+    apim_integration::demo_keys::demo_token(sub, scope)
 }
 
 #[test]
