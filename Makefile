@@ -86,7 +86,7 @@ FUZZ_LIMITS   := -rss_limit_mb=2048 -malloc_limit_mb=512 -max_len=16384 -timeout
 FUZZ_HOST     := $(shell rustc -vV | sed -n 's/^host: //p')
 FUZZ_CARGO    := cd fuzz && PATH="$(TOOLS)/bin:$$PATH" RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none
 
-.PHONY: setup-zig oci compose-check manifests-check manifests-sync help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
+.PHONY: setup-zig setup-crds oci compose-check manifests-check manifests-sync help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
         bench-instructions bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-ratelimit setup-bench \
         setup-func-e demo-func-e clean setup-fuzz fuzz fuzz-corpus need-go cli demo-upstream
 
@@ -128,6 +128,9 @@ setup-zig: ## Install Zig (PyPI ziglang) and cargo-zigbuild (crates.io), pinned,
 	  { echo "==> installing cargo-zigbuild $(ZIGBUILD_VERSION) into $(ZIGBUILD_ROOT) (once per machine, ~2 min cold)"; \
 	    cargo install --quiet --locked cargo-zigbuild --version $(ZIGBUILD_VERSION) --root $(ZIGBUILD_ROOT); }
 
+setup-crds: need-go cli ## Install kubeconform and the pinned Istio / Envoy Gateway / Gateway API CRD schemas (Go module proxy) into $(TOOLS)
+	@tools/setup-crds.sh $(KUBECONFORM_VERSION) $(ISTIO_API_VERSION) $(ENVOY_GATEWAY_VERSION) $(GATEWAY_API_VERSION)
+
 setup-func-e: ## Install func-e (pinned, go install) into $(TOOLS)
 	@test -x $(FUNC_E) || { $(PREREQ) go && \
 	  echo "==> installing func-e $(FUNC_E_VERSION) from the Go module proxy into $(dir $(FUNC_E)) (once per machine, ~40 s cold)" && \
@@ -145,6 +148,18 @@ setup-ratelimit: ## Build envoyproxy/ratelimit (pinned, Go module proxy) into $(
 
 setup-bench: ## Install wrk and taskset (Debian) for the end-to-end bench
 	@$(PREREQ) pkg:wrk pkg:util-linux:taskset
+
+# The Istio and Envoy Gateway manifests are validated against the CRDs' own OpenAPI schemas:
+# kubeconform and the CRD YAML of these releases, all from the Go module proxy, in the tool cache
+# (tools/setup-crds.sh; `apim crd-schemas` makes the JSON Schemas, unknown fields refused).
+KUBECONFORM_VERSION   := v0.8.0
+ISTIO_API_VERSION     := v1.32.0
+ENVOY_GATEWAY_VERSION := v1.9.1
+GATEWAY_API_VERSION   := v1.6.3
+export KUBECONFORM_BIN ?= $(abspath $(TOOLS))/kubeconform-$(KUBECONFORM_VERSION)/kubeconform
+export CRD_SCHEMAS ?= $(abspath $(TOOLS))/crd-schemas/istio-$(ISTIO_API_VERSION)-eg-$(ENVOY_GATEWAY_VERSION)-gwapi-$(GATEWAY_API_VERSION)
+KUBECONFORM_ARGS := -strict -summary -skip IstioOperator \
+  -schema-location '$(CRD_SCHEMAS)/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json'
 
 # A target that installs a tool from the Go module proxy depends on this (or calls `$(PREREQ) go`).
 need-go:
@@ -170,7 +185,7 @@ sizes: ## Print each module's size
 	@for m in $(MODULES); do printf "  %-16s %8d bytes\n" $$m.wasm $$(stat -c %s $(WASM_OUT)/$$m.wasm); done
 	@for m in $(NATIVE_FILTERS) suite; do printf "  %-24s %8d bytes\n" libapim_$$m.so $$(stat -c %s $(NATIVE_OUT)/libapim_$$m.so); done
 
-test: build setup-envoy setup-wasm-runner setup-redis setup-ratelimit setup-func-e ## Everything: unit tests, the Wasm lane, e2e against real Envoy
+test: build setup-envoy setup-wasm-runner setup-redis setup-ratelimit setup-func-e setup-crds ## Everything: unit tests, the Wasm lane, e2e against real Envoy
 	@echo "==> native unit tests and the end-to-end tests against real Envoy (~5 min on a fresh clone: the first build of the tests and their dependencies)"
 	cargo test --workspace
 	$(MAKE) --no-print-directory test-wasm
@@ -272,8 +287,9 @@ bench-instructions: build setup-envoy setup-redis setup-ratelimit ## Instruction
 	@echo "==> instructions per request: each row's Envoy under callgrind (one worker), twice; ~11 s per row and run on a quiet machine (~8 min for 20 rows); BENCH_ROWS=a,b picks rows"
 	cargo run --release -p apim-integration --bin instructions_bench
 
-manifests-check: build cli ## Deployment manifests: configs valid, sha256s match the build
+manifests-check: build cli setup-crds ## Deployment manifests: configs valid, sha256s match the build, every resource valid against its CRD's schema
 	target/debug/apim manifests check
+	$(KUBECONFORM_BIN) $(KUBECONFORM_ARGS) envoy/istio envoy/gateway-api
 	cargo test -p apim-integration --test deploy_manifests
 
 manifests-sync: build cli ## Rewrite the manifests' sha256 lines from the built modules and images

@@ -31,6 +31,15 @@ pub enum Command {
     /// The marked sha256 lines of the deployment manifests (envoy/istio, envoy/gateway-api).
     #[command(subcommand)]
     Manifests(ManifestsCommand),
+    /// JSON Schemas for kubeconform from CRD YAML (the CRDs' own OpenAPI schemas, unknown
+    /// fields refused): OUT/<group>/<kind>_<version>.json.
+    CrdSchemas {
+        /// The folder to write them in.
+        out: String,
+        /// CRD YAML files (multi-document files are fine; other kinds are skipped).
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
     /// Print a shell completion script (e.g. `apim completions bash > /etc/bash_completion.d/apim`).
     Completions {
         #[arg(value_enum)]

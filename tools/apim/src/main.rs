@@ -17,11 +17,14 @@
 //! apim manifests sync|check [ROOT] rewrite / check the marked sha256 lines of the deployment
 //!                                  manifests and the native examples (twins of the Wasm ones),
 //!                                  and (check) validate every filter config in them
+//! apim crd-schemas OUT CRD.yaml… JSON Schemas for kubeconform from CRD YAML (unknown fields
+//!                                  refused), OUT/<group>/<kind>_<version>.json
 //! apim completions SHELL           a completion script (bash, zsh, fish, elvish, powershell)
 //! ```
 //! Exit codes: 0 ok, 1 invalid config, 2 usage or I/O error.
 
 mod cli;
+mod crd_schemas;
 mod discover;
 mod keys;
 mod locate;
@@ -61,6 +64,9 @@ fn main() -> ExitCode {
         Command::Manifests(ManifestsCommand::Sync { root }) => manifests::sync(root.as_deref()),
         Command::Manifests(ManifestsCommand::Check { root }) => {
             return manifests::check(root.as_deref())
+        }
+        Command::CrdSchemas { out, files } => {
+            crd_schemas::write(std::path::Path::new(&out), &files)
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "apim", &mut std::io::stdout());
