@@ -26,8 +26,11 @@ LOGIC_CRATES  := kit api-key-auth scope-authz quota graphql-guard transform
 MODULE_CRATES := api-key-auth scope-authz quota graphql-guard transform wasm-noop
 # The suite module (all five stages in one VM) links the filter crates without their own entry
 # points: it is built on a cargo invocation of its own (built together, cargo would unify their
-# `module` feature back on and the link fails on a duplicate `_initialize`).
+# `module` feature back on and the link fails on a duplicate `_initialize`). It builds in a target
+# folder of its own: in the shared one, the two feature sets of the filter crates would replace
+# each other, and every `make build` would compile them both again.
 SUITE_CRATE   := suite
+SUITE_TARGET_DIR := target/suite-build
 MODULES       := api_key_auth scope_authz quota graphql_guard transform wasm_noop apim_suite
 # The native form: the same stages as Envoy dynamic modules (filters/native), built with the
 # `native` profile (release, unwinding so a hook can catch a panic) and gathered in NATIVE_OUT as
@@ -170,7 +173,8 @@ need-go:
 build: setup-rust setup-zig ## Build every filter as a .wasm module (release) and a native module, and report sizes
 	@echo "==> building the five filters and the no-op module for $(WASM_TARGET) (release; ~2 min on a fresh clone, seconds when built)"
 	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(MODULE_CRATES))
-	cargo build --release --target $(WASM_TARGET) -p $(SUITE_CRATE)
+	cargo build --release --target $(WASM_TARGET) -p $(SUITE_CRATE) --target-dir $(SUITE_TARGET_DIR)
+	@cp -f $(SUITE_TARGET_DIR)/$(WASM_TARGET)/release/apim_suite.wasm $(WASM_OUT)/.apim_suite.wasm.tmp && mv -f $(WASM_OUT)/.apim_suite.wasm.tmp $(WASM_OUT)/apim_suite.wasm
 	@echo "==> building the native dynamic modules (libapim_*.so) into $(NATIVE_OUT) (~2 min on a fresh clone, seconds when built)"
 	PATH="$(abspath $(ZIG_VENV))/bin:$(abspath $(ZIGBUILD_ROOT))/bin:$$PATH" \
 	  cargo zigbuild --profile native --target $(NATIVE_TARGET).$(NATIVE_GLIBC) $(addprefix -p ,$(NATIVE_CRATES) $(NATIVE_TEST_CRATES))
