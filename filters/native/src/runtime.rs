@@ -287,7 +287,7 @@ pub fn config_scheduled(config: *const c_void) {
 }
 
 /// `envoy_dynamic_module_on_http_filter_config_http_callout_done` (main thread): the answer of
-/// a root callout, for the main stages or kept for the worker that asked.
+/// a callout the main thread's stages sent.
 pub fn config_http_callout_done(
     config: *const c_void,
     id: u64,
