@@ -50,3 +50,4 @@ if [[ "$MODE" != "--print" ]]; then
   fi
 fi
 stats "quota's counters" quota 'apim_quota_limited\{\} [1-9]'
+stats "... and per plan, the plan a label (bounded: one series per plan, never per consumer)" quota 'apim_quota_plan_limited\{plan="demo"\} [1-9]'

@@ -107,6 +107,12 @@ pub trait Stage {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Counters whose names come from the config (quota's per plan), beyond the spec's fixed
+    /// ones. A native module defines them when Envoy creates the config, as the fixed ones; a
+    /// Wasm VM defines a metric whenever it is first asked, in `activate`.
+    fn config_counter_names(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// The config was accepted (every section of it, in the suite): create what the stage keeps
     /// in shared data, read what earlier configs left there. Called before any request.
     fn activate(&mut self, _host: &dyn Host, _counters: Rc<Counters>) {}

@@ -133,7 +133,8 @@ pub(crate) fn chunks_size(chunks: *const EnvoyBuffer, len: usize) -> usize {
     }
     // SAFETY: Envoy passes `len` chunks at `chunks`, valid during the hook.
     let raw = unsafe { std::slice::from_raw_parts(chunks, len) };
-    raw.iter().fold(0usize, |total, c| total.saturating_add(c.length))
+    raw.iter()
+        .fold(0usize, |total, c| total.saturating_add(c.length))
 }
 
 /// Copies a callout's answer out of the buffers Envoy lent for the hook.

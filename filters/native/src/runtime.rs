@@ -171,7 +171,8 @@ fn load(
         for w in stage.warnings() {
             HOST.log(LogLevel::Warn, &format!("{stage_name}: {w}"));
         }
-        for counter in spec.map(|s| (s.counter_names)()).unwrap_or_default() {
+        let fixed = spec.map(|s| (s.counter_names)()).unwrap_or_default();
+        for counter in fixed.into_iter().chain(stage.config_counter_names()) {
             if let Some(id) = host::define_counter(config_envoy, &counter) {
                 counters.push((counter, id));
             }

@@ -44,6 +44,39 @@ const CHARGED_LATE: usize = 11;
 const IDENTITY_INVALID: usize = 12;
 const DENIED_PATH_AMBIGUOUS: usize = 13;
 
+/// Where the per-plan counters start among a stage's counters: plan `p` (its index in the
+/// config) has `allowed` at `PER_PLAN + 2p` and `limited` at `PER_PLAN + 2p + 1`. One pair per
+/// plan, never per consumer: what Prometheus stores stays bounded by the config.
+pub const PER_PLAN: usize = COUNTER_NAMES.len();
+
+/// The per-plan counter names of `config`, in the order [`PER_PLAN`] sets:
+/// `apim.quota.plan.<plan>.allowed` and `apim.quota.plan.<plan>.limited`.
+pub fn plan_counter_names(config: &Config) -> Vec<String> {
+    config
+        .plans
+        .iter()
+        .flat_map(|p| {
+            [
+                format!("apim.quota.plan.{}.allowed", p.name),
+                format!("apim.quota.plan.{}.limited", p.name),
+            ]
+        })
+        .collect()
+}
+
+/// Counts a request allowed or limited, also under its plan (`plan`: its index).
+fn count_outcome(host: &dyn Host, counters: &Counters, index: usize, plan: Option<usize>) {
+    counters.inc(host, index);
+    let per_plan = match index {
+        ALLOWED => 0,
+        LIMITED => 1,
+        _ => return,
+    };
+    if let Some(p) = plan {
+        counters.inc(host, PER_PLAN + 2 * p + per_plan);
+    }
+}
+
 /// The filter-state key graphql-guard publishes the operation's cost under.
 pub const COST_PROPERTY: &str = kit::context::COST;
 
@@ -320,6 +353,7 @@ pub fn decide(
         }
         Resolution::Count { plan, key, cost } => (plan, key, cost),
     };
+    let plan_index = plan;
     let Some(plan) = config.plans.get(plan) else {
         counters.inc(host, PASSED);
         return Action::Continue(Vec::new());
@@ -340,6 +374,7 @@ pub fn decide(
         counters,
         policy::verdict(config, plan, &checks, &outcome, cost, now),
         shape,
+        Some(plan_index),
     )
 }
 
@@ -381,6 +416,7 @@ pub fn charge_messages(
     let Resolution::Count { plan, key, .. } = policy::resolve(config, &input).resolution else {
         return true;
     };
+    let plan_index = plan;
     let Some(plan) = config.plans.get(plan) else {
         return true;
     };
@@ -389,13 +425,20 @@ pub fn charge_messages(
     let outcome = admit(store, &slot, &checks, cost, now);
     match policy::verdict(config, plan, &checks, &outcome, cost, now) {
         Verdict::Deny(denial) => {
-            counters.inc(host, LIMITED);
+            count_outcome(host, counters, LIMITED, Some(plan_index));
             send(host, Shape::Known(Some(flavor)), &denial);
             false
         }
         Verdict::Allow(_) => true,
         other => !matches!(
-            apply(host, config, counters, other, Shape::Known(Some(flavor))),
+            apply(
+                host,
+                config,
+                counters,
+                other,
+                Shape::Known(Some(flavor)),
+                Some(plan_index)
+            ),
             Action::Stop
         ),
     }
@@ -446,6 +489,7 @@ pub fn charge_late(
     let Resolution::Count { plan, key, cost } = policy::resolve(config, &input).resolution else {
         return None;
     };
+    let plan_index = plan;
     let plan = config.plans.get(plan)?;
     if let Some(global) = &config.global {
         let descriptors = policy::descriptors(plan, &key, cost);
@@ -463,7 +507,7 @@ pub fn charge_late(
         crate::store::Outcome::Contended => CONTENDED,
         crate::store::Outcome::Error => ERRORS,
     };
-    counters.inc(host, index);
+    count_outcome(host, counters, index, Some(plan_index));
     None
 }
 
@@ -495,6 +539,7 @@ pub fn on_global_response(
     answer: Result<crate::rls::Response, String>,
     shape: Shape,
 ) -> Action {
+    let plan_index = plan;
     let Some(plan) = config.plans.get(plan) else {
         return Action::Continue(Vec::new());
     };
@@ -503,7 +548,7 @@ pub fn on_global_response(
         Err(_) => None,
     };
     if let Some(v) = verdict {
-        return apply(host, config, counters, v, shape);
+        return apply(host, config, counters, v, shape, Some(plan_index));
     }
     counters.inc(host, GLOBAL_ERRORS);
     let why = answer
@@ -541,16 +586,18 @@ pub fn on_global_response(
     }
 }
 
+/// Acts on a verdict for a request of plan `plan` (its index), counted under its outcome.
 fn apply(
     host: &dyn Host,
     config: &Config,
     counters: &Counters,
     verdict: Verdict,
     shape: Shape,
+    plan: Option<usize>,
 ) -> Action {
     let (index, fallback, denial) = match verdict {
         Verdict::Allow(headers) => {
-            counters.inc(host, ALLOWED);
+            count_outcome(host, counters, ALLOWED, plan);
             return Action::Continue(headers);
         }
         Verdict::ShadowLimited(headers) => {
@@ -558,7 +605,7 @@ fn apply(
             return Action::Continue(headers);
         }
         Verdict::Deny(denial) => {
-            counters.inc(host, LIMITED);
+            count_outcome(host, counters, LIMITED, plan);
             send(host, shape, &denial);
             return Action::Stop;
         }

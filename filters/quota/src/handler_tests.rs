@@ -80,6 +80,61 @@ fn counts_then_replies_429_and_counts_it() {
     assert_eq!(h.counter("apim.quota.limited"), 1);
 }
 
+/// Each plan has its own allowed/limited pair beside the totals; a request of one plan never
+/// moves another's.
+#[test]
+fn allowed_and_limited_are_counted_per_plan_too() {
+    let (c, _, store) = setup(CONFIG);
+    assert_eq!(
+        plan_counter_names(&c),
+        [
+            "apim.quota.plan.free.allowed",
+            "apim.quota.plan.free.limited",
+            "apim.quota.plan.gold.allowed",
+            "apim.quota.plan.gold.limited"
+        ]
+    );
+    let names: Vec<String> = COUNTER_NAMES
+        .iter()
+        .map(|n| (*n).to_string())
+        .chain(plan_counter_names(&c))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    // gold: 2 per minute; the anonymous caller's plan is free: 1 per minute.
+    let cases: &[(Option<&str>, &str, Action)] = &[
+        (
+            Some(ALICE),
+            "apim.quota.plan.gold.allowed",
+            Action::Continue(vec![]),
+        ),
+        (
+            Some(ALICE),
+            "apim.quota.plan.gold.allowed",
+            Action::Continue(vec![]),
+        ),
+        (Some(ALICE), "apim.quota.plan.gold.limited", Action::Stop),
+        (
+            None,
+            "apim.quota.plan.free.allowed",
+            Action::Continue(vec![]),
+        ),
+        (None, "apim.quota.plan.free.limited", Action::Stop),
+    ];
+    for (i, (identity, moved, action)) in cases.iter().enumerate() {
+        let h = host_for(*identity, None);
+        let counters = Counters::define(&h, &names);
+        assert_eq!(
+            on_request_headers(&h, &store, &KEY, &c, &counters),
+            *action,
+            "case {i}"
+        );
+        for name in &names[PER_PLAN..] {
+            let want = i64::from(name == moved);
+            assert_eq!(h.counter(name), want, "case {i}: {name}");
+        }
+    }
+}
+
 #[test]
 fn skip_rules_pass_uncounted_but_a_published_zero_cost_counts_one() {
     let (c, counters, store) = setup(CONFIG);

@@ -69,8 +69,20 @@ impl Stage for Quota {
         self.config.warnings.clone()
     }
 
-    fn activate(&mut self, host: &dyn Host, counters: Rc<Counters>) {
-        self.counters = counters;
+    fn config_counter_names(&self) -> Vec<String> {
+        handler::plan_counter_names(&self.config)
+    }
+
+    fn activate(&mut self, host: &dyn Host, _counters: Rc<Counters>) {
+        // The fixed counters, then this config's per-plan ones (`handler::PER_PLAN`): defining
+        // a name again gives the counter it already has.
+        let names: Vec<String> = COUNTER_NAMES
+            .iter()
+            .map(|n| (*n).to_string())
+            .chain(handler::plan_counter_names(&self.config))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.counters = Rc::new(Counters::define(host, &names));
         let store = HostStore(host);
         // Only missing slots are created: counts survive a config update.
         init_slots(&store);

@@ -400,13 +400,23 @@ fn shadow_mode_rejects_nothing_and_reports() {
     });
 }
 
-/// A dedicated Envoy: the counters move by exactly what this test sent.
+/// The per-plan counters as one Prometheus metric with a `plan` label, as envoy/gateway.yaml
+/// sets it (`stats_config.stats_tags`).
+const PLAN_TAG: &str = r#"
+stats_config:
+  stats_tags:
+  - tag_name: plan
+    regex: '^wasmcustom\.apim\.quota\.plan\.((.+)\.)(?:allowed|limited)$'
+"#;
+
+/// A dedicated Envoy: the counters move by exactly what this test sent, in total and under the
+/// request's plan only.
 #[test]
 fn counters_are_exported() {
     for_each_form(|form| {
         let envoy = Envoy::builder()
             .concurrency(2)
-            .start(&config(form))
+            .start(&format!("{}{PLAN_TAG}", config(form)))
             .unwrap_or_else(|e| panic!("{e}"));
         let port = envoy.listener_port("main").unwrap();
         let who = user("counters");
@@ -429,7 +439,23 @@ fn counters_are_exported() {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(envoy.stats_prometheus().contains("apim_quota_allowed"));
+        let plan = |p: &str, outcome: &str| {
+            envoy
+                .counter(&format!("wasmcustom.apim.quota.plan.{p}.{outcome}"))
+                .unwrap_or_else(|| panic!("no counter for plan {p}: {:?}", envoy.stats()))
+        };
+        assert_eq!(
+            (plan("weighted", "allowed"), plan("weighted", "limited")),
+            (2, 1)
+        );
+        assert_eq!((plan("exact", "allowed"), plan("exact", "limited")), (0, 0));
+        let prometheus = envoy.stats_prometheus();
+        assert!(prometheus.contains("apim_quota_allowed"));
+        let labelled = prometheus
+            .lines()
+            .find(|l| l.contains(r#"apim_quota_plan_allowed{plan="weighted"}"#))
+            .unwrap_or_else(|| panic!("no plan label:\n{prometheus}"));
+        assert!(labelled.ends_with(" 2"), "{labelled}");
     });
 }
 
