@@ -727,19 +727,7 @@ impl Host for NativeHost {
         if !ok {
             return Vec::new();
         }
-        raw.into_iter()
-            .map(|h| {
-                let key = copy(EnvoyBuffer {
-                    ptr: h.key_ptr,
-                    length: h.key_length,
-                });
-                let value = copy(EnvoyBuffer {
-                    ptr: h.value_ptr,
-                    length: h.value_length,
-                });
-                (String::from_utf8_lossy(&key).into_owned(), value)
-            })
-            .collect()
+        copy_headers(raw.as_ptr(), raw.len())
     }
 
     fn set_header(&self, side: Side, name: &str, value: &[u8]) {

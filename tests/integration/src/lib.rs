@@ -34,7 +34,8 @@ mod upstream;
 pub use client::{send_h2, send_raw, Request, Response};
 pub use envoy::{validate_config, Envoy, EnvoyBuilder, LogOnFailure};
 pub use paths::{
-    envoy_bin, native_modules_dir, repo_root, try_native_module, try_wasm_module, wasm_module,
+    apim_bin, envoy_bin, native_modules_dir, repo_root, try_native_module, try_wasm_module,
+    wasm_module,
 };
 pub use template::render;
 pub use upstream::{serve_forever, upstream_port};

@@ -11,6 +11,24 @@ pub fn repo_root() -> PathBuf {
     root.canonicalize().unwrap_or(root)
 }
 
+/// The helper CLI `target/debug/apim`, built (or found up to date) once per test process: a
+/// test binary cannot name another crate's binary, and `make test` runs before anything else
+/// builds it. Cargo holds no lock on the target dir while tests run, so this nested build does
+/// not wait on the outer one.
+pub fn apim_bin() -> &'static Path {
+    static APIM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    APIM.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let built = std::process::Command::new(cargo)
+            .args(["build", "--quiet", "-p", "apim"])
+            .current_dir(repo_root())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(built, "cargo build -p apim failed");
+        repo_root().join("target/debug/apim")
+    })
+}
+
 /// The Envoy to run: `$ENVOY_BIN`, else the pinned wheel's `<repo>/.venv/bin/envoy`, else `envoy`
 /// on PATH.
 pub fn envoy_bin() -> PathBuf {

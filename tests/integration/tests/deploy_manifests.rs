@@ -36,7 +36,7 @@ use apim_integration::manifests::{
     hcm_path_problems, load_documents, markers, placeholder_digest, wasm_fail_open_problems, Chain,
     MarkerKind, HCM_TYPE, MODULES, SUITE_MODULE, SUITE_ORDER, WASM_TYPE,
 };
-use apim_integration::{repo_root, validate_config, wasm_module};
+use apim_integration::{apim_bin, repo_root, validate_config, wasm_module};
 use serde_json::Value;
 
 fn chains() -> &'static [Chain] {
@@ -337,23 +337,6 @@ fn no_demo_consumer_or_key_is_in_a_deploy_manifest() {
         }
     }
     assert!(keys > 0, "no api-key-auth keys found in the manifests");
-}
-
-/// `target/debug/apim`, built (or found up to date) once: a test binary cannot name another
-/// crate's binary, and `make test` runs before anything else builds it. Cargo holds no lock on
-/// the target dir while tests run, so this nested build does not wait on the outer one.
-fn apim_bin() -> &'static Path {
-    static APIM: OnceLock<std::path::PathBuf> = OnceLock::new();
-    APIM.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "apim"])
-            .current_dir(repo_root())
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo build -p apim failed");
-        repo_root().join("target/debug/apim")
-    })
 }
 
 /// The manifest digest of the image `apim oci build` makes of a module.

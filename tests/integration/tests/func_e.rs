@@ -24,7 +24,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use apim_integration::shipped::gateway_template;
-use apim_integration::{render, repo_root, wasm_module, Request};
+use apim_integration::{apim_bin, render, repo_root, wasm_module, Request};
 use process::{alive, func_e_bin, FuncERun, Homes};
 use serde_json::Value;
 use versions_index::VersionsIndex;
@@ -70,19 +70,6 @@ fn admin_json(admin_port: u16, path: &str) -> Value {
     let r = Request::get(path).send(admin_port).unwrap();
     assert_eq!(r.status, 200, "admin {path}: {}", r.text());
     serde_json::from_str(&r.text()).unwrap()
-}
-
-/// The helper CLI the tour mints its tokens with, built (or found up to date) once, as
-/// deploy_manifests.rs does: Cargo holds no lock on the target dir while tests run.
-fn apim_bin() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "apim"])
-        .current_dir(repo_root())
-        .status()
-        .unwrap();
-    assert!(status.success(), "cargo build -p apim failed");
-    repo_root().join("target/debug/apim")
 }
 
 #[test]

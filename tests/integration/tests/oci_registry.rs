@@ -12,10 +12,9 @@
     clippy::indexing_slicing
 )]
 
-use apim_integration::repo_root;
-use std::path::{Path, PathBuf};
+use apim_integration::{apim_bin, repo_root};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const MODULES: [&str; 6] = [
@@ -27,21 +26,6 @@ const MODULES: [&str; 6] = [
     "apim_suite",
 ];
 const TAG: &str = "0.1.0";
-
-/// `target/debug/apim`, built (or found up to date) once, as deploy_manifests.rs builds it.
-fn apim_bin() -> &'static Path {
-    static APIM: OnceLock<PathBuf> = OnceLock::new();
-    APIM.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "apim"])
-            .current_dir(repo_root())
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo build -p apim failed");
-        repo_root().join("target/debug/apim")
-    })
-}
 
 fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
