@@ -607,20 +607,24 @@ pub fn http_callout_done(
         return;
     };
     host::with_answer(answer, || {
-        let _ = run(fe, fm, Phase::Request, |s| {
-            s.host.next_event();
-            let Some(chain) = s.chain.as_mut() else {
-                return abi::CONTINUE;
-            };
-            if let Some(Flow::Continue) =
-                chain.on_callout(&s.host, token, kit::stage::Callout::Http { body_size })
-            {
-                let status = s.request_side(Flow::Continue);
-                HOST.resume_request();
-                return status;
-            }
-            abi::CONTINUE
-        });
+        deliver_callout(fe, fm, token, kit::stage::Callout::Http { body_size });
+    });
+}
+
+/// Hands a callout's answer to the stream's chain (the answer itself readable through the
+/// host while this runs); a chain it released goes on upstream.
+fn deliver_callout(fe: *mut c_void, fm: *const c_void, token: u32, callout: kit::stage::Callout) {
+    let _ = run(fe, fm, Phase::Request, |s| {
+        s.host.next_event();
+        let Some(chain) = s.chain.as_mut() else {
+            return abi::CONTINUE;
+        };
+        if let Some(Flow::Continue) = chain.on_callout(&s.host, token, callout) {
+            let status = s.request_side(Flow::Continue);
+            HOST.resume_request();
+            return status;
+        }
+        abi::CONTINUE
     });
 }
 
@@ -702,20 +706,7 @@ pub fn http_stream_end(fe: *mut c_void, fm: *const c_void, id: u64, reset: bool)
     };
     let size = message.len();
     host::with_grpc_message(message, || {
-        let _ = run(fe, fm, Phase::Request, |s| {
-            s.host.next_event();
-            let Some(chain) = s.chain.as_mut() else {
-                return abi::CONTINUE;
-            };
-            if let Some(Flow::Continue) =
-                chain.on_callout(&s.host, token, kit::stage::Callout::Grpc { status, size })
-            {
-                let status = s.request_side(Flow::Continue);
-                HOST.resume_request();
-                return status;
-            }
-            abi::CONTINUE
-        });
+        deliver_callout(fe, fm, token, kit::stage::Callout::Grpc { status, size });
     });
 }
 
