@@ -152,15 +152,21 @@ pub(crate) fn callout_answer(
     answer
 }
 
-/// Headers for a callout, pointing into `headers` (which must outlive the call).
-pub(crate) fn module_headers(headers: &[(&str, &str)]) -> Vec<ModuleHeader> {
+/// Headers for Envoy (a callout's, a local reply's), pointing into `headers` (which must
+/// outlive the call).
+pub(crate) fn module_headers<K: AsRef<str>, V: AsRef<str>>(
+    headers: &[(K, V)],
+) -> Vec<ModuleHeader> {
     headers
         .iter()
-        .map(|(k, v)| ModuleHeader {
-            key_ptr: k.as_ptr(),
-            key_length: k.len(),
-            value_ptr: v.as_ptr(),
-            value_length: v.len(),
+        .map(|(k, v)| {
+            let (k, v) = (k.as_ref(), v.as_ref());
+            ModuleHeader {
+                key_ptr: k.as_ptr(),
+                key_length: k.len(),
+                value_ptr: v.as_ptr(),
+                value_length: v.len(),
+            }
         })
         .collect()
 }
@@ -349,16 +355,7 @@ pub fn send_response(reply: &Reply) {
     if filter.is_null() {
         return;
     }
-    let headers: Vec<ModuleHeader> = reply
-        .headers
-        .iter()
-        .map(|(k, v)| ModuleHeader {
-            key_ptr: k.as_ptr(),
-            key_length: k.len(),
-            value_ptr: v.as_ptr(),
-            value_length: v.len(),
-        })
-        .collect();
+    let headers = module_headers(&reply.headers);
     const DETAILS: &[u8] = b"apim_local_reply";
     // SAFETY: every pointer refers to `reply`, `headers` or a static, alive for the call; Envoy
     // copies what it keeps. `filter` is the current hook's live `filter_envoy`.
