@@ -299,7 +299,10 @@ manifests-check: build cli setup-crds ## Deployment manifests: configs valid, sh
 	$(KUBECONFORM_BIN) $(KUBECONFORM_ARGS) envoy/istio envoy/gateway-api
 	cargo test -p apim-integration --test deploy_manifests
 
-manifests-sync: build cli ## Rewrite the manifests' sha256 lines from the built modules and images
+manifests-sync: build cli ## Render envoy/gateway.yaml from demo/apim.yaml, then its suite twin, the manifests' configs and sha256 lines
+	target/debug/apim manifests sync
+	python3 envoy/sync-suite-gateway.py
+	python3 envoy/sync-manifest-configs.py
 	target/debug/apim manifests sync
 
 compose-check: build setup-envoy demo-upstream ## Check demo/docker-compose.yaml without a container engine

@@ -22,6 +22,26 @@ pub enum Command {
     Key(KeyCommand),
     /// Check filter configs with the filters' own parsers, as Envoy would on load.
     Validate(ValidateArgs),
+    /// Check a product file (apim.yaml): every reference resolved, risky choices flagged,
+    /// reported as FILE:LINE:COLUMN; exit 1 on an error.
+    Check {
+        /// The product file.
+        file: String,
+        /// Warnings fail too (exit 1).
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Render a product file (apim.yaml) into a data plane's files.
+    Render {
+        /// The product file.
+        file: String,
+        /// Which data plane.
+        #[arg(long, value_enum)]
+        target: RenderTarget,
+        /// Write the files into DIR instead of printing them.
+        #[arg(short = 'o', long = "out", value_name = "DIR")]
+        out: Option<String>,
+    },
     /// Demo access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -107,6 +127,13 @@ pub struct ValidateArgs {
     /// config in it (only FILTER's when named); or FILTER and one filter's JSON config.
     #[arg(value_name = "[FILTER] FILE", num_args = 1..=2, required = true)]
     pub args: Vec<String>,
+}
+
+/// What `apim render` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderTarget {
+    /// A complete Envoy bootstrap (envoy.yaml).
+    Envoy,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,10 @@
 //!                                  WasmPlugin/EnvoyFilter or Envoy Gateway policy, checked by
 //!                                  the filter's own parser and for its deployment, reported as
 //!                                  FILE:LINE:COLUMN; or one filter's JSON config (FILE or -)
+//! apim check [--strict] apim.yaml the product file: references resolved, risky choices
+//!                                  flagged, FILE:LINE:COLUMN; exit 1 on an error
+//! apim render apim.yaml --target envoy [-o DIR]
+//!                                  the data plane's files from the product file
 //! apim token mint [OPTIONS]        a demo JWT (RS256) signed with the demo issuer's key
 //! apim oci build MODULE DIR [TAG]  an OCI image (Wasm compat variant) of MODULE in DIR and DIR.tar
 //! apim oci verify DIR              check an image-layout folder's digests, sizes and layer
@@ -31,6 +35,7 @@ mod locate;
 mod manifests;
 mod native_examples;
 mod oci;
+mod product;
 mod token;
 mod validate;
 mod validate_file;
@@ -57,6 +62,12 @@ fn main() -> ExitCode {
         Command::Key(KeyCommand::Hash { key: None }) => keys::hash_stdin(),
         Command::Key(KeyCommand::Hash { key: Some(key) }) => Ok(keys::hash(&key)),
         Command::Validate(args) => return validate_cmd(args),
+        Command::Check { file, strict } => return product::check_cmd(&file, strict),
+        Command::Render {
+            file,
+            target: _,
+            out,
+        } => return product::render_cmd(&file, out.as_deref()),
         Command::Token(TokenCommand::Mint(args)) => token::mint(&args),
         Command::Oci(OciCommand::Build { module, dir, tag }) => oci_build(&module, &dir, &tag),
         Command::Oci(OciCommand::Verify { dir }) => oci::verify(std::path::Path::new(&dir))

@@ -241,8 +241,14 @@ fn describe(s: &Stale) -> String {
 /// `apim manifests sync [ROOT]`.
 pub fn sync(root: Option<&str>) -> Result<String, String> {
     let root = root_of(root);
+    // First the rendered bootstraps: the native twins below are made from them.
+    let rendered = crate::product::shipped::scan(&root, true)?;
     let (seen, stale) = scan(&root, true)?;
-    let mut out: Vec<String> = stale.iter().map(describe).collect();
+    let mut out: Vec<String> = rendered
+        .iter()
+        .map(|path| format!("{path}: rendered from its product file"))
+        .collect();
+    out.extend(stale.iter().map(describe));
     out.push(format!(
         "{seen} marked sha256 lines, {} rewritten",
         stale.len()
@@ -257,7 +263,8 @@ pub fn sync(root: Option<&str>) -> Result<String, String> {
 }
 
 /// `apim manifests check [ROOT]`: 0 if every marked line is up to date, every native example is
-/// its Wasm example's twin (`crate::native_examples`) and every filter config
+/// its Wasm example's twin (`crate::native_examples`), every rendered bootstrap its product
+/// file's render (`crate::product::shipped`) and every filter config
 /// passes `apim validate --target` for its tree (istio, gateway-api), 1 listing what is stale or
 /// refused, 2 on errors (a module not built, unreadable files).
 pub fn check(root: Option<&str>) -> ExitCode {
@@ -314,7 +321,17 @@ pub fn check(root: Option<&str>) -> ExitCode {
     for (path, _) in &twins {
         eprintln!("{path} differs from its Wasm example's twin: run `apim manifests sync`");
     }
-    if stale == 0 && errors.is_empty() && twins.is_empty() {
+    let rendered = match crate::product::shipped::scan(&root, false) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    for path in &rendered {
+        eprintln!("{path} differs from its product file's render: run `apim manifests sync`");
+    }
+    if stale == 0 && errors.is_empty() && twins.is_empty() && rendered.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
