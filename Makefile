@@ -296,7 +296,7 @@ bench-instructions: build setup-envoy setup-redis setup-ratelimit ## Instruction
 
 manifests-check: build cli setup-crds ## Deployment manifests: configs valid, sha256s match the build, every resource valid against its CRD's schema
 	target/debug/apim manifests check
-	$(KUBECONFORM_BIN) $(KUBECONFORM_ARGS) envoy/istio envoy/gateway-api
+	$(KUBECONFORM_BIN) $(KUBECONFORM_ARGS) envoy/istio envoy/gateway-api demo/rendered
 	cargo test -p apim-integration --test deploy_manifests
 
 manifests-sync: build cli ## Render envoy/gateway.yaml from demo/apim.yaml, then its suite twin, the manifests' configs and sha256 lines

@@ -1,4 +1,5 @@
-//! Every shipped Istio and Envoy Gateway manifest (`envoy/istio`, `envoy/gateway-api`) is valid
+//! Every shipped Istio and Envoy Gateway manifest (`envoy/istio`, `envoy/gateway-api`, and the
+//! demo's product file rendered for both, `demo/rendered`) is valid
 //! against its CRD's own OpenAPI schema, checked by kubeconform, and the check is not vacuous: a
 //! shipped resource with one realistic mistake made in it is refused with the field named.
 //!
@@ -76,7 +77,11 @@ fn resources(report: &Json) -> Vec<&Json> {
 #[test]
 fn every_shipped_manifest_is_valid_against_its_crd() {
     let root = repo_root();
-    let report = kubeconform(&[&root.join("envoy/istio"), &root.join("envoy/gateway-api")]);
+    let report = kubeconform(&[
+        &root.join("envoy/istio"),
+        &root.join("envoy/gateway-api"),
+        &root.join("demo/rendered"),
+    ]);
     let all = resources(&report);
     let invalid: Vec<String> = all
         .iter()
@@ -98,6 +103,11 @@ fn every_shipped_manifest_is_valid_against_its_crd() {
     assert!(count("WasmPlugin") >= 10, "{report}");
     assert!(count("EnvoyFilter") >= 15, "{report}");
     assert!(count("EnvoyExtensionPolicy") >= 10, "{report}");
+    // `apim render --target gateway-api` of demo/apim.yaml: its routes and direct response.
+    assert!(
+        count("HTTPRoute") >= 1 && count("HTTPRouteFilter") >= 1,
+        "{report}"
+    );
     let skipped: Vec<&Json> = all
         .iter()
         .filter(|r| r["status"] == "statusSkipped")

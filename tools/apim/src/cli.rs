@@ -134,6 +134,10 @@ pub struct ValidateArgs {
 pub enum RenderTarget {
     /// A complete Envoy bootstrap (envoy.yaml).
     Envoy,
+    /// Istio WasmPlugins on the ingress gateway (istio.yaml).
+    Istio,
+    /// HTTPRoutes and an Envoy Gateway EnvoyExtensionPolicy (gateway-api.yaml).
+    GatewayApi,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,7 +13,7 @@
 //!                                  FILE:LINE:COLUMN; or one filter's JSON config (FILE or -)
 //! apim check [--strict] apim.yaml the product file: references resolved, risky choices
 //!                                  flagged, FILE:LINE:COLUMN; exit 1 on an error
-//! apim render apim.yaml --target envoy [-o DIR]
+//! apim render apim.yaml --target envoy|istio|gateway-api [-o DIR]
 //!                                  the data plane's files from the product file
 //! apim token mint [OPTIONS]        a demo JWT (RS256) signed with the demo issuer's key
 //! apim oci build MODULE DIR [TAG]  an OCI image (Wasm compat variant) of MODULE in DIR and DIR.tar
@@ -63,11 +63,14 @@ fn main() -> ExitCode {
         Command::Key(KeyCommand::Hash { key: Some(key) }) => Ok(keys::hash(&key)),
         Command::Validate(args) => return validate_cmd(args),
         Command::Check { file, strict } => return product::check_cmd(&file, strict),
-        Command::Render {
-            file,
-            target: _,
-            out,
-        } => return product::render_cmd(&file, out.as_deref()),
+        Command::Render { file, target, out } => {
+            let target = match target {
+                cli::RenderTarget::Envoy => product::RenderTarget::Envoy,
+                cli::RenderTarget::Istio => product::RenderTarget::Istio,
+                cli::RenderTarget::GatewayApi => product::RenderTarget::GatewayApi,
+            };
+            return product::render_cmd(&file, target, out.as_deref());
+        }
         Command::Token(TokenCommand::Mint(args)) => token::mint(&args),
         Command::Oci(OciCommand::Build { module, dir, tag }) => oci_build(&module, &dir, &tag),
         Command::Oci(OciCommand::Verify { dir }) => oci::verify(std::path::Path::new(&dir))

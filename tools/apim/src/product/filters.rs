@@ -28,7 +28,7 @@ pub fn configs(p: &Product, target: Target) -> Vec<(&'static str, J)> {
         out.push(("scope_authz", scope_authz(p, target)));
     }
     if p.routes().any(|r| r.graphql) {
-        out.push(("graphql_guard", graphql_guard(p)));
+        out.push(("graphql_guard", graphql_guard(p, target)));
     }
     out.push(("quota", quota(p, target)));
     if p.routes().any(|r| !r.transforms.is_empty()) {
@@ -58,12 +58,36 @@ fn wide(r: &Route) -> J {
     }
 }
 
-/// The match of a loosening rule: the route's name, or its path as written (never widened).
+/// The match of a loosening rule: the route's name, or, where route names are generated, the
+/// paths the route takes and no more: an exact path, or a prefix element by element (`/public`
+/// and `/public/…`, never `/publicity`), as a Gateway API `PathPrefix` matches.
 fn narrow(r: &Route, target: Target) -> J {
-    match target {
-        Target::Envoy => J::obj().with("route_name", J::str(&r.name.v)),
-        Target::Istio | Target::GatewayApi => J::obj().with("path", path_of(r)),
+    if target == Target::Envoy {
+        return J::obj().with("route_name", J::str(&r.name.v));
     }
+    let path = &r.path.path.v;
+    let m = match (r.path.kind, r.grpc.is_some()) {
+        (PathKind::Exact, _) => J::obj().with("exact", J::str(path)),
+        // A gRPC service's prefix ends in `/`: its methods, exactly what the route takes.
+        (PathKind::Prefix, true) => J::obj().with("prefix", J::str(path)),
+        (PathKind::Prefix, false) => {
+            let base = path.trim_end_matches('/');
+            J::obj().with("regex", J::str(&format!("^{}(/.*)?$", regex_escape(base))))
+        }
+    };
+    J::obj().with("path", m)
+}
+
+/// `s` matched literally in a regular expression.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn raw(n: &Option<crate::yaml_pos::Node>) -> Option<J> {
@@ -250,7 +274,7 @@ fn scope_authz(p: &Product, target: Target) -> J {
     c
 }
 
-fn graphql_guard(p: &Product) -> J {
+fn graphql_guard(p: &Product, target: Target) -> J {
     let rules = p
         .routes()
         .filter(|r| r.graphql)
@@ -272,6 +296,11 @@ fn graphql_guard(p: &Product) -> J {
         .collect();
     if !plans.is_empty() {
         c.push("plans", J::Obj(plans));
+    }
+    if target != Target::Envoy {
+        // A WasmPlugin or EnvoyExtensionPolicy cannot set Envoy's
+        // allow_on_headers_stop_iteration, so the guard there does not hold the headers.
+        c.push("hold_headers", J::Bool(false));
     }
     c
 }

@@ -7,6 +7,7 @@ pub mod check;
 pub mod envoy;
 pub mod filters;
 pub mod json;
+pub mod k8s;
 pub mod model;
 pub mod parse;
 pub mod read;
@@ -61,6 +62,7 @@ fn filter_validators(p: &model::Product, doc: &Node, f: &mut Findings) {
     for target in [
         crate::validate_target::Target::Envoy,
         crate::validate_target::Target::Istio,
+        crate::validate_target::Target::GatewayApi,
     ] {
         for (module, config) in filters::configs(p, target) {
             let crate_name = module.replace('_', "-");
@@ -154,11 +156,39 @@ pub fn check_cmd(file: &str, strict: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The rendered text for `target`, or the findings that stop it.
-pub fn render_text(text: &str, source: &str) -> Result<String, String> {
+/// What `apim render` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenderTarget {
+    Envoy,
+    Istio,
+    GatewayApi,
+}
+
+impl RenderTarget {
+    pub fn name(self) -> &'static str {
+        match self {
+            RenderTarget::Envoy => "envoy",
+            RenderTarget::Istio => "istio",
+            RenderTarget::GatewayApi => "gateway-api",
+        }
+    }
+}
+
+/// The rendered text for `target`, or the findings that stop it. `root` is where the built
+/// modules are looked for (`target/wasm32-wasip1/release`), to pin the images by digest.
+pub fn render_text(
+    text: &str,
+    source: &str,
+    target: RenderTarget,
+    root: &Path,
+) -> Result<String, String> {
     let checked = load(text).map_err(|e| format!("{source}: {e}"))?;
     match checked.product {
-        Some(p) if checked.errors() == 0 => Ok(envoy::render(&p, source)),
+        Some(p) if checked.errors() == 0 => Ok(match target {
+            RenderTarget::Envoy => envoy::render(&p, source),
+            RenderTarget::Istio => k8s::istio(&p, source, root),
+            RenderTarget::GatewayApi => k8s::gateway_api(&p, source, root),
+        }),
         _ => Err(checked
             .findings
             .iter()
@@ -169,8 +199,8 @@ pub fn render_text(text: &str, source: &str) -> Result<String, String> {
     }
 }
 
-/// `apim render FILE --target envoy [-o DIR]`: the bootstrap on stdout, or DIR/envoy.yaml.
-pub fn render_cmd(file: &str, out: Option<&str>) -> ExitCode {
+/// `apim render FILE --target T [-o DIR]`: the files on stdout, or DIR/<target>.yaml.
+pub fn render_cmd(file: &str, target: RenderTarget, out: Option<&str>) -> ExitCode {
     let text = match read(file) {
         Ok(t) => t,
         Err(e) => {
@@ -178,7 +208,7 @@ pub fn render_cmd(file: &str, out: Option<&str>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rendered = match render_text(&text, file) {
+    let rendered = match render_text(&text, file, target, Path::new(".")) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");
@@ -191,7 +221,7 @@ pub fn render_cmd(file: &str, out: Option<&str>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(dir) => {
-            let path = Path::new(dir).join("envoy.yaml");
+            let path = Path::new(dir).join(format!("{}.yaml", target.name()));
             match std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, rendered)) {
                 Ok(()) => {
                     println!("{}", path.display());

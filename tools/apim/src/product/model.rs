@@ -143,6 +143,23 @@ pub struct Upstream {
     pub http2: bool,
     /// TLS to the upstream, with this SNI.
     pub tls_sni: Option<String>,
+    /// The Kubernetes Service behind it (HTTPRoute backendRefs): name and port.
+    pub service: (String, u64),
+}
+
+/// Where the Kubernetes targets put things.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deploy {
+    /// Namespace of the HTTPRoutes and EnvoyExtensionPolicies.
+    pub namespace: String,
+    /// OCI registry of the module images (`<registry>/<image>:<tag>`).
+    pub registry: String,
+    pub tag: String,
+    /// Namespace and workload labels of Istio's ingress gateway.
+    pub istio_namespace: String,
+    pub istio_selector: Vec<(String, String)>,
+    /// The Gateway the HTTPRoutes attach to: name, namespace.
+    pub gateway: (String, String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +261,7 @@ pub struct Product {
     /// Comment lines for the rendered files' header.
     pub description: Option<String>,
     pub gateway: Gateway,
+    pub deploy: Deploy,
     pub quota: QuotaSettings,
     /// graphql-guard's settings other than `rules` and `plans` (limits, introspection, …).
     pub graphql: Option<Node>,

@@ -16,6 +16,7 @@ pub fn product(doc: &Node, f: &mut Findings) -> Option<Product> {
             "apiVersion",
             "description",
             "gateway",
+            "deploy",
             "quota",
             "graphql",
             "transform",
@@ -58,6 +59,7 @@ pub fn product(doc: &Node, f: &mut Findings) -> Option<Product> {
     Some(Product {
         description: top.string("description", f).map(|d| d.v),
         gateway: gateway(top.get("gateway"), f),
+        deploy: deploy(top.get("deploy"), f),
         quota: quota(top.get("quota"), doc.pos, f),
         graphql,
         transform,
@@ -217,6 +219,64 @@ fn gateway(node: Option<&Node>, f: &mut Findings) -> Gateway {
         g.publish_claims = t.boolean("publish_claims", f).unwrap_or(false);
     }
     g
+}
+
+fn deploy(node: Option<&Node>, f: &mut Findings) -> Deploy {
+    let mut d = Deploy {
+        namespace: "apim".to_string(),
+        registry: "ghcr.io/apim-suite".to_string(),
+        tag: env!("CARGO_PKG_VERSION").to_string(),
+        istio_namespace: "istio-ingress".to_string(),
+        istio_selector: vec![("istio".to_string(), "ingressgateway".to_string())],
+        gateway: ("apim-gateway".to_string(), "apim".to_string()),
+    };
+    let Some(o) =
+        node.and_then(|n| object(n, "deploy", &["namespace", "images", "istio", "gateway"], f))
+    else {
+        return d;
+    };
+    if let Some(ns) = o.string("namespace", f) {
+        d.namespace = ns.v;
+        d.gateway.1 = d.namespace.clone();
+    }
+    if let Some(i) = o
+        .get("images")
+        .and_then(|n| object(n, &o.path("images"), &["registry", "tag"], f))
+    {
+        if let Some(r) = i.string("registry", f) {
+            d.registry = r.v;
+        }
+        if let Some(t) = i.string("tag", f) {
+            d.tag = t.v;
+        }
+    }
+    if let Some(i) = o
+        .get("istio")
+        .and_then(|n| object(n, &o.path("istio"), &["namespace", "selector"], f))
+    {
+        if let Some(ns) = i.string("namespace", f) {
+            d.istio_namespace = ns.v;
+        }
+        if let Some(sel) = i.get("selector") {
+            let sp = i.path("selector");
+            d.istio_selector = members(sel, &sp, f)
+                .iter()
+                .filter_map(|(k, _, v)| read::string(v, &join(&sp, k), f).map(|v| (k.clone(), v.v)))
+                .collect();
+        }
+    }
+    if let Some(g) = o
+        .get("gateway")
+        .and_then(|n| object(n, &o.path("gateway"), &["name", "namespace"], f))
+    {
+        if let Some(n) = g.string("name", f) {
+            d.gateway.0 = n.v;
+        }
+        if let Some(ns) = g.string("namespace", f) {
+            d.gateway.1 = ns.v;
+        }
+    }
+    d
 }
 
 fn quota(node: Option<&Node>, top: Pos, f: &mut Findings) -> QuotaSettings {
@@ -388,7 +448,7 @@ fn upstreams(node: &Node, f: &mut Findings) -> Vec<Upstream> {
         .iter()
         .filter_map(|(name, at, n)| {
             let path = join("upstreams", name);
-            let o = object(n, &path, &["address", "port", "http2", "tls"], f)?;
+            let o = object(n, &path, &["address", "port", "http2", "tls", "service"], f)?;
             let tls_sni = o
                 .get("tls")
                 .and_then(|t| object(t, &o.path("tls"), &["sni"], f))
@@ -398,13 +458,27 @@ fn upstreams(node: &Node, f: &mut Findings) -> Vec<Upstream> {
             if port.is_none() && o.get("port").is_none() {
                 f.error(o.pos(), &o.path("port"), "required");
             }
+            let port = port?.v;
+            let mut service = (name.replace('_', "-"), port);
+            if let Some(s) = o
+                .get("service")
+                .and_then(|s| object(s, &o.path("service"), &["name", "port"], f))
+            {
+                if let Some(n) = s.string("name", f) {
+                    service.0 = n.v;
+                }
+                if let Some(p) = s.uint("port", f) {
+                    service.1 = p.v;
+                }
+            }
             Some(Upstream {
                 name: At {
                     v: name.clone(),
                     pos: *at,
                 },
                 address: o.required("address", f)?.v,
-                port: port?.v,
+                port,
+                service,
                 http2: o.boolean("http2", f).unwrap_or(false),
                 tls_sni,
             })

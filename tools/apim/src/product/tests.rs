@@ -117,8 +117,8 @@ fn risky_choices_are_warnings() {
 #[test]
 fn rendering_is_deterministic_and_every_config_passes_its_validator() {
     let demo = std::fs::read_to_string(fixtures().join("../../../../demo/apim.yaml")).unwrap();
-    let one = render_text(&demo, "demo/apim.yaml").unwrap();
-    let two = render_text(&demo, "demo/apim.yaml").unwrap();
+    let one = render_text(&demo, "demo/apim.yaml", RenderTarget::Envoy, &fixtures()).unwrap();
+    let two = render_text(&demo, "demo/apim.yaml", RenderTarget::Envoy, &fixtures()).unwrap();
     assert_eq!(one, two);
     let checked = load(&demo).unwrap();
     let p = checked.product.unwrap();
@@ -142,7 +142,7 @@ fn the_shipped_gateway_is_the_demo_rendered() {
     let demo = std::fs::read_to_string(root.join("demo/apim.yaml")).unwrap();
     let shipped = std::fs::read_to_string(root.join("envoy/gateway.yaml")).unwrap();
     assert!(
-        render_text(&demo, "demo/apim.yaml").unwrap() == shipped,
+        render_text(&demo, "demo/apim.yaml", RenderTarget::Envoy, &fixtures()).unwrap() == shipped,
         "envoy/gateway.yaml differs from `apim render demo/apim.yaml --target envoy` (run make manifests-sync)"
     );
 }
@@ -157,7 +157,7 @@ fn forms_render_their_modules() {
         ("native-suite", "apim_suite", "wasm.v3.Wasm"),
     ] {
         let text = format!("{base}gateway: {{form: {form}}}\n");
-        let out = render_text(&text, "p.yaml").unwrap();
+        let out = render_text(&text, "p.yaml", RenderTarget::Envoy, &fixtures()).unwrap();
         assert!(out.contains(has) && !out.contains(lacks), "{form}:\n{out}");
         // base uses neither graphql nor transforms nor tokens... but scopes: scope-authz runs.
         assert!(
