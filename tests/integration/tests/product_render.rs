@@ -295,3 +295,61 @@ fn the_kubernetes_renders_pass_apim_validate_for_their_target() {
         );
     }
 }
+
+fn apim(args: &[&str], file: &std::path::Path) -> (bool, String, String) {
+    let (verb, rest) = args.split_first().unwrap();
+    let out = Command::new(apim_bin())
+        .args(["keys", verb])
+        .arg(file)
+        .args(rest)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// `apim keys` edits the product file; once rendered, Envoy takes the new key and refuses the
+/// revoked one.
+#[test]
+fn keys_changed_in_the_product_file_take_effect_once_rendered() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("apim.yaml");
+    // alice as a block, so `apim keys` can edit her entry.
+    std::fs::write(&file, shop("modules")).unwrap();
+    let (ok, key, err) = apim(&["add", "alice"], &file);
+    assert!(ok, "{err}");
+    let key = key.trim().to_string();
+    assert_eq!(key.len(), 43, "32 bytes, base64url: {key}");
+    assert!(err.contains("shown once"), "{err}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !text.contains(&key),
+        "the product file holds the digest only"
+    );
+    // The demo key of alice goes: its sha256 starts with dc275ab1.
+    let (ok, out, err) = apim(&["revoke", "alice", "--key", "dc275ab1"], &file);
+    assert!(ok && out.is_empty(), "{err}");
+
+    let envoy: &'static Envoy = Box::leak(Box::new(
+        Envoy::builder()
+            .concurrency(1)
+            .start(&template(&render(&std::fs::read_to_string(&file).unwrap())))
+            .unwrap(),
+    ));
+    envoy.stop_when_process_exits();
+    let _log = LogOnFailure(envoy);
+    let r = Request::get("/orders/1")
+        .header("x-api-key", &key)
+        .send(envoy.port())
+        .unwrap();
+    let echo = upstream_echo(&r, "the new key");
+    assert_eq!(echoed_header(&echo, "x-consumer-id"), ["alice"]);
+    let r = Request::get("/orders/1")
+        .header("x-api-key", ALICE)
+        .send(envoy.port())
+        .unwrap();
+    assert_problem(&r, 401, "invalid_api_key", "the revoked key");
+}

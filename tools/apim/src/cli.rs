@@ -20,6 +20,10 @@ pub enum Command {
     /// API keys: make one, or the config entry of one you have.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// A consumer's keys inside a product file (apim.yaml): add, rotate, revoke. A new key is
+    /// printed once on stdout; the file keeps only its SHA-256 digest.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Check filter configs with the filters' own parsers, as Envoy would on load.
     Validate(ValidateArgs),
     /// Check a product file (apim.yaml): every reference resolved, risky choices flagged,
@@ -93,6 +97,35 @@ pub struct KeyNewArgs {
     /// The consumer's groups, comma- or space-separated; repeatable.
     #[arg(long, value_name = "GROUPS", requires = "consumer")]
     pub groups: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a key to CONSUMER, optionally valid only from/until an instant (RFC 3339).
+    Add {
+        file: String,
+        consumer: String,
+        #[arg(long, value_name = "RFC3339")]
+        not_before: Option<String>,
+        #[arg(long, value_name = "RFC3339")]
+        expires_at: Option<String>,
+    },
+    /// A new key for CONSUMER, valid now; its other keys expire after the overlap.
+    Rotate {
+        file: String,
+        consumer: String,
+        /// How long the old keys keep working: 7d, 36h, 90m, 600s.
+        #[arg(long, default_value = "7d")]
+        overlap: String,
+    },
+    /// Remove one of CONSUMER's keys at once.
+    Revoke {
+        file: String,
+        consumer: String,
+        /// The first 8 or more hex digits of the key's sha256 (as the file shows it).
+        #[arg(long, value_name = "HEX")]
+        key: String,
+    },
 }
 
 /// Where a config is deployed: what it must not hold there.

@@ -13,12 +13,9 @@ pub struct Consumer {
     pub groups: Vec<String>,
 }
 
-/// 32 random bytes: 256 bits, beyond any guessing; base64url so it fits headers, query
-/// parameters and cookies without escaping.
+/// `apim key new`: a new key and its config entry (or a whole consumer's).
 pub fn new(consumer: Option<&Consumer>) -> Result<String, String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| format!("the OS random source failed: {e}"))?;
-    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let key = random_key()?;
     Ok(match consumer {
         None => format!("key:   {key}\nentry: {}", entry(&key)),
         Some(c) => {
@@ -28,6 +25,14 @@ pub fn new(consumer: Option<&Consumer>) -> Result<String, String> {
             format!("key:      {key}\nconsumer: {consumer}")
         }
     })
+}
+
+/// A new key. 32 random bytes: 256 bits, beyond any guessing; base64url so it fits headers,
+/// query parameters and cookies without escaping.
+pub fn random_key() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("the OS random source failed: {e}"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// What to do with a new consumer's key and entry, and what it cannot do yet.

@@ -15,6 +15,8 @@
 //!                                  flagged, FILE:LINE:COLUMN; exit 1 on an error
 //! apim render apim.yaml --target envoy|istio|gateway-api [-o DIR]
 //!                                  the data plane's files from the product file
+//! apim keys add|rotate|revoke apim.yaml CONSUMER …
+//!                                  a consumer's keys in the product file; a new key printed once
 //! apim token mint [OPTIONS]        a demo JWT (RS256) signed with the demo issuer's key
 //! apim oci build MODULE DIR [TAG]  an OCI image (Wasm compat variant) of MODULE in DIR and DIR.tar
 //! apim oci verify DIR              check an image-layout folder's digests, sizes and layer
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Key(KeyCommand::Hash { key: Some(key) }) => Ok(keys::hash(&key)),
         Command::Validate(args) => return validate_cmd(args),
         Command::Check { file, strict } => return product::check_cmd(&file, strict),
+        Command::Keys(k) => return keys_cmd(k),
         Command::Render { file, target, out } => {
             let target = match target {
                 cli::RenderTarget::Envoy => product::RenderTarget::Envoy,
@@ -161,6 +164,42 @@ fn validate_cmd(args: cli::ValidateArgs) -> ExitCode {
             );
             ExitCode::from(2)
         }
+    }
+}
+
+/// `apim keys add|rotate|revoke FILE CONSUMER …`.
+fn keys_cmd(k: cli::KeysCommand) -> ExitCode {
+    use product::keys_edit::{run, Change};
+    match k {
+        cli::KeysCommand::Add {
+            file,
+            consumer,
+            not_before,
+            expires_at,
+        } => run(
+            &file,
+            &consumer,
+            &Change::Add {
+                not_before,
+                expires_at,
+            },
+        ),
+        cli::KeysCommand::Rotate {
+            file,
+            consumer,
+            overlap,
+        } => match product::keys_edit::duration(&overlap) {
+            Ok(overlap_secs) => run(&file, &consumer, &Change::Rotate { overlap_secs }),
+            Err(e) => {
+                eprintln!("--overlap {e}");
+                ExitCode::from(2)
+            }
+        },
+        cli::KeysCommand::Revoke {
+            file,
+            consumer,
+            key,
+        } => run(&file, &consumer, &Change::Revoke { digest_prefix: key }),
     }
 }
 

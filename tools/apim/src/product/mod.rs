@@ -8,6 +8,7 @@ pub mod envoy;
 pub mod filters;
 pub mod json;
 pub mod k8s;
+pub mod keys_edit;
 pub mod model;
 pub mod parse;
 pub mod read;
