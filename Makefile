@@ -89,7 +89,7 @@ FUZZ_LIMITS   := -rss_limit_mb=2048 -malloc_limit_mb=512 -max_len=16384 -timeout
 FUZZ_HOST     := $(shell rustc -vV | sed -n 's/^host: //p')
 FUZZ_CARGO    := cd fuzz && PATH="$(TOOLS)/bin:$$PATH" RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none
 
-.PHONY: setup-zig setup-crds setup-registry oci compose-check manifests-check manifests-sync help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
+.PHONY: setup-zig setup-crds setup-registry setup-browser oci compose-check manifests-check manifests-sync help build test test-unit test-wasm test-integration check fmt demo smoke bench bench-e2e \
         bench-instructions bench-criterion sizes setup-rust setup-envoy setup-wasm-runner setup-redis setup-ratelimit setup-bench \
         setup-func-e demo-func-e clean setup-fuzz fuzz fuzz-corpus need-go cli demo-upstream
 
@@ -133,6 +133,9 @@ setup-zig: ## Install Zig (PyPI ziglang) and cargo-zigbuild (crates.io), pinned,
 
 setup-registry: ## Install Debian's docker-registry and skopeo (the OCI images' push and pull test)
 	@$(PREREQ) pkg:docker-registry pkg:skopeo
+
+setup-browser: ## Install Debian's chromium-headless-shell (the insights HTML report's browser test)
+	@$(PREREQ) pkg:chromium-headless-shell
 
 setup-crds: need-go cli ## Install kubeconform and the pinned Istio / Envoy Gateway / Gateway API CRD schemas (Go module proxy) into $(TOOLS)
 	@tools/setup-crds.sh $(KUBECONFORM_VERSION) $(ISTIO_API_VERSION) $(ENVOY_GATEWAY_VERSION) $(GATEWAY_API_VERSION)
@@ -192,7 +195,7 @@ sizes: ## Print each module's size
 	@for m in $(MODULES); do printf "  %-16s %8d bytes\n" $$m.wasm $$(stat -c %s $(WASM_OUT)/$$m.wasm); done
 	@for m in $(NATIVE_FILTERS) suite; do printf "  %-24s %8d bytes\n" libapim_$$m.so $$(stat -c %s $(NATIVE_OUT)/libapim_$$m.so); done
 
-test: build setup-envoy setup-wasm-runner setup-redis setup-ratelimit setup-func-e setup-crds setup-registry ## Everything: unit tests, the Wasm lane, e2e against real Envoy
+test: build setup-envoy setup-wasm-runner setup-redis setup-ratelimit setup-func-e setup-crds setup-registry setup-browser ## Everything: unit tests, the Wasm lane, e2e against real Envoy
 	@echo "==> native unit tests and the end-to-end tests against real Envoy (~5 min on a fresh clone: the first build of the tests and their dependencies)"
 	cargo test --workspace
 	$(MAKE) --no-print-directory test-wasm
@@ -205,7 +208,7 @@ test-wasm: setup-rust setup-wasm-runner ## The logic's unit tests compiled to Wa
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(abspath $(WBG_RUNNER)) \
 	  cargo test --target wasm32-unknown-unknown $(addprefix -p ,$(LOGIC_CRATES))
 
-test-integration: build setup-envoy setup-redis setup-ratelimit setup-func-e ## Only the end-to-end tests against real Envoy
+test-integration: build setup-envoy setup-redis setup-ratelimit setup-func-e setup-crds setup-registry setup-browser ## Only the end-to-end tests against real Envoy
 	@echo "==> the end-to-end tests against real Envoy (~5 min on a fresh clone: the first build of the tests)"
 	cargo test -p apim-integration
 

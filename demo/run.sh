@@ -84,7 +84,10 @@ start_func_e() {
 pids+=($!)
 "$GRPC_SERVICE" serve --port 10090 >"$LOGDIR/grpc.log" 2>&1 &
 pids+=($!)
-ENVOY_ARGS=(-c "$GATEWAY_CONFIG" --disable-hot-restart -l info --log-path "$LOGDIR/envoy.log")
+# The gateway's JSON access log (insights) goes to Envoy's stdout: $LOGDIR/access.log, written
+# every second rather than Envoy's default 10 s, so `apim insights` sees the tour at once.
+ENVOY_ARGS=(-c "$GATEWAY_CONFIG" --disable-hot-restart -l info --log-path "$LOGDIR/envoy.log"
+  --file-flush-interval-msec 1000)
 # Where Envoy finds the native modules (libapim_<filter>.so) a DynamicModuleFilter names.
 export ENVOY_DYNAMIC_MODULES_SEARCH_PATH="${ENVOY_DYNAMIC_MODULES_SEARCH_PATH:-$PWD/target/native-modules}"
 # The tour's counter lines: native modules' counters are envoy_wasmcustom_apim_* in Prometheus.
@@ -93,7 +96,7 @@ if grep -q DynamicModuleFilter "$GATEWAY_CONFIG"; then
 fi
 case "$RUNNER" in
   envoy)
-    "$ENVOY" "${ENVOY_ARGS[@]}" &
+    "$ENVOY" "${ENVOY_ARGS[@]}" >"$LOGDIR/access.log" &
     ;;
   func-e)
     start_func_e
@@ -124,6 +127,16 @@ if [[ "$RUNNER" == func-e ]]; then sed 's/^/func-e: /' "$LOGDIR/func-e.log"; fi
 if [[ "${1:-}" == "--smoke" ]]; then
   if demo/tour.sh --check; then
     echo "smoke: every step answered as expected"
+    if [[ "$RUNNER" == envoy ]]; then
+      # The access log holds the tour (bounded wait for Envoy's next write, not a timing test).
+      for _ in $(seq 1 50); do
+        [[ "$(grep -c '"route":"pets"' "$LOGDIR/access.log" 2>/dev/null)" -gt 0 ]] && break
+        sleep 0.2
+      done
+      target/debug/apim insights "$LOGDIR/access.log" --html "$LOGDIR/insights.html" | head -n 12
+      grep -q '"decision":"api-key-auth:missing_api_key"' "$LOGDIR/access.log" \
+        || { echo "smoke: the access log has no refusal of the tour" >&2; exit 1; }
+    fi
   else
     echo "smoke: FAILED; Envoy's log follows" >&2
     tail -n 50 "$LOGDIR/envoy.log" >&2
@@ -133,5 +146,8 @@ else
   demo/tour.sh --print
   echo
   echo "Gateway on http://127.0.0.1:10000, admin on http://127.0.0.1:9901 (logs in $LOGDIR). Ctrl-C stops."
+  if [[ "$RUNNER" == envoy ]]; then
+    echo "Insights on what you sent: target/debug/apim insights $LOGDIR/access.log [--html $LOGDIR/insights.html]"
+  fi
   wait
 fi

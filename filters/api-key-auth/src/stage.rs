@@ -35,6 +35,9 @@ struct ApiKeyAuth {
 }
 
 impl Stage for ApiKeyAuth {
+    fn name(&self) -> &'static str {
+        SPEC.name
+    }
     fn warnings(&self) -> Vec<String> {
         self.config.warnings.clone()
     }

@@ -79,6 +79,8 @@ pub enum AnalysisError {
 pub struct Analysis {
     pub kind: OpKind,
     pub measured: Measured,
+    /// The selected operation's name (for the access log, with `publish_operation`).
+    pub name: Option<String>,
 }
 
 /// A significant token: whitespace, comments and commas are dropped after counting.
@@ -168,6 +170,7 @@ pub fn analyze(
     Ok(Analysis {
         kind: op.kind,
         measured,
+        name: op.name.map(str::to_string),
     })
 }
 

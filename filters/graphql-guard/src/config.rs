@@ -75,6 +75,10 @@ pub struct RawConfig {
     /// Publish the operation's cost as `apim_cost` filter state.
     #[serde(default = "yes")]
     pub publish_cost: bool,
+    /// Publish the operations' names as `apim_operation` filter state, for the access log (one
+    /// more host call per checked request, so off by default).
+    #[serde(default)]
+    pub publish_operation: bool,
     /// Methods a guarded route accepts (compared case-insensitively); any other is refused with
     /// 405, except an `OPTIONS` that carries nothing (no body, no GraphQL parameter).
     #[serde(default = "default_methods")]
@@ -367,6 +371,7 @@ pub struct Config {
     pub warn_only: bool,
     pub hide_values: bool,
     pub publish_cost: bool,
+    pub publish_operation: bool,
     /// Accepted methods, upper case.
     pub methods: Vec<String>,
     /// The `Allow` header of a 405: the methods, comma-separated.
@@ -506,6 +511,7 @@ impl Config {
             warn_only: raw.warn_only,
             hide_values: raw.hide_values,
             publish_cost: raw.publish_cost,
+            publish_operation: raw.publish_operation,
             allow: methods.join(", "),
             methods,
             hold_headers: raw.hold_headers,

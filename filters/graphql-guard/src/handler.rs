@@ -558,6 +558,7 @@ fn finish(
     always_reject: bool,
 ) -> HeadersAction {
     counters.inc(host, CHECKED);
+    publish_operation(host, config, &checked.operations);
     match checked.violation {
         Some(Violation { code, denial }) => {
             if config.warn_only && !always_reject {
@@ -591,6 +592,17 @@ fn finish(
 fn publish_cost(host: &dyn Host, config: &Config, cost: u64) {
     if config.publish_cost && config.cost.is_some() {
         host.set_property(COST_PROPERTY, cost.to_string().as_bytes());
+    }
+}
+
+/// Filter state for the access log: the checked operations' names, comma-separated
+/// (`publish_operation`). Names are GraphQL names, each at most 128 bytes; at most 8 are kept.
+pub const OPERATION_PROPERTY: &str = "apim_operation";
+
+fn publish_operation(host: &dyn Host, config: &Config, operations: &[String]) {
+    if config.publish_operation && !operations.is_empty() {
+        let kept: Vec<&str> = operations.iter().take(8).map(String::as_str).collect();
+        host.set_property(OPERATION_PROPERTY, kept.join(",").as_bytes());
     }
 }
 

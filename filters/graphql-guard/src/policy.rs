@@ -145,6 +145,8 @@ pub struct Checked {
     pub cost: u64,
     /// The first violation, if any.
     pub violation: Option<Violation>,
+    /// The names of the operations checked, in order (unnamed ones left out).
+    pub operations: Vec<String>,
 }
 
 impl Checked {
@@ -153,8 +155,20 @@ impl Checked {
         Self {
             cost: 0,
             violation: Some(violation),
+            operations: Vec::new(),
         }
     }
+}
+
+/// A GraphQL name (`[_A-Za-z][_0-9A-Za-z]*`) of at most 128 bytes: what may be logged of a
+/// client-sent operation name.
+fn loggable_name(name: &str) -> bool {
+    name.len() <= 128
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b == b'_' || b.is_ascii_alphabetic())
+        && name.bytes().all(|b| b == b'_' || b.is_ascii_alphanumeric())
 }
 
 pub fn violation(code: Code, message: impl Into<String>) -> Violation {
@@ -237,12 +251,16 @@ pub fn check(
     apq: &dyn ApqStore,
 ) -> Checked {
     let mut cost = 0u64;
+    let mut operations = Vec::new();
     let batch = reqs.len() > 1;
     // Bytes of the registered documents hashes stand for, summed over the batch.
     let mut registered_bytes = 0usize;
     for (i, req) in reqs.iter().enumerate() {
         match check_one(config, limits, is_get, req, apq, &mut registered_bytes) {
-            Ok(c) => cost = cost.saturating_add(c),
+            Ok((c, name)) => {
+                cost = cost.saturating_add(c);
+                operations.extend(name.filter(|n| loggable_name(n)));
+            }
             Err(mut v) => {
                 if batch {
                     v.denial.detail = format!("batch element {i}: {}", v.denial.detail);
@@ -251,6 +269,7 @@ pub fn check(
                 return Checked {
                     cost,
                     violation: Some(v),
+                    operations,
                 };
             }
         }
@@ -258,6 +277,7 @@ pub fn check(
     Checked {
         cost,
         violation: None,
+        operations,
     }
 }
 
@@ -268,7 +288,7 @@ fn check_one(
     req: &GqlRequest,
     apq: &dyn ApqStore,
     registered_bytes: &mut usize,
-) -> Result<u64, Violation> {
+) -> Result<(u64, Option<String>), Violation> {
     let claimed = match &req.persisted_hash {
         Some(h) => Some(parse_sha256(h).map_err(|_| {
             violation(
@@ -295,7 +315,7 @@ fn check_one(
         let listed = digest.is_some_and(|d| p.digests.contains_key(&d));
         if listed {
             // A trusted operation: no limits, no cost.
-            return Ok(0);
+            return Ok((0, req.operation_name.clone()));
         }
         if p.only {
             return Err(violation(
@@ -353,7 +373,7 @@ fn check_one(
         ));
     }
     check_limits(config, limits, &analysis.measured)?;
-    Ok(analysis.measured.cost)
+    Ok((analysis.measured.cost, analysis.name))
 }
 
 fn analysis_violation(config: &Config, limits: &Limits, cap: u32, e: &AnalysisError) -> Violation {

@@ -334,7 +334,8 @@ fn batches_mutations_over_get_and_bytes() {
         ok,
         Checked {
             cost: 4,
-            violation: None
+            violation: None,
+            operations: Vec::new(),
         }
     );
     let bad = check(
@@ -404,4 +405,27 @@ fn a_hash_alone_keeps_the_size_limit() {
             .map(|v| v.code);
         assert_eq!(got, want, "{} requests", reqs.len());
     }
+}
+
+#[test]
+fn operation_names_are_kept_for_the_access_log_when_they_are_graphql_names() {
+    let c = config(r#"{}"#);
+    let named = check(
+        &c,
+        &c.limits,
+        false,
+        &[
+            req("query Pets { a }"),
+            req("{ b }"),
+            req("mutation AddPet { c }"),
+        ],
+        &NoStore,
+    );
+    assert_eq!(
+        named.operations,
+        ["Pets", "AddPet"],
+        "unnamed operations are left out"
+    );
+    assert!(super::loggable_name("_x9") && !super::loggable_name("9x"));
+    assert!(!super::loggable_name("a b") && !super::loggable_name(&"a".repeat(129)));
 }

@@ -35,6 +35,9 @@ struct GraphqlGuard {
 }
 
 impl Stage for GraphqlGuard {
+    fn name(&self) -> &'static str {
+        SPEC.name
+    }
     fn activate(&mut self, _host: &dyn Host, counters: Rc<Counters>) {
         self.counters = counters;
     }

@@ -67,12 +67,20 @@ pub fn send(host: &dyn Host, domain: &'static str, denial: &Denial, format: Form
     host.send_reply(&denial.render(format));
 }
 
-/// A local reply ready for the host: status, headers, body.
+/// Filter state naming the stage and code of a refusal (`api-key-auth:missing_api_key`), for
+/// the access log (`%FILTER_STATE(wasm.apim_decision:PLAIN)%`): set by the request host when it
+/// sends a refusal, so every stage and form publishes it the same way, at the cost of one host
+/// call on the refusal path only.
+pub const DECISION: &str = "apim_decision";
+
+/// A local reply ready for the host: status, headers, body, and the denial's code (`None` for
+/// an answer that is not a refusal, such as transform's GraphQL-backed REST reply).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    pub code: Option<&'static str>,
 }
 
 impl Format {
@@ -173,6 +181,7 @@ impl Denial {
             status,
             headers,
             body,
+            code: Some(self.code),
         }
     }
 
@@ -222,6 +231,7 @@ impl Denial {
             status: 200,
             headers,
             body: Vec::new(),
+            code: Some(self.code),
         }
     }
 

@@ -70,6 +70,8 @@ pub trait Host {
     fn remove_request_header(&self, name: &str);
     /// Ends the request with a local reply.
     fn send_reply(&self, reply: &Reply);
+    /// The chain is about to run its stage `index` (the request host names a refusal by it).
+    fn enter_stage(&self, _index: usize) {}
     /// Wall-clock time, Unix seconds.
     fn now_unix(&self) -> u64;
     /// Defines a counter at start-up; `None` if the host refused.

@@ -104,6 +104,10 @@ pub trait Exchange {
 
 /// A filter with a valid config, VM-wide: what outlives one request.
 pub trait Stage {
+    /// The filter's name (its spec's): what the access log's `apim_decision` names.
+    fn name(&self) -> &'static str {
+        "apim"
+    }
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
@@ -301,6 +305,7 @@ impl Chain {
         match self.callout {
             Some((index, waited)) if waited == token => {
                 self.callout = None;
+                host.enter_stage(index);
                 let flow = self
                     .exchanges
                     .get_mut(index)
@@ -311,7 +316,8 @@ impl Chain {
                 })
             }
             _ => {
-                for ex in &mut self.exchanges {
+                for (index, ex) in self.exchanges.iter_mut().enumerate() {
+                    host.enter_stage(index);
                     let _ = ex.on_callout(host, token, answer);
                 }
                 None
@@ -350,6 +356,7 @@ impl Chain {
             else {
                 break;
             };
+            host.enter_stage(index);
             if !p.headers {
                 p.headers = true;
                 match ex.on_request_headers(host, self.headers_end_stream) {
@@ -481,6 +488,10 @@ pub struct RequestHost<'a> {
     properties: RefCell<HashMap<String, Option<Vec<u8>>>>,
     /// The published identity, decoded once (the outer `None`: not read yet).
     identity: RefCell<Option<Option<Option<Identity>>>>,
+    /// The stages' names, and which one the chain is running ([`Host::enter_stage`]): a
+    /// refusal is published as `<stage>:<code>` ([`crate::denial::DECISION`]).
+    names: Vec<&'static str>,
+    current: std::cell::Cell<usize>,
 }
 
 impl<'a> RequestHost<'a> {
@@ -496,6 +507,8 @@ impl<'a> RequestHost<'a> {
             now: RefCell::new(None),
             properties: RefCell::new(HashMap::new()),
             identity: RefCell::new(None),
+            names: Vec::new(),
+            current: std::cell::Cell::new(0),
         }
     }
 
@@ -503,7 +516,9 @@ impl<'a> RequestHost<'a> {
     /// snapshot of the headers when one of them reads the whole map.
     pub fn for_stages(inner: &'a dyn Host, stages: &Configured) -> Self {
         let snapshot = stages.iter().any(|(_, s)| s.reads_request_header_map());
-        Self::new(inner, stages.len() > 1, snapshot)
+        let mut host = Self::new(inner, stages.len() > 1, snapshot);
+        host.names = stages.iter().map(|(_, s)| s.name()).collect();
+        host
     }
 
     /// The request headers are no longer Envoy's to read or edit (they went upstream): later
@@ -682,7 +697,23 @@ impl Host for RequestHost<'_> {
         self.remove_header(Side::Request, name);
     }
     fn send_reply(&self, reply: &Reply) {
+        if let Some(code) = reply.code {
+            let stage = self
+                .names
+                .get(self.current.get())
+                .copied()
+                .unwrap_or("apim");
+            let mut decision = String::with_capacity(stage.len() + 1 + code.len());
+            decision.push_str(stage);
+            decision.push(':');
+            decision.push_str(code);
+            self.inner
+                .set_property(crate::denial::DECISION, decision.as_bytes());
+        }
         self.inner.send_reply(reply);
+    }
+    fn enter_stage(&self, index: usize) {
+        self.current.set(index);
     }
     fn now_unix(&self) -> u64 {
         if !self.shared {

@@ -73,6 +73,10 @@ pub struct RawConfig {
     pub shadow: bool,
     #[serde(default)]
     pub headers: RawHeaders,
+    /// Publish the admitting limit and what is left of it (`apim_quota` filter state) for the
+    /// access log: one more host call per admitted request, so off by default.
+    #[serde(default)]
+    pub publish_usage: bool,
     /// The global tier: count in a Rate Limit Service (RLS v3) instead of shared data.
     #[serde(default)]
     pub global: Option<RawGlobal>,
@@ -320,6 +324,7 @@ pub struct Config {
     pub shadow: bool,
     pub headers_on_allowed: bool,
     pub legacy_headers: bool,
+    pub publish_usage: bool,
     /// Request headers every request needs (rule conditions and header key parts). What tells
     /// a CORS preflight is not among them: the handler reads it only for a request that can be
     /// one (see `handler::gather`).
@@ -555,6 +560,7 @@ impl Config {
             shadow: raw.shadow,
             headers_on_allowed: raw.headers.on_allowed,
             legacy_headers: raw.headers.legacy,
+            publish_usage: raw.publish_usage,
             fetch,
             needs_route_name,
             global,

@@ -101,6 +101,9 @@ pub enum Shape {
     Known(Option<kit::grpc::Flavor>),
 }
 
+/// Filter state for the access log: the admitting limit and what is left (`publish_usage`).
+pub const USAGE_PROPERTY: &str = "apim_quota";
+
 fn send(host: &dyn Host, shape: Shape, denial: &kit::denial::Denial) {
     let domain = crate::stage::SPEC.name;
     match shape {
@@ -429,7 +432,7 @@ pub fn charge_messages(
             send(host, Shape::Known(Some(flavor)), &denial);
             false
         }
-        Verdict::Allow(_) => true,
+        Verdict::Allow(..) => true,
         other => !matches!(
             apply(
                 host,
@@ -596,8 +599,11 @@ fn apply(
     plan: Option<usize>,
 ) -> Action {
     let (index, fallback, denial) = match verdict {
-        Verdict::Allow(headers) => {
+        Verdict::Allow(headers, usage) => {
             count_outcome(host, counters, ALLOWED, plan);
+            if let Some(usage) = usage {
+                host.set_property(USAGE_PROPERTY, usage.as_bytes());
+            }
             return Action::Continue(headers);
         }
         Verdict::ShadowLimited(headers) => {

@@ -321,8 +321,9 @@ pub fn checks(
 /// The result of counting, ready for the handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Go on; these headers go on the response (empty unless `headers.on_allowed`).
-    Allow(Vec<(String, String)>),
+    /// Go on; these headers go on the response (empty unless `headers.on_allowed`), and the
+    /// usage to publish (with `publish_usage`).
+    Allow(Vec<(String, String)>, Option<String>),
     /// Over a limit but in shadow mode: go on, report.
     ShadowLimited(Vec<(String, String)>),
     Deny(Denial),
@@ -447,7 +448,12 @@ pub fn decide_fields(
         } else {
             Vec::new()
         };
-        return Verdict::Allow(headers);
+        let usage = if config.publish_usage {
+            usage(plan, states, pick)
+        } else {
+            None
+        };
+        return Verdict::Allow(headers, usage);
     }
     // Every exceeded limit must reset before a retry can succeed: the latest decides.
     let pick = (0..states.len())
@@ -483,6 +489,16 @@ pub fn decide_fields(
 
 /// `RateLimit-Policy`, `RateLimit` (draft-ietf-httpapi-ratelimit-headers), `Retry-After` on a
 /// refusal, and the legacy `X-RateLimit-*` when configured.
+/// The admitting limit closest to running out, for the access log (`apim_quota`):
+/// `"<name>";q=<requests per window>;r=<remaining>`, the structured-field form of RateLimit.
+fn usage(plan: &Plan, states: &[LimitState], pick: Option<usize>) -> Option<String> {
+    let (limit, state) = pick.and_then(|i| Some((plan.limits.get(i)?, states.get(i)?)))?;
+    Some(format!(
+        "\"{}\";q={};r={}",
+        limit.name, limit.requests, state.remaining
+    ))
+}
+
 fn fields(
     config: &Config,
     plan: &Plan,

@@ -446,15 +446,18 @@ fn burst_and_minute_limits_stack_with_their_fields() {
     let now = 1_800_000_010;
     assert_eq!(
         run(&c, &s, "alice", 1, now),
-        Verdict::Allow(h(&[
-            ("ratelimit-policy", policy),
-            ("ratelimit", r#""burst";r=1;t=1"#),
-            ("x-ratelimit-limit", "2"),
-            ("x-ratelimit-remaining", "1"),
-            ("x-ratelimit-reset", "1"),
-        ]))
+        Verdict::Allow(
+            h(&[
+                ("ratelimit-policy", policy),
+                ("ratelimit", r#""burst";r=1;t=1"#),
+                ("x-ratelimit-limit", "2"),
+                ("x-ratelimit-remaining", "1"),
+                ("x-ratelimit-reset", "1"),
+            ],),
+            None
+        )
     );
-    assert!(matches!(run(&c, &s, "alice", 1, now), Verdict::Allow(_)));
+    assert!(matches!(run(&c, &s, "alice", 1, now), Verdict::Allow(..)));
     let Verdict::Deny(d) = run(&c, &s, "alice", 1, now) else {
         panic!()
     };
@@ -475,7 +478,7 @@ fn burst_and_minute_limits_stack_with_their_fields() {
         ])
     );
     // Next second: the burst is free again, the minute has one left; then the minute decides.
-    let Verdict::Allow(hs) = run(&c, &s, "alice", 1, now + 1) else {
+    let Verdict::Allow(hs, _) = run(&c, &s, "alice", 1, now + 1) else {
         panic!()
     };
     assert_eq!(hs[1], ("ratelimit".into(), r#""minute";r=0;t=49"#.into()));
@@ -488,14 +491,14 @@ fn burst_and_minute_limits_stack_with_their_fields() {
         d.headers
     );
     // Others have their own counters.
-    assert!(matches!(run(&c, &s, "bob", 1, now + 2), Verdict::Allow(_)));
+    assert!(matches!(run(&c, &s, "bob", 1, now + 2), Verdict::Allow(..)));
 }
 
 #[test]
 fn fields_on_allowed_responses_only_when_asked_and_shadow_never_denies() {
     let c = config("{}");
     let s = MemStore::default();
-    assert_eq!(run(&c, &s, "a", 1, 0), Verdict::Allow(vec![]));
+    assert_eq!(run(&c, &s, "a", 1, 0), Verdict::Allow(vec![], None));
     let Verdict::Deny(d) = run(&c, &s, "a", 2, 0) else {
         panic!()
     };
@@ -510,7 +513,7 @@ fn fields_on_allowed_responses_only_when_asked_and_shadow_never_denies() {
     let shadow = config(r#"{"shadow":true}"#);
     let s = MemStore::default();
     for _ in 0..2 {
-        assert_eq!(run(&shadow, &s, "a", 1, 0), Verdict::Allow(vec![]));
+        assert_eq!(run(&shadow, &s, "a", 1, 0), Verdict::Allow(vec![], None));
     }
     assert_eq!(run(&shadow, &s, "a", 1, 0), Verdict::ShadowLimited(vec![]));
     let shadow = config(r#"{"shadow":true,"headers":{"on_allowed":true}}"#);
@@ -526,7 +529,7 @@ fn a_month_window_reports_its_real_reset() {
     let s = MemStore::default();
     // 2026-02-27 00:00 UTC: 2 days to 2026-03-01.
     let now = 1_772_150_400;
-    let Verdict::Allow(hs) = run(&c, &s, "a", 1, now) else {
+    let Verdict::Allow(hs, _) = run(&c, &s, "a", 1, now) else {
         panic!()
     };
     assert_eq!(hs[1].1, r#""gold-month";r=0;t=172800"#);
@@ -576,4 +579,23 @@ fn preflights_are_decided_before_the_plan_check() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn usage_is_published_only_when_asked_and_names_the_closest_limit() {
+    let s = MemStore::default();
+    let now = 1_800_000_010;
+    let quiet = config(r#"{}"#);
+    assert!(matches!(
+        run(&quiet, &s, "alice", 1, now),
+        Verdict::Allow(_, None)
+    ));
+    let c = config(r#"{"publish_usage":true}"#);
+    let s = MemStore::default();
+    // burst (2 per second) is the one closest to running out after one request.
+    let Verdict::Allow(headers, usage) = run(&c, &s, "alice", 1, now) else {
+        panic!("allowed");
+    };
+    assert!(headers.is_empty(), "publishing needs no response header");
+    assert_eq!(usage.as_deref(), Some(r#""burst";q=2;r=1"#));
 }

@@ -65,6 +65,9 @@ struct Quota {
 }
 
 impl Stage for Quota {
+    fn name(&self) -> &'static str {
+        SPEC.name
+    }
     fn warnings(&self) -> Vec<String> {
         self.config.warnings.clone()
     }

@@ -224,6 +224,9 @@ impl ScopeAuthz {
 }
 
 impl Stage for ScopeAuthz {
+    fn name(&self) -> &'static str {
+        SPEC.name
+    }
     fn warnings(&self) -> Vec<String> {
         self.config.warnings.clone()
     }

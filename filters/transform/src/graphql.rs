@@ -125,6 +125,7 @@ pub fn respond(g: &GraphQl, status: Option<u16>, answer: &Answer<'_>, max: usize
         status: 200,
         headers: vec![("content-type".into(), "application/json".into())],
         body: serde_json::to_vec(v).unwrap_or_default(),
+        code: None,
     };
     let Some(field) = &g.unwrap else {
         return json(&doc);

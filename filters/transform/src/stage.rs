@@ -40,6 +40,9 @@ struct Transform {
 }
 
 impl Stage for Transform {
+    fn name(&self) -> &'static str {
+        SPEC.name
+    }
     fn activate(&mut self, _host: &dyn Host, counters: Rc<Counters>) {
         self.counters = counters;
     }

@@ -46,6 +46,21 @@ pub enum Command {
         #[arg(short = 'o', long = "out", value_name = "DIR")]
         out: Option<String>,
     },
+    /// What the gateway's JSON access log says per consumer, plan and route: requests,
+    /// refusals by reason, GraphQL cost, the most of each quota limit used, latency p50/p99.
+    Insights {
+        /// The access log (as every bootstrap `apim render` makes writes it).
+        log: String,
+        /// Only requests from this instant (2026-12-02T00:00:00Z) or this long ago (1h, 7d).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// The report as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Also write a self-contained HTML report with requests over time per consumer and plan.
+        #[arg(long, value_name = "OUT")]
+        html: Option<String>,
+    },
     /// Demo access tokens.
     #[command(subcommand)]
     Token(TokenCommand),

@@ -17,6 +17,9 @@
 //!                                  the data plane's files from the product file
 //! apim keys add|rotate|revoke apim.yaml CONSUMER …
 //!                                  a consumer's keys in the product file; a new key printed once
+//! apim insights ACCESS.LOG [--since WHEN] [--json] [--html OUT]
+//!                                  per consumer, plan and route: requests, refusals by reason,
+//!                                  GraphQL cost, quota use, latency; an HTML report over time
 //! apim token mint [OPTIONS]        a demo JWT (RS256) signed with the demo issuer's key
 //! apim oci build MODULE DIR [TAG]  an OCI image (Wasm compat variant) of MODULE in DIR and DIR.tar
 //! apim oci verify DIR              check an image-layout folder's digests, sizes and layer
@@ -32,6 +35,7 @@
 mod cli;
 mod crd_schemas;
 mod discover;
+mod insights;
 mod keys;
 mod locate;
 mod manifests;
@@ -66,6 +70,12 @@ fn main() -> ExitCode {
         Command::Validate(args) => return validate_cmd(args),
         Command::Check { file, strict } => return product::check_cmd(&file, strict),
         Command::Keys(k) => return keys_cmd(k),
+        Command::Insights {
+            log,
+            since,
+            json,
+            html,
+        } => return insights::run(&log, since.as_deref(), json, html.as_deref()),
         Command::Render { file, target, out } => {
             let target = match target {
                 cli::RenderTarget::Envoy => product::RenderTarget::Envoy,

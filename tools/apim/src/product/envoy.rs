@@ -129,6 +129,9 @@ fn modules_bootstrap(p: &Product, source: &str, suite: bool) -> String {
         .map(String::from),
     );
     hardening(&p.gateway.hardening, &mut o);
+    if let Some(path) = &p.gateway.access_log {
+        access_log(path, &mut o);
+    }
     routes(p, &mut o);
     o.push("          http_filters:".into());
     let configs = filters::configs(p, Target::Envoy);
@@ -198,6 +201,49 @@ fn hardening(h: &Hardening, o: &mut Vec<String>) {
         o.push(format!(
             "          xff_num_trusted_hops: {}",
             h.xff_trusted_hops
+        ));
+    }
+}
+
+/// The access log's fields (`apim insights` reads them): Envoy's own formatters over what the
+/// filters publish as filter state. No key, token or query string is logged.
+pub const ACCESS_LOG_FIELDS: [(&str, &str); 11] = [
+    ("time", "%START_TIME(%Y-%m-%dT%H:%M:%S.%3fZ)%"),
+    ("route", "%ROUTE_NAME%"),
+    ("method", "%REQ(:METHOD)%"),
+    ("status", "%RESPONSE_CODE%"),
+    ("duration_ms", "%DURATION%"),
+    ("consumer", "%FILTER_STATE(wasm.apim_consumer:PLAIN)%"),
+    ("decision", "%FILTER_STATE(wasm.apim_decision:PLAIN)%"),
+    (
+        "graphql_operation",
+        "%FILTER_STATE(wasm.apim_operation:PLAIN)%",
+    ),
+    ("graphql_cost", "%FILTER_STATE(wasm.apim_cost:PLAIN)%"),
+    ("quota", "%FILTER_STATE(wasm.apim_quota:PLAIN)%"),
+    ("response_flags", "%RESPONSE_FLAGS%"),
+];
+
+fn access_log(path: &str, o: &mut Vec<String>) {
+    o.extend(
+        [
+            "          # Insights: one JSON line per request (`apim insights` reads them): the route, the",
+            "          # consumer and plan, which filter refused and why, GraphQL operation and cost, the",
+            "          # quota limit and what is left, status and duration. No key or query string.",
+            "          access_log:",
+            "          - name: envoy.access_loggers.file",
+            "            typed_config:",
+            "              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        ]
+        .map(String::from),
+    );
+    o.push(format!("              path: {}", scalar(path)));
+    o.push("              log_format:".into());
+    o.push("                json_format:".into());
+    for (k, v) in ACCESS_LOG_FIELDS {
+        o.push(format!(
+            "                  {k}: {}",
+            serde_json::to_string(v).unwrap_or_default()
         ));
     }
 }

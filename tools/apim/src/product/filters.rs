@@ -297,6 +297,9 @@ fn graphql_guard(p: &Product, target: Target) -> J {
     if !plans.is_empty() {
         c.push("plans", J::Obj(plans));
     }
+    if p.gateway.access_log.is_some() {
+        c.push("publish_operation", J::Bool(true));
+    }
     if target != Target::Envoy {
         // A WasmPlugin or EnvoyExtensionPolicy cannot set Envoy's
         // allow_on_headers_stop_iteration, so the guard there does not hold the headers.
@@ -382,6 +385,9 @@ fn quota(p: &Product, target: Target) -> J {
     }
     if q.shadow {
         c.push("shadow", J::Bool(true));
+    }
+    if p.gateway.access_log.is_some() {
+        c.push("publish_usage", J::Bool(true));
     }
     c
 }

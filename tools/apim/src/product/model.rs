@@ -69,6 +69,8 @@ pub struct Gateway {
     pub forward: Option<Node>,
     pub forward_claims: Option<Node>,
     pub publish_claims: bool,
+    /// Where the JSON access log goes (insights); `None`: no access log.
+    pub access_log: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

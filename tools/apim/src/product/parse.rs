@@ -7,6 +7,9 @@ use crate::yaml_pos::{Kind, Node, Pos};
 
 pub const API_VERSION: &str = "apim/v1";
 
+/// Where the JSON access log goes unless the product file says otherwise.
+pub const DEFAULT_ACCESS_LOG: &str = "/dev/stdout";
+
 /// The product file, or nothing when its top level is not even a mapping.
 pub fn product(doc: &Node, f: &mut Findings) -> Option<Product> {
     let top = object(
@@ -131,6 +134,7 @@ fn gateway(node: Option<&Node>, f: &mut Findings) -> Gateway {
         forward: None,
         forward_claims: None,
         publish_claims: false,
+        access_log: Some(DEFAULT_ACCESS_LOG.to_string()),
     };
     let Some(o) = node.and_then(|n| {
         object(
@@ -146,6 +150,7 @@ fn gateway(node: Option<&Node>, f: &mut Findings) -> Gateway {
                 "cors_preflight",
                 "api_keys",
                 "tokens",
+                "access_log",
             ],
             f,
         )
@@ -199,6 +204,26 @@ fn gateway(node: Option<&Node>, f: &mut Findings) -> Gateway {
         hd.xff_trusted_hops = h.uint("xff_trusted_hops", f).map_or(0, |n| n.v);
     }
     g.realm = o.string("realm", f).map(|s| s.v);
+    match o.get("access_log").map(|n| (n, &n.kind)) {
+        None => {}
+        Some((n, Kind::Map(_))) => {
+            if let Some(a) = object(n, &o.path("access_log"), &["path"], f) {
+                g.access_log = Some(
+                    a.required("path", f)
+                        .map_or_else(|| DEFAULT_ACCESS_LOG.to_string(), |p| p.v),
+                );
+            }
+        }
+        Some((n, _)) => match read::string(n, &o.path("access_log"), f) {
+            Some(s) if s.v == "off" => g.access_log = None,
+            Some(s) => f.error(
+                s.pos,
+                &o.path("access_log"),
+                format!("\"{}\" is not off or {{path: FILE}}", s.v),
+            ),
+            None => {}
+        },
+    }
     g.cors_preflight = o.boolean("cors_preflight", f).unwrap_or(false);
     if let Some(k) = o
         .get("api_keys")

@@ -30,6 +30,52 @@ fn civil(days: u64) -> (u64, u64, u64) {
     (y, m, d)
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of [`civil`]).
+fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1970 {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).checked_sub(719_468)
+}
+
+/// Milliseconds since the epoch of a UTC instant `YYYY-MM-DDTHH:MM:SS[.fff]Z` (what the
+/// rendered access log writes); `None` for anything else.
+pub fn parse_utc_ms(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b.last() != Some(&b'Z')
+        || b.get(4) != Some(&b'-')
+        || b.get(10) != Some(&b'T')
+    {
+        return None;
+    }
+    let num = |from: usize, to: usize| s.get(from..to)?.parse::<u64>().ok();
+    let days = days_from_civil(num(0, 4)?, num(5, 7)?, num(8, 10)?)?;
+    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let millis = match s.get(19..s.len() - 1)? {
+        "" => 0,
+        frac => {
+            let digits = frac.strip_prefix('.')?;
+            if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|c| c.is_ascii_digit())
+            {
+                return None;
+            }
+            let padded = format!("{digits:0<3}");
+            padded.get(..3)?.parse::<u64>().ok()?
+        }
+    };
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000) + millis)
+}
+
 pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -58,5 +104,23 @@ mod tests {
         assert!(is_past("2025-01-01T00:00:00Z"));
         assert!(!is_past("2999-01-01T00:00:00Z"));
         assert!(!is_past("2025-01-01T00:00:00+01:00"), "left to the filter");
+        assert_eq!(parse_utc_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_utc_ms("2026-12-02T01:55:52.5Z"),
+            Some(1_796_176_552_500)
+        );
+        assert_eq!(
+            parse_utc_ms("2000-02-29T00:00:00.123Z"),
+            Some(951_782_400_123)
+        );
+        for bad in [
+            "2026-13-01T00:00:00Z",
+            "2026-12-02 01:55:52Z",
+            "2026-12-02T01:55:52",
+            "x",
+            "2026-12-02T01:55:52.Z",
+        ] {
+            assert_eq!(parse_utc_ms(bad), None, "{bad}");
+        }
     }
 }
