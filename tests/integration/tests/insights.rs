@@ -91,7 +91,7 @@ fn the_html_report_renders_the_fixture_in_a_headless_browser() {
         );
     }
     // alice's row: requests, allowed, denied, 5xx, p50, p99, GraphQL cost, reasons.
-    let alice = "<tr data-name=\"alice\"><td>alice</td><td>4</td><td>3</td><td>1</td><td>0</td><td>4</td><td>12</td><td>40</td><td class=\"reasons\">graphql-guard:MAX_DEPTH_EXCEEDED 1</td></tr>";
+    let alice = "<tr data-name=\"alice\"><td>alice</td><td>4</td><td>3</td><td>1</td><td>0</td><td>4</td><td>12</td><td>40</td><td class=\"reasons\">graphql-guard:MAX_DEPTH_EXCEEDED 1</td><td class=\"reasons\">key 4</td></tr>";
     assert!(dom.contains(alice), "{dom}");
     assert!(
         dom.contains("<td>ci-bot</td><td>gold-burst</td><td>100</td><td>10</td><td>90</td>"),
@@ -142,8 +142,15 @@ fn lines_of(log: &Path, n: usize) -> Vec<Value> {
     }
 }
 
+/// In the Wasm modules form and the native one: both publish the same filter state.
 #[test]
 fn a_rendered_gateway_logs_what_the_filters_decided_and_insights_reports_it() {
+    for form in ["modules", "native"] {
+        logs_and_reports(form);
+    }
+}
+
+fn logs_and_reports(form: &str) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
     let demo = std::fs::read_to_string(repo_root().join("demo/apim.yaml")).unwrap();
@@ -200,7 +207,7 @@ fn a_rendered_gateway_logs_what_the_filters_decided_and_insights_reports_it() {
         );
     }
     let lines = lines_of(&log, 8);
-    assert_eq!(lines.len(), 8, "{lines:#?}");
+    assert_eq!(lines.len(), 8, "{form}: {lines:#?}");
     let refused: Vec<&str> = lines
         .iter()
         .filter_map(|l| l["decision"].as_str())

@@ -142,6 +142,10 @@ mod tests {
         );
         assert_eq!(alice["graphql_cost"], 40);
         assert_eq!(
+            j["consumers"]["ci-bot"]["auth"]["token"], 2,
+            "ci-bot came with tokens"
+        );
+        assert_eq!(
             j["consumers"]["(none)"]["denials"]["api-key-auth:missing_api_key"],
             1
         );

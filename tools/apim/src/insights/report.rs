@@ -22,6 +22,8 @@ pub struct Stats {
     pub errors: u64,
     pub graphql_cost: u64,
     pub reasons: BTreeMap<String, u64>,
+    /// How callers proved who they are (`key`, `token`, `key+token`) → requests.
+    pub auth: BTreeMap<String, u64>,
     /// Duration (ms) → how many requests took it.
     durations: BTreeMap<u64, u64>,
 }
@@ -40,6 +42,9 @@ impl Stats {
         self.graphql_cost = self
             .graphql_cost
             .saturating_add(r.graphql_cost.unwrap_or(0));
+        if let Some(a) = &r.auth {
+            *self.auth.entry(a.clone()).or_default() += 1;
+        }
         *self.durations.entry(r.duration_ms).or_default() += 1;
     }
 
@@ -72,6 +77,7 @@ impl Stats {
             "denied": self.denied,
             "errors": self.errors,
             "denials": self.reasons,
+            "auth": self.auth,
             "graphql_cost": self.graphql_cost,
             "p50_ms": self.percentile(0.5),
             "p99_ms": self.percentile(0.99),
@@ -222,7 +228,7 @@ mod tests {
             duration_ms: ms,
             consumer: consumer.map(str::to_string),
             plan: consumer.map(|_| "gold".to_string()),
-            auth: None,
+            auth: consumer.map(|_| "key".to_string()),
             decision: decision.map(str::to_string),
             operation: None,
             graphql_cost: Some(3),
@@ -257,6 +263,7 @@ mod tests {
             0
         );
         let j = r.to_json();
+        assert_eq!(j["consumers"]["alice"]["auth"]["key"], 101);
         assert_eq!(
             j["series"]["consumers"]["alice"][0], 10,
             "alice's first 10 s: 1..=9 s and the 503 at 5 s"
