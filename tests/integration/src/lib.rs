@@ -25,6 +25,7 @@ pub mod grpc;
 pub mod knobs;
 pub mod manifests;
 mod paths;
+pub mod product;
 pub mod ratelimit;
 pub mod shipped;
 pub mod soak;

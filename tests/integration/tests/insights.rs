@@ -17,6 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use apim_integration::demo_keys::{ALICE, BOB};
+use apim_integration::product::{render, template};
 use apim_integration::{apim_bin, repo_root, Envoy, LogOnFailure, Request};
 use serde_json::Value;
 
@@ -161,24 +162,7 @@ fn logs_and_reports(form: &str) {
             log.display()
         ),
     );
-    let file = dir.path().join("apim.yaml");
-    std::fs::write(&file, product).unwrap();
-    let out = Command::new(apim_bin())
-        .arg("render")
-        .arg(&file)
-        .args(["--target", "envoy"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bootstrap = String::from_utf8(out.stdout).unwrap();
-    let template = bootstrap
-        .replacen("port_value: 10000", "port_value: 0", 1)
-        .replacen("port_value: 9901", "port_value: 0", 1)
-        .replacen("port_value: 10080", "port_value: {{UPSTREAM_PORT}}", 1);
+    let template = template(&render(&product, "envoy"));
     let envoy: &'static Envoy = Box::leak(Box::new(
         Envoy::builder().concurrency(1).start(&template).unwrap(),
     ));

@@ -16,7 +16,12 @@ use std::process::Command;
 
 use apim_integration::demo_keys::{ALICE, BOB};
 use apim_integration::echo::{assert_problem, echoed_header, upstream_echo};
+use apim_integration::product::{render as render_for, template};
 use apim_integration::{apim_bin, repo_root, validate_config, Envoy, LogOnFailure, Request};
+
+fn render(product: &str) -> String {
+    render_for(product, "envoy")
+}
 
 /// The demo issuer's block of demo/apim.yaml (its inline JWKS), reused as this product's issuer.
 fn demo_issuer() -> String {
@@ -77,32 +82,6 @@ apis:
 "#,
         issuer = demo_issuer().replace("pets:read, pets:write", "orders:read, orders:write")
     )
-}
-
-fn render(product: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("apim.yaml");
-    std::fs::write(&file, product).unwrap();
-    let out = Command::new(apim_bin())
-        .arg("render")
-        .arg(&file)
-        .args(["--target", "envoy"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "apim render: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// The rendered bootstrap with the harness's ports (as the shipped gateway's tests move them).
-fn template(bootstrap: &str) -> String {
-    bootstrap
-        .replacen("port_value: 10000", "port_value: 0", 1)
-        .replacen("port_value: 9901", "port_value: 0", 1)
-        .replacen("port_value: 10080", "port_value: {{UPSTREAM_PORT}}", 1)
 }
 
 #[test]
