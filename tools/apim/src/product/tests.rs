@@ -181,7 +181,15 @@ fn the_published_schema_matches_the_parser() {
         let text = std::fs::read_to_string(&path).unwrap();
         crate::yaml_pos::load(&text).unwrap()[0].to_json()
     };
-    for valid in [root.join("demo/apim.yaml"), fixtures().join("base.yaml")] {
+    let base = fixtures().join("base.yaml");
+    let with_log = std::env::temp_dir().join(format!("apim-schema-{}.yaml", std::process::id()));
+    let text = std::fs::read_to_string(&base).unwrap();
+    std::fs::write(
+        &with_log,
+        format!("{text}gateway: {{access_log: {{path: /tmp/a.log}}, form: suite}}\n"),
+    )
+    .unwrap();
+    for valid in [root.join("demo/apim.yaml"), base, with_log.clone()] {
         let doc = as_json(valid.clone());
         let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{}: {errors:?}", valid.display());
