@@ -277,6 +277,18 @@ fn routes(p: &Product, f: &mut Findings) {
                 );
             }
         }
+        let loosens = matches!(r.auth, Auth::None | Auth::Token | Auth::Anonymous(_))
+            || r.quota == RouteQuota::Skip;
+        if loosens && !r.path.methods.is_empty() {
+            // Where route names are generated, a loosening rule matches the route's path and
+            // methods, and the filters compare methods without regard to case (`get` is GET):
+            // the rule would let in what the route does not take.
+            f.error(
+                r.path.methods[0].pos,
+                &field,
+                "methods on a route that loosens (auth: none, token or anonymous, quota: skip): a client picks the method; give reads and writes their scopes instead (scopes: {read, write})",
+            );
+        }
         if r.graphql && matches!(r.target, RouteTarget::Respond { .. }) {
             f.error(
                 r.name.pos,
@@ -287,7 +299,8 @@ fn routes(p: &Product, f: &mut Findings) {
     }
 }
 
-/// What `m` matches, compared as Envoy compares it (lower-cased when case is ignored).
+/// Whether route `a` takes the requests of route `b`, compared as Envoy compares paths (lower-cased
+/// when case is ignored) and methods (a route without methods takes every one).
 fn covers(a: &PathMatch, b: &PathMatch) -> Cover {
     let fold = |s: &str, ci: bool| {
         if ci {
@@ -303,7 +316,12 @@ fn covers(a: &PathMatch, b: &PathMatch) -> Cover {
         (PathKind::Exact, PathKind::Prefix) => false,
         (PathKind::Prefix, _) => pb.starts_with(&pa),
     };
-    if !inside {
+    let methods = a.methods.is_empty()
+        || (!b.methods.is_empty()
+            && b.methods
+                .iter()
+                .all(|m| a.methods.iter().any(|x| x.v == m.v)));
+    if !inside || !methods {
         return Cover::No;
     }
     // B ignores case and A does not: A takes only B's paths written in A's case.
@@ -332,7 +350,7 @@ fn shadowing(p: &Product, f: &mut Findings) {
                     Cover::Fully => f.error(
                         b.path.path.pos,
                         &field,
-                        format!("never reached: route \"{}\" before it matches every path it matches", a.name.v),
+                        format!("never reached: route \"{}\" before it takes every request it would take", a.name.v),
                     ),
                     Cover::Partly => f.warn(
                         b.path.path.pos,

@@ -271,9 +271,19 @@ fn routes(p: &Product, o: &mut Vec<String>) {
             } else {
                 ""
             };
+            // Methods as Envoy reads `:method`: exactly (a client's `get` takes a later route).
+            let methods = if r.path.methods.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = r.path.methods.iter().map(|m| m.v.as_str()).collect();
+                format!(
+                    ", headers: [{{ name: \":method\", string_match: {{ safe_regex: {{ regex: \"^({})$\" }} }} }}]",
+                    names.join("|")
+                )
+            };
             o.push(format!("              - name: {}", scalar(&r.name.v)));
             o.push(format!(
-                "                match: {{ {kind}: {}{case} }}",
+                "                match: {{ {kind}: {}{case}{methods} }}",
                 scalar(&r.path.path.v)
             ));
             match &r.target {

@@ -45,17 +45,38 @@ fn path_of(r: &Route) -> J {
     J::obj().with(kind, J::str(&r.path.path.v))
 }
 
-/// The match of a restricting rule: the route's path (or gRPC service), its case handling.
+/// The match of a restricting rule: the route's path (or gRPC service), its case handling and
+/// methods (which the filters compare without regard to case: wider than the route, as a
+/// restriction should be).
 fn wide(r: &Route) -> J {
     if let Some(service) = &r.grpc {
         return J::obj().with("grpc", J::obj().with("service", J::str(&service.v)));
     }
-    let m = J::obj().with("path", path_of(r));
-    if r.path.ignore_case {
-        m.with("ignore_case", J::Bool(true))
-    } else {
-        m
+    let mut m = J::obj().with("path", path_of(r));
+    if !r.path.methods.is_empty() {
+        m.push(
+            "methods",
+            J::strs(r.path.methods.iter().map(|x| x.v.as_str())),
+        );
     }
+    if r.path.ignore_case {
+        m.push("ignore_case", J::Bool(true));
+    }
+    m
+}
+
+/// `wide(r)` for these methods only.
+fn wide_for(r: &Route, methods: &[&str]) -> J {
+    let J::Obj(members) = wide(r) else {
+        return wide(r);
+    };
+    let mut m = J::obj();
+    for (k, v) in members {
+        if k != "methods" {
+            m.push(&k, v);
+        }
+    }
+    m.with("methods", J::strs(methods.iter().copied()))
 }
 
 /// The match of a loosening rule: the route's name, or, where route names are generated, the
@@ -405,10 +426,23 @@ fn transform(p: &Product) -> J {
             let J::Obj(members) = J::from_node(t) else {
                 continue;
             };
-            let mut m = wide(r);
-            if let Some((_, methods)) = members.iter().find(|(k, _)| k == "methods") {
-                m.push("methods", methods.clone());
-            }
+            // The rule's own methods narrow the route's.
+            let m = match members.iter().find(|(k, _)| k == "methods") {
+                Some((_, J::Arr(methods))) => {
+                    let names: Vec<&str> = methods
+                        .iter()
+                        .filter_map(|x| {
+                            if let J::Str(s) = x {
+                                Some(s.as_str())
+                            } else {
+                                None
+                            }
+                        })
+                        .collect();
+                    wide_for(r, &names)
+                }
+                _ => wide(r),
+            };
             // `name` first, then the match, then the rule's own steps as written.
             let mut out = J::obj();
             if let Some((_, name)) = members.iter().find(|(k, _)| k == "name") {

@@ -242,12 +242,21 @@ fn http_route(p: &Product, api: &Api, o: &mut Vec<String>) {
             (PathKind::Exact, false) => ("Exact", path.clone()),
             (PathKind::Prefix, false) => ("PathPrefix", path.clone()),
         };
-        o.push("    - path:".into());
-        o.push(format!("        type: {kind}"));
-        o.push(format!(
-            "        value: {}",
-            serde_json::to_string(&value).unwrap_or_default()
-        ));
+        let value = serde_json::to_string(&value).unwrap_or_default();
+        // One match per method (an HTTPRoute match names one), or one for every method.
+        let methods: Vec<Option<&str>> = if r.path.methods.is_empty() {
+            vec![None]
+        } else {
+            r.path.methods.iter().map(|m| Some(m.v.as_str())).collect()
+        };
+        for method in methods {
+            o.push("    - path:".into());
+            o.push(format!("        type: {kind}"));
+            o.push(format!("        value: {value}"));
+            if let Some(m) = method {
+                o.push(format!("      method: {m}"));
+            }
+        }
         match &r.target {
             RouteTarget::Upstream(u) => {
                 if let Some(up) = p.upstream(&u.v) {

@@ -175,7 +175,14 @@ pub struct PathMatch {
     pub kind: PathKind,
     pub path: At<String>,
     pub ignore_case: bool,
+    /// The methods the route takes (empty: every method).
+    pub methods: Vec<At<String>>,
 }
+
+/// The methods a route may name: Gateway API's (an HTTPRoute matches no other).
+pub const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {

@@ -580,6 +580,7 @@ fn route(
                 pos: service.pos,
             },
             ignore_case: false,
+            methods: Vec::new(),
         },
         _ => {
             f.error(o.pos(), &o.path("match"), "exactly one of match, grpc");
@@ -648,7 +649,12 @@ fn route(
 }
 
 fn path_match(node: &Node, path: &str, f: &mut Findings) -> Option<PathMatch> {
-    let o = object(node, path, &["exact", "prefix", "ignore_case"], f)?;
+    let o = object(
+        node,
+        path,
+        &["exact", "prefix", "ignore_case", "methods"],
+        f,
+    )?;
     let kind = match (o.string("exact", f), o.string("prefix", f)) {
         (Some(p), None) => (PathKind::Exact, p),
         (None, Some(p)) => (PathKind::Prefix, p),
@@ -668,6 +674,19 @@ fn path_match(node: &Node, path: &str, f: &mut Findings) -> Option<PathMatch> {
         kind: kind.0,
         path: kind.1,
         ignore_case: o.boolean("ignore_case", f).unwrap_or(false),
+        methods: {
+            let methods = o.strings("methods", f);
+            for m in &methods {
+                if !METHODS.contains(&m.v.as_str()) {
+                    f.error(
+                        m.pos,
+                        &o.path("methods"),
+                        format!("\"{}\" is not one of: {}", m.v, METHODS.join(", ")),
+                    );
+                }
+            }
+            methods
+        },
     })
 }
 
