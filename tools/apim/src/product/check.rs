@@ -279,12 +279,12 @@ fn routes(p: &Product, f: &mut Findings) {
         }
         let loosens = matches!(r.auth, Auth::None | Auth::Token | Auth::Anonymous(_))
             || r.quota == RouteQuota::Skip;
-        if loosens && !r.path.methods.is_empty() {
+        if let (true, Some(first)) = (loosens, r.path.methods.first()) {
             // Where route names are generated, a loosening rule matches the route's path and
             // methods, and the filters compare methods without regard to case (`get` is GET):
             // the rule would let in what the route does not take.
             f.error(
-                r.path.methods[0].pos,
+                first.pos,
                 &field,
                 "methods on a route that loosens (auth: none, token or anonymous, quota: skip): a client picks the method; give reads and writes their scopes instead (scopes: {read, write})",
             );
