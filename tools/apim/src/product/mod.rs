@@ -11,6 +11,8 @@ pub mod k8s;
 pub mod keys_edit;
 pub mod model;
 pub mod parse;
+mod parse_routes;
+mod parse_settings;
 pub mod read;
 pub mod shipped;
 pub mod time;
