@@ -4,11 +4,12 @@
 
 use super::model::*;
 use super::read::{At, Findings};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Every finding about `p`'s references and choices.
 pub fn check(p: &Product, f: &mut Findings) {
     duplicates(p, f);
+    k8s_names(p, f);
     plans(p, f);
     consumers(p, f);
     issuers(p, f);
@@ -26,6 +27,44 @@ fn dup<'a>(names: impl Iterator<Item = &'a At<String>>, what: &str, field: &str,
                 field,
                 format!("{what} \"{}\" is declared twice", n.v),
             );
+        }
+    }
+}
+
+/// Names the Kubernetes renders use: an API's names its HTTPRoute, a route's its rule. Each must
+/// be an RFC 1123 label once `_`, `.` and spaces become `-` and letters are lower-cased, and two
+/// names must not become the same one.
+fn k8s_names(p: &Product, f: &mut Findings) {
+    let label = |n: &str| {
+        n.len() <= 63
+            && n.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && n.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    let apis: Vec<&At<String>> = p.apis.iter().map(|a| &a.name).collect();
+    let routes: Vec<&At<String>> = p.routes().map(|r| &r.name).collect();
+    for (what, names) in [("API", apis), ("route", routes)] {
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for name in names {
+            let k8s = super::k8s::k8s_name(&name.v);
+            if !label(&k8s) {
+                f.error(
+                    name.pos,
+                    "apis",
+                    format!("{what} \"{}\" cannot name a Kubernetes object (letters, digits, -, _ and ., at most 63)", name.v),
+                );
+            } else if let Some(other) = seen.get(&k8s).filter(|o| **o != name.v) {
+                f.error(
+                    name.pos,
+                    "apis",
+                    format!(
+                        "{what} \"{}\" and \"{other}\" are both {k8s} in Kubernetes",
+                        name.v
+                    ),
+                );
+            }
+            seen.entry(k8s).or_insert(&name.v);
         }
     }
 }

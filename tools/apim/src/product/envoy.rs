@@ -12,16 +12,21 @@ const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.
 const FILTER_INDENT: &str = "          ";
 const WASM_DIR: &str = "target/wasm32-wasip1/release";
 
-/// A YAML scalar: plain when it cannot be misread, JSON-quoted (valid YAML) otherwise.
+/// A YAML scalar: plain when no YAML reader (1.2's core schema, or 1.1's, as Kubernetes tools
+/// read) could take it for anything but this string, JSON-quoted (valid YAML) otherwise. Plain
+/// means: letters, digits and `/._-~` only, starting with a letter or `/` (no number, date or
+/// `.inf`), not a boolean or null word in any case; or an IP address.
 pub fn scalar(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-~".contains(c))
-        && !matches!(
-            s,
-            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~"
-        )
-        && s.parse::<f64>().is_err();
+    let word = s.to_ascii_lowercase();
+    let plain = s.parse::<std::net::IpAddr>().is_ok()
+        || (s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-~".contains(c))
+            && !matches!(
+                word.as_str(),
+                "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
+            )
+            && s.parse::<f64>().is_err());
     if plain {
         s.to_string()
     } else {
@@ -331,7 +336,8 @@ fn wasm_filter(module: &str, config: &J, dir: &str, o: &mut Vec<String>) {
     o.push(format!("{i}        vm_id: {module}"));
     o.push(format!("{i}        runtime: envoy.wasm.runtime.v8"));
     o.push(format!(
-        "{i}        code: {{ local: {{ filename: {dir}/{module}.wasm }} }}"
+        "{i}        code: {{ local: {{ filename: {} }} }}",
+        scalar(&format!("{dir}/{module}.wasm"))
     ));
     o.push(format!("{i}      configuration:"));
     o.push(format!(
@@ -371,7 +377,8 @@ fn suite_filter(configs: &[(&str, J)], dir: &str, o: &mut Vec<String>) {
     o.push(format!("{i}        vm_id: apim_suite"));
     o.push(format!("{i}        runtime: envoy.wasm.runtime.v8"));
     o.push(format!(
-        "{i}        code: {{ local: {{ filename: {dir}/apim_suite.wasm }} }}"
+        "{i}        code: {{ local: {{ filename: {} }} }}",
+        scalar(&format!("{dir}/apim_suite.wasm"))
     ));
     o.push(format!("{i}      configuration:"));
     o.push(format!(
@@ -418,4 +425,48 @@ fn cluster(u: &Upstream, o: &mut Vec<String>) {
         scalar(&u.address),
         u.port
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scalar;
+
+    #[test]
+    fn scalars_that_could_be_misread_are_quoted() {
+        for plain in [
+            "demo_upstream",
+            "/pets",
+            "127.0.0.1",
+            "::1",
+            "api-key-auth",
+            "a.b~c",
+        ] {
+            assert_eq!(scalar(plain), plain);
+        }
+        for quoted in [
+            "",
+            "yes",
+            "Off",
+            "N",
+            "true",
+            "null",
+            "2026-12-02",
+            "0x1F",
+            "1_000",
+            ".inf",
+            "inf",
+            "a b",
+            "a: b",
+            "{x}",
+            "#c",
+            "-x",
+            "oci://x:1",
+        ] {
+            assert_eq!(
+                scalar(quoted),
+                serde_json::to_string(quoted).unwrap(),
+                "{quoted}"
+            );
+        }
+    }
 }

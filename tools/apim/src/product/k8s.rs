@@ -121,12 +121,8 @@ pub fn istio(p: &Product, source: &str, root: &Path) -> String {
         for (k, v) in &d.istio_selector {
             o.push(format!("      {}: {}", scalar(k), scalar(v)));
         }
-        o.push(format!(
-            "  url: oci://{}/{}:{}",
-            d.registry,
-            image_name(&module),
-            d.tag
-        ));
+        let url = format!("oci://{}/{}:{}", d.registry, image_name(&module), d.tag);
+        o.push(format!("  url: {}", scalar(&url)));
         pin(root, &module, "  ", &mut o);
         o.push("  imagePullPolicy: IfNotPresent".into());
         o.push(format!("  pluginName: {module}"));
@@ -146,7 +142,7 @@ pub fn istio(p: &Product, source: &str, root: &Path) -> String {
     text
 }
 
-fn k8s_name(s: &str) -> String {
+pub fn k8s_name(s: &str) -> String {
     s.to_ascii_lowercase().replace(['_', '.', ' '], "-")
 }
 
@@ -178,12 +174,8 @@ pub fn gateway_api(p: &Product, source: &str, root: &Path) -> String {
         o.push("    code:".into());
         o.push("      type: Image".into());
         o.push("      image:".into());
-        o.push(format!(
-            "        url: {}/{}:{}",
-            d.registry,
-            image_name(&module),
-            d.tag
-        ));
+        let url = format!("{}/{}:{}", d.registry, image_name(&module), d.tag);
+        o.push(format!("        url: {}", scalar(&url)));
         pin(root, &module, "        ", &mut o);
         o.push("    # Never open: a broken VM answers 503.".into());
         o.push("    failOpen: false".into());
