@@ -575,3 +575,69 @@ fn a_single_stage_gets_the_host_as_it_is() {
     assert_eq!(host.request_header("x-a"), Some(b"1".to_vec()));
     assert_eq!(mock.host_calls(), 2);
 }
+
+/// A stage that refuses every request.
+struct Refusing;
+
+impl Exchange for Refusing {
+    fn on_request_headers(&mut self, host: &dyn Host, _end: bool) -> Flow {
+        let denial = crate::denial::Denial::new(403, "nope", "No", "Not you.");
+        host.send_reply(&denial.render(crate::denial::Format::Problem));
+        Flow::Done
+    }
+}
+
+struct Named(&'static str);
+
+impl Stage for Named {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+    fn exchange(&self, _host: &dyn Host) -> Box<dyn Exchange> {
+        Box::new(Passing)
+    }
+}
+
+/// The access log's `apim_decision` names the stage that refused and its code, whichever stage
+/// of the chain it is; an answer that is no refusal publishes nothing.
+#[test]
+fn a_refusal_is_published_under_the_stage_that_sent_it() {
+    let stages: Configured = vec![
+        (0, Box::new(Named("first"))),
+        (1, Box::new(Named("second"))),
+    ];
+    let mock = MockHost::default();
+    let host = RequestHost::for_stages(&mock, &stages);
+    let mut chain = Chain::new(vec![Box::new(Passing), Box::new(Refusing)]);
+    assert_eq!(chain.on_request_headers(&host, true), Flow::Done);
+    let published: Vec<Call> = mock
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, Call::SetProperty(k, _) if k == crate::denial::DECISION))
+        .collect();
+    assert_eq!(
+        published,
+        [Call::SetProperty(
+            crate::denial::DECISION.to_string(),
+            b"second:nope".to_vec()
+        )]
+    );
+
+    let quiet = MockHost::default();
+    let host = RequestHost::for_stages(&quiet, &stages);
+    let reply = crate::denial::Reply {
+        status: 200,
+        headers: Vec::new(),
+        body: Vec::new(),
+        code: None,
+    };
+    host.send_reply(&reply);
+    assert!(
+        !quiet
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::SetProperty(..))),
+        "{:?}",
+        quiet.calls()
+    );
+}
