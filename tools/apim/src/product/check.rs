@@ -421,6 +421,13 @@ fn risky(p: &Product, f: &mut Findings) {
             );
         }
     }
+    if !p.plans.iter().any(|pl| !pl.limits.is_empty()) && !p.apis.is_empty() {
+        f.warn(
+            p.quota.failure.pos,
+            "plans",
+            "no plan has limits: nothing is rate limited (quota is left out)",
+        );
+    }
     if p.quota.failure.v == "open" {
         f.warn(
             p.quota.failure.pos,

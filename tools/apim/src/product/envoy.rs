@@ -145,7 +145,7 @@ fn modules_bootstrap(p: &Product, source: &str, suite: bool) -> String {
         .modules_dir
         .clone()
         .unwrap_or_else(|| WASM_DIR.to_string());
-    if suite {
+    if suite && !configs.is_empty() {
         suite_filter(&configs, &dir, &mut o);
     } else {
         for (module, config) in &configs {

@@ -14,11 +14,18 @@ use super::json::J;
 use super::model::*;
 use crate::validate_target::Target;
 
-/// Each filter config the product needs, by module name, in the suite's order. graphql-guard,
-/// transform and scope-authz are left out when nothing uses them: a filter that matches no
-/// route still costs every request its call.
+/// Each filter config the product needs, by module name, in the suite's order. A filter nothing
+/// uses is left out (a filter that matches no route still costs every request its call):
+/// api-key-auth without a route taking keys, scope-authz without issuers or scopes,
+/// graphql-guard without a GraphQL route, quota without a plan that has limits, transform
+/// without transforms.
 pub fn configs(p: &Product, target: Target) -> Vec<(&'static str, J)> {
-    let mut out = vec![("api_key_auth", api_key_auth(p, target))];
+    let mut out = Vec::new();
+    if p.routes()
+        .any(|r| matches!(r.auth, Auth::Key | Auth::Anonymous(_)))
+    {
+        out.push(("api_key_auth", api_key_auth(p, target)));
+    }
     let scopes_used = p.routes().any(|r| {
         r.scopes.is_some()
             || matches!(r.auth, Auth::Token)
@@ -30,7 +37,9 @@ pub fn configs(p: &Product, target: Target) -> Vec<(&'static str, J)> {
     if p.routes().any(|r| r.graphql) {
         out.push(("graphql_guard", graphql_guard(p, target)));
     }
-    out.push(("quota", quota(p, target)));
+    if p.plans.iter().any(|pl| !pl.limits.is_empty()) {
+        out.push(("quota", quota(p, target)));
+    }
     if p.routes().any(|r| !r.transforms.is_empty()) {
         out.push(("transform", transform(p)));
     }

@@ -65,14 +65,14 @@ fn header(source: &str, target: &str, o: &mut Vec<String>) {
 fn modules(p: &Product, target: Target) -> Vec<(String, J)> {
     let configs = filters::configs(p, target);
     match p.gateway.form {
-        Form::Suite | Form::NativeSuite => {
+        Form::Suite | Form::NativeSuite if !configs.is_empty() => {
             let mut sections = J::obj();
             for (module, config) in configs {
                 sections.push(module, config);
             }
             vec![("apim_suite".to_string(), sections)]
         }
-        Form::Modules | Form::Native => configs
+        _ => configs
             .into_iter()
             .map(|(m, c)| (m.to_string(), c))
             .collect(),
@@ -153,33 +153,37 @@ pub fn gateway_api(p: &Product, source: &str, root: &Path) -> String {
     for api in &p.apis {
         http_route(p, api, &mut o);
     }
-    o.push("---".into());
-    o.push("apiVersion: gateway.envoyproxy.io/v1alpha1".into());
-    o.push("kind: EnvoyExtensionPolicy".into());
-    o.push("metadata:".into());
-    o.push("  name: apim".into());
-    o.push(format!("  namespace: {}", scalar(&d.namespace)));
-    o.push("spec:".into());
-    o.push("  targetRefs:".into());
-    for api in &p.apis {
-        o.push("  - group: gateway.networking.k8s.io".into());
-        o.push("    kind: HTTPRoute".into());
-        o.push(format!("    name: {}", k8s_name(&api.name.v)));
-    }
-    o.push("  # The list's order is the filters' order.".into());
-    o.push("  wasm:".into());
-    for (module, config) in modules(p, Target::GatewayApi) {
-        o.push(format!("  - name: {module}"));
-        o.push(format!("    rootID: {module}"));
-        o.push("    code:".into());
-        o.push("      type: Image".into());
-        o.push("      image:".into());
-        let url = format!("{}/{}:{}", d.registry, image_name(&module), d.tag);
-        o.push(format!("        url: {}", scalar(&url)));
-        pin(root, &module, "        ", &mut o);
-        o.push("    # Never open: a broken VM answers 503.".into());
-        o.push("    failOpen: false".into());
-        config_block(&config, "config", "    ", &mut o);
+    let modules = modules(p, Target::GatewayApi);
+    // No filter to run, no policy (an EnvoyExtensionPolicy needs one).
+    if !modules.is_empty() {
+        o.push("---".into());
+        o.push("apiVersion: gateway.envoyproxy.io/v1alpha1".into());
+        o.push("kind: EnvoyExtensionPolicy".into());
+        o.push("metadata:".into());
+        o.push("  name: apim".into());
+        o.push(format!("  namespace: {}", scalar(&d.namespace)));
+        o.push("spec:".into());
+        o.push("  targetRefs:".into());
+        for api in &p.apis {
+            o.push("  - group: gateway.networking.k8s.io".into());
+            o.push("    kind: HTTPRoute".into());
+            o.push(format!("    name: {}", k8s_name(&api.name.v)));
+        }
+        o.push("  # The list's order is the filters' order.".into());
+        o.push("  wasm:".into());
+        for (module, config) in modules {
+            o.push(format!("  - name: {module}"));
+            o.push(format!("    rootID: {module}"));
+            o.push("    code:".into());
+            o.push("      type: Image".into());
+            o.push("      image:".into());
+            let url = format!("{}/{}:{}", d.registry, image_name(&module), d.tag);
+            o.push(format!("        url: {}", scalar(&url)));
+            pin(root, &module, "        ", &mut o);
+            o.push("    # Never open: a broken VM answers 503.".into());
+            o.push("    failOpen: false".into());
+            config_block(&config, "config", "    ", &mut o);
+        }
     }
     let mut text = o.join("\n");
     text.push('\n');

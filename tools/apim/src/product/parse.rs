@@ -179,7 +179,13 @@ fn issuer(node: &Node, path: &str, f: &mut Findings) -> Option<Issuer> {
         name: o.required("name", f)?,
         issuer: o.required("issuer", f)?,
         audiences: o.strings("audiences", f),
-        algorithms: o.strings("algorithms", f),
+        algorithms: {
+            // scope-authz accepts no token without an explicit allow-list of algorithms.
+            if o.get("algorithms").is_none() {
+                f.error(o.pos(), &o.path("algorithms"), "required (e.g. [RS256])");
+            }
+            o.strings("algorithms", f)
+        },
         jwks,
         scopes: o.strings("scopes", f),
         plan: o.string("plan", f),

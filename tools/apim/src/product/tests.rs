@@ -205,3 +205,66 @@ fn the_published_schema_matches_the_parser() {
         assert!(!validator.is_valid(&doc), "{shape}: the schema accepts it");
     }
 }
+
+/// Filters nothing uses are left out: a token-only product without limits runs scope-authz
+/// alone, in every target, and `apim check` says nothing is rate limited.
+#[test]
+fn unused_filters_are_left_out() {
+    let text = r#"apiVersion: apim/v1
+issuers:
+  - {name: corp, issuer: https://login.example.com, algorithms: [RS256], scopes: [read], jwks: {remote: {upstream: login, path: /keys}}}
+upstreams:
+  app: {address: 127.0.0.1, port: 8080}
+  login: {address: login.example.com, port: 443, tls: {sni: login.example.com}}
+apis:
+  - name: app
+    upstream: app
+    routes:
+      - {name: all, match: {prefix: /}, auth: token, scopes: [read]}
+"#;
+    let checked = load(text).unwrap();
+    assert_eq!(checked.errors(), 0, "{:?}", checked.findings);
+    assert!(
+        checked
+            .findings
+            .iter()
+            .any(|f| f.message.starts_with("no plan has limits")),
+        "{:?}",
+        checked.findings
+    );
+    let p = checked.product.unwrap();
+    let modules: Vec<&str> = filters::configs(&p, crate::validate_target::Target::Envoy)
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
+    assert_eq!(modules, ["scope_authz"]);
+    for (form, target) in [
+        ("modules", RenderTarget::Envoy),
+        ("suite", RenderTarget::Envoy),
+        ("suite", RenderTarget::GatewayApi),
+        ("modules", RenderTarget::Istio),
+    ] {
+        let text = format!("{text}gateway: {{form: {form}}}\n");
+        let out = render_text(&text, "p.yaml", target, &fixtures()).unwrap();
+        assert!(
+            out.contains("scope_authz")
+                && !out.contains("api_key_auth")
+                && !out.contains("name: quota"),
+            "{form} {target:?}:\n{out}"
+        );
+    }
+}
+
+/// The README's worked example is a valid product file, with no warning.
+#[test]
+fn the_readme_example_checks_clean() {
+    let readme = std::fs::read_to_string(fixtures().join("../../../../README.md")).unwrap();
+    let at = readme
+        .find("A worked example, a shop with two consumers")
+        .unwrap();
+    let start = at + readme[at..].find("```yaml\n").unwrap() + "```yaml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let checked = load(&readme[start..end]).unwrap();
+    assert_eq!(checked.findings, vec![], "{}", &readme[start..end]);
+    assert!(checked.product.is_some());
+}
