@@ -328,6 +328,13 @@ fn routes(p: &Product, f: &mut Findings) {
                 "methods on a route that loosens (auth: none, token or anonymous, quota: skip): a client picks the method; give reads and writes their scopes instead (scopes: {read, write})",
             );
         }
+        if r.grpc.is_some() && matches!(r.scopes, Some(Scopes::ReadWrite { .. })) {
+            f.error(
+                r.name.pos,
+                &field,
+                "every gRPC call is a POST, so {read, write} would ask the write scopes of every method: give methods their scopes in grpc.methods",
+            );
+        }
         if r.graphql && matches!(r.target, RouteTarget::Respond { .. }) {
             f.error(
                 r.name.pos,

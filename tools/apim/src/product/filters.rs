@@ -7,8 +7,9 @@
 //!   match the route's path, case ignored when the route ignores it, so the filters read an
 //!   ambiguous path their widest way and still meet them;
 //! - rules that **loosen** (skip, anonymous) match the route's name where the target keeps the
-//!   names (a bootstrap of our own), and the route's exact path form where names are generated
-//!   (Istio, Envoy Gateway). The filters never let a loosening rule match an ambiguous path.
+//!   names (a bootstrap of our own), and where names are generated (Istio, Envoy Gateway) the
+//!   route's own paths, element by element, as written (never widened by case). The filters
+//!   never let a loosening rule match an ambiguous path.
 
 use super::json::J;
 use super::model::*;
