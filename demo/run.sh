@@ -133,7 +133,8 @@ if [[ "${1:-}" == "--smoke" ]]; then
         [[ "$(grep -c '"route":"pets"' "$LOGDIR/access.log" 2>/dev/null)" -gt 0 ]] && break
         sleep 0.2
       done
-      target/debug/apim insights "$LOGDIR/access.log" --html "$LOGDIR/insights.html" | head -n 12
+      target/debug/apim insights "$LOGDIR/access.log" --html "$LOGDIR/insights.html" >"$LOGDIR/insights.txt"
+      head -n 12 "$LOGDIR/insights.txt"
       grep -q '"decision":"api-key-auth:missing_api_key"' "$LOGDIR/access.log" \
         || { echo "smoke: the access log has no refusal of the tour" >&2; exit 1; }
     fi

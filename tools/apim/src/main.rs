@@ -177,6 +177,14 @@ fn validate_cmd(args: cli::ValidateArgs) -> ExitCode {
     }
 }
 
+/// Writes `text` to stdout. A reader that stops early (`apim render … | head`) is not an error:
+/// what it did not read is simply not written, where `print!` would panic.
+pub fn write_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 /// `apim keys add|rotate|revoke FILE CONSUMER …`.
 fn keys_cmd(k: cli::KeysCommand) -> ExitCode {
     use product::keys_edit::{run, Change};

@@ -109,9 +109,9 @@ pub fn run(path: &str, since: Option<&str>, json: bool, html: Option<&str>) -> E
         eprintln!("{out}: the report (open it in a browser)");
     }
     if json {
-        println!("{}", report.to_json());
+        crate::write_stdout(&format!("{}\n", report.to_json()));
     } else {
-        println!("{}", text::render(&report));
+        crate::write_stdout(&format!("{}\n", text::render(&report)));
     }
     ExitCode::SUCCESS
 }

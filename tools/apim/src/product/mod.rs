@@ -220,7 +220,7 @@ pub fn render_cmd(file: &str, target: RenderTarget, out: Option<&str>) -> ExitCo
     };
     match out {
         None => {
-            print!("{rendered}");
+            crate::write_stdout(&rendered);
             ExitCode::SUCCESS
         }
         Some(dir) => {
