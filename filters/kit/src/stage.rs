@@ -489,10 +489,14 @@ pub struct RequestHost<'a> {
     /// The published identity, decoded once (the outer `None`: not read yet).
     identity: RefCell<Option<Option<Option<Identity>>>>,
     /// The stages' names, and which one the chain is running ([`Host::enter_stage`]): a
-    /// refusal is published as `<stage>:<code>` ([`crate::denial::DECISION`]).
-    names: Vec<&'static str>,
+    /// refusal is published as `<stage>:<code>` ([`crate::denial::DECISION`]). A fixed array:
+    /// a request host is made per request, and a heap allocation there would cost every one.
+    names: [&'static str; MAX_NAMED_STAGES],
     current: std::cell::Cell<usize>,
 }
+
+/// Stages a request host can name (the suite has five).
+const MAX_NAMED_STAGES: usize = 8;
 
 impl<'a> RequestHost<'a> {
     /// `snapshot` only counts with `shared`.
@@ -507,7 +511,7 @@ impl<'a> RequestHost<'a> {
             now: RefCell::new(None),
             properties: RefCell::new(HashMap::new()),
             identity: RefCell::new(None),
-            names: Vec::new(),
+            names: [""; MAX_NAMED_STAGES],
             current: std::cell::Cell::new(0),
         }
     }
@@ -517,7 +521,9 @@ impl<'a> RequestHost<'a> {
     pub fn for_stages(inner: &'a dyn Host, stages: &Configured) -> Self {
         let snapshot = stages.iter().any(|(_, s)| s.reads_request_header_map());
         let mut host = Self::new(inner, stages.len() > 1, snapshot);
-        host.names = stages.iter().map(|(_, s)| s.name()).collect();
+        for (slot, (_, stage)) in host.names.iter_mut().zip(stages.iter()) {
+            *slot = stage.name();
+        }
         host
     }
 
@@ -702,6 +708,7 @@ impl Host for RequestHost<'_> {
                 .names
                 .get(self.current.get())
                 .copied()
+                .filter(|n| !n.is_empty())
                 .unwrap_or("apim");
             let mut decision = String::with_capacity(stage.len() + 1 + code.len());
             decision.push_str(stage);
