@@ -149,7 +149,7 @@ fn modules_bootstrap(p: &Product, source: &str, suite: bool) -> String {
         suite_filter(&configs, &dir, &mut o);
     } else {
         for (module, config) in &configs {
-            wasm_filter(module, config, &dir, &mut o);
+            module_filter(module, config, &dir, &mut o);
         }
     }
     o.extend(
@@ -312,80 +312,98 @@ fn value_block(config: &J, indent: &str, o: &mut Vec<String>) {
     o.extend(lines.map(str::to_string));
 }
 
-fn wasm_filter(module: &str, config: &J, dir: &str, o: &mut Vec<String>) {
+/// One Wasm filter of the chain, as a module or as the suite: what differs between the two.
+struct WasmFilter<'a> {
+    /// `apim.<filter>` in the chain.
+    filter: &'a str,
+    /// The config's name, root id and VM id, and the module file's stem.
+    id: &'a str,
+    /// Comment lines above the filter.
+    intro: &'a [&'a str],
+    /// Why it fails closed.
+    failure: &'a [&'a str],
+    /// Why the headers wait for the body, when they do.
+    holds_headers: &'a [&'a str],
+    config: &'a J,
+}
+
+fn wasm_filter(w: &WasmFilter, dir: &str, o: &mut Vec<String>) {
     let i = FILTER_INDENT;
-    if module == "quota" {
-        o.push(format!("{i}# quota: after auth (it reads the apim_consumer identity) and graphql-guard (apim_cost)."));
-    }
-    o.push(format!("{i}- name: apim.{module}"));
+    let id = w.id;
+    o.extend(w.intro.iter().map(|c| format!("{i}{c}")));
+    o.push(format!("{i}- name: apim.{}", w.filter));
     o.push(format!("{i}  typed_config:"));
     o.push(format!("{i}    \"@type\": {WASM_TYPE}"));
     o.push(format!("{i}    config:"));
-    o.push(format!("{i}      name: {module}"));
-    o.push(format!("{i}      root_id: {module}"));
-    for c in failure_comment(module) {
-        o.push(format!("{i}      {c}"));
-    }
+    o.push(format!("{i}      name: {id}"));
+    o.push(format!("{i}      root_id: {id}"));
+    o.extend(w.failure.iter().map(|c| format!("{i}      {c}")));
     o.push(format!("{i}      failure_policy: FAIL_CLOSED"));
-    if module == "graphql_guard" {
-        o.push(format!("{i}      # Pause on the headers reaches Envoy as StopIteration: the headers wait for the"));
-        o.push(format!("{i}      # guard's verdict on the body, so quota never counts a refused operation (Envoy >= 1.35)."));
+    if !w.holds_headers.is_empty() {
+        o.extend(w.holds_headers.iter().map(|c| format!("{i}      {c}")));
         o.push(format!("{i}      allow_on_headers_stop_iteration: true"));
     }
     o.push(format!("{i}      vm_config:"));
-    o.push(format!("{i}        vm_id: {module}"));
+    o.push(format!("{i}        vm_id: {id}"));
     o.push(format!("{i}        runtime: envoy.wasm.runtime.v8"));
     o.push(format!(
         "{i}        code: {{ local: {{ filename: {} }} }}",
-        scalar(&format!("{dir}/{module}.wasm"))
+        scalar(&format!("{dir}/{id}.wasm"))
     ));
     o.push(format!("{i}      configuration:"));
     o.push(format!(
         "{i}        \"@type\": type.googleapis.com/google.protobuf.StringValue"
     ));
     o.push(format!("{i}        value: |"));
-    value_block(config, &format!("{i}          "), o);
+    value_block(w.config, &format!("{i}          "), o);
 }
 
+/// The filter of one module, with its config.
+fn module_filter(module: &str, config: &J, dir: &str, o: &mut Vec<String>) {
+    let intro: &[&str] = if module == "quota" {
+        &["# quota: after auth (it reads the apim_consumer identity) and graphql-guard (apim_cost)."]
+    } else {
+        &[]
+    };
+    let holds_headers: &[&str] = if module == "graphql_guard" {
+        &[
+            "# Pause on the headers reaches Envoy as StopIteration: the headers wait for the",
+            "# guard's verdict on the body, so quota never counts a refused operation (Envoy >= 1.35).",
+        ]
+    } else {
+        &[]
+    };
+    let w = WasmFilter {
+        filter: module,
+        id: module,
+        intro,
+        failure: failure_comment(module),
+        holds_headers,
+        config,
+    };
+    wasm_filter(&w, dir, o);
+}
+
+/// The suite module, a section per filter.
 fn suite_filter(configs: &[(&str, J)], dir: &str, o: &mut Vec<String>) {
-    let i = FILTER_INDENT;
     let mut sections = J::obj();
     for (module, config) in configs {
         sections.push(module, config.clone());
     }
-    o.push(format!(
-        "{i}# The whole suite in one module: api-key-auth → scope-authz → graphql-guard → quota →"
-    ));
-    o.push(format!(
-        "{i}# transform, a section per filter, each exactly that filter's config."
-    ));
-    o.push(format!("{i}- name: apim.suite"));
-    o.push(format!("{i}  typed_config:"));
-    o.push(format!("{i}    \"@type\": {WASM_TYPE}"));
-    o.push(format!("{i}    config:"));
-    o.push(format!("{i}      name: apim_suite"));
-    o.push(format!("{i}      root_id: apim_suite"));
-    o.push(format!(
-        "{i}      # Every stage fails closed, as each module does: a broken VM answers 503."
-    ));
-    o.push(format!("{i}      failure_policy: FAIL_CLOSED"));
-    o.push(format!(
-        "{i}      # graphql-guard holds the headers until it has judged the body (StopIteration)."
-    ));
-    o.push(format!("{i}      allow_on_headers_stop_iteration: true"));
-    o.push(format!("{i}      vm_config:"));
-    o.push(format!("{i}        vm_id: apim_suite"));
-    o.push(format!("{i}        runtime: envoy.wasm.runtime.v8"));
-    o.push(format!(
-        "{i}        code: {{ local: {{ filename: {} }} }}",
-        scalar(&format!("{dir}/apim_suite.wasm"))
-    ));
-    o.push(format!("{i}      configuration:"));
-    o.push(format!(
-        "{i}        \"@type\": type.googleapis.com/google.protobuf.StringValue"
-    ));
-    o.push(format!("{i}        value: |"));
-    value_block(&sections, &format!("{i}          "), o);
+    let w = WasmFilter {
+        filter: "suite",
+        id: "apim_suite",
+        intro: &[
+            "# The whole suite in one module: api-key-auth → scope-authz → graphql-guard → quota →",
+            "# transform, a section per filter, each exactly that filter's config.",
+        ],
+        failure: &["# Every stage fails closed, as each module does: a broken VM answers 503."],
+        holds_headers: &[
+            "# graphql-guard holds the headers until it has judged the body (StopIteration).",
+        ],
+        config: &sections,
+    };
+    wasm_filter(&w, dir, o);
 }
 
 fn cluster(u: &Upstream, o: &mut Vec<String>) {
