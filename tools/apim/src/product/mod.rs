@@ -78,6 +78,13 @@ fn filter_validators(p: &model::Product, doc: &Node, f: &mut Findings) {
                 };
                 f.error(locate(doc, &e.path), &field, e.message);
             }
+            // What the deployment forbids on top (no rule on a generated route name there).
+            let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+            let (errors, _placeholder_digests) = crate::validate_target::check(target, &value);
+            for e in errors {
+                let field = format!("{crate_name} for {}", target.name());
+                f.error(doc.pos, &field, e);
+            }
         }
     }
 }
