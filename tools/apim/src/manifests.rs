@@ -93,28 +93,32 @@ impl Build {
         let root = &self.root;
         self.cache
             .entry((kind, module.to_string()))
-            .or_insert_with(|| {
-                let valid = !module.is_empty()
-                    && module
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-                if !valid {
-                    return Err(format!("bad module name {module:?}"));
-                }
-                let path = root.join(MODULE_DIR).join(format!("{module}.wasm"));
-                let bytes = std::fs::read(&path)
-                    .map_err(|e| format!("{}: {e} (run `make build` first)", path.display()))?;
-                match kind {
-                    Kind::Module => Ok(to_hex(&sha256(&bytes))),
-                    Kind::Image => crate::oci::build(&bytes, "latest").map(|image| {
-                        image
-                            .manifest_digest
-                            .trim_start_matches("sha256:")
-                            .to_string()
-                    }),
-                }
-            })
+            .or_insert_with(|| digest(root, kind, module))
             .clone()
+    }
+}
+
+/// What a marked line pins for `module` as built under `root`: the module's sha256 or its OCI
+/// image's manifest digest (as `make oci` prints it), hex.
+pub fn digest(root: &Path, kind: Kind, module: &str) -> Result<String, String> {
+    let valid = !module.is_empty()
+        && module
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        return Err(format!("bad module name {module:?}"));
+    }
+    let path = root.join(MODULE_DIR).join(format!("{module}.wasm"));
+    let bytes = std::fs::read(&path)
+        .map_err(|e| format!("{}: {e} (run `make build` first)", path.display()))?;
+    match kind {
+        Kind::Module => Ok(to_hex(&sha256(&bytes))),
+        Kind::Image => crate::oci::build(&bytes, "latest").map(|image| {
+            image
+                .manifest_digest
+                .trim_start_matches("sha256:")
+                .to_string()
+        }),
     }
 }
 

@@ -303,7 +303,7 @@ fn routes(p: &Product, o: &mut Vec<String>) {
 }
 
 /// A config line block starts where `pretty` put its first line (without the indent).
-fn value_block(config: &J, indent: &str, o: &mut Vec<String>) {
+pub fn value_block(config: &J, indent: &str, o: &mut Vec<String>) {
     let text = config.pretty(indent);
     let mut lines = text.lines();
     if let Some(first) = lines.next() {

@@ -23,20 +23,10 @@ fn image_name(module: &str) -> String {
     module.replace('_', "-")
 }
 
-/// `sha256` of the image built from the module under `root`, as `make oci` prints it.
+/// `sha256` of the image built from the module under `root`, as `make oci` prints it (the value
+/// `apim manifests sync` pins), if the module is built there.
 fn image_digest(root: &Path, module: &str) -> Option<String> {
-    let bytes = std::fs::read(
-        root.join(crate::manifests::MODULE_DIR)
-            .join(format!("{module}.wasm")),
-    )
-    .ok()?;
-    let image = crate::oci::build(&bytes, "latest").ok()?;
-    Some(
-        image
-            .manifest_digest
-            .trim_start_matches("sha256:")
-            .to_string(),
-    )
+    crate::manifests::digest(root, crate::manifests::Kind::Image, module).ok()
 }
 
 fn pin(root: &Path, module: &str, indent: &str, o: &mut Vec<String>) {
@@ -92,13 +82,8 @@ fn phase(module: &str) -> (Option<&'static str>, Option<u32>) {
 }
 
 fn config_block(config: &J, key: &str, indent: &str, o: &mut Vec<String>) {
-    let text = config.pretty(&format!("{indent}  "));
     o.push(format!("{indent}{key}:"));
-    let mut lines = text.lines();
-    if let Some(first) = lines.next() {
-        o.push(format!("{indent}  {first}"));
-    }
-    o.extend(lines.map(str::to_string));
+    super::envoy::value_block(config, &format!("{indent}  "), o);
 }
 
 pub fn istio(p: &Product, source: &str, root: &Path) -> String {
